@@ -1,0 +1,382 @@
+//! Wiring: the one place that knows every part. Binds the listeners, makes
+//! or opens the data directory, runs the migrations, starts the services,
+//! and stops them again.
+
+use crate::config::Config;
+use crate::datadir::{self, Layout, Lock};
+use crate::domain::password::random_groups;
+use crate::store::{self, Store};
+use crate::tls;
+use crate::web;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Pending connections the kernel may queue per listener.
+const LISTEN_BACKLOG: u32 = 1024;
+/// How long open connections may take to finish after a stop request.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// A TLS client that has not finished its handshake by then is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Settings keys owned by the admin bootstrap.
+pub const SETTING_ADMIN_PASSWORD: &str = "admin.password_hash";
+pub const SETTING_SETUP_CODE: &str = "setup.code";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "`{field}`: {addr} is already in use by another program: stop it, or choose another port in the config or with {env}"
+    )]
+    PortInUse {
+        field: &'static str,
+        env: String,
+        addr: SocketAddr,
+    },
+    #[error(
+        "`{field}`: not allowed to listen on {addr} ({source}): ports below 1024 need root or CAP_NET_BIND_SERVICE; run cairn as its service, or choose a port above 1024"
+    )]
+    PortDenied {
+        field: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "`{field}`: cannot listen on {addr}: {source}: is this address on one of this machine's interfaces?"
+    )]
+    Bind {
+        field: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    DataDir(#[from] datadir::Error),
+    #[error("{0}")]
+    Store(#[from] store::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::Error),
+    #[error("cannot write the setup code to {path}: {source}")]
+    SetupCode { path: PathBuf, source: tls::Error },
+}
+
+/// What the start made and what it found, for the operator.
+#[derive(Debug, Clone, Default)]
+pub struct StartReport {
+    pub data_dir: PathBuf,
+    pub first_start: bool,
+    /// Human lines such as "created database /…/cairn.db".
+    pub lines: Vec<String>,
+    /// The admin setup code while no admin password is set.
+    pub setup_code: Option<String>,
+    pub fingerprint: String,
+}
+
+/// The data directory opened and brought up to date.
+pub struct Prepared {
+    pub layout: Layout,
+    pub store: Store,
+    pub certificate: tls::Certificate,
+    pub report: StartReport,
+}
+
+/// Make everything inside `layout` that is missing, reporting what happened.
+async fn initialize(
+    layout: &Layout,
+    shown_root: &std::path::Path,
+    config: &Config,
+) -> Result<(Store, tls::Certificate, StartReport), StartError> {
+    let shown = |p: PathBuf| shown_root.join(p.strip_prefix(layout.root()).unwrap_or(&p));
+    let mut report = StartReport {
+        data_dir: shown_root.to_path_buf(),
+        ..StartReport::default()
+    };
+    let db_path = layout.database();
+    let db_existed = db_path.exists();
+    let store = Store::open(&db_path).await?;
+    report.lines.push(format!(
+        "{} database {}",
+        if db_existed { "using" } else { "created" },
+        shown(db_path).display()
+    ));
+
+    let names = tls::san_names(&config.hub.hostnames, &config.hub.domains);
+    let tls_dir = layout.tls_dir();
+    let (cert, made) = tokio::task::spawn_blocking(move || tls::ensure(&tls_dir, &names))
+        .await
+        .expect("certificate task panicked")?;
+    let what = match made {
+        tls::Made::New => "created TLS key and self-signed certificate",
+        tls::Made::Reissued => "re-issued the certificate (same key) for the changed names in",
+        tls::Made::Reused => "using TLS certificate",
+    };
+    report.lines.push(format!(
+        "{what} {} for {}",
+        shown(cert.cert_path.clone()).display(),
+        cert.names.join(", ")
+    ));
+    report.fingerprint = cert.fingerprint.clone();
+
+    if store.settings_get(SETTING_ADMIN_PASSWORD).await?.is_none() {
+        let code = match store.settings_get(SETTING_SETUP_CODE).await? {
+            Some(c) => c,
+            None => {
+                let c = random_groups(3, 4).map_err(|e| StartError::SetupCode {
+                    path: layout.setup_code(),
+                    source: tls::Error::Damaged {
+                        path: layout.setup_code(),
+                        why: e.to_string(),
+                    },
+                })?;
+                store.settings_set(SETTING_SETUP_CODE, &c).await?;
+                store
+                    .event("admin.setup_code", None, Some("created"))
+                    .await?;
+                c
+            }
+        };
+        let path = layout.setup_code();
+        if std::fs::read_to_string(&path)
+            .map(|s| s.trim().to_string())
+            .ok()
+            != Some(code.clone())
+        {
+            let text = format!(
+                "{code}\n\nThe one-time setup code of this cairn hub. The web setup asks for it;\nit stops working once the admin password is set.\n"
+            );
+            tls::write_atomic(&path, text.as_bytes(), true).map_err(|source| {
+                StartError::SetupCode {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        }
+        report.setup_code = Some(code);
+    }
+    Ok((store, cert, report))
+}
+
+/// Open the data directory, creating it atomically on first start.
+/// `lock` is taken by `serve`; CLI commands work beside a running hub.
+pub async fn prepare(
+    config: &Config,
+    take_lock: bool,
+) -> Result<(Prepared, Option<Lock>), StartError> {
+    let root = config.data_dir.clone();
+    let mut first_report = None;
+    if let Some(staging) = datadir::stage(&root)? {
+        let staged = Layout::new(staging.dir.clone());
+        match initialize(&staged, &root, config).await {
+            Ok((store, _, report)) => {
+                store.close().await;
+                staging.commit()?;
+                first_report = Some(report);
+            }
+            Err(e) => {
+                staging.abandon();
+                return Err(e);
+            }
+        }
+    }
+    let layout = Layout::new(root.clone());
+    let lock = if take_lock {
+        Some(datadir::lock(&layout)?)
+    } else {
+        None
+    };
+    let (store, certificate, mut report) = initialize(&layout, &root, config).await?;
+    if let Some(first) = first_report {
+        report = first;
+        report.first_start = true;
+        report
+            .lines
+            .insert(0, format!("created data directory {}", root.display()));
+    }
+    Ok((
+        Prepared {
+            layout,
+            store,
+            certificate,
+            report,
+        },
+        lock,
+    ))
+}
+
+fn env_name(field: &str) -> String {
+    crate::config::FIELDS
+        .iter()
+        .find(|f| f.key == field)
+        .map(|f| f.env.to_string())
+        .unwrap_or_default()
+}
+
+fn bind_error(field: &'static str, addr: SocketAddr, source: std::io::Error) -> StartError {
+    match source.kind() {
+        std::io::ErrorKind::AddrInUse => StartError::PortInUse {
+            field,
+            env: env_name(field),
+            addr,
+        },
+        std::io::ErrorKind::PermissionDenied => StartError::PortDenied {
+            field,
+            addr,
+            source,
+        },
+        _ => StartError::Bind {
+            field,
+            addr,
+            source,
+        },
+    }
+}
+
+/// Claim an address without accepting connections yet, so a busy port is
+/// found before anything is created on disk.
+fn claim(field: &'static str, addr: SocketAddr) -> Result<TcpSocket, StartError> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| bind_error(field, addr, e))?;
+    socket
+        .set_reuseaddr(true)
+        .map_err(|e| bind_error(field, addr, e))?;
+    socket.bind(addr).map_err(|e| bind_error(field, addr, e))?;
+    Ok(socket)
+}
+
+fn open(
+    field: &'static str,
+    addr: SocketAddr,
+    socket: TcpSocket,
+) -> Result<TcpListener, StartError> {
+    socket
+        .listen(LISTEN_BACKLOG)
+        .map_err(|e| bind_error(field, addr, e))
+}
+
+/// A running hub.
+pub struct Hub {
+    pub report: StartReport,
+    pub http: Vec<SocketAddr>,
+    pub https: Vec<SocketAddr>,
+    pub store: Store,
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+    _lock: Option<Lock>,
+}
+
+impl Hub {
+    /// Claim the ports, prepare the data directory, and start serving.
+    pub async fn start(config: Config) -> Result<Hub, StartError> {
+        let mut claimed = Vec::new();
+        for addr in &config.listen.http {
+            claimed.push(("listen.http", *addr, claim("listen.http", *addr)?));
+        }
+        for addr in &config.listen.https {
+            claimed.push(("listen.https", *addr, claim("listen.https", *addr)?));
+        }
+
+        let (prepared, lock) = prepare(&config, true).await?;
+        let tls_config = tls::server_config(&prepared.certificate)?;
+
+        let mut listeners = Vec::new();
+        for (field, addr, socket) in claimed {
+            let l = open(field, addr, socket)?;
+            let local = l.local_addr().map_err(|e| bind_error(field, addr, e))?;
+            listeners.push((field, local, l));
+        }
+
+        let services: Vec<web::Service> = listeners
+            .iter()
+            .map(|(field, addr, _)| web::Service {
+                name: if *field == "listen.https" {
+                    "web (HTTPS)"
+                } else {
+                    "web (HTTP)"
+                },
+                address: addr.to_string(),
+            })
+            .collect();
+        let state = web::AppState {
+            store: prepared.store.clone(),
+            config: Arc::new(config),
+            started: Instant::now(),
+            services: Arc::new(services),
+            fingerprint: prepared.certificate.fingerprint.clone().into(),
+        };
+        let router = web::router(state);
+
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let (mut http, mut https) = (Vec::new(), Vec::new());
+        for (field, addr, listener) in listeners {
+            let router = router.clone();
+            let stop = stop.clone();
+            if field == "listen.https" {
+                https.push(addr);
+                let tls = crate::web::tls::TlsListener::new(
+                    listener,
+                    tls_config.clone(),
+                    TLS_HANDSHAKE_TIMEOUT,
+                    stop.clone(),
+                );
+                tasks.spawn(async move {
+                    let r = axum::serve(tls, router)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await;
+                    if let Err(e) = r {
+                        tracing::error!(%addr, error = %e, "HTTPS server stopped");
+                    }
+                });
+            } else {
+                http.push(addr);
+                tasks.spawn(async move {
+                    let r = axum::serve(listener, router)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await;
+                    if let Err(e) = r {
+                        tracing::error!(%addr, error = %e, "HTTP server stopped");
+                    }
+                });
+            }
+        }
+        tracing::info!(data = %prepared.layout.root().display(), "hub started");
+        Ok(Hub {
+            report: prepared.report,
+            http,
+            https,
+            store: prepared.store,
+            stop,
+            tasks,
+            _lock: lock,
+        })
+    }
+
+    /// A token that stops the hub when cancelled.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Wait until stopped, let connections drain, close the database.
+    pub async fn run(mut self) {
+        self.stop.cancelled().await;
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
+            tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
+            self.tasks.abort_all();
+        }
+        self.store.close().await;
+        tracing::info!("hub stopped");
+    }
+
+    /// Stop and wait.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.run().await;
+    }
+}

@@ -1,0 +1,392 @@
+//! The command line: `cairn serve`, `check-config`, `account …`, `admin …`.
+//!
+//! Every failure ends as one line on standard error that says what went
+//! wrong and what to do, and a non-zero exit status.
+
+use crate::app::{self, Hub, SETTING_ADMIN_PASSWORD, SETTING_SETUP_CODE};
+use crate::config::{Config, Overrides};
+use crate::datadir::{self, Layout};
+use crate::domain::Password;
+use crate::mail::Accounts;
+use crate::store::Store;
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cairn",
+    version,
+    about = "Offline-first campsite message hub for Delta Chat"
+)]
+pub struct Cli {
+    /// Configuration file (TOML); optional. See cairn.example.toml.
+    #[arg(long, global = true, env = "CAIRN_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (default ./cairn-data on a laptop); wins over the config and CAIRN_DATA.
+    #[arg(long, global = true, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Defaults to use: laptop or appliance.
+    #[arg(long, global = true, value_name = "PROFILE")]
+    profile: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the hub (creates its data directory, database and certificate on first start).
+    Serve,
+    /// Check a configuration file (and CAIRN_* variables) and report every problem.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Print the documented example configuration.
+    ExampleConfig,
+    /// Manage mail accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Manage the admin login of the web pages.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Args, Debug)]
+struct PasswordArgs {
+    /// The password (visible to other users of this machine in the process list; prefer --password-stdin).
+    #[arg(long, conflicts_with = "password_stdin")]
+    password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountCommand {
+    /// Create an account; prints a generated password when none is given.
+    Add {
+        address: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// List every account.
+    List,
+    /// Set a new password; prints a generated one when none is given.
+    Passwd {
+        address: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Delete an account and its mail.
+    Remove {
+        address: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Set the admin password of the web pages (ends the one-time setup code).
+    SetPassword {
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    init_logging(matches!(cli.command, Command::Serve));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(serving: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if serving { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn process_env() -> HashMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into_owned())))
+        .collect()
+}
+
+fn load_config(cli: &Cli, file: Option<&std::path::Path>) -> Result<Config> {
+    let overrides = Overrides {
+        data_dir: cli.data.clone(),
+        profile: cli.profile.clone(),
+    };
+    Ok(Config::load(file, &process_env(), &overrides)?)
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Serve => serve(load_config(&cli, cli.config.as_deref())?).await,
+        Command::CheckConfig { file } => check_config(&cli, file),
+        Command::ExampleConfig => {
+            print!("{}", Config::example());
+            Ok(())
+        }
+        Command::Account(cmd) => account(load_config(&cli, cli.config.as_deref())?, cmd).await,
+        Command::Admin(cmd) => admin(load_config(&cli, cli.config.as_deref())?, cmd).await,
+    }
+}
+
+fn check_config(cli: &Cli, file: &std::path::Path) -> Result<()> {
+    let overrides = Overrides {
+        data_dir: cli.data.clone(),
+        profile: cli.profile.clone(),
+    };
+    match Config::load(Some(file), &process_env(), &overrides) {
+        Ok(c) => {
+            println!(
+                "{}: ok (profile {}, data in {}, domains {})",
+                file.display(),
+                c.profile.as_str(),
+                c.data_dir.display(),
+                c.hub
+                    .domains
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let n = e.problems.len();
+            bail!(
+                "{e}\n{}: {n} problem{} found",
+                file.display(),
+                if n == 1 { "" } else { "s" }
+            )
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<()> {
+    let name = config.hub.name.clone();
+    let hub = Hub::start(config).await?;
+    let r = &hub.report;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "cairn {}: hub \"{name}\"", env!("CARGO_PKG_VERSION"))?;
+    for line in &r.lines {
+        writeln!(out, "{line}")?;
+    }
+    writeln!(out, "certificate SHA-256 fingerprint {}", r.fingerprint)?;
+    if let Some(code) = &r.setup_code {
+        writeln!(
+            out,
+            "admin setup code: {code} (also in {}); the web setup asks for it, or run `cairn admin set-password`",
+            r.data_dir.join("setup-code.txt").display()
+        )?;
+    }
+    for a in &hub.http {
+        writeln!(out, "web: http://{a}/")?;
+    }
+    for a in &hub.https {
+        writeln!(out, "web: https://{a}/")?;
+    }
+    writeln!(out, "ready; stop with Ctrl-C")?;
+    out.flush()?;
+    drop(out);
+
+    let stop = hub.stop_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        stop.cancel();
+    });
+    hub.run().await;
+    println!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+    }
+}
+
+/// The password from the flags, or `None` to generate one.
+fn read_password(args: &PasswordArgs) -> Result<Option<Password>> {
+    let raw = if let Some(p) = &args.password {
+        p.clone()
+    } else if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        let line = line.trim_end_matches(['\r', '\n']).to_string();
+        if line.is_empty() {
+            bail!(
+                "standard input held no password: pipe one line into --password-stdin, or leave it out to get a generated one"
+            );
+        }
+        line
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(Password::chosen(&raw)?))
+}
+
+/// Open the hub's store for a management command, creating the data
+/// directory as `serve` would if this is the first thing run.
+async fn open_store(config: &Config) -> Result<Store> {
+    let (prepared, _) = app::prepare(config, false).await?;
+    if prepared.report.first_start {
+        for line in &prepared.report.lines {
+            eprintln!("{line}");
+        }
+    }
+    Ok(prepared.store)
+}
+
+async fn account(config: Config, cmd: &AccountCommand) -> Result<()> {
+    // Validate input before touching the disk.
+    let password = match cmd {
+        AccountCommand::Add { password, .. } | AccountCommand::Passwd { password, .. } => {
+            read_password(password)?
+        }
+        _ => None,
+    };
+    if let AccountCommand::Add { address, .. } = cmd {
+        let probe = crate::mail::accounts::check_hosted(address, &config.hub.domains)?;
+        drop(probe);
+    }
+    if !matches!(cmd, AccountCommand::Add { .. }) {
+        datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
+    }
+    let store = open_store(&config).await?;
+    let accounts = Accounts::new(store.clone(), config.hub.domains.clone());
+    let result = account_inner(&accounts, cmd, password).await;
+    store.close().await;
+    result
+}
+
+async fn account_inner(
+    accounts: &Accounts,
+    cmd: &AccountCommand,
+    password: Option<Password>,
+) -> Result<()> {
+    match cmd {
+        AccountCommand::Add { address, .. } => {
+            let created = accounts.create(address, password).await?;
+            match created.generated_password {
+                Some(p) => println!("created {} with password {}", created.address, p.expose()),
+                None => println!("created {}", created.address),
+            }
+        }
+        AccountCommand::List => {
+            let list = accounts.list().await?;
+            if list.is_empty() {
+                println!("no accounts yet: add one with `cairn account add NAME@DOMAIN`");
+            }
+            for a in list {
+                println!("{}", a.address);
+            }
+        }
+        AccountCommand::Passwd { address, .. } => {
+            match accounts.set_password(address, password).await? {
+                Some(p) => println!("new password for {}: {}", address.trim(), p.expose()),
+                None => println!("password changed for {}", address.trim()),
+            }
+        }
+        AccountCommand::Remove { address, yes } => {
+            let Some(row) = accounts.find(address).await? else {
+                bail!(
+                    "there is no account {}: `cairn account list` shows them all",
+                    address.trim()
+                );
+            };
+            if !yes && !confirm(&format!("Remove {} and all its mail? [y/N] ", row.address))? {
+                bail!("not removed: answer y to confirm, or pass --yes");
+            }
+            accounts.remove(&row.address).await?;
+            println!("removed {}", row.address);
+        }
+    }
+    Ok(())
+}
+
+fn confirm(question: &str) -> Result<bool> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!("refusing to remove without confirmation: pass --yes when not at a terminal");
+    }
+    eprint!("{question}");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+async fn admin(config: Config, cmd: &AdminCommand) -> Result<()> {
+    match cmd {
+        AdminCommand::SetPassword { password } => {
+            let (password, generated) = match read_password(password)? {
+                Some(p) => (p, false),
+                None => (Password::generate()?, true),
+            };
+            let hash = tokio::task::spawn_blocking({
+                let p = password.clone();
+                move || p.hash()
+            })
+            .await
+            .context("password hashing was interrupted")??;
+            let store = open_store(&config).await?;
+            store
+                .settings_set(SETTING_ADMIN_PASSWORD, hash.as_str())
+                .await?;
+            store.settings_delete(SETTING_SETUP_CODE).await?;
+            store
+                .event("admin.password", None, Some("set from the command line"))
+                .await?;
+            store.close().await;
+            let code_file = Layout::new(config.data_dir.clone()).setup_code();
+            if code_file.exists() {
+                std::fs::remove_file(&code_file)
+                    .with_context(|| format!("cannot remove {}", code_file.display()))?;
+            }
+            if generated {
+                println!("admin password set: {}", password.expose());
+            } else {
+                println!("admin password set");
+            }
+            println!("the setup code is no longer needed");
+        }
+    }
+    Ok(())
+}

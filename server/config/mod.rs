@@ -1,0 +1,886 @@
+//! The one configuration: an optional TOML file, `CAIRN_*` environment
+//! overrides, and command-line flags, on top of a profile's defaults.
+//!
+//! Every field is described once, in [`FIELDS`]: that table drives parsing,
+//! the environment variable names, validation messages and the generated
+//! `cairn.example.toml`, so the documentation cannot drift from the code.
+//!
+//! Settings the admin page changes at run time live in the database; this
+//! file holds what must be known before the database is open.
+
+use crate::domain::{AddressError, Domain};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// Largest message size an operator may configure: a Pi's SD card and a
+/// phone's mobile data both suffer long before this.
+pub const MAX_MESSAGE_SIZE_CEILING: u64 = 1 << 30;
+/// Smallest sensible message cap: an encrypted Delta Chat text is ~3 KiB.
+pub const MAX_MESSAGE_SIZE_FLOOR: u64 = 16 << 10;
+/// Connection cap ceiling per service; each session costs file descriptors.
+pub const MAX_CONNECTIONS_CEILING: u64 = 100_000;
+/// A hub name is shown on pages and node cards; keep it to one short line.
+pub const MAX_HUB_NAME: usize = 63;
+
+/// Which set of defaults applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Loopback and unprivileged ports, data in `./cairn-data`.
+    Laptop,
+    /// The Raspberry Pi image: standard ports on all interfaces.
+    Appliance,
+}
+
+impl Profile {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "laptop" => Some(Profile::Laptop),
+            "appliance" => Some(Profile::Appliance),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Laptop => "laptop",
+            Profile::Appliance => "appliance",
+        }
+    }
+}
+
+/// A size in bytes, written as a number or with a unit (`30 MiB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let num: u64 = num.parse().ok()?;
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1_000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1_000_000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1_000_000_000,
+            "gib" => 1 << 30,
+            _ => return None,
+        };
+        num.checked_mul(mult).map(ByteSize)
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+            if n >= size && n.is_multiple_of(size) {
+                return write!(f, "{} {unit}", n / size);
+            }
+        }
+        write!(f, "{n} B")
+    }
+}
+
+/// Names and addresses by which phones reach the hub: a DNS name or an IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hostname {
+    Name(String),
+    Ip(IpAddr),
+}
+
+impl Hostname {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(Hostname::Ip(ip));
+        }
+        match Domain::parse(s) {
+            Ok(Domain::Name(n)) => Ok(Hostname::Name(n)),
+            Ok(Domain::Literal(ip)) => Ok(Hostname::Ip(ip)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Hostname {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hostname::Name(n) => f.write_str(n),
+            Hostname::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubConfig {
+    pub name: String,
+    pub domains: Vec<Domain>,
+    pub hostnames: Vec<Hostname>,
+}
+
+/// Listen addresses per service; an empty list switches the service off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenConfig {
+    pub smtp_submission_tls: Vec<SocketAddr>,
+    pub smtp_submission: Vec<SocketAddr>,
+    pub smtp_mx: Vec<SocketAddr>,
+    pub imap_tls: Vec<SocketAddr>,
+    pub imap: Vec<SocketAddr>,
+    pub http: Vec<SocketAddr>,
+    pub https: Vec<SocketAddr>,
+}
+
+impl ListenConfig {
+    /// (config key, addresses) for every service, in a stable order.
+    pub fn services(&self) -> [(&'static str, &[SocketAddr]); 7] {
+        [
+            ("listen.smtp_submission_tls", &self.smtp_submission_tls),
+            ("listen.smtp_submission", &self.smtp_submission),
+            ("listen.smtp_mx", &self.smtp_mx),
+            ("listen.imap_tls", &self.imap_tls),
+            ("listen.imap", &self.imap),
+            ("listen.http", &self.http),
+            ("listen.https", &self.https),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_message_size: ByteSize,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Security {
+    pub allow_plaintext_auth: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub profile: Profile,
+    pub data_dir: PathBuf,
+    pub hub: HubConfig,
+    pub listen: ListenConfig,
+    pub limits: Limits,
+    pub security: Security,
+}
+
+fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+    list.iter()
+        .map(|a| a.parse().expect("default listen address parses"))
+        .collect()
+}
+
+impl Config {
+    /// The built-in defaults of a profile.
+    pub fn defaults(profile: Profile) -> Self {
+        match profile {
+            Profile::Laptop => Config {
+                profile,
+                data_dir: PathBuf::from("./cairn-data"),
+                hub: HubConfig {
+                    name: "cairn".into(),
+                    domains: vec![Domain::Literal([127, 0, 0, 1].into())],
+                    hostnames: vec![
+                        Hostname::Ip([127, 0, 0, 1].into()),
+                        Hostname::Name("localhost".into()),
+                    ],
+                },
+                listen: ListenConfig {
+                    smtp_submission_tls: addrs(&["127.0.0.1:1465"]),
+                    smtp_submission: addrs(&["127.0.0.1:1587"]),
+                    smtp_mx: addrs(&["127.0.0.1:2525"]),
+                    imap_tls: addrs(&["127.0.0.1:1993"]),
+                    imap: addrs(&["127.0.0.1:1143"]),
+                    http: addrs(&["127.0.0.1:8080"]),
+                    https: addrs(&["127.0.0.1:8443"]),
+                },
+                limits: Limits {
+                    max_message_size: ByteSize(30 << 20),
+                    max_connections: 1000,
+                },
+                security: Security {
+                    allow_plaintext_auth: false,
+                },
+            },
+            Profile::Appliance => Config {
+                profile,
+                data_dir: PathBuf::from("/var/lib/cairn"),
+                hub: HubConfig {
+                    name: "cairn".into(),
+                    domains: vec![Domain::Literal([10, 42, 0, 1].into())],
+                    hostnames: vec![
+                        Hostname::Ip([10, 42, 0, 1].into()),
+                        Hostname::Name("hub.camp".into()),
+                    ],
+                },
+                listen: ListenConfig {
+                    smtp_submission_tls: addrs(&["0.0.0.0:465"]),
+                    smtp_submission: addrs(&["0.0.0.0:587"]),
+                    smtp_mx: addrs(&["0.0.0.0:25"]),
+                    imap_tls: addrs(&["0.0.0.0:993"]),
+                    imap: addrs(&["0.0.0.0:143"]),
+                    http: addrs(&["0.0.0.0:80"]),
+                    https: addrs(&["0.0.0.0:443"]),
+                },
+                limits: Limits {
+                    max_message_size: ByteSize(30 << 20),
+                    max_connections: 1000,
+                },
+                security: Security {
+                    allow_plaintext_auth: false,
+                },
+            },
+        }
+    }
+}
+
+/// Where a value came from, so a message can point at the right place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    Env(String),
+    Flag(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "in {}", p.display()),
+            Origin::Env(v) => write!(f, "from environment variable {v}"),
+            Origin::Flag(flag) => write!(f, "from {flag}"),
+        }
+    }
+}
+
+/// One thing wrong with the configuration, named by its field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub origin: Option<Origin>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Some(o) => write!(f, "`{}` ({o}): {}", self.field, self.message),
+            None => write!(f, "`{}`: {}", self.field, self.message),
+        }
+    }
+}
+
+/// Every problem found; shown one per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "config {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How an environment string becomes a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Number,
+    Flag,
+    List,
+}
+
+type Apply = fn(&mut Config, &toml::Value) -> Result<(), String>;
+type Show = fn(&Config) -> toml::Value;
+
+/// One documented configuration field.
+pub struct Field {
+    pub key: &'static str,
+    pub env: &'static str,
+    pub doc: &'static str,
+    kind: Kind,
+    apply: Apply,
+    show: Show,
+}
+
+fn text(v: &toml::Value) -> Result<String, String> {
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("expected a text in quotes, found {}", v.type_str()))
+}
+
+fn list<T>(v: &toml::Value, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+    let arr = v.as_array().ok_or_else(|| {
+        format!(
+            "expected a list like [\"a\", \"b\"], found {}",
+            v.type_str()
+        )
+    })?;
+    let mut out = Vec::with_capacity(arr.len());
+    for (i, item) in arr.iter().enumerate() {
+        let s = item.as_str().ok_or_else(|| {
+            format!(
+                "item {i}: expected a text in quotes, found {}",
+                item.type_str()
+            )
+        })?;
+        out.push(parse(s).map_err(|e| format!("item {i} `{s}`: {e}"))?);
+    }
+    Ok(out)
+}
+
+fn socket_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>().map_err(|_| {
+        "not an IP address with a port: write 127.0.0.1:8080, 0.0.0.0:80 or [::1]:8080".to_string()
+    })
+}
+
+fn domain(s: &str) -> Result<Domain, String> {
+    Domain::parse(s).map_err(|e: AddressError| e.to_string())
+}
+
+fn str_list(items: impl IntoIterator<Item = String>) -> toml::Value {
+    toml::Value::Array(items.into_iter().map(toml::Value::String).collect())
+}
+
+fn number_in(v: &toml::Value, lo: u64, hi: u64) -> Result<u64, String> {
+    let n = v
+        .as_integer()
+        .ok_or_else(|| format!("expected a whole number, found {}", v.type_str()))?;
+    let n = u64::try_from(n).map_err(|_| format!("must be between {lo} and {hi}"))?;
+    if !(lo..=hi).contains(&n) {
+        return Err(format!(
+            "{n} is out of range: must be between {lo} and {hi}"
+        ));
+    }
+    Ok(n)
+}
+
+macro_rules! listen_field {
+    ($key:literal, $env:literal, $field:ident, $doc:literal) => {
+        Field {
+            key: $key,
+            env: $env,
+            doc: $doc,
+            kind: Kind::List,
+            apply: |c, v| {
+                c.listen.$field = list(v, socket_addr)?;
+                Ok(())
+            },
+            show: |c| str_list(c.listen.$field.iter().map(|a| a.to_string())),
+        }
+    };
+}
+
+/// Every configuration field, in the order of the example file.
+pub static FIELDS: &[Field] = &[
+    Field {
+        key: "profile",
+        env: "CAIRN_PROFILE",
+        doc: "Which defaults apply: \"laptop\" (loopback, unprivileged ports, ./cairn-data) or \"appliance\" (standard ports on all interfaces, /var/lib/cairn). Fields set below override the profile.",
+        kind: Kind::Text,
+        apply: |c, v| {
+            let s = text(v)?;
+            c.profile = Profile::parse(&s).ok_or_else(|| {
+                format!("unknown profile `{s}`: write \"laptop\" or \"appliance\"")
+            })?;
+            Ok(())
+        },
+        show: |c| toml::Value::String(c.profile.as_str().into()),
+    },
+    Field {
+        key: "data_dir",
+        env: "CAIRN_DATA",
+        doc: "Directory for the database, mail, keys and certificate; made on first start (its parent must exist). Also set by --data.",
+        kind: Kind::Text,
+        apply: |c, v| {
+            let s = text(v)?;
+            if s.trim().is_empty() {
+                return Err("must not be empty: write a directory such as \"./cairn-data\"".into());
+            }
+            c.data_dir = PathBuf::from(s);
+            Ok(())
+        },
+        show: |c| toml::Value::String(c.data_dir.display().to_string()),
+    },
+    Field {
+        key: "hub.name",
+        env: "CAIRN_HUB_NAME",
+        doc: "The hub's name, shown on its pages and node card.",
+        kind: Kind::Text,
+        apply: |c, v| {
+            let s = text(v)?;
+            let s = s.trim();
+            if s.is_empty() {
+                return Err("must not be empty: name the hub, e.g. \"riverside-camp\"".into());
+            }
+            if s.chars().count() > MAX_HUB_NAME {
+                return Err(format!("is longer than {MAX_HUB_NAME} characters"));
+            }
+            if s.chars().any(char::is_control) {
+                return Err("must not contain control characters or line breaks".into());
+            }
+            c.hub.name = s.to_string();
+            Ok(())
+        },
+        show: |c| toml::Value::String(c.hub.name.clone()),
+    },
+    Field {
+        key: "hub.domains",
+        env: "CAIRN_HUB_DOMAINS",
+        doc: "Mail domains hosted here: accounts are user@<domain>. DNS names (internationalised ones too) or IP literals such as \"[10.42.0.1]\". The first is the default for new accounts.",
+        kind: Kind::List,
+        apply: |c, v| {
+            let ds = list(v, domain)?;
+            if ds.is_empty() {
+                return Err(
+                    "must list at least one domain, e.g. [\"[10.42.0.1]\"] or [\"camp.example\"]"
+                        .into(),
+                );
+            }
+            for (i, d) in ds.iter().enumerate() {
+                if ds[..i].contains(d) {
+                    return Err(format!("`{d}` is listed twice"));
+                }
+            }
+            c.hub.domains = ds;
+            Ok(())
+        },
+        show: |c| str_list(c.hub.domains.iter().map(|d| d.to_string())),
+    },
+    Field {
+        key: "hub.hostnames",
+        env: "CAIRN_HUB_HOSTNAMES",
+        doc: "Names and IP addresses phones use to reach the hub. They go into the TLS certificate; the first is the server address in account QR codes.",
+        kind: Kind::List,
+        apply: |c, v| {
+            let hs = list(v, Hostname::parse)?;
+            if hs.is_empty() {
+                return Err("must list at least one name or address, e.g. [\"10.42.0.1\"]".into());
+            }
+            c.hub.hostnames = hs;
+            Ok(())
+        },
+        show: |c| str_list(c.hub.hostnames.iter().map(|h| h.to_string())),
+    },
+    listen_field!(
+        "listen.smtp_submission_tls",
+        "CAIRN_LISTEN_SMTP_SUBMISSION_TLS",
+        smtp_submission_tls,
+        "SMTP submission with implicit TLS (port 465 style), used by phones to send. [] switches it off."
+    ),
+    listen_field!(
+        "listen.smtp_submission",
+        "CAIRN_LISTEN_SMTP_SUBMISSION",
+        smtp_submission,
+        "SMTP submission with STARTTLS (port 587 style)."
+    ),
+    listen_field!(
+        "listen.smtp_mx",
+        "CAIRN_LISTEN_SMTP_MX",
+        smtp_mx,
+        "SMTP for other mail servers and peers (port 25 style): no login, only mail for hosted or routed domains."
+    ),
+    listen_field!(
+        "listen.imap_tls",
+        "CAIRN_LISTEN_IMAP_TLS",
+        imap_tls,
+        "IMAP with implicit TLS (port 993 style), used by phones to read."
+    ),
+    listen_field!(
+        "listen.imap",
+        "CAIRN_LISTEN_IMAP",
+        imap,
+        "IMAP with STARTTLS (port 143 style)."
+    ),
+    listen_field!(
+        "listen.http",
+        "CAIRN_LISTEN_HTTP",
+        http,
+        "Web pages over plain HTTP: status, join page, admin."
+    ),
+    listen_field!(
+        "listen.https",
+        "CAIRN_LISTEN_HTTPS",
+        https,
+        "Web pages over HTTPS with the hub's certificate."
+    ),
+    Field {
+        key: "limits.max_message_size",
+        env: "CAIRN_LIMITS_MAX_MESSAGE_SIZE",
+        doc: "Largest message accepted, with a unit: \"30 MiB\", \"500 KiB\", or a number of bytes.",
+        kind: Kind::Number,
+        apply: |c, v| {
+            let size = match v {
+                toml::Value::Integer(n) => u64::try_from(*n).ok().map(ByteSize),
+                toml::Value::String(s) => ByteSize::parse(s),
+                _ => None,
+            }
+            .ok_or_else(|| "expected a size such as \"30 MiB\" or a number of bytes".to_string())?;
+            if !(MAX_MESSAGE_SIZE_FLOOR..=MAX_MESSAGE_SIZE_CEILING).contains(&size.0) {
+                return Err(format!(
+                    "{size} is out of range: must be between {} and {}",
+                    ByteSize(MAX_MESSAGE_SIZE_FLOOR),
+                    ByteSize(MAX_MESSAGE_SIZE_CEILING)
+                ));
+            }
+            c.limits.max_message_size = size;
+            Ok(())
+        },
+        show: |c| toml::Value::String(c.limits.max_message_size.to_string()),
+    },
+    Field {
+        key: "limits.max_connections",
+        env: "CAIRN_LIMITS_MAX_CONNECTIONS",
+        doc: "Most simultaneous connections per service; one more is turned away with a \"try later\" reply.",
+        kind: Kind::Number,
+        apply: |c, v| {
+            let n = number_in(v, 1, MAX_CONNECTIONS_CEILING)?;
+            c.limits.max_connections = u32::try_from(n).map_err(|e| e.to_string())?;
+            Ok(())
+        },
+        show: |c| toml::Value::Integer(i64::from(c.limits.max_connections)),
+    },
+    Field {
+        key: "security.allow_plaintext_auth",
+        env: "CAIRN_SECURITY_ALLOW_PLAINTEXT_AUTH",
+        doc: "Allow logins without TLS on the STARTTLS ports. Only for a hub whose Wi-Fi is itself encrypted and private.",
+        kind: Kind::Flag,
+        apply: |c, v| {
+            c.security.allow_plaintext_auth = v
+                .as_bool()
+                .ok_or_else(|| format!("expected true or false, found {}", v.type_str()))?;
+            Ok(())
+        },
+        show: |c| toml::Value::Boolean(c.security.allow_plaintext_auth),
+    },
+];
+
+/// Environment variables that are not fields but are read by cairn.
+pub const OTHER_ENV: &[&str] = &["CAIRN_CONFIG", "CAIRN_LOG"];
+
+/// Sections of the file, for messages about a section written as a value.
+const SECTIONS: &[&str] = &["hub", "listen", "limits", "security"];
+
+fn field(key: &str) -> Option<&'static Field> {
+    FIELDS.iter().find(|f| f.key == key)
+}
+
+/// Values given on the command line; they win over file and environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub profile: Option<String>,
+}
+
+/// Turn an environment string into a TOML value of the field's kind.
+fn env_value(kind: Kind, raw: &str) -> toml::Value {
+    match kind {
+        Kind::Text => toml::Value::String(raw.to_string()),
+        Kind::Number => match raw.trim().parse::<i64>() {
+            Ok(n) => toml::Value::Integer(n),
+            Err(_) => toml::Value::String(raw.to_string()),
+        },
+        Kind::Flag => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+            _ => toml::Value::String(raw.to_string()),
+        },
+        Kind::List => str_list(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        ),
+    }
+}
+
+/// Flatten a TOML table into dotted keys, reporting section misuse.
+fn flatten(
+    prefix: &str,
+    table: &toml::Table,
+    out: &mut BTreeMap<String, toml::Value>,
+    problems: &mut Vec<(String, String)>,
+) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) if field(&key).is_none() => flatten(&key, t, out, problems),
+            _ if prefix.is_empty() && SECTIONS.contains(&k.as_str()) => problems.push((
+                key.clone(),
+                format!("is a section: write it as a table, [{key}], with its fields below"),
+            )),
+            _ => {
+                out.insert(key, v.clone());
+            }
+        }
+    }
+}
+
+/// Edit distance, to suggest the field a typo meant.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn suggestion(key: &str, candidates: impl Iterator<Item = &'static str>) -> String {
+    candidates
+        .map(|c| (distance(key, c), c))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, c)| format!(": did you mean `{c}`?"))
+        .unwrap_or_else(|| ": see cairn.example.toml for every field".to_string())
+}
+
+/// Line and column (1-based) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+impl Config {
+    /// Build the configuration: profile defaults, then the file, then the
+    /// environment (`env` is passed in so tests need not touch the process),
+    /// then command-line flags. Reports every problem, not just the first.
+    pub fn load(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let mut values: Vec<(&'static Field, toml::Value, Origin)> = Vec::new();
+
+        if let Some(path) = file {
+            let origin = Origin::File(path.to_path_buf());
+            match std::fs::read_to_string(path) {
+                Err(e) => problems.push(Problem {
+                    field: "(file)".into(),
+                    origin: Some(origin.clone()),
+                    message: format!("cannot read the config file: {e}: check the path given to --config or CAIRN_CONFIG"),
+                }),
+                Ok(text) => match text.parse::<toml::Table>() {
+                    Err(e) => {
+                        let at = e
+                            .span()
+                            .map(|s| {
+                                let (l, c) = line_col(&text, s.start);
+                                format!(" at line {l}, column {c}")
+                            })
+                            .unwrap_or_default();
+                        problems.push(Problem {
+                            field: "(file)".into(),
+                            origin: Some(origin.clone()),
+                            message: format!(
+                                "is not valid TOML{at}: {}; fix the syntax (see cairn.example.toml)",
+                                e.message().trim()
+                            ),
+                        });
+                    }
+                    Ok(table) => {
+                        let mut flat = BTreeMap::new();
+                        let mut misuse = Vec::new();
+                        flatten("", &table, &mut flat, &mut misuse);
+                        for (key, message) in misuse {
+                            problems.push(Problem {
+                                field: key,
+                                origin: Some(origin.clone()),
+                                message,
+                            });
+                        }
+                        for (key, v) in flat {
+                            match field(&key) {
+                                Some(f) => values.push((f, v, origin.clone())),
+                                None => problems.push(Problem {
+                                    message: format!(
+                                        "unknown key{}",
+                                        suggestion(&key, FIELDS.iter().map(|f| f.key))
+                                    ),
+                                    field: key,
+                                    origin: Some(origin.clone()),
+                                }),
+                            }
+                        }
+                    }
+                },
+            }
+        }
+
+        let mut env_keys: Vec<&String> = env.keys().filter(|k| k.starts_with("CAIRN_")).collect();
+        env_keys.sort();
+        for name in env_keys {
+            let raw = &env[name];
+            match FIELDS.iter().find(|f| f.env == name) {
+                Some(f) => values.push((f, env_value(f.kind, raw), Origin::Env(name.clone()))),
+                None if OTHER_ENV.contains(&name.as_str()) => {}
+                None => problems.push(Problem {
+                    field: name.clone(),
+                    origin: None,
+                    message: format!(
+                        "unknown environment variable{}",
+                        suggestion(
+                            name,
+                            FIELDS
+                                .iter()
+                                .map(|f| f.env)
+                                .chain(OTHER_ENV.iter().copied())
+                        )
+                    ),
+                }),
+            }
+        }
+        if let Some(p) = &overrides.profile {
+            values.push((
+                field("profile").expect("profile field"),
+                toml::Value::String(p.clone()),
+                Origin::Flag("--profile"),
+            ));
+        }
+        if let Some(d) = &overrides.data_dir {
+            values.push((
+                field("data_dir").expect("data_dir field"),
+                toml::Value::String(d.display().to_string()),
+                Origin::Flag("--data"),
+            ));
+        }
+
+        // Apply in the documented field order (stable: for one field, the file
+        // comes before the environment, which comes before the flags).
+        values.sort_by_key(|(f, _, _)| FIELDS.iter().position(|g| g.key == f.key));
+
+        // The profile decides the defaults, so it is applied first; the last
+        // source that sets it wins (flag over environment over file).
+        let mut profile = Profile::Laptop;
+        for (f, v, origin) in values.iter().filter(|(f, _, _)| f.key == "profile") {
+            let mut probe = Config::defaults(Profile::Laptop);
+            match (f.apply)(&mut probe, v) {
+                Ok(()) => profile = probe.profile,
+                Err(message) => problems.push(Problem {
+                    field: f.key.into(),
+                    origin: Some(origin.clone()),
+                    message,
+                }),
+            }
+        }
+        let mut config = Config::defaults(profile);
+        for (f, v, origin) in values.iter().filter(|(f, _, _)| f.key != "profile") {
+            if let Err(message) = (f.apply)(&mut config, v) {
+                problems.push(Problem {
+                    field: f.key.into(),
+                    origin: Some(origin.clone()),
+                    message,
+                });
+            }
+        }
+        problems.extend(config.cross_check());
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// Rules that involve more than one field.
+    fn cross_check(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut seen: Vec<(SocketAddr, &'static str)> = Vec::new();
+        for (key, list) in self.listen.services() {
+            for addr in list {
+                if addr.port() == 0 {
+                    continue;
+                }
+                if let Some((_, other)) = seen.iter().find(|(a, _)| a == addr) {
+                    problems.push(Problem {
+                        field: key.into(),
+                        origin: None,
+                        message: format!(
+                            "{addr} is also used by `{other}`: give each service its own port"
+                        ),
+                    });
+                } else {
+                    seen.push((*addr, key));
+                }
+            }
+        }
+        problems
+    }
+
+    /// The commented example file for the given profile's defaults.
+    pub fn example() -> String {
+        let laptop = Config::defaults(Profile::Laptop);
+        let appliance = Config::defaults(Profile::Appliance);
+        let mut out = String::from(
+            "# cairn.example.toml: every configuration field with its laptop default.\n\
+             # Generated by `cairn example-config`; a test keeps it in sync with the code.\n\
+             # All fields are optional. Each can also be set by the environment variable\n\
+             # named above it (lists comma-separated); the command line wins over both.\n\
+             # Use it with `cairn serve --config FILE`; check it with `cairn check-config FILE`.\n",
+        );
+        let mut section = "";
+        for f in FIELDS {
+            let (sec, name) = f.key.rsplit_once('.').unwrap_or(("", f.key));
+            if sec != section {
+                out.push_str(&format!("\n[{sec}]\n"));
+                section = sec;
+            }
+            out.push('\n');
+            for line in wrap(f.doc, 76) {
+                out.push_str(&format!("# {line}\n"));
+            }
+            out.push_str(&format!("# env: {}\n", f.env));
+            let (l, a) = ((f.show)(&laptop), (f.show)(&appliance));
+            if l != a {
+                out.push_str(&format!("# appliance default: {a}\n"));
+            }
+            out.push_str(&format!("{name} = {l}\n"));
+        }
+        out
+    }
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in text.split_whitespace() {
+        if !cur.is_empty() && cur.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,270 @@
+//! The data directory: its layout, its first creation, and its lock.
+//!
+//! First start happens in a hidden sibling directory that is renamed into
+//! place only when everything in it is complete, so a failed first start
+//! leaves nothing behind. A running hub holds an exclusive lock on
+//! `cairn.lock`, so two hubs never share one database.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot create the data directory {path}: its parent {parent} is not an existing folder: create it first, or choose another place with --data or CAIRN_DATA"
+    )]
+    NoParent { path: PathBuf, parent: PathBuf },
+    #[error(
+        "cannot create the data directory {path}: {source}: choose a writable place with --data or CAIRN_DATA"
+    )]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the data directory {path} is a file, not a directory: choose another place with --data or CAIRN_DATA"
+    )]
+    NotADirectory { path: PathBuf },
+    #[error(
+        "the data directory {path} is not writable: {source}: fix its permissions or choose another place with --data or CAIRN_DATA"
+    )]
+    NotWritable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the data directory {path} is in use by another running cairn{pid}: stop that one first, or give this one its own --data"
+    )]
+    InUse { path: PathBuf, pid: String },
+    #[error(
+        "there is no hub data at {path}: start the hub once with `cairn serve`, or point --data / CAIRN_DATA at it"
+    )]
+    Missing { path: PathBuf },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where things live inside the data directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Layout { root: root.into() }
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn database(&self) -> PathBuf {
+        self.root.join("cairn.db")
+    }
+    pub fn tls_dir(&self) -> PathBuf {
+        self.root.join("tls")
+    }
+    pub fn setup_code(&self) -> PathBuf {
+        self.root.join("setup-code.txt")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("cairn.lock")
+    }
+}
+
+/// A first start in progress: a hidden directory beside the final one.
+#[derive(Debug)]
+pub struct Staging {
+    pub dir: PathBuf,
+    target: PathBuf,
+}
+
+/// Begin a first start when `root` does not exist yet. `Ok(None)` when it does.
+pub fn stage(root: &Path) -> Result<Option<Staging>> {
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => return Ok(None),
+        Ok(_) => {
+            return Err(Error::NotADirectory {
+                path: root.to_path_buf(),
+            });
+        }
+        // Not there (or a parent is not a folder): checked just below.
+        Err(_) => {}
+    }
+    let parent = match root.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    match std::fs::metadata(&parent) {
+        Ok(m) if m.is_dir() => {}
+        _ => {
+            return Err(Error::NoParent {
+                path: root.to_path_buf(),
+                parent,
+            });
+        }
+    }
+    let name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "cairn-data".into());
+    let dir = parent.join(format!(".{name}.partial"));
+    // A leftover from a first start that was killed: it never became live.
+    if dir.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    std::fs::create_dir(&dir).map_err(|source| Error::Create {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    Ok(Some(Staging {
+        dir,
+        target: root.to_path_buf(),
+    }))
+}
+
+impl Staging {
+    /// Make the staged directory the data directory, durably.
+    pub fn commit(self) -> Result<()> {
+        let err = |source| Error::Create {
+            path: self.target.clone(),
+            source,
+        };
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
+        std::fs::rename(&self.dir, &self.target).map_err(err)?;
+        if let Some(parent) = self.target.parent() {
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            File::open(parent).and_then(|d| d.sync_all()).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Throw away a failed first start.
+    pub fn abandon(self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The exclusive hold of a running hub on its data directory.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+/// Take the data directory for this process, or say who has it.
+pub fn lock(layout: &Layout) -> Result<Lock> {
+    let root = layout.root();
+    let path = layout.lock_file();
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|source| Error::NotWritable {
+            path: root.to_path_buf(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            return Err(Error::InUse {
+                path: root.to_path_buf(),
+                pid: if pid.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {pid})")
+                },
+            });
+        }
+        Err(TryLockError::Error(source)) => {
+            return Err(Error::NotWritable {
+                path: root.to_path_buf(),
+                source,
+            });
+        }
+    }
+    let write_pid = |f: &mut File| -> std::io::Result<()> {
+        f.set_len(0)?;
+        f.rewind()?;
+        writeln!(f, "{}", std::process::id())
+    };
+    write_pid(&mut file).map_err(|source| Error::NotWritable {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    Ok(Lock { _file: file })
+}
+
+/// Check an existing data directory for commands that must not create one.
+pub fn require_existing(layout: &Layout) -> Result<()> {
+    match std::fs::metadata(layout.database()) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::Missing {
+            path: layout.root().to_path_buf(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_commit_and_existing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("data");
+        let s = stage(&root).unwrap().expect("fresh");
+        std::fs::write(s.dir.join("x"), "1").unwrap();
+        s.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("x")).unwrap(), "1");
+        assert!(stage(&root).unwrap().is_none());
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn abandon_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("data");
+        let s = stage(&root).unwrap().unwrap();
+        std::fs::write(s.dir.join("x"), "1").unwrap();
+        s.abandon();
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn unusable_places() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(matches!(stage(&file), Err(Error::NotADirectory { .. })));
+        let under_file = file.join("data");
+        let e = stage(&under_file).unwrap_err();
+        assert!(matches!(e, Error::NoParent { .. }), "{e}");
+        let e = stage(&tmp.path().join("no/such/data")).unwrap_err();
+        assert!(e.to_string().contains("create"), "{e}");
+    }
+
+    #[test]
+    fn second_lock_is_refused_with_pid() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        let held = lock(&layout).unwrap();
+        let e = lock(&layout).unwrap_err().to_string();
+        assert!(
+            e.contains("in use") && e.contains(&std::process::id().to_string()),
+            "{e}"
+        );
+        drop(held);
+        lock(&layout).unwrap();
+    }
+}

@@ -1,0 +1,9 @@
+//! Plain types and rules with no I/O: addresses, ids, passwords.
+
+pub mod address;
+pub mod ids;
+pub mod password;
+
+pub use address::{Address, AddressError, Domain};
+pub use ids::AccountId;
+pub use password::{Password, PasswordError, PasswordHash};

@@ -1,0 +1,6 @@
+//! What happens to accounts and messages: the rules between the protocol
+//! front ends (SMTP, IMAP, web, CLI) and the store.
+
+pub mod accounts;
+
+pub use accounts::{AccountError, Accounts};

@@ -1,0 +1,110 @@
+//! Accounts: address, password hash, quota.
+
+use super::{Error, Result, Store, now};
+use crate::domain::{AccountId, Address, PasswordHash};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AccountRow {
+    pub id: i64,
+    pub address: String,
+    pub quota_bytes: Option<i64>,
+    pub created_at: i64,
+    pub password_changed_at: i64,
+}
+
+impl AccountRow {
+    pub fn id(&self) -> AccountId {
+        AccountId(self.id)
+    }
+}
+
+const ACCOUNT_COLUMNS: &str = "id, address, quota_bytes, created_at, password_changed_at";
+
+impl Store {
+    /// Add an account; a second account with the same address is refused.
+    pub async fn account_insert(
+        &self,
+        address: &Address,
+        hash: &PasswordHash,
+    ) -> Result<AccountId> {
+        let t = now();
+        let r = sqlx::query(
+            "INSERT INTO accounts (address, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(address.to_string())
+        .bind(hash.as_str())
+        .bind(t)
+        .bind(t)
+        .execute(self.pool())
+        .await;
+        match r {
+            Ok(done) => Ok(AccountId(done.last_insert_rowid())),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(Error::AccountExists(address.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn account_list(&self) -> Result<Vec<AccountRow>> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY address"
+        )))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    pub async fn account_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
+            .fetch_one(self.pool())
+            .await?)
+    }
+
+    pub async fn account_find(&self, address: &Address) -> Result<Option<AccountRow>> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE address = ?"
+        )))
+        .bind(address.to_string())
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// The id and stored hash, for a login check.
+    pub async fn account_credentials(
+        &self,
+        address: &Address,
+    ) -> Result<Option<(AccountId, PasswordHash)>> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, password_hash FROM accounts WHERE address = ?")
+                .bind(address.to_string())
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(id, h)| (AccountId(id), PasswordHash::from_stored(h))))
+    }
+
+    /// Replace the password hash; false when there is no such account.
+    pub async fn account_set_password(
+        &self,
+        address: &Address,
+        hash: &PasswordHash,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE accounts SET password_hash = ?, password_changed_at = ? WHERE address = ?",
+        )
+        .bind(hash.as_str())
+        .bind(now())
+        .bind(address.to_string())
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Delete an account; false when there is no such account.
+    pub async fn account_remove(&self, address: &Address) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM accounts WHERE address = ?")
+            .bind(address.to_string())
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,153 @@
+//! The store: one SQLite file in WAL mode, opened through sqlx, with the
+//! migrations in `migrations/` applied before anything else runs.
+//!
+//! Only this module speaks SQL. It knows no protocol.
+
+pub mod accounts;
+pub mod events;
+pub mod settings;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use accounts::AccountRow;
+pub use events::EventRow;
+
+/// How long a writer waits for another writer before giving up; SQLite
+/// allows one writer at a time and a CLI command may hold the lock briefly.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pool size: SQLite serialises writers, so more connections only help readers.
+pub const MAX_DB_CONNECTIONS: u32 = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(
+        "the database at {path} was written by a newer cairn (it has migration {version} which this one does not know): run the newer cairn, or restore a backup"
+    )]
+    TooNew { path: String, version: i64 },
+    #[error("cannot update the database schema: {0}")]
+    Migrate(sqlx::migrate::MigrateError),
+    #[error(
+        "an account {0} already exists: pick another address, or use `cairn account passwd` to change its password"
+    )]
+    AccountExists(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Seconds since the Unix epoch, as stored in every `*_at` column.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Store {
+    /// Open (creating if needed) the database file and bring its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk when it returns, so "250 OK" means durable.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_DB_CONNECTIONS)
+            .connect_with(options)
+            .await?;
+        let store = Store { pool };
+        store.migrate(path).await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self, path: &Path) -> Result<()> {
+        match MIGRATOR.run(&self.pool).await {
+            Ok(()) => Ok(()),
+            Err(sqlx::migrate::MigrateError::VersionMissing(version)) => Err(Error::TooNew {
+                path: path.display().to_string(),
+                version,
+            }),
+            Err(e) => Err(Error::Migrate(e)),
+        }
+    }
+
+    /// Versions of the migrations applied, oldest first.
+    pub async fn schema_versions(&self) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// A cheap round trip, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Close every connection; the WAL is checkpointed by the last one.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn open_migrates_and_reopen_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cairn.db");
+        let store = Store::open(&path).await.unwrap();
+        assert_eq!(store.schema_versions().await.unwrap(), vec![1]);
+        store.settings_set("hub.test", "1").await.unwrap();
+        store.close().await;
+        let store = Store::open(&path).await.unwrap();
+        assert_eq!(
+            store.settings_get("hub.test").await.unwrap().as_deref(),
+            Some("1")
+        );
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn database_from_a_newer_cairn_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cairn.db");
+        let store = Store::open(&path).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (9999, 'future', 1, x'00', 0)",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        store.close().await;
+        let err = Store::open(&path).await.unwrap_err().to_string();
+        assert!(err.contains("newer cairn"), "{err}");
+    }
+}
