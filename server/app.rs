@@ -58,6 +58,8 @@ pub enum StartError {
     Store(#[from] store::Error),
     #[error("TLS: {0}")]
     Tls(#[from] tls::Error),
+    #[error("{0}")]
+    Random(#[from] crate::domain::PasswordError),
     #[error("cannot write the setup code to {path}: {source}")]
     SetupCode { path: PathBuf, source: tls::Error },
 }
@@ -123,13 +125,7 @@ async fn initialize(
         let code = match store.settings_get(SETTING_SETUP_CODE).await? {
             Some(c) => c,
             None => {
-                let c = random_groups(3, 4).map_err(|e| StartError::SetupCode {
-                    path: layout.setup_code(),
-                    source: tls::Error::Damaged {
-                        path: layout.setup_code(),
-                        why: e.to_string(),
-                    },
-                })?;
+                let c = random_groups(3, 4)?;
                 store.settings_set(SETTING_SETUP_CODE, &c).await?;
                 store
                     .event("admin.setup_code", None, Some("created"))

@@ -76,7 +76,13 @@ impl Domain {
             return Ok(Domain::Literal(ip));
         }
         let s = s.strip_suffix('.').unwrap_or(s);
-        let ascii = idna::domain_to_ascii_strict(s).map_err(|_| {
+        // A leading `_` marks a private name (`_hub.lan`): Delta Chat skips
+        // the CA check for such hosts but still checks the certificate's SAN.
+        let (underscore, rest) = match s.strip_prefix('_') {
+            Some(rest) => ("_", rest),
+            None => ("", s),
+        };
+        let ascii = idna::domain_to_ascii_strict(rest).map_err(|_| {
             AddressError::BadDomain(s.to_string(), "not a valid (internationalised) name")
         })?;
         if ascii.len() > MAX_DOMAIN {
@@ -120,7 +126,7 @@ impl Domain {
                 "a bare IP address must be written in brackets, like [10.42.0.1]",
             ));
         }
-        Ok(Domain::Name(ascii))
+        Ok(Domain::Name(format!("{underscore}{ascii}")))
     }
 
     /// The domain as people read it: Unicode for IDNs, brackets for literals.
@@ -258,6 +264,7 @@ mod tests {
             ("ÄNNE@BÜCHER.example", "änne@xn--bcher-kva.example"),
             ("u@xn--bcher-kva.example", "u@xn--bcher-kva.example"),
             ("u@localhost", "u@localhost"),
+            ("u@_Hub.lan", "u@_hub.lan"),
         ];
         for (input, want) in cases {
             let got = Address::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));

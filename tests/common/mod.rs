@@ -1,0 +1,241 @@
+//! Helpers for tests that run the real `cairn` binary in a temp directory.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Longest a hub may take to print "ready" (a debug build on a busy 2-core machine).
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A `cairn` command with a clean environment, run inside `dir`.
+pub fn cairn(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    c.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("CAIRN_LOG", "warn");
+    c
+}
+
+/// Environment that puts every service on port 0 (the OS picks free ports).
+pub fn port0(c: &mut Command) -> &mut Command {
+    for var in [
+        "CAIRN_LISTEN_SMTP_SUBMISSION_TLS",
+        "CAIRN_LISTEN_SMTP_SUBMISSION",
+        "CAIRN_LISTEN_SMTP_MX",
+        "CAIRN_LISTEN_IMAP_TLS",
+        "CAIRN_LISTEN_IMAP",
+        "CAIRN_LISTEN_HTTP",
+        "CAIRN_LISTEN_HTTPS",
+    ] {
+        c.env(var, "127.0.0.1:0");
+    }
+    c
+}
+
+pub fn run(c: &mut Command) -> Output {
+    c.stdin(Stdio::null()).output().expect("run cairn")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The command failed with exactly one line on stderr, which starts with
+/// `error:` and contains every `needle`.
+pub fn assert_one_clear_error(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got:\n{err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "`{n}` missing from: {err}");
+    }
+}
+
+/// Names in a directory, sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A running `cairn serve` and what it printed up to "ready".
+pub struct Running {
+    pub child: Child,
+    pub printed: Vec<String>,
+    pub http: SocketAddr,
+    pub https: Option<SocketAddr>,
+    rest: mpsc::Receiver<String>,
+}
+
+pub fn serve(mut c: Command) -> Running {
+    let mut child = c
+        .arg("serve")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn cairn serve");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut printed = Vec::new();
+    loop {
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(line) => {
+                let ready = line.starts_with("ready");
+                printed.push(line);
+                if ready {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "cairn serve did not get ready; printed:\n{}",
+                    printed.join("\n")
+                );
+            }
+        }
+    }
+    let addr = |prefix: &str| {
+        printed.iter().find_map(|l| {
+            l.strip_prefix(prefix)
+                .map(|a| a.trim_end_matches('/').parse::<SocketAddr>().unwrap())
+        })
+    };
+    let http = addr("web: http://").expect("an http address");
+    let https = addr("web: https://");
+    Running {
+        child,
+        printed,
+        http,
+        https,
+        rest: rx,
+    }
+}
+
+impl Running {
+    pub fn printed_text(&self) -> String {
+        self.printed.join("\n")
+    }
+
+    /// Send a signal and wait for the exit; returns (success, the rest of stdout).
+    pub fn stop(mut self, signal: &str) -> (bool, Vec<String>) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = wait_timeout(&mut self.child, Duration::from_secs(30));
+        let rest: Vec<String> = self.rest.try_iter().collect();
+        (status, rest)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            // Let the stdout reader thread drain the last lines.
+            std::thread::sleep(Duration::from_millis(100));
+            return s.success();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("cairn did not stop within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A plain HTTP/1.1 GET; returns (status line, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    split_response(&resp)
+}
+
+fn split_response(resp: &str) -> (String, String) {
+    let status = resp.lines().next().unwrap_or_default().to_string();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// An HTTPS GET that trusts only the hub's own certificate and checks the
+/// name strictly, as Delta Chat's strict mode would.
+pub fn https_get(
+    addr: SocketAddr,
+    server_name: &str,
+    cert_pem: &Path,
+    path: &str,
+) -> (String, String) {
+    use rustls::pki_types::pem::PemObject;
+    use std::sync::Arc;
+    let der = rustls::pki_types::CertificateDer::from_pem_file(cert_pem).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    write!(
+        tls,
+        "GET {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    // A server may close without close_notify; what was read is still complete.
+    let _ = tls.read_to_end(&mut resp);
+    split_response(&String::from_utf8_lossy(&resp))
+}
+
+pub fn data_dir(tmp: &Path) -> PathBuf {
+    tmp.join("cairn-data")
+}

@@ -1,0 +1,54 @@
+//! The layering rules of STYLE.md, checked on the source tree: only
+//! `server/store/` speaks SQL, and `domain/` does no I/O.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn server() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("server")
+}
+
+#[test]
+fn only_the_store_uses_sqlx() {
+    let mut files = Vec::new();
+    rust_files(&server(), &mut files);
+    let store = server().join("store");
+    let offenders: Vec<_> = files
+        .iter()
+        .filter(|f| !f.starts_with(&store) && !f.ends_with("build.rs"))
+        .filter(|f| std::fs::read_to_string(f).unwrap().contains("sqlx::"))
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "sqlx used outside server/store/: {offenders:?}"
+    );
+    assert!(files.len() > 10, "source tree not found");
+}
+
+#[test]
+fn domain_does_no_io() {
+    let mut files = Vec::new();
+    rust_files(&server().join("domain"), &mut files);
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for banned in [
+            "tokio",
+            "std::fs",
+            "std::net::Tcp",
+            "crate::store",
+            "crate::mail",
+        ] {
+            assert!(!text.contains(banned), "{} uses {banned}", f.display());
+        }
+    }
+}

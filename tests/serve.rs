@@ -1,0 +1,178 @@
+//! `cairn serve` as a new user meets it: first start, a second start, stop.
+
+mod common;
+use common::*;
+
+#[test]
+fn first_start_creates_everything_and_restart_reuses_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = cairn(tmp.path());
+    port0(&mut c);
+    let hub = serve(c);
+    let text = hub.printed_text();
+    for want in [
+        "created data directory ./cairn-data",
+        "created database ./cairn-data/cairn.db",
+        "created TLS key and self-signed certificate ./cairn-data/tls/cert.pem for 127.0.0.1, localhost",
+        "admin setup code: ",
+    ] {
+        assert!(text.contains(want), "missing `{want}` in:\n{text}");
+    }
+    let data = data_dir(tmp.path());
+    assert_eq!(
+        listing(&data),
+        [
+            "cairn.db",
+            "cairn.db-shm",
+            "cairn.db-wal",
+            "cairn.lock",
+            "setup-code.txt",
+            "tls"
+        ]
+    );
+    assert_eq!(listing(tmp.path()), ["cairn-data"], "no staging leftovers");
+
+    let (status, body) = http_get(hub.http, "/healthz");
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(body, "ok\n");
+    let (status, body) = http_get(hub.http, "/");
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        body.contains("The hub is running") && body.contains("[127.0.0.1]"),
+        "{body}"
+    );
+    let (status, body) = http_get(hub.http, "/static/cairn.css");
+    assert!(status.contains("200") && body.contains("body"), "{status}");
+    let (status, _) = http_get(hub.http, "/no-such-page");
+    assert!(status.contains("404"), "{status}");
+
+    // HTTPS with the hub's certificate, strictly checked for both names.
+    let https = hub.https.expect("https address");
+    let cert = data.join("tls/cert.pem");
+    for name in ["127.0.0.1", "localhost"] {
+        let (status, body) = https_get(https, name, &cert, "/healthz");
+        assert!(status.contains("200"), "{name}: {status}");
+        assert_eq!(body, "ok\n");
+    }
+
+    let code = std::fs::read_to_string(data.join("setup-code.txt")).unwrap();
+    let code = code.lines().next().unwrap().to_string();
+    assert!(text.contains(&code), "printed code differs from the file");
+    let fingerprint = text
+        .lines()
+        .find_map(|l| l.strip_prefix("certificate SHA-256 fingerprint "))
+        .unwrap()
+        .to_string();
+
+    let (ok, rest) = hub.stop("TERM");
+    assert!(ok, "SIGTERM must be a clean exit");
+    assert_eq!(rest.last().map(String::as_str), Some("stopped"));
+
+    // Second start: the same database, key, certificate and setup code.
+    let mut c = cairn(tmp.path());
+    port0(&mut c);
+    let hub = serve(c);
+    let text = hub.printed_text();
+    assert!(
+        !text.contains("created"),
+        "second start created something:\n{text}"
+    );
+    assert!(
+        text.contains("using database ./cairn-data/cairn.db"),
+        "{text}"
+    );
+    assert!(text.contains(&fingerprint), "certificate changed:\n{text}");
+    assert!(text.contains(&code), "setup code changed:\n{text}");
+    let (ok, _) = hub.stop("INT");
+    assert!(ok, "SIGINT must be a clean exit");
+}
+
+#[test]
+fn accounts_made_by_the_cli_show_on_the_running_hub() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = cairn(tmp.path());
+    port0(&mut c);
+    let hub = serve(c);
+    let o = run(cairn(tmp.path()).args(["account", "add", "alice@[127.0.0.1]"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, body) = http_get(hub.http, "/");
+    assert!(body.contains("<dt>Accounts</dt><dd>1</dd>"), "{body}");
+    hub.stop("TERM");
+}
+
+#[test]
+fn a_second_hub_on_the_same_data_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = cairn(tmp.path());
+    port0(&mut c);
+    let hub = serve(c);
+    let mut c = cairn(tmp.path());
+    port0(&mut c);
+    let o = run(c.arg("serve"));
+    assert_one_clear_error(&o, &["in use by another running cairn", "--data"]);
+    hub.stop("TERM");
+}
+
+#[test]
+fn changed_hostnames_reissue_the_certificate_with_the_same_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = cairn(tmp.path());
+    port0(&mut c);
+    serve(c).stop("TERM");
+    let key = std::fs::read(data_dir(tmp.path()).join("tls/key.pem")).unwrap();
+    let mut c = cairn(tmp.path());
+    port0(&mut c).env("CAIRN_HUB_HOSTNAMES", "127.0.0.1,_hub.lan");
+    let hub = serve(c);
+    assert!(
+        hub.printed_text()
+            .contains("re-issued the certificate (same key)"),
+        "{}",
+        hub.printed_text()
+    );
+    let cert = data_dir(tmp.path()).join("tls/cert.pem");
+    let (status, _) = https_get(hub.https.unwrap(), "_hub.lan", &cert, "/healthz");
+    assert!(status.contains("200"), "{status}");
+    hub.stop("TERM");
+    assert_eq!(
+        std::fs::read(data_dir(tmp.path()).join("tls/key.pem")).unwrap(),
+        key
+    );
+}
+
+#[test]
+fn admin_set_password_retires_the_setup_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(cairn(tmp.path()).args(["admin", "set-password"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("admin password set: "), "{out}");
+    assert!(!data_dir(tmp.path()).join("setup-code.txt").exists());
+    let mut c = cairn(tmp.path());
+    port0(&mut c);
+    let hub = serve(c);
+    assert!(
+        !hub.printed_text().contains("setup code"),
+        "{}",
+        hub.printed_text()
+    );
+    hub.stop("TERM");
+}
+
+/// The library API the other integration tests will build on.
+#[tokio::test]
+async fn hub_starts_on_port_0_from_the_library() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = cairn::config::Config::defaults(cairn::config::Profile::Laptop);
+    config.data_dir = tmp.path().join("data");
+    config.listen.http = vec!["127.0.0.1:0".parse().unwrap()];
+    config.listen.https = vec![];
+    let hub = cairn::app::Hub::start(config).await.unwrap();
+    assert!(hub.report.first_start);
+    let addr = hub.http[0];
+    let (status, body) = tokio::task::spawn_blocking(move || http_get(addr, "/healthz"))
+        .await
+        .unwrap();
+    assert!(status.contains("200"));
+    assert_eq!(body, "ok\n");
+    hub.shutdown().await;
+}
