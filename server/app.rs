@@ -5,6 +5,8 @@
 use crate::config::Config;
 use crate::datadir::{self, Layout, Lock};
 use crate::domain::password::random_groups;
+use crate::mail::transaction::{MailRules, RulesConfig};
+use crate::smtp;
 use crate::store::{self, Store};
 use crate::tls;
 use crate::web;
@@ -13,8 +15,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Pending connections the kernel may queue per listener.
 const LISTEN_BACKLOG: u32 = 1024;
@@ -97,7 +99,7 @@ async fn initialize(
     };
     let db_path = layout.database();
     let db_existed = db_path.exists();
-    let store = Store::open(&db_path).await?;
+    let store = Store::open(layout.root()).await?;
     report.lines.push(format!(
         "{} database {}",
         if db_existed { "using" } else { "created" },
@@ -258,26 +260,61 @@ fn open(
 /// A running hub.
 pub struct Hub {
     pub report: StartReport,
-    pub http: Vec<SocketAddr>,
-    pub https: Vec<SocketAddr>,
+    /// (service name, address) of every listener, in config order.
+    pub endpoints: Vec<(&'static str, SocketAddr)>,
     pub store: Store,
     stop: CancellationToken,
-    tasks: JoinSet<()>,
+    tracker: TaskTracker,
     _lock: Option<Lock>,
+}
+
+/// Names of services as printed and shown on the status page.
+pub const SMTP_SUBMISSION_TLS: &str = "smtp submission (TLS)";
+pub const SMTP_SUBMISSION: &str = "smtp submission (STARTTLS)";
+pub const SMTP_MX: &str = "smtp mx";
+pub const WEB_HTTP: &str = "web";
+pub const WEB_HTTPS: &str = "web (TLS)";
+
+fn service_name(field: &str) -> &'static str {
+    match field {
+        "listen.smtp_submission_tls" => SMTP_SUBMISSION_TLS,
+        "listen.smtp_submission" => SMTP_SUBMISSION,
+        "listen.smtp_mx" => SMTP_MX,
+        "listen.https" => WEB_HTTPS,
+        _ => WEB_HTTP,
+    }
 }
 
 impl Hub {
     /// Claim the ports, prepare the data directory, and start serving.
     pub async fn start(config: Config) -> Result<Hub, StartError> {
+        // Services that run in this version, by config key.
+        let served: [(&'static str, &[SocketAddr]); 5] = [
+            (
+                "listen.smtp_submission_tls",
+                &config.listen.smtp_submission_tls,
+            ),
+            ("listen.smtp_submission", &config.listen.smtp_submission),
+            ("listen.smtp_mx", &config.listen.smtp_mx),
+            ("listen.http", &config.listen.http),
+            ("listen.https", &config.listen.https),
+        ];
         let mut claimed = Vec::new();
-        for addr in &config.listen.http {
-            claimed.push(("listen.http", *addr, claim("listen.http", *addr)?));
-        }
-        for addr in &config.listen.https {
-            claimed.push(("listen.https", *addr, claim("listen.https", *addr)?));
+        for (field, addrs) in served {
+            for addr in addrs {
+                claimed.push((field, *addr, claim(field, *addr)?));
+            }
         }
 
         let (prepared, lock) = prepare(&config, true).await?;
+        let swept = prepared.store.sweep().await?;
+        if swept.temp_files + swept.orphan_blobs > 0 {
+            tracing::info!(
+                temp_files = swept.temp_files,
+                orphan_blobs = swept.orphan_blobs,
+                "removed leftovers of an interrupted run"
+            );
+        }
         let tls_config = tls::server_config(&prepared.certificate)?;
 
         let mut listeners = Vec::new();
@@ -290,14 +327,36 @@ impl Hub {
         let services: Vec<web::Service> = listeners
             .iter()
             .map(|(field, addr, _)| web::Service {
-                name: if *field == "listen.https" {
-                    "web (HTTPS)"
-                } else {
-                    "web (HTTP)"
-                },
+                name: service_name(field),
                 address: addr.to_string(),
             })
             .collect();
+
+        let rules = Arc::new(MailRules::new(
+            prepared.store.clone(),
+            RulesConfig {
+                domains: config.hub.domains.clone(),
+                require_encryption: config.mail.require_encryption,
+                max_message_size: config.limits.max_message_size.0,
+                max_recipients: config.limits.max_recipients as usize,
+                send_per_minute: config.limits.send_per_minute,
+                send_burst: config.limits.send_burst,
+            },
+        ));
+        let smtp_ctx = Arc::new(smtp::SmtpContext {
+            rules,
+            hostname: config
+                .hub
+                .hostnames
+                .first()
+                .map(|h| h.to_string())
+                .unwrap_or_else(|| "cairn".into()),
+            tls: tls_config.clone(),
+            allow_plaintext_auth: config.security.allow_plaintext_auth,
+            max_message_size: config.limits.max_message_size.0,
+        });
+        let max_connections = config.limits.max_connections as usize;
+
         let state = web::AppState {
             store: prepared.store.clone(),
             config: Arc::new(config),
@@ -308,20 +367,34 @@ impl Hub {
         let router = web::router(state);
 
         let stop = CancellationToken::new();
-        let mut tasks = JoinSet::new();
-        let (mut http, mut https) = (Vec::new(), Vec::new());
+        let tracker = TaskTracker::new();
+        let mut endpoints = Vec::new();
         for (field, addr, listener) in listeners {
-            let router = router.clone();
             let stop = stop.clone();
-            if field == "listen.https" {
-                https.push(addr);
+            endpoints.push((service_name(field), addr));
+            let smtp_mode = match field {
+                "listen.smtp_submission_tls" => Some(smtp::Mode::SubmissionTls),
+                "listen.smtp_submission" => Some(smtp::Mode::SubmissionStartTls),
+                "listen.smtp_mx" => Some(smtp::Mode::Mx),
+                _ => None,
+            };
+            if let Some(mode) = smtp_mode {
+                tracker.spawn(smtp::server::serve(
+                    smtp::Listener { listener, mode },
+                    smtp_ctx.clone(),
+                    max_connections,
+                    stop,
+                    tracker.clone(),
+                ));
+            } else if field == "listen.https" {
+                let router = router.clone();
                 let tls = crate::web::tls::TlsListener::new(
                     listener,
                     tls_config.clone(),
                     TLS_HANDSHAKE_TIMEOUT,
                     stop.clone(),
                 );
-                tasks.spawn(async move {
+                tracker.spawn(async move {
                     let r = axum::serve(tls, router)
                         .with_graceful_shutdown(stop.cancelled_owned())
                         .await;
@@ -330,8 +403,8 @@ impl Hub {
                     }
                 });
             } else {
-                http.push(addr);
-                tasks.spawn(async move {
+                let router = router.clone();
+                tracker.spawn(async move {
                     let r = axum::serve(listener, router)
                         .with_graceful_shutdown(stop.cancelled_owned())
                         .await;
@@ -344,13 +417,20 @@ impl Hub {
         tracing::info!(data = %prepared.layout.root().display(), "hub started");
         Ok(Hub {
             report: prepared.report,
-            http,
-            https,
+            endpoints,
             store: prepared.store,
             stop,
-            tasks,
+            tracker,
             _lock: lock,
         })
+    }
+
+    /// The address a service listens on (the first, if several).
+    pub fn endpoint(&self, name: &str) -> Option<SocketAddr> {
+        self.endpoints
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| *a)
     }
 
     /// A token that stops the hub when cancelled.
@@ -359,12 +439,14 @@ impl Hub {
     }
 
     /// Wait until stopped, let connections drain, close the database.
-    pub async fn run(mut self) {
+    pub async fn run(self) {
         self.stop.cancelled().await;
-        let drain = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
+        self.tracker.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
-            self.tasks.abort_all();
         }
         self.store.close().await;
         tracing::info!("hub stopped");

@@ -210,11 +210,12 @@ async fn serve(config: Config) -> Result<()> {
             r.data_dir.join("setup-code.txt").display()
         )?;
     }
-    for a in &hub.http {
-        writeln!(out, "web: http://{a}/")?;
-    }
-    for a in &hub.https {
-        writeln!(out, "web: https://{a}/")?;
+    for (name, addr) in &hub.endpoints {
+        match *name {
+            app::WEB_HTTP => writeln!(out, "{name}: http://{addr}/")?,
+            app::WEB_HTTPS => writeln!(out, "{name}: https://{addr}/")?,
+            _ => writeln!(out, "{name}: {addr}")?,
+        }
     }
     writeln!(out, "ready; stop with Ctrl-C")?;
     out.flush()?;

@@ -26,6 +26,7 @@ pub mod config;
 pub mod datadir;
 pub mod domain;
 pub mod mail;
+pub mod smtp;
 pub mod store;
 pub mod tls;
 pub mod web;

@@ -22,12 +22,14 @@ fn first_start_creates_everything_and_restart_reuses_it() {
     assert_eq!(
         listing(&data),
         [
+            "blobs",
             "cairn.db",
             "cairn.db-shm",
             "cairn.db-wal",
             "cairn.lock",
             "setup-code.txt",
-            "tls"
+            "tls",
+            "tmp"
         ]
     );
     assert_eq!(listing(tmp.path()), ["cairn-data"], "no staging leftovers");
@@ -166,9 +168,12 @@ async fn hub_starts_on_port_0_from_the_library() {
     config.data_dir = tmp.path().join("data");
     config.listen.http = vec!["127.0.0.1:0".parse().unwrap()];
     config.listen.https = vec![];
+    config.listen.smtp_submission_tls = vec![];
+    config.listen.smtp_submission = vec![];
+    config.listen.smtp_mx = vec![];
     let hub = cairn::app::Hub::start(config).await.unwrap();
     assert!(hub.report.first_start);
-    let addr = hub.http[0];
+    let addr = hub.endpoint(cairn::app::WEB_HTTP).unwrap();
     let (status, body) = tokio::task::spawn_blocking(move || http_get(addr, "/healthz"))
         .await
         .unwrap();

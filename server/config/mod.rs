@@ -153,6 +153,14 @@ impl ListenConfig {
 pub struct Limits {
     pub max_message_size: ByteSize,
     pub max_connections: u32,
+    pub max_recipients: u32,
+    pub send_per_minute: u32,
+    pub send_burst: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailConfig {
+    pub require_encryption: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +175,7 @@ pub struct Config {
     pub hub: HubConfig,
     pub listen: ListenConfig,
     pub limits: Limits,
+    pub mail: MailConfig,
     pub security: Security,
 }
 
@@ -203,6 +212,12 @@ impl Config {
                 limits: Limits {
                     max_message_size: ByteSize(30 << 20),
                     max_connections: 1000,
+                    max_recipients: 1000,
+                    send_per_minute: 60,
+                    send_burst: 10,
+                },
+                mail: MailConfig {
+                    require_encryption: true,
                 },
                 security: Security {
                     allow_plaintext_auth: false,
@@ -231,6 +246,12 @@ impl Config {
                 limits: Limits {
                     max_message_size: ByteSize(30 << 20),
                     max_connections: 1000,
+                    max_recipients: 1000,
+                    send_per_minute: 60,
+                    send_burst: 10,
+                },
+                mail: MailConfig {
+                    require_encryption: true,
                 },
                 security: Security {
                     allow_plaintext_auth: false,
@@ -554,6 +575,55 @@ pub static FIELDS: &[Field] = &[
         show: |c| toml::Value::Integer(i64::from(c.limits.max_connections)),
     },
     Field {
+        key: "limits.max_recipients",
+        env: "CAIRN_LIMITS_MAX_RECIPIENTS",
+        doc: "Most recipients of one message (RFC 5321 asks for at least 100).",
+        kind: Kind::Number,
+        apply: |c, v| {
+            c.limits.max_recipients =
+                u32::try_from(number_in(v, 100, 100_000)?).map_err(|e| e.to_string())?;
+            Ok(())
+        },
+        show: |c| toml::Value::Integer(i64::from(c.limits.max_recipients)),
+    },
+    Field {
+        key: "limits.send_per_minute",
+        env: "CAIRN_LIMITS_SEND_PER_MINUTE",
+        doc: "Messages a user may send per minute once the burst is used up; more are told to retry later.",
+        kind: Kind::Number,
+        apply: |c, v| {
+            c.limits.send_per_minute =
+                u32::try_from(number_in(v, 1, 100_000)?).map_err(|e| e.to_string())?;
+            Ok(())
+        },
+        show: |c| toml::Value::Integer(i64::from(c.limits.send_per_minute)),
+    },
+    Field {
+        key: "limits.send_burst",
+        env: "CAIRN_LIMITS_SEND_BURST",
+        doc: "Messages a user may send at once before the per-minute rate applies.",
+        kind: Kind::Number,
+        apply: |c, v| {
+            c.limits.send_burst =
+                u32::try_from(number_in(v, 1, 100_000)?).map_err(|e| e.to_string())?;
+            Ok(())
+        },
+        show: |c| toml::Value::Integer(i64::from(c.limits.send_burst)),
+    },
+    Field {
+        key: "mail.require_encryption",
+        env: "CAIRN_MAIL_REQUIRE_ENCRYPTION",
+        doc: "Accept between users only OpenPGP-encrypted mail, as chatmail relays do (plus Secure-Join requests and bounces); anything else is refused with 523.",
+        kind: Kind::Flag,
+        apply: |c, v| {
+            c.mail.require_encryption = v
+                .as_bool()
+                .ok_or_else(|| format!("expected true or false, found {}", v.type_str()))?;
+            Ok(())
+        },
+        show: |c| toml::Value::Boolean(c.mail.require_encryption),
+    },
+    Field {
         key: "security.allow_plaintext_auth",
         env: "CAIRN_SECURITY_ALLOW_PLAINTEXT_AUTH",
         doc: "Allow logins without TLS on the STARTTLS ports. Only for a hub whose Wi-Fi is itself encrypted and private.",
@@ -572,7 +642,7 @@ pub static FIELDS: &[Field] = &[
 pub const OTHER_ENV: &[&str] = &["CAIRN_CONFIG", "CAIRN_LOG"];
 
 /// Sections of the file, for messages about a section written as a value.
-const SECTIONS: &[&str] = &["hub", "listen", "limits", "security"];
+const SECTIONS: &[&str] = &["hub", "listen", "limits", "mail", "security"];
 
 fn field(key: &str) -> Option<&'static Field> {
     FIELDS.iter().find(|f| f.key == key)

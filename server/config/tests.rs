@@ -72,6 +72,11 @@ https = []
 [limits]
 max_message_size = "10 MiB"
 max_connections = 20
+max_recipients = 200
+send_per_minute = 30
+send_burst = 5
+[mail]
+require_encryption = false
 [security]
 allow_plaintext_auth = true
 "#;
@@ -91,6 +96,10 @@ allow_plaintext_auth = true
     assert!(c.listen.smtp_mx.is_empty());
     assert_eq!(c.limits.max_message_size, ByteSize(10 << 20));
     assert_eq!(c.limits.max_connections, 20);
+    assert_eq!(c.limits.max_recipients, 200);
+    assert_eq!(c.limits.send_per_minute, 30);
+    assert_eq!(c.limits.send_burst, 5);
+    assert!(!c.mail.require_encryption);
     assert!(c.security.allow_plaintext_auth);
 }
 
@@ -115,6 +124,11 @@ https = [":443"]
 [limits]
 max_message_size = "lots"
 max_connections = 0
+max_recipients = 10
+send_per_minute = "fast"
+send_burst = 0
+[mail]
+require_encryption = 1
 [security]
 allow_plaintext_auth = "yes"
 "#;

@@ -5,5 +5,5 @@ pub mod ids;
 pub mod password;
 
 pub use address::{Address, AddressError, Domain};
-pub use ids::AccountId;
+pub use ids::{AccountId, ItemId, MailboxId, ModSeq, Uid};
 pub use password::{Password, PasswordError, PasswordHash};

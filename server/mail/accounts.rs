@@ -167,7 +167,7 @@ mod tests {
 
     async fn accounts() -> (tempfile::TempDir, Accounts) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("cairn.db")).await.unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
         let domains = vec![
             Domain::parse("camp.example").unwrap(),
             Domain::parse("[10.42.0.1]").unwrap(),

@@ -4,3 +4,7 @@
 pub mod accounts;
 
 pub use accounts::{AccountError, Accounts};
+pub mod intake;
+pub mod policy;
+pub mod ratelimit;
+pub mod transaction;

@@ -4,16 +4,21 @@
 //! Only this module speaks SQL. It knows no protocol.
 
 pub mod accounts;
+pub mod blobs;
 pub mod events;
+pub mod mail;
 pub mod settings;
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use accounts::AccountRow;
+pub use blobs::{Spool, StagedBlob, SweepReport};
 pub use events::EventRow;
+pub use mail::{Change, Delivered, Delivery, MessageRow, OutboundEnvelope, OutboxRow};
 
 /// How long a writer waits for another writer before giving up; SQLite
 /// allows one writer at a time and a CLI command may hold the lock briefly.
@@ -29,6 +34,11 @@ pub enum Error {
         "the database at {path} was written by a newer cairn (it has migration {version} which this one does not know): run the newer cairn, or restore a backup"
     )]
     TooNew { path: String, version: i64 },
+    #[error("cannot use {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot update the database schema: {0}")]
     Migrate(sqlx::migrate::MigrateError),
     #[error(
@@ -47,17 +57,43 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// A handle on the database; cheap to clone.
+/// Changes queued for subscribers that have not read them yet; a slower
+/// subscriber gets `Lagged` and must re-read its mailbox state.
+pub const CHANGE_QUEUE: usize = 4096;
+
+/// Directories beside the database.
+#[derive(Debug)]
+struct Dirs {
+    blobs: PathBuf,
+    tmp: PathBuf,
+}
+
+/// A handle on the database and the blob files; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    dirs: Arc<Dirs>,
+    changes: tokio::sync::broadcast::Sender<Change>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 impl Store {
-    /// Open (creating if needed) the database file and bring its schema up to date.
-    pub async fn open(path: &Path) -> Result<Self> {
+    /// Open (creating if needed) the store in `dir`: `cairn.db`, `blobs/`,
+    /// `tmp/`; bring the schema up to date.
+    pub async fn open(dir: &Path) -> Result<Self> {
+        let path = dir.join("cairn.db");
+        let dirs = Dirs {
+            blobs: dir.join("blobs"),
+            tmp: dir.join("tmp"),
+        };
+        for d in [&dirs.blobs, &dirs.tmp] {
+            std::fs::create_dir_all(d).map_err(|source| Error::Io {
+                path: d.clone(),
+                source,
+            })?;
+        }
+        let path = path.as_path();
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -70,7 +106,11 @@ impl Store {
             .max_connections(MAX_DB_CONNECTIONS)
             .connect_with(options)
             .await?;
-        let store = Store { pool };
+        let store = Store {
+            pool,
+            dirs: Arc::new(dirs),
+            changes: tokio::sync::broadcast::channel(CHANGE_QUEUE).0,
+        };
         store.migrate(path).await?;
         Ok(store)
     }
@@ -118,12 +158,12 @@ mod tests {
     #[tokio::test]
     async fn open_migrates_and_reopen_keeps_data() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cairn.db");
-        let store = Store::open(&path).await.unwrap();
-        assert_eq!(store.schema_versions().await.unwrap(), vec![1]);
+        let path = dir.path();
+        let store = Store::open(path).await.unwrap();
+        assert_eq!(store.schema_versions().await.unwrap(), vec![1, 2]);
         store.settings_set("hub.test", "1").await.unwrap();
         store.close().await;
-        let store = Store::open(&path).await.unwrap();
+        let store = Store::open(path).await.unwrap();
         assert_eq!(
             store.settings_get("hub.test").await.unwrap().as_deref(),
             Some("1")
@@ -138,8 +178,8 @@ mod tests {
     #[tokio::test]
     async fn database_from_a_newer_cairn_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cairn.db");
-        let store = Store::open(&path).await.unwrap();
+        let path = dir.path();
+        let store = Store::open(path).await.unwrap();
         sqlx::query(
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (9999, 'future', 1, x'00', 0)",
         )
@@ -147,7 +187,7 @@ mod tests {
         .await
         .unwrap();
         store.close().await;
-        let err = Store::open(&path).await.unwrap_err().to_string();
+        let err = Store::open(path).await.unwrap_err().to_string();
         assert!(err.contains("newer cairn"), "{err}");
     }
 }

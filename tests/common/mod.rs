@@ -80,6 +80,9 @@ pub struct Running {
     pub printed: Vec<String>,
     pub http: SocketAddr,
     pub https: Option<SocketAddr>,
+    pub smtp_tls: Option<SocketAddr>,
+    pub smtp_starttls: Option<SocketAddr>,
+    pub smtp_mx: Option<SocketAddr>,
     rest: mpsc::Receiver<String>,
 }
 
@@ -127,12 +130,24 @@ pub fn serve(mut c: Command) -> Running {
         })
     };
     let http = addr("web: http://").expect("an http address");
-    let https = addr("web: https://");
+    let https = addr("web (TLS): https://");
+    let named = |prefix: &str| {
+        printed.iter().find_map(|l| {
+            l.strip_prefix(prefix)
+                .map(|a| a.parse::<SocketAddr>().unwrap())
+        })
+    };
+    let smtp_tls = named("smtp submission (TLS): ");
+    let smtp_starttls = named("smtp submission (STARTTLS): ");
+    let smtp_mx = named("smtp mx: ");
     Running {
         child,
         printed,
         http,
         https,
+        smtp_tls,
+        smtp_starttls,
+        smtp_mx,
         rest: rx,
     }
 }

@@ -1,0 +1,321 @@
+//! The rules of a mail transaction (RFC 5321 §3.3), whatever protocol
+//! carries it: who may send as whom, where each recipient goes, which
+//! content is accepted, and the durable hand-off to the store.
+//!
+//! Front ends turn [`MailError`] into their own replies.
+
+use super::accounts::Accounts;
+use super::intake::{Intake, IntakeError, Received, fields};
+use super::policy::{self, Direction, NotEncrypted};
+use super::ratelimit::RateLimiter;
+use crate::domain::{AccountId, Address, AddressError, Domain, Password};
+use crate::store::{self, Delivered, Delivery, OutboundEnvelope, Store};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Failed logins an address may make in a row before it must wait.
+pub const LOGIN_FAILURE_BURST: u32 = 10;
+/// Failed logins per minute allowed after the burst.
+pub const LOGIN_FAILURES_PER_MINUTE: u32 = 6;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("you are logged in as {login}; send as that address (MAIL FROM was {mail_from})")]
+    SenderMismatch { login: String, mail_from: String },
+    #[error("the From: header must be your address {login} (it was {from})")]
+    FromMismatch { login: String, from: String },
+    #[error("too much mail from {sender}: try again in {} s", wait.as_secs().max(1))]
+    RateLimited { sender: String, wait: Duration },
+    #[error("too many failed logins from {ip}: try again in {} s", wait.as_secs().max(1))]
+    LoginsBlocked { ip: IpAddr, wait: Duration },
+    #[error("`{input}` is not a valid address: {source}")]
+    BadAddress { input: String, source: AddressError },
+    #[error("no such user here: {0}")]
+    NoSuchUser(String),
+    #[error("{0} is not a domain this hub serves: relaying is not allowed")]
+    RelayDenied(String),
+    #[error("too many recipients: at most {0} per message")]
+    TooManyRecipients(usize),
+    #[error("{0}")]
+    NotEncrypted(#[from] NotEncrypted),
+    #[error("{0}")]
+    Intake(IntakeError),
+    #[error("temporary problem storing the message: {0}")]
+    Store(#[from] store::Error),
+    #[error("temporary problem: {0}")]
+    Internal(String),
+}
+
+impl From<IntakeError> for MailError {
+    fn from(e: IntakeError) -> Self {
+        match e {
+            IntakeError::Store(s) => MailError::Store(s),
+            other => MailError::Intake(other),
+        }
+    }
+}
+
+pub type Result<T, E = MailError> = std::result::Result<T, E>;
+
+/// Hub-wide mail rules and the state they share across sessions.
+pub struct MailRules {
+    pub store: Store,
+    pub accounts: Accounts,
+    pub domains: Vec<Domain>,
+    pub require_encryption: bool,
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    send_limit: RateLimiter<AccountId>,
+    login_failures: RateLimiter<IpAddr>,
+}
+
+/// Settings of [`MailRules`], from the configuration.
+pub struct RulesConfig {
+    pub domains: Vec<Domain>,
+    pub require_encryption: bool,
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    pub send_per_minute: u32,
+    pub send_burst: u32,
+}
+
+/// Who is sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A logged-in user of this hub (submission ports).
+    User {
+        account: AccountId,
+        address: Address,
+    },
+    /// Another mail server or peer (MX port, no login).
+    Peer,
+}
+
+/// A transaction between MAIL FROM and the end of DATA.
+#[derive(Debug)]
+pub struct Transaction {
+    origin: Origin,
+    /// Canonical envelope sender; empty for `<>`.
+    mail_from: String,
+    local: Vec<AccountId>,
+    remote: Vec<String>,
+    /// Every recipient, canonical, for rules about the whole envelope.
+    all_rcpts: Vec<String>,
+    rcpt_count: usize,
+}
+
+impl Transaction {
+    pub fn recipients(&self) -> usize {
+        self.rcpt_count
+    }
+}
+
+impl MailRules {
+    pub fn new(store: Store, config: RulesConfig) -> Self {
+        MailRules {
+            accounts: Accounts::new(store.clone(), config.domains.clone()),
+            store,
+            domains: config.domains,
+            require_encryption: config.require_encryption,
+            max_message_size: config.max_message_size,
+            max_recipients: config.max_recipients,
+            send_limit: RateLimiter::new(config.send_per_minute, config.send_burst),
+            login_failures: RateLimiter::new(LOGIN_FAILURES_PER_MINUTE, LOGIN_FAILURE_BURST),
+        }
+    }
+
+    /// Check a login. `Ok(None)` is a wrong user or password (logged at
+    /// WARN with the peer's IP); too many failures from one IP block it.
+    pub async fn login(&self, ip: IpAddr, user: &str, password: &str) -> Result<Option<Origin>> {
+        if let Err(wait) = self.login_failures.peek_empty(&ip) {
+            return Err(MailError::LoginsBlocked { ip, wait });
+        }
+        let found = match Password::presented(password) {
+            Ok(p) => self
+                .accounts
+                .verify(user, &p)
+                .await
+                .map_err(|e| MailError::Internal(e.to_string()))?,
+            Err(_) => None,
+        };
+        match (found, Address::parse(user)) {
+            (Some(account), Ok(address)) => Ok(Some(Origin::User { account, address })),
+            _ => {
+                tracing::warn!(target: "cairn::auth", %ip, user = %user.chars().take(100).collect::<String>(), "login failed");
+                let _ = self.login_failures.take(&ip);
+                Ok(None)
+            }
+        }
+    }
+
+    /// MAIL FROM: a user may only send as themselves; a peer may send as
+    /// anyone, including the null reverse-path of a bounce.
+    pub fn begin(&self, origin: Origin, mail_from: &str) -> Result<Transaction> {
+        let mail_from = match &origin {
+            Origin::User { account, address } => {
+                let given = Address::parse(mail_from).map_err(|_| MailError::SenderMismatch {
+                    login: address.to_string(),
+                    mail_from: mail_from.to_string(),
+                })?;
+                if &given != address {
+                    return Err(MailError::SenderMismatch {
+                        login: address.to_string(),
+                        mail_from: mail_from.to_string(),
+                    });
+                }
+                if let Err(wait) = self.send_limit.take(account) {
+                    return Err(MailError::RateLimited {
+                        sender: address.to_string(),
+                        wait,
+                    });
+                }
+                address.to_string()
+            }
+            Origin::Peer if mail_from.is_empty() => String::new(),
+            Origin::Peer => Address::parse(mail_from)
+                .map(|a| a.to_string())
+                .map_err(|source| MailError::BadAddress {
+                    input: mail_from.to_string(),
+                    source,
+                })?,
+        };
+        Ok(Transaction {
+            origin,
+            mail_from,
+            local: Vec::new(),
+            remote: Vec::new(),
+            all_rcpts: Vec::new(),
+            rcpt_count: 0,
+        })
+    }
+
+    /// RCPT TO: a local account, or (for users) a remote address to queue.
+    pub async fn add_recipient(&self, tx: &mut Transaction, rcpt: &str) -> Result<()> {
+        if tx.rcpt_count >= self.max_recipients {
+            return Err(MailError::TooManyRecipients(self.max_recipients));
+        }
+        let address = Address::parse(rcpt).map_err(|source| MailError::BadAddress {
+            input: rcpt.to_string(),
+            source,
+        })?;
+        if self.domains.contains(address.domain()) {
+            let Some(row) = self.store.account_find(&address).await? else {
+                return Err(MailError::NoSuchUser(address.to_string()));
+            };
+            if !tx.local.contains(&row.id()) {
+                tx.local.push(row.id());
+            }
+        } else {
+            match tx.origin {
+                Origin::User { .. } => {
+                    let a = address.to_string();
+                    if !tx.remote.contains(&a) {
+                        tx.remote.push(a);
+                    }
+                }
+                Origin::Peer => return Err(MailError::RelayDenied(address.domain().to_string())),
+            }
+        }
+        tx.rcpt_count += 1;
+        tx.all_rcpts.push(address.to_string());
+        Ok(())
+    }
+
+    /// Where the body of this transaction goes while it arrives.
+    pub fn intake(&self, tx: &Transaction) -> Intake {
+        let strip = matches!(tx.origin, Origin::User { .. });
+        Intake::new(self.store.spool(), strip, self.max_message_size)
+    }
+
+    /// End of DATA: check the content, make it durable, deliver. When this
+    /// returns `Ok`, the message is on disk in every INBOX and the outbox.
+    pub async fn accept(&self, tx: Transaction, received: Received) -> Result<Delivered> {
+        if let Origin::User { address, .. } = &tx.origin {
+            check_from_header(&received.header, address)?;
+        }
+        if self.require_encryption {
+            let direction = match tx.origin {
+                Origin::User { .. } => Direction::Outgoing,
+                Origin::Peer => Direction::Incoming,
+            };
+            let envelope = policy::Envelope {
+                mail_from: &tx.mail_from,
+                rcpts: &tx.all_rcpts,
+            };
+            let mut reader = received.spool.reader()?;
+            policy::check(direction, &envelope, &received.header, &mut reader)?;
+        }
+        let blob = received.spool.commit().await?;
+        let outbound = (!tx.remote.is_empty()).then(|| OutboundEnvelope {
+            mail_from: tx.mail_from.clone(),
+            rcpts: tx.remote.clone(),
+        });
+        let delivered = self
+            .store
+            .deliver(Delivery {
+                blob: &blob,
+                local: &tx.local,
+                outbound: outbound.as_ref(),
+            })
+            .await?;
+        Ok(delivered)
+    }
+}
+
+/// RFC 5322 §3.6.2: exactly one From: mailbox, and it must be the login.
+fn check_from_header(header: &[u8], login: &Address) -> Result<()> {
+    let mismatch = |from: String| MailError::FromMismatch {
+        login: login.to_string(),
+        from,
+    };
+    let froms: Vec<String> = fields(header)
+        .into_iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("From"))
+        .map(|(_, v)| v)
+        .collect();
+    if froms.len() != 1 {
+        return Err(mismatch(format!("{} From: fields", froms.len())));
+    }
+    let parsed = mail_parser::MessageParser::new().parse_headers(header);
+    let addrs: Vec<String> = parsed
+        .as_ref()
+        .and_then(|m| m.from())
+        .map(|a| {
+            a.clone()
+                .into_list()
+                .iter()
+                .filter_map(|x| x.address().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    match addrs.as_slice() {
+        [one] if Address::parse(one).as_ref() == Ok(login) => Ok(()),
+        _ => Err(mismatch(froms[0].clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_header_rules() {
+        let login = Address::parse("alice@[127.0.0.1]").unwrap();
+        for ok in [
+            "From: <alice@[127.0.0.1]>\r\n\r\n",
+            "From: Alice <ALICE@[127.0.0.1]>\r\n\r\n",
+            "From: alice@[127.0.0.1]\r\n\r\n",
+        ] {
+            check_from_header(ok.as_bytes(), &login).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "Subject: none\r\n\r\n",
+            "From: <bob@[127.0.0.1]>\r\n\r\n",
+            "From: <alice@[127.0.0.1]>, <bob@[127.0.0.1]>\r\n\r\n",
+            "From: <alice@[127.0.0.1]>\r\nFrom: <bob@x>\r\n\r\n",
+            "From: \"alice@[127.0.0.1]\" <eve@evil.example>\r\n\r\n",
+        ] {
+            assert!(check_from_header(bad.as_bytes(), &login).is_err(), "{bad}");
+        }
+    }
+}

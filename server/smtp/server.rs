@@ -1,0 +1,106 @@
+//! SMTP listeners: accept loops with a connection cap, one task per session.
+
+use super::session;
+use crate::mail::transaction::MailRules;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+/// Pause after a failed accept (e.g. out of file descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Time a TLS client gets to finish the handshake on the implicit-TLS port.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which kind of SMTP port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Implicit TLS submission (RFC 8314, port 465).
+    SubmissionTls,
+    /// Submission with STARTTLS (RFC 6409, port 587).
+    SubmissionStartTls,
+    /// Mail from other servers and peers (port 25): no AUTH.
+    Mx,
+}
+
+/// What every SMTP session shares.
+pub struct SmtpContext {
+    pub rules: Arc<MailRules>,
+    pub hostname: String,
+    pub tls: Arc<rustls::ServerConfig>,
+    pub allow_plaintext_auth: bool,
+    pub max_message_size: u64,
+}
+
+/// A bound SMTP listener.
+pub struct Listener {
+    pub listener: TcpListener,
+    pub mode: Mode,
+}
+
+/// Accept until `stop`; sessions are tracked by `tracker` so shutdown can
+/// wait for them. At most `max_connections` sessions run at once; one more
+/// is told 421 and closed.
+pub async fn serve(
+    l: Listener,
+    ctx: Arc<SmtpContext>,
+    max_connections: usize,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let mode = l.mode;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = l.listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SMTP accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracker.spawn(async move {
+                let mut tcp = tcp;
+                let _ = tcp
+                    .write_all(b"421 4.3.2 too many connections, try again later\r\n")
+                    .await;
+                let _ = tcp.shutdown().await;
+            });
+            continue;
+        };
+        let ctx = ctx.clone();
+        let stop = stop.clone();
+        let span = tracing::info_span!("smtp", %peer, ?mode);
+        tracker.spawn(
+            async move {
+                let _permit = permit;
+                let result = if mode == Mode::SubmissionTls {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(ctx.tls.clone());
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => session::run(tls, peer, ctx, mode, stop).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => Ok(()),
+                    }
+                } else {
+                    session::run(tcp, peer, ctx, mode, stop).await
+                };
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "SMTP connection ended with an error");
+                }
+            }
+            .instrument(span),
+        );
+    }
+}

@@ -1,0 +1,219 @@
+//! Message bodies as content-addressed files under `blobs/`.
+//!
+//! A body is spooled (in memory while small, then in `tmp/`), hashed as it
+//! arrives, and made durable by write → fsync → rename → fsync dir before
+//! any database row points at it. A crash leaves at worst a file in `tmp/`
+//! or an unreferenced blob; [`Store::sweep`] removes both at start-up.
+
+use super::{Error, Result, Store};
+use aws_lc_rs::digest;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+/// Bodies up to this size stay in memory until committed; larger ones go to
+/// a temp file as they arrive so a 30 MiB upload does not cost 30 MiB RAM.
+pub const SPILL_THRESHOLD: usize = 256 << 10;
+
+/// A body being received.
+pub struct Spool {
+    mem: Vec<u8>,
+    file: Option<(std::fs::File, PathBuf)>,
+    hasher: digest::Context,
+    size: u64,
+    tmp_dir: PathBuf,
+    blob_dir: PathBuf,
+}
+
+/// A durable blob file, not yet referenced by any row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedBlob {
+    pub hash: String,
+    pub size: u64,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Spool {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        if let Some((f, path)) = &mut self.file {
+            return f.write_all(bytes).map_err(io(path));
+        }
+        self.mem.extend_from_slice(bytes);
+        if self.mem.len() > SPILL_THRESHOLD {
+            let path = self.tmp_dir.join(format!("{}.part", random_name()));
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .read(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(io(&path))?;
+            f.write_all(&self.mem).map_err(io(&path))?;
+            self.mem = Vec::new();
+            self.file = Some((f, path));
+        }
+        Ok(())
+    }
+
+    /// Read back what was spooled (for content checks before committing).
+    pub fn reader(&self) -> Result<Box<dyn BufRead + Send + '_>> {
+        match &self.file {
+            None => Ok(Box::new(std::io::Cursor::new(&self.mem[..]))),
+            Some((_, path)) => {
+                let f = std::fs::File::open(path).map_err(io(path))?;
+                Ok(Box::new(std::io::BufReader::with_capacity(64 << 10, f)))
+            }
+        }
+    }
+
+    /// Make the body durable under its hash. Runs the slow fsyncs off the
+    /// async workers.
+    pub async fn commit(mut self) -> Result<StagedBlob> {
+        let hash = hex(self.hasher.clone().finish().as_ref());
+        let size = self.size;
+        let mem = std::mem::take(&mut self.mem);
+        let file = self.file.take();
+        let tmp_dir = self.tmp_dir.clone();
+        let blob_dir = self.blob_dir.clone();
+        let staged = StagedBlob {
+            hash: hash.clone(),
+            size,
+        };
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let (f, tmp) = match file {
+                Some(x) => x,
+                None => {
+                    let tmp = tmp_dir.join(format!("{}.part", random_name()));
+                    let mut f = std::fs::File::create_new(&tmp).map_err(io(&tmp))?;
+                    f.write_all(&mem).map_err(io(&tmp))?;
+                    (f, tmp)
+                }
+            };
+            let result = (|| {
+                f.sync_all().map_err(io(&tmp))?;
+                drop(f);
+                let dir = blob_dir.join(&hash[..2]);
+                std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+                let dest = dir.join(&hash);
+                // Same content already stored: it is durable; drop the copy.
+                if dest.exists() {
+                    std::fs::remove_file(&tmp).map_err(io(&tmp))?;
+                    return Ok(());
+                }
+                std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
+                std::fs::File::open(&dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io(&dir))
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result
+        })
+        .await
+        .map_err(|e| Error::Io {
+            path: self.tmp_dir.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+        Ok(staged)
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        // An abandoned body (client vanished, message refused) leaves nothing.
+        if let Some((_, path)) = self.file.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_name() -> String {
+    let mut b = [0u8; 12];
+    getrandom::fill(&mut b).expect("system random source");
+    hex(&b)
+}
+
+impl Store {
+    pub fn spool(&self) -> Spool {
+        Spool {
+            mem: Vec::new(),
+            file: None,
+            hasher: digest::Context::new(&digest::SHA256),
+            size: 0,
+            tmp_dir: self.dirs.tmp.clone(),
+            blob_dir: self.dirs.blobs.clone(),
+        }
+    }
+
+    /// The path of a blob's file.
+    pub fn blob_path(&self, hash: &str) -> PathBuf {
+        self.dirs
+            .blobs
+            .join(hash.get(..2).unwrap_or("xx"))
+            .join(hash)
+    }
+
+    pub async fn blob_read(&self, hash: &str) -> Result<Vec<u8>> {
+        let path = self.blob_path(hash);
+        tokio::fs::read(&path)
+            .await
+            .map_err(|source| Error::Io { path, source })
+    }
+
+    /// Start-up clean-up (before any listener): remove temp files left by
+    /// a crash, rows of blobs nobody references, and blob files without a row.
+    pub async fn sweep(&self) -> Result<SweepReport> {
+        let mut report = SweepReport::default();
+        if let Ok(rd) = std::fs::read_dir(&self.dirs.tmp) {
+            for e in rd.flatten() {
+                if std::fs::remove_file(e.path()).is_ok() {
+                    report.temp_files += 1;
+                }
+            }
+        }
+        sqlx::query("DELETE FROM blobs WHERE refs <= 0")
+            .execute(self.pool())
+            .await?;
+        let known: std::collections::HashSet<String> =
+            sqlx::query_scalar::<_, String>("SELECT hash FROM blobs")
+                .fetch_all(self.pool())
+                .await?
+                .into_iter()
+                .collect();
+        if let Ok(rd) = std::fs::read_dir(&self.dirs.blobs) {
+            for sub in rd.flatten() {
+                let Ok(files) = std::fs::read_dir(sub.path()) else {
+                    continue;
+                };
+                for f in files.flatten() {
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    if !known.contains(&name) && std::fs::remove_file(f.path()).is_ok() {
+                        report.orphan_blobs += 1;
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    pub temp_files: u64,
+    pub orphan_blobs: u64,
+}

@@ -1,0 +1,179 @@
+//! Mailboxes, messages and the outbox, and the change events that IMAP IDLE
+//! and the dashboard subscribe to.
+
+use super::blobs::StagedBlob;
+use super::{Result, Store, now};
+use crate::domain::{AccountId, ItemId, MailboxId, ModSeq, Uid};
+
+/// Something that changed in a mailbox, published after the commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A message was added.
+    Appended {
+        account: AccountId,
+        mailbox: MailboxId,
+        uid: Uid,
+        modseq: ModSeq,
+    },
+    /// Items were added to the outbox.
+    Queued { item: ItemId },
+}
+
+/// What leaves this node: the envelope of the non-local recipients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundEnvelope {
+    /// Empty for the null reverse-path.
+    pub mail_from: String,
+    pub rcpts: Vec<String>,
+}
+
+/// Where one message goes: local INBOXes and at most one outbox item.
+#[derive(Debug, Clone)]
+pub struct Delivery<'a> {
+    pub blob: &'a StagedBlob,
+    pub local: &'a [AccountId],
+    pub outbound: Option<&'a OutboundEnvelope>,
+}
+
+/// What a committed delivery made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivered {
+    pub appended: Vec<(AccountId, MailboxId, Uid)>,
+    pub queued: Option<ItemId>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: i64,
+    pub uid: i64,
+    pub modseq: i64,
+    pub flags: String,
+    pub blob_hash: String,
+    pub size: i64,
+    pub internal_date: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub blob_hash: String,
+    pub mail_from: String,
+    pub rcpts: String,
+    pub next_hop: Option<String>,
+    pub state: String,
+    pub created_at: i64,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+impl OutboxRow {
+    pub fn recipients(&self) -> Vec<String> {
+        serde_json::from_str(&self.rcpts).unwrap_or_default()
+    }
+}
+
+impl Store {
+    /// Subscribe to changes committed from now on.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Commit one message to every local INBOX and the outbox, all or nothing.
+    pub async fn deliver(&self, d: Delivery<'_>) -> Result<Delivered> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let t = now();
+        let size = i64::try_from(d.blob.size).unwrap_or(i64::MAX);
+        sqlx::query("INSERT OR IGNORE INTO blobs (hash, size) VALUES (?, ?)")
+            .bind(&d.blob.hash)
+            .bind(size)
+            .execute(&mut *tx)
+            .await?;
+        let mut out = Delivered::default();
+        let mut events = Vec::new();
+        for account in d.local {
+            let (mailbox, uid, modseq): (i64, i64, i64) = sqlx::query_as(
+                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+                 WHERE account_id = ? AND name = 'INBOX'
+                 RETURNING id, uidnext - 1, highestmodseq",
+            )
+            .bind(account.0)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO messages (mailbox_id, uid, modseq, blob_hash, size, internal_date)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(mailbox)
+            .bind(uid)
+            .bind(modseq)
+            .bind(&d.blob.hash)
+            .bind(size)
+            .bind(t)
+            .execute(&mut *tx)
+            .await?;
+            let (mailbox, uid) = (
+                MailboxId(mailbox),
+                Uid(u32::try_from(uid).unwrap_or(u32::MAX)),
+            );
+            out.appended.push((*account, mailbox, uid));
+            events.push(Change::Appended {
+                account: *account,
+                mailbox,
+                uid,
+                modseq: ModSeq(u64::try_from(modseq).unwrap_or(0)),
+            });
+        }
+        if let Some(env) = d.outbound {
+            let rcpts = serde_json::to_string(&env.rcpts).expect("strings serialise");
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO outbox (blob_hash, mail_from, rcpts, state, created_at)
+                 VALUES (?, ?, ?, 'no-route', ?) RETURNING id",
+            )
+            .bind(&d.blob.hash)
+            .bind(&env.mail_from)
+            .bind(rcpts)
+            .bind(t)
+            .fetch_one(&mut *tx)
+            .await?;
+            out.queued = Some(ItemId(id));
+            events.push(Change::Queued { item: ItemId(id) });
+        }
+        tx.commit().await?;
+        for e in events {
+            // No subscriber is fine: nobody is idling.
+            let _ = self.changes.send(e);
+        }
+        Ok(out)
+    }
+
+    /// The INBOX of an account.
+    pub async fn inbox(&self, account: AccountId) -> Result<MailboxId> {
+        let id: i64 =
+            sqlx::query_scalar("SELECT id FROM mailboxes WHERE account_id = ? AND name = 'INBOX'")
+                .bind(account.0)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(MailboxId(id))
+    }
+
+    /// Messages of a mailbox in UID order.
+    pub async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, uid, modseq, flags, blob_hash, size, internal_date
+             FROM messages WHERE mailbox_id = ? ORDER BY uid",
+        )
+        .bind(mailbox.0)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Outbox items, oldest first.
+    pub async fn outbox(&self) -> Result<Vec<OutboxRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, blob_hash, mail_from, rcpts, next_hop, state, created_at, attempts, last_error
+             FROM outbox ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+}
