@@ -1,6 +1,7 @@
 //! One SMTP connection: buffering and I/O generic over the stream, so plain
 //! TCP, TLS, STARTTLS and in-memory pipes in tests all fit.
 
+use super::path;
 use super::reply::Reply;
 use super::server::{Mode, SmtpContext};
 use crate::mail::intake::Intake;
@@ -243,6 +244,18 @@ where
                 return Ok(End::Closed);
             }
         };
+        // MAIL and RCPT: our own parser, which knows address literals.
+        if let Some(v) = path::verb(&line) {
+            match path::parse(v, &line) {
+                Err(e) => {
+                    st.errors += 1;
+                    conn.reply(&path_error(e));
+                }
+                Ok(cmd) if v == path::Verb::Mail => mail_from(conn, st, ctx, mode, cmd),
+                Ok(cmd) => rcpt_to(conn, st, ctx, cmd).await,
+            }
+            continue;
+        }
         let request = match Request::parse(&mut line.iter()) {
             Ok(r) => r,
             Err(e) => {
@@ -325,49 +338,10 @@ where
                     }
                 }
             }
-            // RFC 5321 §4.1.1.2 MAIL
-            Request::Mail { from } => {
-                if st.helo.is_none() {
-                    conn.reply(&Reply::new(503, "5.5.1", "say EHLO first"));
-                } else if st.tx.is_some() {
-                    conn.reply(&Reply::new(503, "5.5.1", "nested MAIL command"));
-                } else if from.size as u64 > ctx.max_message_size {
-                    conn.reply(&Reply::new(
-                        552,
-                        "5.3.4",
-                        format!("message too big: at most {} bytes", ctx.max_message_size),
-                    ));
-                } else {
-                    let origin = match (mode, &st.login) {
-                        (Mode::Mx, _) => Some(Origin::Peer),
-                        (_, Some(o)) => Some(o.clone()),
-                        (_, None) => None,
-                    };
-                    match origin {
-                        None => conn.reply(&Reply::new(530, "5.7.0", "log in first (AUTH)")),
-                        Some(origin) => match ctx.rules.begin(origin, &from.address) {
-                            Ok(tx) => {
-                                st.tx = Some(tx);
-                                conn.reply(&Reply::new(250, "2.1.0", "sender OK"));
-                            }
-                            Err(e) => conn.reply(&Reply::from(&e)),
-                        },
-                    }
-                }
+            // Never reached: MAIL and RCPT lines are parsed above.
+            Request::Mail { .. } | Request::Rcpt { .. } => {
+                conn.reply(&Reply::new(500, "5.5.2", "command not recognized"));
             }
-            // RFC 5321 §4.1.1.3 RCPT
-            Request::Rcpt { to } => match st.tx.as_mut() {
-                None => conn.reply(&Reply::new(503, "5.5.1", "MAIL first")),
-                Some(tx) => match ctx.rules.add_recipient(tx, &to.address).await {
-                    Ok(()) => conn.reply(&Reply::new(250, "2.1.5", "recipient OK")),
-                    Err(e) => {
-                        if !matches!(e, MailError::NoSuchUser(_) | MailError::RelayDenied(_)) {
-                            st.errors += 1;
-                        }
-                        conn.reply(&Reply::from(&e));
-                    }
-                },
-            },
             // RFC 5321 §4.1.1.4 DATA
             Request::Data => {
                 let Some(tx) = st.tx.take() else {
@@ -426,6 +400,74 @@ where
             Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
                 conn.reply(&Reply::new(502, "5.5.1", "command not implemented"));
             }
+        }
+    }
+}
+
+/// RFC 5321 §4.1.1.2 MAIL
+fn mail_from<S>(
+    conn: &mut Conn<S>,
+    st: &mut State,
+    ctx: &SmtpContext,
+    mode: Mode,
+    cmd: path::PathCommand,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    if st.helo.is_none() {
+        conn.reply(&Reply::new(503, "5.5.1", "say EHLO first"));
+    } else if st.tx.is_some() {
+        conn.reply(&Reply::new(503, "5.5.1", "nested MAIL command"));
+    } else if cmd.size.is_some_and(|s| s > ctx.max_message_size) {
+        conn.reply(&Reply::new(
+            552,
+            "5.3.4",
+            format!("message too big: at most {} bytes", ctx.max_message_size),
+        ));
+    } else {
+        let origin = match (mode, &st.login) {
+            (Mode::Mx, _) => Some(Origin::Peer),
+            (_, Some(o)) => Some(o.clone()),
+            (_, None) => None,
+        };
+        match origin {
+            None => conn.reply(&Reply::new(530, "5.7.0", "log in first (AUTH)")),
+            Some(origin) => match ctx.rules.begin(origin, &cmd.address) {
+                Ok(tx) => {
+                    st.tx = Some(tx);
+                    conn.reply(&Reply::new(250, "2.1.0", "sender OK"));
+                }
+                Err(e) => conn.reply(&Reply::from(&e)),
+            },
+        }
+    }
+}
+
+/// RFC 5321 §4.1.1.3 RCPT
+async fn rcpt_to<S>(conn: &mut Conn<S>, st: &mut State, ctx: &SmtpContext, cmd: path::PathCommand)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    match st.tx.as_mut() {
+        None => conn.reply(&Reply::new(503, "5.5.1", "MAIL first")),
+        Some(tx) => match ctx.rules.add_recipient(tx, &cmd.address).await {
+            Ok(()) => conn.reply(&Reply::new(250, "2.1.5", "recipient OK")),
+            Err(e) => {
+                if !matches!(e, MailError::NoSuchUser(_) | MailError::RelayDenied(_)) {
+                    st.errors += 1;
+                }
+                conn.reply(&Reply::from(&e));
+            }
+        },
+    }
+}
+
+fn path_error(e: path::PathError) -> Reply {
+    match e {
+        path::PathError::Syntax(why) => Reply::new(501, "5.5.4", format!("syntax error: {why}")),
+        path::PathError::BadValue(p) => Reply::new(501, "5.5.4", format!("bad value for {p}")),
+        path::PathError::Unsupported(p) => {
+            Reply::new(555, "5.5.4", format!("parameter {p} not supported"))
         }
     }
 }

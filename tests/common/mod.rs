@@ -254,3 +254,5 @@ pub fn https_get(
 pub fn data_dir(tmp: &Path) -> PathBuf {
     tmp.join("cairn-data")
 }
+
+pub mod smtp;
