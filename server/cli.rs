@@ -53,6 +53,15 @@ enum Command {
     /// Manage the admin login of the web pages.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Mail waiting to leave this hub.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum OutboxCommand {
+    /// List every outbox item: state, age, size, sender and recipients.
+    List,
 }
 
 #[derive(Args, Debug)]
@@ -158,6 +167,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Account(cmd) => account(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Admin(cmd) => admin(load_config(&cli, cli.config.as_deref())?, cmd).await,
+        Command::Outbox(OutboxCommand::List) => {
+            outbox_list(load_config(&cli, cli.config.as_deref())?).await
+        }
     }
 }
 
@@ -390,4 +402,52 @@ async fn admin(config: Config, cmd: &AdminCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+async fn outbox_list(config: Config) -> Result<()> {
+    datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
+    let store = open_store(&config).await?;
+    let items = store.outbox().await;
+    store.close().await;
+    let items = items?;
+    if items.is_empty() {
+        println!("the outbox is empty");
+        return Ok(());
+    }
+    println!(
+        "{:>6}  {:<12} {:>10}  {:>8}  from -> to",
+        "id", "state", "age", "bytes"
+    );
+    let now = crate::store::now();
+    for i in items {
+        let age = human_age(now - i.created_at);
+        let from = if i.mail_from.is_empty() {
+            "<>"
+        } else {
+            &i.mail_from
+        };
+        println!(
+            "{:>6}  {:<12} {:>10}  {:>8}  {} -> {}",
+            i.id,
+            i.state,
+            age,
+            i.size,
+            from,
+            i.recipients().join(", ")
+        );
+        if let Some(e) = &i.last_error {
+            println!("{:>6}  last error: {e}", "");
+        }
+    }
+    Ok(())
+}
+
+fn human_age(secs: i64) -> String {
+    let secs = secs.max(0);
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        3600..86_400 => format!("{} h", secs / 3600),
+        _ => format!("{} d", secs / 86_400),
+    }
 }

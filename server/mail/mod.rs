@@ -4,6 +4,7 @@
 pub mod accounts;
 
 pub use accounts::{AccountError, Accounts};
+pub mod bounce;
 pub mod intake;
 pub mod policy;
 pub mod ratelimit;

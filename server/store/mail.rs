@@ -64,6 +64,8 @@ pub struct OutboxRow {
     pub created_at: i64,
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// Size of the message in bytes.
+    pub size: i64,
 }
 
 impl OutboxRow {
@@ -170,10 +172,65 @@ impl Store {
     /// Outbox items, oldest first.
     pub async fn outbox(&self) -> Result<Vec<OutboxRow>> {
         Ok(sqlx::query_as(
-            "SELECT id, blob_hash, mail_from, rcpts, next_hop, state, created_at, attempts, last_error
-             FROM outbox ORDER BY id",
+            "SELECT o.id, o.blob_hash, o.mail_from, o.rcpts, o.next_hop, o.state, o.created_at,
+                    o.attempts, o.last_error, b.size
+             FROM outbox o JOIN blobs b ON b.hash = o.blob_hash ORDER BY o.id",
         )
         .fetch_all(self.pool())
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A delivery that fails half-way leaves nothing: no message in the
+    /// first INBOX, no outbox item.
+    #[tokio::test]
+    async fn delivery_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let a = crate::domain::Address::parse("a@[127.0.0.1]").unwrap();
+        let hash = crate::domain::Password::chosen("password one")
+            .unwrap()
+            .hash()
+            .unwrap();
+        let alice = store.account_insert(&a, &hash).await.unwrap();
+        let mut spool = store.spool();
+        spool.write(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+        let blob = spool.commit().await.unwrap();
+        let env = OutboundEnvelope {
+            mail_from: "a@[127.0.0.1]".into(),
+            rcpts: vec!["z@far.example".into()],
+        };
+        // The second recipient does not exist (no INBOX): the whole delivery fails.
+        let r = store
+            .deliver(Delivery {
+                blob: &blob,
+                local: &[alice, AccountId(9999)],
+                outbound: Some(&env),
+            })
+            .await;
+        assert!(r.is_err());
+        let inbox = store.inbox(alice).await.unwrap();
+        assert!(store.messages(inbox).await.unwrap().is_empty());
+        assert!(store.outbox().await.unwrap().is_empty());
+        // The same delivery without the bad recipient works, and UIDs start at 1.
+        let d = store
+            .deliver(Delivery {
+                blob: &blob,
+                local: &[alice],
+                outbound: Some(&env),
+            })
+            .await
+            .unwrap();
+        assert_eq!(d.appended[0].2, Uid(1));
+        let refs: i64 = sqlx::query_scalar("SELECT refs FROM blobs WHERE hash = ?")
+            .bind(&blob.hash)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(refs, 2, "one message row and one outbox row");
     }
 }

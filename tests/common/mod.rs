@@ -87,11 +87,16 @@ pub struct Running {
 }
 
 pub fn serve(mut c: Command) -> Running {
+    c.stderr(Stdio::inherit());
+    serve_quiet(c)
+}
+
+/// Like [`serve`], with stderr wherever the command already sends it.
+pub fn serve_quiet(mut c: Command) -> Running {
     let mut child = c
         .arg("serve")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn cairn serve");
     let out = child.stdout.take().unwrap();

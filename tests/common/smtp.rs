@@ -87,8 +87,32 @@ impl Client {
 
     /// Implicit TLS, verifying the hub's certificate for 127.0.0.1.
     pub async fn tls(addr: SocketAddr, hub: &Hub) -> (Client, String) {
+        Self::tls_with(addr, hub_cert(hub)).await
+    }
+
+    /// Implicit TLS against a given certificate; `None` if the connection fails.
+    pub async fn try_tls_with(
+        addr: SocketAddr,
+        cert: rustls::pki_types::CertificateDer<'static>,
+    ) -> Option<(Client, String)> {
+        let s = TcpStream::connect(addr).await.ok()?;
+        let connector = tokio_rustls::TlsConnector::from(tls_config(cert));
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let s = connector.connect(name, s).await.ok()?;
+        let mut c = Client {
+            stream: Box::new(s),
+            buf: Vec::new(),
+        };
+        let greeting = c.reply().await;
+        Some((c, greeting))
+    }
+
+    pub async fn tls_with(
+        addr: SocketAddr,
+        cert: rustls::pki_types::CertificateDer<'static>,
+    ) -> (Client, String) {
         let s = TcpStream::connect(addr).await.unwrap();
-        let connector = tokio_rustls::TlsConnector::from(tls_config(hub_cert(hub)));
+        let connector = tokio_rustls::TlsConnector::from(tls_config(cert));
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
         let s = connector.connect(name, s).await.unwrap();
         let mut c = Client {
@@ -112,9 +136,11 @@ impl Client {
         }
     }
 
+    /// Write bytes; a failure (the server went away) shows up as an empty reply.
     pub async fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.unwrap();
-        self.stream.flush().await.unwrap();
+        if self.stream.write_all(bytes).await.is_ok() {
+            let _ = self.stream.flush().await;
+        }
     }
 
     /// One complete (possibly multi-line) reply, or "" at end of stream.
@@ -134,6 +160,7 @@ impl Client {
                 .await
                 .expect("reply within 30 s")
                 .unwrap_or(0);
+            // (A reset connection reads as the end of the stream.)
             if n == 0 {
                 return out;
             }
