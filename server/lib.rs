@@ -6,7 +6,7 @@
 //!
 //! # Layers
 //!
-//! Front ends (`web`, later `smtp`, `imap`) → [`mail`] (rules) → [`store`]
+//! Front ends (`web`, [`smtp`], later `imap`) → [`mail`] (rules) → [`store`]
 //! (the only module that speaks SQL) → [`domain`] (plain types). [`app`]
 //! wires everything; [`cli`] is the command line.
 //!
@@ -14,8 +14,18 @@
 //!
 //! | RFC | what | status | where |
 //! |---|---|---|---|
-//! | 5321 | SMTP address syntax and size limits | Partial (addresses only) | `domain::address` |
-//! | 6531 | SMTPUTF8 (UTF-8 local parts) | Partial (addresses only) | `domain::address` |
+//! | 5321 | SMTP | Yes (no VRFY/EXPN, no source routes) | [`smtp`], `domain::address` |
+//! | 3207 | SMTP STARTTLS | Yes | `smtp::session` |
+//! | 8314 | Implicit TLS for submission | Yes | `smtp::server` |
+//! | 4954, 4616 | SMTP AUTH, PLAIN (and LOGIN) | Yes | `smtp::session` |
+//! | 2920 | PIPELINING | Yes | `smtp::session` |
+//! | 1870 | SIZE | Yes | `smtp::path`, `mail::intake` |
+//! | 6152 | 8BITMIME | Yes | `smtp::session` |
+//! | 6531 | SMTPUTF8 | Yes | `smtp::path`, `domain::address` |
+//! | 2034, 3463 | Enhanced status codes | Yes | `smtp::reply` |
+//! | 3030 | CHUNKING (BDAT) | No (not advertised; BDAT answers 502) | — |
+//! | 3464, 6522 | Delivery status notifications | Yes (generation) | `mail::bounce` |
+//! | 3156, 9580 | PGP/MIME structure, OpenPGP packet framing | Partial (structure check only) | `mail::policy` |
 //! | 5890, 5891 | IDNA (internationalised domains) | Yes (via `idna`) | `domain::address` |
 //! | 9106 | Argon2 password hashing | Yes (via `argon2`, Argon2id) | `domain::password` |
 //! | 5280 | X.509 certificate profile (self-signed, CA:FALSE) | Yes (via `rcgen`) | [`tls`] |

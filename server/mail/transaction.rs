@@ -233,19 +233,33 @@ impl MailRules {
         if let Origin::User { address, .. } = &tx.origin {
             check_from_header(&received.header, address)?;
         }
-        if self.require_encryption {
+        let spool = if self.require_encryption {
             let direction = match tx.origin {
                 Origin::User { .. } => Direction::Outgoing,
                 Origin::Peer => Direction::Incoming,
             };
-            let envelope = policy::Envelope {
-                mail_from: &tx.mail_from,
-                rcpts: &tx.all_rcpts,
-            };
-            let mut reader = received.spool.reader()?;
-            policy::check(direction, &envelope, &received.header, &mut reader)?;
-        }
-        let blob = received.spool.commit().await?;
+            let (mail_from, rcpts) = (tx.mail_from.clone(), tx.all_rcpts.clone());
+            let Received { spool, header } = received;
+            // Reading back a large spooled body is file I/O: off the async workers.
+            let (spool, verdict) = tokio::task::spawn_blocking(move || {
+                let envelope = policy::Envelope {
+                    mail_from: &mail_from,
+                    rcpts: &rcpts,
+                };
+                let verdict = match spool.reader() {
+                    Ok(mut reader) => Ok(policy::check(direction, &envelope, &header, &mut reader)),
+                    Err(e) => Err(e),
+                };
+                (spool, verdict)
+            })
+            .await
+            .map_err(|e| MailError::Internal(e.to_string()))?;
+            verdict??;
+            spool
+        } else {
+            received.spool
+        };
+        let blob = spool.commit().await?;
         let outbound = (!tx.remote.is_empty()).then(|| OutboundEnvelope {
             mail_from: tx.mail_from.clone(),
             rcpts: tx.remote.clone(),
