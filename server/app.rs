@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::datadir::{self, Layout, Lock};
 use crate::domain::password::random_groups;
+use crate::imap;
 use crate::mail::transaction::{MailRules, RulesConfig};
 use crate::smtp;
 use crate::store::{self, Store};
@@ -272,6 +273,8 @@ pub struct Hub {
 pub const SMTP_SUBMISSION_TLS: &str = "smtp submission (TLS)";
 pub const SMTP_SUBMISSION: &str = "smtp submission (STARTTLS)";
 pub const SMTP_MX: &str = "smtp mx";
+pub const IMAP_TLS: &str = "imap (TLS)";
+pub const IMAP_STARTTLS: &str = "imap (STARTTLS)";
 pub const WEB_HTTP: &str = "web";
 pub const WEB_HTTPS: &str = "web (TLS)";
 
@@ -280,6 +283,8 @@ fn service_name(field: &str) -> &'static str {
         "listen.smtp_submission_tls" => SMTP_SUBMISSION_TLS,
         "listen.smtp_submission" => SMTP_SUBMISSION,
         "listen.smtp_mx" => SMTP_MX,
+        "listen.imap_tls" => IMAP_TLS,
+        "listen.imap" => IMAP_STARTTLS,
         "listen.https" => WEB_HTTPS,
         _ => WEB_HTTP,
     }
@@ -289,13 +294,15 @@ impl Hub {
     /// Claim the ports, prepare the data directory, and start serving.
     pub async fn start(config: Config) -> Result<Hub, StartError> {
         // Services that run in this version, by config key.
-        let served: [(&'static str, &[SocketAddr]); 5] = [
+        let served: [(&'static str, &[SocketAddr]); 7] = [
             (
                 "listen.smtp_submission_tls",
                 &config.listen.smtp_submission_tls,
             ),
             ("listen.smtp_submission", &config.listen.smtp_submission),
             ("listen.smtp_mx", &config.listen.smtp_mx),
+            ("listen.imap_tls", &config.listen.imap_tls),
+            ("listen.imap", &config.listen.imap),
             ("listen.http", &config.listen.http),
             ("listen.https", &config.listen.https),
         ];
@@ -343,6 +350,15 @@ impl Hub {
                 send_burst: config.limits.send_burst,
             },
         ));
+        let imap_ctx = Arc::new(imap::ImapContext {
+            rules: rules.clone(),
+            tls: tls_config.clone(),
+            allow_plaintext_auth: config.security.allow_plaintext_auth,
+            max_message_size: config.limits.max_message_size.0,
+            quota: config.limits.mailbox_quota.0,
+            comment: Some(format!("cairn hub {}", config.hub.name)),
+            admin: None,
+        });
         let smtp_ctx = Arc::new(smtp::SmtpContext {
             rules,
             hostname: config
@@ -378,7 +394,21 @@ impl Hub {
                 "listen.smtp_mx" => Some(smtp::Mode::Mx),
                 _ => None,
             };
-            if let Some(mode) = smtp_mode {
+            let imap_mode = match field {
+                "listen.imap_tls" => Some(imap::Mode::Tls),
+                "listen.imap" => Some(imap::Mode::StartTls),
+                _ => None,
+            };
+            if let Some(mode) = imap_mode {
+                tracker.spawn(imap::server::serve(
+                    listener,
+                    mode,
+                    imap_ctx.clone(),
+                    max_connections,
+                    stop,
+                    tracker.clone(),
+                ));
+            } else if let Some(mode) = smtp_mode {
                 tracker.spawn(smtp::server::serve(
                     smtp::Listener { listener, mode },
                     smtp_ctx.clone(),

@@ -35,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod datadir;
 pub mod domain;
+pub mod imap;
 pub mod mail;
 pub mod smtp;
 pub mod store;

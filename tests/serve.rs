@@ -171,6 +171,8 @@ async fn hub_starts_on_port_0_from_the_library() {
     config.listen.smtp_submission_tls = vec![];
     config.listen.smtp_submission = vec![];
     config.listen.smtp_mx = vec![];
+    config.listen.imap_tls = vec![];
+    config.listen.imap = vec![];
     let hub = cairn::app::Hub::start(config).await.unwrap();
     assert!(hub.report.first_start);
     let addr = hub.endpoint(cairn::app::WEB_HTTP).unwrap();

@@ -154,6 +154,7 @@ pub struct Limits {
     pub max_message_size: ByteSize,
     pub max_connections: u32,
     pub max_recipients: u32,
+    pub mailbox_quota: ByteSize,
     pub send_per_minute: u32,
     pub send_burst: u32,
 }
@@ -213,6 +214,7 @@ impl Config {
                     max_message_size: ByteSize(30 << 20),
                     max_connections: 1000,
                     max_recipients: 1000,
+                    mailbox_quota: ByteSize(500 << 20),
                     send_per_minute: 60,
                     send_burst: 10,
                 },
@@ -247,6 +249,7 @@ impl Config {
                     max_message_size: ByteSize(30 << 20),
                     max_connections: 1000,
                     max_recipients: 1000,
+                    mailbox_quota: ByteSize(500 << 20),
                     send_per_minute: 60,
                     send_burst: 10,
                 },
@@ -585,6 +588,30 @@ pub static FIELDS: &[Field] = &[
             Ok(())
         },
         show: |c| toml::Value::Integer(i64::from(c.limits.max_recipients)),
+    },
+    Field {
+        key: "limits.mailbox_quota",
+        env: "CAIRN_LIMITS_MAILBOX_QUOTA",
+        doc: "Storage per account, shown to mail apps as the IMAP quota; APPEND beyond it is refused.",
+        kind: Kind::Number,
+        apply: |c, v| {
+            let size = match v {
+                toml::Value::Integer(n) => u64::try_from(*n).ok().map(ByteSize),
+                toml::Value::String(s) => ByteSize::parse(s),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                "expected a size such as \"500 MiB\" or a number of bytes".to_string()
+            })?;
+            if !(1 << 20..=1 << 40).contains(&size.0) {
+                return Err(format!(
+                    "{size} is out of range: must be between 1 MiB and 1024 GiB"
+                ));
+            }
+            c.limits.mailbox_quota = size;
+            Ok(())
+        },
+        show: |c| toml::Value::String(c.limits.mailbox_quota.to_string()),
     },
     Field {
         key: "limits.send_per_minute",

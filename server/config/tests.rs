@@ -73,6 +73,7 @@ https = []
 max_message_size = "10 MiB"
 max_connections = 20
 max_recipients = 200
+mailbox_quota = "100 MiB"
 send_per_minute = 30
 send_burst = 5
 [mail]
@@ -97,6 +98,7 @@ allow_plaintext_auth = true
     assert_eq!(c.limits.max_message_size, ByteSize(10 << 20));
     assert_eq!(c.limits.max_connections, 20);
     assert_eq!(c.limits.max_recipients, 200);
+    assert_eq!(c.limits.mailbox_quota, ByteSize(100 << 20));
     assert_eq!(c.limits.send_per_minute, 30);
     assert_eq!(c.limits.send_burst, 5);
     assert!(!c.mail.require_encryption);
@@ -125,6 +127,7 @@ https = [":443"]
 max_message_size = "lots"
 max_connections = 0
 max_recipients = 10
+mailbox_quota = "1 KiB"
 send_per_minute = "fast"
 send_burst = 0
 [mail]

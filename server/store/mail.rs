@@ -15,8 +15,33 @@ pub enum Change {
         uid: Uid,
         modseq: ModSeq,
     },
+    /// A message's flags changed.
+    Flags {
+        account: AccountId,
+        mailbox: MailboxId,
+        uid: Uid,
+        modseq: ModSeq,
+    },
+    /// A message was removed.
+    Expunged {
+        account: AccountId,
+        mailbox: MailboxId,
+        uid: Uid,
+    },
     /// Items were added to the outbox.
     Queued { item: ItemId },
+}
+
+impl Change {
+    /// The mailbox a change is about, if any.
+    pub fn mailbox(&self) -> Option<MailboxId> {
+        match self {
+            Change::Appended { mailbox, .. }
+            | Change::Flags { mailbox, .. }
+            | Change::Expunged { mailbox, .. } => Some(*mailbox),
+            Change::Queued { .. } => None,
+        }
+    }
 }
 
 /// What leaves this node: the envelope of the non-local recipients.

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod blobs;
 pub mod events;
 pub mod mail;
+pub mod mailboxes;
 pub mod settings;
 
 use sqlx::SqlitePool;
@@ -19,6 +20,7 @@ pub use accounts::AccountRow;
 pub use blobs::{Spool, StagedBlob, SweepReport};
 pub use events::EventRow;
 pub use mail::{Change, Delivered, Delivery, MessageRow, OutboundEnvelope, OutboxRow};
+pub use mailboxes::{FlagChange, FlagOp, MailboxRow};
 
 /// How long a writer waits for another writer before giving up; SQLite
 /// allows one writer at a time and a CLI command may hold the lock briefly.
@@ -39,6 +41,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("messages cannot move between accounts")]
+    CrossAccount,
     #[error("cannot update the database schema: {0}")]
     Migrate(sqlx::migrate::MigrateError),
     #[error(
@@ -160,7 +164,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
         let store = Store::open(path).await.unwrap();
-        assert_eq!(store.schema_versions().await.unwrap(), vec![1, 2]);
+        assert_eq!(store.schema_versions().await.unwrap(), vec![1, 2, 3]);
         store.settings_set("hub.test", "1").await.unwrap();
         store.close().await;
         let store = Store::open(path).await.unwrap();

@@ -49,6 +49,8 @@ async fn main() {
     c.listen.smtp_submission_tls = vec![any];
     c.listen.smtp_submission = vec![];
     c.listen.smtp_mx = vec![];
+    c.listen.imap_tls = vec![];
+    c.listen.imap = vec![];
     c.listen.http = vec![];
     c.listen.https = vec![];
     c.limits.send_burst = 100_000;

@@ -22,6 +22,8 @@ pub async fn hub(tweak: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Hub) {
     c.listen.smtp_submission_tls = vec![any];
     c.listen.smtp_submission = vec![any];
     c.listen.smtp_mx = vec![any];
+    c.listen.imap_tls = vec![any];
+    c.listen.imap = vec![any];
     c.listen.http = vec![any];
     c.listen.https = vec![];
     tweak(&mut c);

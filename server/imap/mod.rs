@@ -1,0 +1,33 @@
+//! IMAP for Delta Chat and ordinary mail apps, on imap-next's sans-I/O
+//! server (imap-codec parses and encodes), driven by our own I/O loop so
+//! STARTTLS and IDLE fit. Mailbox logic (UIDs, sequence numbers, modseq,
+//! expunge bookkeeping) is ours and lives in [`view`] and the store.
+//!
+//! RFC 3501 (IMAP4rev1), RFC 2177 (IDLE), RFC 2971 (ID), RFC 5161 (ENABLE),
+//! RFC 6851 (MOVE), RFC 4315 (UIDPLUS), RFC 7162 (CONDSTORE, partial),
+//! RFC 9208 (QUOTA), RFC 5464 (METADATA), RFC 7888 (LITERAL+),
+//! RFC 3691 (UNSELECT), RFC 2342 (NAMESPACE).
+
+pub mod fetch;
+pub mod server;
+pub mod session;
+pub mod view;
+
+pub use server::{ImapContext, Mode};
+
+/// Capabilities after login (Delta Chat reads them only then).
+pub const CAPABILITIES_AUTHENTICATED: &[&str] = &[
+    "IMAP4rev1",
+    "IDLE",
+    "MOVE",
+    "UIDPLUS",
+    "QUOTA",
+    "METADATA",
+    "ID",
+    "ENABLE",
+    "LITERAL+",
+    "UNSELECT",
+    "NAMESPACE",
+    "CONDSTORE",
+    "XCHATMAIL",
+];

@@ -1,0 +1,112 @@
+//! The selected mailbox as one session sees it: sequence numbers mapped to
+//! UIDs, and what has been reported so far, so changes by other sessions
+//! (new mail, flags, expunges) become EXISTS / FETCH / EXPUNGE responses.
+
+use crate::domain::{MailboxId, Uid};
+use crate::store::{MessageRow, Store};
+
+/// What a refresh found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Refresh {
+    /// Sequence numbers to report as EXPUNGE, in the order to send them.
+    pub expunged: Vec<u32>,
+    /// New EXISTS count, if it changed.
+    pub exists: Option<u32>,
+    /// (seq, uid, flags, modseq) of messages whose flags changed.
+    pub flags: Vec<(u32, Uid, Vec<String>, u64)>,
+}
+
+pub struct View {
+    pub mailbox: MailboxId,
+    pub read_only: bool,
+    pub uidvalidity: u32,
+    /// UIDs in sequence order (ascending).
+    pub uids: Vec<Uid>,
+    /// Highest modseq reported to the client.
+    pub seen_modseq: u64,
+    /// Expunges found while they could not be reported (RFC 3501 §7.4.1).
+    pending_expunge: bool,
+}
+
+impl View {
+    pub async fn open(
+        store: &Store,
+        mailbox: MailboxId,
+        read_only: bool,
+    ) -> crate::store::Result<(View, Vec<MessageRow>)> {
+        let row = store
+            .mailbox_by_id(mailbox)
+            .await?
+            .expect("mailbox exists while selected");
+        let messages = store.messages(mailbox).await?;
+        let view = View {
+            mailbox,
+            read_only,
+            uidvalidity: u32::try_from(row.uidvalidity).unwrap_or(1).max(1),
+            uids: messages.iter().map(|m| Uid(m.uid as u32)).collect(),
+            seen_modseq: u64::try_from(row.highestmodseq).unwrap_or(0),
+            pending_expunge: false,
+        };
+        Ok((view, messages))
+    }
+
+    /// Sequence number of a UID.
+    pub fn seq_of(&self, uid: Uid) -> Option<u32> {
+        self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
+    }
+
+    /// Compare with the store. `may_expunge`: EXPUNGE responses are allowed
+    /// now (not during FETCH, STORE or SEARCH by sequence number).
+    pub async fn refresh(
+        &mut self,
+        store: &Store,
+        may_expunge: bool,
+    ) -> crate::store::Result<(Refresh, Vec<MessageRow>)> {
+        let messages = store.messages(self.mailbox).await?;
+        let mut out = Refresh::default();
+        let current: Vec<Uid> = messages.iter().map(|m| Uid(m.uid as u32)).collect();
+        if may_expunge {
+            // Report from the highest sequence number down, so each number
+            // is valid when sent.
+            for i in (0..self.uids.len()).rev() {
+                if current.binary_search(&self.uids[i]).is_err() {
+                    out.expunged.push(i as u32 + 1);
+                    self.uids.remove(i);
+                }
+            }
+            self.pending_expunge = false;
+        } else if self.uids.iter().any(|u| current.binary_search(u).is_err()) {
+            self.pending_expunge = true;
+        }
+        let before = self.uids.len();
+        let max = self.uids.last().copied().unwrap_or(Uid(0));
+        for m in &messages {
+            let uid = Uid(m.uid as u32);
+            if uid > max {
+                self.uids.push(uid);
+            }
+        }
+        if self.uids.len() != before || !out.expunged.is_empty() {
+            out.exists = Some(self.uids.len() as u32);
+        }
+        let mut top = self.seen_modseq;
+        for m in &messages {
+            let modseq = m.modseq as u64;
+            let uid = Uid(m.uid as u32);
+            if modseq > self.seen_modseq
+                && uid <= max
+                && let Some(seq) = self.seq_of(uid)
+            {
+                out.flags.push((
+                    seq,
+                    uid,
+                    crate::store::mailboxes::parse_flags(&m.flags),
+                    modseq,
+                ));
+            }
+            top = top.max(modseq);
+        }
+        self.seen_modseq = top;
+        Ok((out, messages))
+    }
+}
