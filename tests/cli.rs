@@ -13,12 +13,18 @@ fn unwritable_data_directory() {
     let file = tmp.path().join("a-file");
     std::fs::write(&file, "").unwrap();
     // Under a regular file: no permission trick, so it fails for root too.
-    let o = run(cairn(tmp.path()).args(["--data", "a-file/data", "serve"]));
+    // Port 0 everywhere, so only the data directory can be the problem.
+    let hub = |tmp: &std::path::Path| {
+        let mut c = cairn(tmp);
+        port0(&mut c);
+        c
+    };
+    let o = run(hub(tmp.path()).args(["--data", "a-file/data", "serve"]));
     assert_one_clear_error(&o, &["a-file/data", "--data or CAIRN_DATA"]);
-    let o = run(cairn(tmp.path()).env("CAIRN_DATA", "a-file").arg("serve"));
+    let o = run(hub(tmp.path()).env("CAIRN_DATA", "a-file").arg("serve"));
     assert_one_clear_error(&o, &["is a file, not a directory", "--data"]);
     // /proc refuses new directories even to root.
-    let o = run(cairn(tmp.path()).args(["--data", "/proc/cairn-data", "serve"]));
+    let o = run(hub(tmp.path()).args(["--data", "/proc/cairn-data", "serve"]));
     assert_one_clear_error(&o, &["/proc/cairn-data", "--data"]);
     assert_eq!(listing(tmp.path()), ["a-file"]);
 }
