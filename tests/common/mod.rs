@@ -260,4 +260,5 @@ pub fn data_dir(tmp: &Path) -> PathBuf {
     tmp.join("cairn-data")
 }
 
+pub mod imap;
 pub mod smtp;

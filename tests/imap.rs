@@ -1,0 +1,293 @@
+//! IMAP against a hub on port 0: Delta Chat's exact command sequence,
+//! IDLE pushes, several sessions of one account, bad input, isolation.
+
+mod common;
+use common::imap::Imap;
+use common::smtp::*;
+use std::time::Duration;
+
+const ALICE: &str = "alice@[127.0.0.1]";
+const BOB: &str = "bob@[127.0.0.1]";
+
+async fn send(hub: &cairn::app::Hub, from: &str, to: &[&str], body: &str) {
+    let (mut c, _) = Client::tls(hub.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap(), hub).await;
+    c.cmd("EHLO x").await;
+    assert!(c.login(from, PASSWORD).await.starts_with("235"));
+    let r = c.mail(from, to, body).await;
+    assert!(r.starts_with("250"), "{r}");
+}
+
+async fn imap_login(hub: &cairn::app::Hub, who: &str) -> Imap {
+    let (mut c, greeting) = Imap::tls(hub.endpoint(cairn::app::IMAP_TLS).unwrap(), hub).await;
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+    let r = c.login(who, PASSWORD).await;
+    assert!(r.ok(), "{}", r.all());
+    c
+}
+
+/// The runtime loop of Delta Chat 2.65 (reference sequence), step by step.
+#[tokio::test(flavor = "multi_thread")]
+async fn delta_chat_command_sequence() {
+    let (_t, hub) = hub(|_| {}).await;
+    let (mut c, greeting) = Imap::tls(hub.endpoint(cairn::app::IMAP_TLS).unwrap(), &hub).await;
+    assert!(greeting.contains("AUTH=PLAIN"), "{greeting}");
+    let r = c.login(BOB, PASSWORD).await;
+    // Delta Chat reads capabilities only from the LOGIN reply.
+    for cap in [
+        "IDLE",
+        "QUOTA",
+        "METADATA",
+        "XCHATMAIL",
+        "ID",
+        "MOVE",
+        "UIDPLUS",
+        "LITERAL+",
+    ] {
+        assert!(r.tagged.contains(cap), "{cap} missing: {}", r.tagged);
+    }
+    let r = c.cmd("ID (\"name\" \"Delta Chat\")").await;
+    assert!(
+        r.ok() && r.untagged[0].starts_with("* ID (\"name\" \"cairn\""),
+        "{}",
+        r.all()
+    );
+    let r = c.cmd("GETQUOTAROOT \"INBOX\"").await;
+    assert!(r.ok(), "{}", r.all());
+    assert!(
+        r.untagged
+            .iter()
+            .any(|l| l.starts_with("* QUOTA \"\" (STORAGE 0 ")),
+        "{}",
+        r.all()
+    );
+    let r = c
+        .cmd("GETMETADATA \"\" (/shared/comment /shared/admin /shared/vendor/deltachat/irohrelay)")
+        .await;
+    assert!(
+        r.ok() && r.untagged[0].contains("/shared/comment \"cairn hub cairn\""),
+        "{}",
+        r.all()
+    );
+    let r = c.cmd("SELECT \"INBOX\"").await;
+    let all = r.all();
+    assert!(r.ok() && r.tagged.contains("[READ-WRITE]"), "{all}");
+    for want in ["* 0 EXISTS", "[UIDVALIDITY ", "[UIDNEXT 1]"] {
+        assert!(all.contains(want), "{want} missing:\n{all}");
+    }
+    let prefetch = "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE X-MICROSOFT-ORIGINAL-MESSAGE-ID FROM CONTENT-TYPE SECURE-JOIN CHAT-VERSION CHAT-IS-POST-MESSAGE AUTOCRYPT-SETUP-MESSAGE)])";
+    let r = c.cmd(&format!("UID FETCH 1:500 {prefetch}")).await;
+    assert!(r.ok() && r.untagged.is_empty(), "{}", r.all());
+
+    // IDLE; a message arrives by SMTP; EXISTS is pushed at once.
+    let idle = c.idle().await;
+    let body = encrypted(ALICE).replacen("Subject", "Message-ID: <m1@localhost>\r\nSubject", 1);
+    send(&hub, ALICE, &[BOB], &body).await;
+    c.wait_for("* 1 EXISTS", "IDLE push after delivery").await;
+    let r = c.done(&idle).await;
+    assert!(r.ok(), "{}", r.all());
+
+    let r = c.cmd(&format!("UID FETCH 1:500 {prefetch}")).await;
+    let fetched = r.all();
+    assert!(
+        fetched.contains("* 1 FETCH (UID 1 RFC822.SIZE "),
+        "{fetched}"
+    );
+    assert!(
+        fetched.contains("Message-ID: <m1@localhost>")
+            && fetched.contains("Content-Type: multipart/encrypted"),
+        "{fetched}"
+    );
+    assert!(
+        !fetched.contains("Subject:"),
+        "only the asked-for fields: {fetched}"
+    );
+
+    let r = c.cmd("UID FETCH 1 (FLAGS BODY.PEEK[])").await;
+    let stored = inbox(&hub, BOB).await;
+    let raw = hub.store.blob_read(&stored[0].blob_hash).await.unwrap();
+    assert!(
+        r.untagged[0].starts_with(&format!(
+            "* 1 FETCH (UID 1 FLAGS () BODY[] {{{}}}",
+            raw.len()
+        )),
+        "{}",
+        r.all()
+    );
+    assert!(r.untagged[0].contains("-----BEGIN PGP MESSAGE-----"));
+
+    let r = c.cmd("UID STORE 1 +FLAGS (\\Deleted)").await;
+    assert!(
+        r.ok() && r.untagged[0].contains("FLAGS (\\Deleted)"),
+        "{}",
+        r.all()
+    );
+    let r = c.cmd("CLOSE").await;
+    assert!(r.ok(), "{}", r.all());
+    assert!(inbox(&hub, BOB).await.is_empty(), "CLOSE expunges");
+    let r = c.cmd("SELECT \"INBOX\"").await;
+    assert!(
+        r.all().contains("[UIDNEXT 2]") && r.all().contains("* 0 EXISTS"),
+        "UIDs never reused: {}",
+        r.all()
+    );
+    c.cmd("LOGOUT").await;
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_sessions_see_each_others_changes() {
+    let (_t, hub) = hub(|_| {}).await;
+    send(&hub, ALICE, &[BOB], &encrypted(ALICE)).await;
+    send(&hub, ALICE, &[BOB], &encrypted(ALICE)).await;
+    let mut a = imap_login(&hub, BOB).await;
+    let mut b = imap_login(&hub, BOB).await;
+    assert!(a.cmd("SELECT INBOX").await.ok());
+    assert!(b.cmd("SELECT INBOX").await.ok());
+    let idle = b.idle().await;
+    assert!(a.cmd("UID STORE 1 +FLAGS.SILENT (\\Seen)").await.ok());
+    let l = b
+        .wait_for("FETCH", "flag change pushed to the other session")
+        .await;
+    assert!(l.contains("UID 1") && l.contains("\\Seen"), "{l}");
+    assert!(a.cmd("UID STORE 2 +FLAGS.SILENT (\\Deleted)").await.ok());
+    b.wait_for("FETCH", "deleted flag").await;
+    assert!(a.cmd("EXPUNGE").await.ok());
+    b.wait_for("* 2 EXPUNGE", "expunge pushed").await;
+    assert!(b.done(&idle).await.ok());
+    // New mail shows in a session that only polls with NOOP.
+    send(&hub, ALICE, &[BOB], &encrypted(ALICE)).await;
+    let r = a.cmd("NOOP").await;
+    assert!(r.untagged.iter().any(|l| l == "* 2 EXISTS"), "{}", r.all());
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_keeps_many_sessions_and_pushes_to_all() {
+    let (_t, hub) = hub(|_| {}).await;
+    let mut sessions = Vec::new();
+    for _ in 0..20 {
+        let mut s = imap_login(&hub, BOB).await;
+        assert!(s.cmd("SELECT INBOX").await.ok());
+        let tag = s.idle().await;
+        sessions.push((s, tag));
+    }
+    send(&hub, ALICE, &[BOB], &encrypted(ALICE)).await;
+    for (s, tag) in sessions.iter_mut() {
+        s.wait_for("* 1 EXISTS", "push to every idling session")
+            .await;
+        assert!(s.done(tag).await.ok());
+    }
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_keeps_the_connection_usable() {
+    let (_t, hub) = hub(|c| c.limits.max_message_size = cairn::config::ByteSize(64 << 10)).await;
+    let (mut c, _) = Imap::tls(hub.endpoint(cairn::app::IMAP_TLS).unwrap(), &hub).await;
+    // Wrong state: nothing but login works before login.
+    let r = c.cmd("SELECT INBOX").await;
+    assert!(r.tagged.starts_with("A0001 BAD"), "{}", r.all());
+    // Malformed.
+    c.send(b"A0002 FETCH ((((\r\n").await;
+    let r = c.until_tagged("A0002").await;
+    assert!(r.tagged.contains("BAD"), "{}", r.all());
+    c.send(b"garbage without a tag\r\n").await;
+    let l = c.line().await.unwrap();
+    assert!(l.contains("BAD"), "{l}");
+    let r = c.cmd("NOOP").await;
+    assert!(r.ok(), "still usable: {}", r.all());
+    // Wrong password.
+    let r = c.login(BOB, "wrong").await;
+    assert!(
+        r.tagged.contains("NO [AUTHENTICATIONFAILED]"),
+        "{}",
+        r.all()
+    );
+    let r = c.login(BOB, PASSWORD).await;
+    assert!(r.ok());
+    let r = c.cmd("FETCH 1 FLAGS").await;
+    assert!(r.tagged.contains("BAD"), "FETCH before SELECT: {}", r.all());
+    // A literal above the limit is refused before it is sent.
+    c.send(b"A0100 APPEND INBOX {1000000}\r\n").await;
+    let r = c.until_tagged("A0100").await;
+    assert!(r.tagged.contains("BAD"), "{}", r.all());
+    let r = c.cmd("NOOP").await;
+    assert!(r.ok(), "{}", r.all());
+    // A literal within the limit (synchronising) works.
+    let msg = b"Subject: appended\r\n\r\nhello\r\n";
+    c.send(format!("A0101 APPEND INBOX (\\Seen) {{{}}}\r\n", msg.len()).as_bytes())
+        .await;
+    assert!(c.line().await.unwrap().starts_with('+'));
+    c.send(msg).await;
+    c.send(b"\r\n").await;
+    let r = c.until_tagged("A0101").await;
+    assert!(r.tagged.contains("[APPENDUID "), "{}", r.all());
+    // Non-synchronising literal (LITERAL+).
+    c.send(format!("A0102 APPEND INBOX {{{}+}}\r\n", msg.len()).as_bytes())
+        .await;
+    c.send(msg).await;
+    c.send(b"\r\n").await;
+    assert!(c.until_tagged("A0102").await.ok());
+    assert_eq!(inbox(&hub, BOB).await.len(), 2);
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_see_only_their_own_mail() {
+    let (_t, hub) = hub(|_| {}).await;
+    send(&hub, BOB, &[ALICE], &encrypted(BOB)).await;
+    let mut bob = imap_login(&hub, BOB).await;
+    let r = bob.cmd("SELECT INBOX").await;
+    assert!(r.all().contains("* 0 EXISTS"), "{}", r.all());
+    let r = bob.cmd("UID FETCH 1:* (UID BODY.PEEK[])").await;
+    assert!(r.untagged.is_empty(), "{}", r.all());
+    let r = bob.cmd("LIST \"\" \"*\"").await;
+    assert_eq!(r.untagged, ["* LIST (\\HasNoChildren) \"/\" INBOX"]);
+    // No name reaches another account's mailbox.
+    for name in ["alice@[127.0.0.1]/INBOX", "../alice/INBOX", "#alice"] {
+        let r = bob.cmd(&format!("SELECT \"{name}\"")).await;
+        assert!(r.tagged.contains("NO"), "{name}: {}", r.all());
+    }
+    let r = bob.cmd("STATUS INBOX (MESSAGES)").await;
+    assert!(r.untagged[0].contains("MESSAGES 0"), "{}", r.all());
+    let mut alice = imap_login(&hub, ALICE).await;
+    let r = alice.cmd("STATUS INBOX (MESSAGES)").await;
+    assert!(r.untagged[0].contains("MESSAGES 1"), "{}", r.all());
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starttls_and_plaintext_login_rules() {
+    let (_t, hub) = hub(|_| {}).await;
+    let (mut c, greeting) = Imap::plain(hub.endpoint(cairn::app::IMAP_STARTTLS).unwrap()).await;
+    assert!(
+        greeting.contains("STARTTLS") && greeting.contains("LOGINDISABLED"),
+        "{greeting}"
+    );
+    let r = c.login(BOB, PASSWORD).await;
+    assert!(r.tagged.contains("NO [PRIVACYREQUIRED]"), "{}", r.all());
+    let r = c.cmd("STARTTLS").await;
+    assert!(r.ok(), "{}", r.all());
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_vanishing_during_idle_or_a_literal_hurts_no_one() {
+    let (_t, hub) = hub(|_| {}).await;
+    let mut a = imap_login(&hub, BOB).await;
+    assert!(a.cmd("SELECT INBOX").await.ok());
+    a.idle().await;
+    drop(a);
+    let (mut b, _) = Imap::tls(hub.endpoint(cairn::app::IMAP_TLS).unwrap(), &hub).await;
+    assert!(b.login(BOB, PASSWORD).await.ok());
+    b.send(b"A0009 APPEND INBOX {100}\r\n").await;
+    assert!(b.line().await.unwrap().starts_with('+'));
+    b.send(b"only part of it").await;
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send(&hub, ALICE, &[BOB], &encrypted(ALICE)).await;
+    let mut c = imap_login(&hub, BOB).await;
+    let r = c.cmd("SELECT INBOX").await;
+    assert!(r.all().contains("* 1 EXISTS"), "{}", r.all());
+    hub.shutdown().await;
+}
