@@ -260,5 +260,6 @@ pub fn data_dir(tmp: &Path) -> PathBuf {
     tmp.join("cairn-data")
 }
 
+pub mod deltachat;
 pub mod imap;
 pub mod smtp;

@@ -1,0 +1,180 @@
+//! The real Delta Chat core (`deltachat-rpc-server`, pinned) over its
+//! stdio JSON-RPC, installed by the test itself into `target/dc-venv`.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The Delta Chat core version the tests are pinned to.
+pub const DC_VERSION: &str = "2.65.0";
+/// Deadline for any one thing Delta Chat should do.
+pub const DC_WAIT: Duration = Duration::from_secs(90);
+
+/// Path of the pinned `deltachat-rpc-server`, installing it on first use.
+pub fn rpc_server() -> PathBuf {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let venv = target.join("dc-venv");
+    let bin = venv.join("bin/deltachat-rpc-server");
+    std::fs::create_dir_all(&target).unwrap();
+    // Several test binaries may get here at once: one installs, others wait.
+    let lock = std::fs::File::create(target.join("dc-venv.lock")).unwrap();
+    lock.lock().unwrap();
+    let version_ok = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == DC_VERSION)
+        .unwrap_or(false);
+    if !version_ok {
+        let how = format!(
+            "install it with: python3 -m venv {0} && {0}/bin/pip install deltachat-rpc-server=={DC_VERSION} \
+             (needs python3-venv and access to PyPI)",
+            venv.display()
+        );
+        let st = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run python3 ({e}); {how}"));
+        assert!(st.success(), "python3 -m venv failed; {how}");
+        let st = Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "-q",
+                &format!("deltachat-rpc-server=={DC_VERSION}"),
+            ])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run pip ({e}); {how}"));
+        assert!(st.success(), "pip install failed; {how}");
+    }
+    bin
+}
+
+pub struct Rpc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    next_id: u64,
+    _dir: tempfile::TempDir,
+}
+
+impl Rpc {
+    pub fn spawn() -> Rpc {
+        let bin = rpc_server();
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(bin)
+            .env("DC_ACCOUNTS_PATH", dir.path().join("accounts"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn deltachat-rpc-server");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Rpc {
+            child,
+            stdin,
+            stdout,
+            next_id: 0,
+            _dir: dir,
+        }
+    }
+
+    pub fn call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        self.next_id += 1;
+        let req = json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params});
+        let stdin = self.stdin.as_mut().expect("rpc stdin open");
+        writeln!(stdin, "{req}").unwrap();
+        stdin.flush().unwrap();
+        loop {
+            let mut line = String::new();
+            let n = self.stdout.read_line(&mut line).unwrap_or(0);
+            assert!(n > 0, "deltachat-rpc-server exited during {method}");
+            let resp: Value = serde_json::from_str(&line).unwrap();
+            if resp["id"] == json!(self.next_id) {
+                return match resp.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(resp["result"].clone()),
+                };
+            }
+        }
+    }
+
+    pub fn ok(&mut self, method: &str, params: Value) -> Value {
+        self.call(method, params.clone())
+            .unwrap_or_else(|e| panic!("{method}({params}) failed: {e}"))
+    }
+
+    /// Poll events until `pred` matches, or fail saying `what` did not happen.
+    pub fn wait_event(&mut self, what: &str, pred: impl Fn(u64, &Value) -> bool) -> Value {
+        let deadline = Instant::now() + DC_WAIT;
+        let mut last = Vec::new();
+        while Instant::now() < deadline {
+            let batch = self.ok("get_next_event_batch", json!([]));
+            for ev in batch.as_array().cloned().unwrap_or_default() {
+                let ctx = ev["contextId"].as_u64().unwrap_or(0);
+                if pred(ctx, &ev["event"]) {
+                    return ev["event"].clone();
+                }
+                if matches!(ev["event"]["kind"].as_str(), Some("Warning" | "Error")) {
+                    last.push(format!("{ctx}: {}", ev["event"]["msg"]));
+                    if last.len() > 8 {
+                        last.remove(0);
+                    }
+                }
+            }
+        }
+        panic!(
+            "{what}: did not happen within {DC_WAIT:?}; last warnings:\n{}",
+            last.join("\n")
+        );
+    }
+
+    /// An account logged in to the hub over implicit TLS, certificate
+    /// checks off (as a DCLOGIN QR with ic=3 sets them).
+    pub fn account(&mut self, addr: &str, password: &str, imap_port: u16, smtp_port: u16) -> u64 {
+        let acc = self.ok("add_account", json!([])).as_u64().unwrap();
+        self.ok(
+            "add_or_update_transport",
+            json!([acc, {
+                "addr": addr, "password": password,
+                "imapServer": "127.0.0.1", "imapPort": imap_port, "imapSecurity": "ssl",
+                "smtpServer": "127.0.0.1", "smtpPort": smtp_port, "smtpSecurity": "ssl",
+                "certificateChecks": "acceptInvalidCertificates",
+            }]),
+        );
+        self.ok("start_io", json!([acc]));
+        acc
+    }
+
+    /// A chat from `from` to `to` after importing `to`'s vCard (key exchange).
+    pub fn chat_with(&mut self, from: u64, to: u64) -> Value {
+        let vcard = self.ok("make_vcard", json!([to, [1]]));
+        let contact = self.ok("import_vcard_contents", json!([from, vcard]))[0].clone();
+        self.ok("create_chat_by_contact_id", json!([from, contact]))
+    }
+
+    /// Wait for the next incoming message on `acc`; returns its snapshot.
+    pub fn incoming(&mut self, acc: u64, what: &str) -> Value {
+        let ev = self.wait_event(what, |ctx, e| ctx == acc && e["kind"] == "IncomingMsg");
+        self.ok("get_message", json!([acc, ev["msgId"]]))
+    }
+}
+
+impl Drop for Rpc {
+    fn drop(&mut self) {
+        let _ = self.call("stop_io_for_all_accounts", json!([]));
+        self.stdin.take();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
