@@ -291,3 +291,33 @@ async fn a_client_vanishing_during_idle_or_a_literal_hurts_no_one() {
     assert!(r.all().contains("* 1 EXISTS"), "{}", r.all());
     hub.shutdown().await;
 }
+
+/// Thunderbird- and K-9-style use, through Python's imaplib.
+#[tokio::test(flavor = "multi_thread")]
+async fn imaplib_covers_what_delta_chat_does_not() {
+    let (_t, hub) = hub(|c| c.mail.require_encryption = false).await;
+    let port = hub
+        .endpoint(cairn::app::IMAP_TLS)
+        .unwrap()
+        .port()
+        .to_string();
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/python/imap_client.py"
+            ))
+            .args([&port, BOB, PASSWORD])
+            .output()
+            .expect("python3 is needed for this test: apt-get install python3")
+    })
+    .await
+    .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.trim() == "ok",
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    hub.shutdown().await;
+}

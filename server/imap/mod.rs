@@ -31,3 +31,5 @@ pub const CAPABILITIES_AUTHENTICATED: &[&str] = &[
     "CONDSTORE",
     "XCHATMAIL",
 ];
+pub mod search;
+pub mod structure;

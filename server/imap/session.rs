@@ -785,10 +785,14 @@ async fn command_received(s: &mut Session, server: &mut Server, command: Command
             mailbox,
             uid,
         } => copy_move(s, server, &tag, &sequence_set, &mailbox, uid, true).await,
-        C::Search { .. } | C::Sort { .. } | C::Thread { .. } => no(
+        // RFC 3501 §6.4.4 SEARCH (and UID SEARCH)
+        C::Search { criteria, uid, .. } => {
+            search_cmd(s, server, &tag, criteria.into_inner(), uid).await
+        }
+        C::Sort { .. } | C::Thread { .. } => no(
             &tag,
             Some(Code::Other(code_other("CANNOT"))),
-            "SEARCH is not supported by this version yet",
+            "SORT and THREAD are not supported",
         ),
         // RFC 9208 GETQUOTAROOT / GETQUOTA
         C::GetQuotaRoot { mailbox } => {
@@ -1307,6 +1311,10 @@ enum Want {
         peek: bool,
         legacy: Option<u8>,
     },
+    Envelope,
+    Structure {
+        extended: bool,
+    },
     Unsupported(&'static str),
 }
 
@@ -1353,10 +1361,9 @@ fn wants(items: MacroOrMessageDataItemNames<'static>) -> Vec<Want> {
                 peek: false,
                 legacy: Some(2),
             },
-            MessageDataItemName::Envelope => Want::Unsupported("ENVELOPE"),
-            MessageDataItemName::BodyStructure | MessageDataItemName::Body => {
-                Want::Unsupported("BODYSTRUCTURE")
-            }
+            MessageDataItemName::Envelope => Want::Envelope,
+            MessageDataItemName::BodyStructure => Want::Structure { extended: true },
+            MessageDataItemName::Body => Want::Structure { extended: false },
             MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
                 Want::Unsupported("BINARY")
             }
@@ -1469,7 +1476,12 @@ async fn fetch_cmd(
             flags = c.flags.clone();
             modseq = c.modseq.0;
         }
-        let needs_body = wants.iter().any(|w| matches!(w, Want::Body { .. }));
+        let needs_body = wants.iter().any(|w| {
+            matches!(
+                w,
+                Want::Body { .. } | Want::Envelope | Want::Structure { .. }
+            )
+        });
         let raw = if needs_body {
             match store.blob_read(&m.blob_hash).await {
                 Ok(r) => r,
@@ -1517,6 +1529,13 @@ async fn fetch_cmd(
                             data: literal(data),
                         },
                     }
+                }
+                Want::Envelope => MessageDataItem::Envelope(super::structure::envelope_of(&raw)),
+                Want::Structure { extended: true } => {
+                    MessageDataItem::BodyStructure(super::structure::body_structure_of(&raw))
+                }
+                Want::Structure { extended: false } => {
+                    MessageDataItem::Body(super::structure::body_structure_of(&raw))
                 }
                 Want::Unsupported(_) => unreachable!("refused above"),
             });
@@ -1702,4 +1721,67 @@ async fn copy_move(
     } else {
         ok(tag, code, "COPY completed")
     }
+}
+
+async fn search_cmd(
+    s: &mut Session,
+    server: &mut Server,
+    tag: &Tag<'static>,
+    criteria: Vec<imap_next::imap_types::search::SearchKey<'static>>,
+    uid: bool,
+) -> Status<'static> {
+    use super::search::{Candidate, matches, needs_content};
+    use imap_next::imap_types::search::SearchKey;
+    let key = if criteria.len() == 1 {
+        criteria.into_iter().next().expect("one")
+    } else {
+        SearchKey::And(Vec1::try_from(criteria).expect("non-empty"))
+    };
+    let store = s.store().clone();
+    if uid {
+        report_changes(s, server, true).await;
+    }
+    let SessionState::Selected { view, .. } = &s.state else {
+        unreachable!()
+    };
+    let messages = match store.messages(view.mailbox).await {
+        Ok(m) => m,
+        Err(e) => return no(tag, None, format!("temporary problem: {e}")),
+    };
+    let content = needs_content(&key);
+    let largest_seq = view.uids.len() as u32;
+    let largest_uid = view.uids.last().map_or(0, |u| u.0);
+    let mut hits = Vec::new();
+    let mut top_modseq = 0u64;
+    for m in &messages {
+        let Some(seq) = view.seq_of(Uid(m.uid as u32)) else {
+            continue;
+        };
+        let raw = if content {
+            store.blob_read(&m.blob_hash).await.ok()
+        } else {
+            None
+        };
+        let c = Candidate {
+            seq,
+            uid: m.uid as u32,
+            flags: crate::store::mailboxes::parse_flags(&m.flags),
+            size: m.size as u64,
+            internal_date: m.internal_date,
+            modseq: m.modseq as u64,
+            raw: raw.as_deref(),
+        };
+        if matches(&key, &c, largest_seq, largest_uid) {
+            hits.push(nz(if uid { c.uid } else { seq }));
+            top_modseq = top_modseq.max(c.modseq);
+        }
+    }
+    // RFC 7162 §3.1.5: with MODSEQ in the criteria, report the highest.
+    let modseq = if super::search::uses_modseq(&key) {
+        NonZeroU64::new(top_modseq)
+    } else {
+        None
+    };
+    server.enqueue_data(Data::Search(hits, modseq));
+    ok(tag, None, "SEARCH completed")
 }
