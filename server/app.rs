@@ -348,6 +348,7 @@ impl Hub {
                 max_recipients: config.limits.max_recipients as usize,
                 send_per_minute: config.limits.send_per_minute,
                 send_burst: config.limits.send_burst,
+                create_on_login: config.mail.create_on_login,
             },
         ));
         let imap_ctx = Arc::new(imap::ImapContext {

@@ -321,3 +321,63 @@ async fn imaplib_covers_what_delta_chat_does_not() {
     );
     hub.shutdown().await;
 }
+
+/// Chatmail-style self-service: the first login creates the account.
+#[tokio::test(flavor = "multi_thread")]
+async fn first_login_creates_an_account() {
+    let (_t, hub) = hub(|_| {}).await;
+    let addr = hub.endpoint(cairn::app::IMAP_TLS).unwrap();
+    let (mut c, _) = Imap::tls(addr, &hub).await;
+    let r = c.login("k3x9q2m7p@[127.0.0.1]", "a long enough pw").await;
+    assert!(r.ok() && r.tagged.contains("XCHATMAIL"), "{}", r.all());
+    assert!(c.cmd("SELECT INBOX").await.ok());
+    // The password is now fixed: a different one is refused.
+    let (mut d, _) = Imap::tls(addr, &hub).await;
+    assert!(
+        !d.login("k3x9q2m7p@[127.0.0.1]", "another long pw")
+            .await
+            .ok()
+    );
+    // SMTP works with the same credentials right away.
+    let (mut s, _) =
+        Client::tls(hub.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap(), &hub).await;
+    s.cmd("EHLO x").await;
+    assert!(
+        s.login("k3x9q2m7p@[127.0.0.1]", "a long enough pw")
+            .await
+            .starts_with("235")
+    );
+    // Not created: short password, upper case or odd characters, foreign domain.
+    for (user, pw) in [
+        ("short@[127.0.0.1]", "8chars!!"),
+        ("dot..dot@[127.0.0.1]", "a long enough pw"),
+        ("sp+ace@[127.0.0.1]", "a long enough pw"),
+        ("someone@elsewhere.example", "a long enough pw"),
+    ] {
+        let (mut e, _) = Imap::tls(addr, &hub).await;
+        assert!(!e.login(user, pw).await.ok(), "{user} must not be created");
+    }
+    let names: Vec<String> = hub
+        .store
+        .account_list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.address)
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn self_service_can_be_switched_off() {
+    let (_t, hub) = hub(|c| c.mail.create_on_login = false).await;
+    let (mut c, _) = Imap::tls(hub.endpoint(cairn::app::IMAP_TLS).unwrap(), &hub).await;
+    assert!(
+        !c.login("k3x9q2m7p@[127.0.0.1]", "a long enough pw")
+            .await
+            .ok()
+    );
+    assert_eq!(hub.store.account_list().await.unwrap().len(), 3);
+    hub.shutdown().await;
+}

@@ -259,7 +259,7 @@ async fn wrong_password_is_535() {
             .starts_with("535 5.7.8")
     );
     assert!(
-        c.login("nobody@[127.0.0.1]", PASSWORD)
+        c.login("nobody@elsewhere.example", PASSWORD)
             .await
             .starts_with("535 5.7.8")
     );

@@ -162,6 +162,7 @@ pub struct Limits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailConfig {
     pub require_encryption: bool,
+    pub create_on_login: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +221,7 @@ impl Config {
                 },
                 mail: MailConfig {
                     require_encryption: true,
+                    create_on_login: true,
                 },
                 security: Security {
                     allow_plaintext_auth: false,
@@ -255,6 +257,7 @@ impl Config {
                 },
                 mail: MailConfig {
                     require_encryption: true,
+                    create_on_login: true,
                 },
                 security: Security {
                     allow_plaintext_auth: false,
@@ -649,6 +652,19 @@ pub static FIELDS: &[Field] = &[
             Ok(())
         },
         show: |c| toml::Value::Boolean(c.mail.require_encryption),
+    },
+    Field {
+        key: "mail.create_on_login",
+        env: "CAIRN_MAIL_CREATE_ON_LOGIN",
+        doc: "Let phones create their own account: the first login with an unused address of a hosted domain (lower-case letters, digits, . _ -) and a password of 9 or more characters creates it, as chatmail relays do.",
+        kind: Kind::Flag,
+        apply: |c, v| {
+            c.mail.create_on_login = v
+                .as_bool()
+                .ok_or_else(|| format!("expected true or false, found {}", v.type_str()))?;
+            Ok(())
+        },
+        show: |c| toml::Value::Boolean(c.mail.create_on_login),
     },
     Field {
         key: "security.allow_plaintext_auth",

@@ -78,6 +78,7 @@ send_per_minute = 30
 send_burst = 5
 [mail]
 require_encryption = false
+create_on_login = false
 [security]
 allow_plaintext_auth = true
 "#;
@@ -102,6 +103,7 @@ allow_plaintext_auth = true
     assert_eq!(c.limits.send_per_minute, 30);
     assert_eq!(c.limits.send_burst, 5);
     assert!(!c.mail.require_encryption);
+    assert!(!c.mail.create_on_login);
     assert!(c.security.allow_plaintext_auth);
 }
 
@@ -132,6 +134,7 @@ send_per_minute = "fast"
 send_burst = 0
 [mail]
 require_encryption = 1
+create_on_login = "no"
 [security]
 allow_plaintext_auth = "yes"
 "#;

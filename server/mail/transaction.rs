@@ -17,6 +17,14 @@ use std::time::Duration;
 pub const LOGIN_FAILURE_BURST: u32 = 10;
 /// Failed logins per minute allowed after the burst.
 pub const LOGIN_FAILURES_PER_MINUTE: u32 = 6;
+/// Accounts one address may create by logging in, at once and then per
+/// minute: enough for a family at the camp, not for a script.
+pub const SELF_SERVICE_BURST: u32 = 10;
+pub const SELF_SERVICE_PER_MINUTE: u32 = 1;
+/// Chatmail's `password_min_length` for self-created accounts.
+pub const SELF_SERVICE_MIN_PASSWORD: usize = 9;
+/// Longest local part a self-created account may have.
+pub const MAX_SELF_SERVICE_LOCAL: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
@@ -67,6 +75,8 @@ pub struct MailRules {
     pub max_recipients: usize,
     send_limit: RateLimiter<AccountId>,
     login_failures: RateLimiter<IpAddr>,
+    creations: RateLimiter<IpAddr>,
+    create_on_login: bool,
 }
 
 /// Settings of [`MailRules`], from the configuration.
@@ -77,6 +87,7 @@ pub struct RulesConfig {
     pub max_recipients: usize,
     pub send_per_minute: u32,
     pub send_burst: u32,
+    pub create_on_login: bool,
 }
 
 /// Who is sending.
@@ -121,6 +132,8 @@ impl MailRules {
             max_recipients: config.max_recipients,
             send_limit: RateLimiter::new(config.send_per_minute, config.send_burst),
             login_failures: RateLimiter::new(LOGIN_FAILURES_PER_MINUTE, LOGIN_FAILURE_BURST),
+            creations: RateLimiter::new(SELF_SERVICE_PER_MINUTE, SELF_SERVICE_BURST),
+            create_on_login: config.create_on_login,
         }
     }
 
@@ -138,6 +151,11 @@ impl MailRules {
                 .map_err(|e| MailError::Internal(e.to_string()))?,
             Err(_) => None,
         };
+        let found = match found {
+            Some(id) => Some(id),
+            None if self.create_on_login => self.create_on_first_login(ip, user, password).await?,
+            None => None,
+        };
         match (found, Address::parse(user)) {
             (Some(account), Ok(address)) => Ok(Some(Origin::User { account, address })),
             _ => {
@@ -145,6 +163,54 @@ impl MailRules {
                 let _ = self.login_failures.take(&ip);
                 Ok(None)
             }
+        }
+    }
+
+    /// Chatmail's self-service: the first login with an unused address of a
+    /// hosted domain and a long enough password creates the account.
+    /// Phones configure IMAP and SMTP at once, so losing the race to the
+    /// other protocol's login is fine: the password is then checked.
+    async fn create_on_first_login(
+        &self,
+        ip: IpAddr,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<AccountId>> {
+        let Ok(address) = self.accounts.hosted_address(user) else {
+            return Ok(None);
+        };
+        let local_ok = address.local().len() <= MAX_SELF_SERVICE_LOCAL
+            && address.local().bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            });
+        if !local_ok || password.chars().count() < SELF_SERVICE_MIN_PASSWORD {
+            return Ok(None);
+        }
+        let Ok(pw) = Password::chosen(password) else {
+            return Ok(None);
+        };
+        if self.store.account_find(&address).await?.is_some() {
+            return Ok(None); // exists: the password was simply wrong
+        }
+        if let Err(wait) = self.creations.take(&ip) {
+            tracing::warn!(target: "cairn::auth", %ip, "self-service account creation rate-limited");
+            return Err(MailError::LoginsBlocked { ip, wait });
+        }
+        match self
+            .accounts
+            .create(&address.to_string(), Some(pw.clone()))
+            .await
+        {
+            Ok(created) => {
+                tracing::info!(target: "cairn::auth", %ip, address = %created.address, "account created on first login");
+                Ok(Some(created.id))
+            }
+            Err(super::AccountError::Store(crate::store::Error::AccountExists(_))) => self
+                .accounts
+                .verify(user, &pw)
+                .await
+                .map_err(|e| MailError::Internal(e.to_string())),
+            Err(e) => Err(MailError::Internal(e.to_string())),
         }
     }
 
