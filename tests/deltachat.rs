@@ -60,3 +60,97 @@ fn two_accounts_exchange_encrypted_messages_both_ways() {
     drop(rpc);
     rt.block_on(hub.shutdown());
 }
+
+#[test]
+fn a_group_of_three_and_a_large_file() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_tmp, hub) = rt.block_on(hub(|_| {}));
+    let imap = hub.endpoint(cairn::app::IMAP_TLS).unwrap().port();
+    let smtp = hub
+        .endpoint(cairn::app::SMTP_SUBMISSION_TLS)
+        .unwrap()
+        .port();
+    let mut rpc = Rpc::spawn();
+    let alice = rpc.account("alice@[127.0.0.1]", PASSWORD, imap, smtp);
+    let bob = rpc.account("bob@[127.0.0.1]", PASSWORD, imap, smtp);
+    let carol = rpc.account("carol@[127.0.0.1]", PASSWORD, imap, smtp);
+
+    let group = rpc.ok("create_group_chat", json!([alice, "Campfire", false]));
+    for other in [bob, carol] {
+        let vcard = rpc.ok("make_vcard", json!([other, [1]]));
+        let contact = rpc.ok("import_vcard_contents", json!([alice, vcard]))[0].clone();
+        rpc.ok("add_contact_to_chat", json!([alice, group, contact]));
+    }
+    rpc.ok(
+        "misc_send_text_message",
+        json!([alice, group, "meet at the fire"]),
+    );
+    for (who, name) in [(bob, "bob"), (carol, "carol")] {
+        let m = rpc.wait_message(who, &format!("{name} gets the group message"), |m| {
+            m["text"] == "meet at the fire"
+        });
+        assert_eq!(m["showPadlock"], true);
+    }
+
+    // A 1 MB file: Delta Chat sends a small pre-message, then the rest.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail-map.bin");
+    let mut data = vec![0u8; 1 << 20];
+    let mut x: u32 = 0x1234_5678;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    std::fs::write(&path, &data).unwrap();
+    rpc.ok(
+        "send_msg",
+        json!([alice, group, {"text": "the trail map", "file": path.to_str().unwrap(), "viewtype": "File"}]),
+    );
+    for (who, name) in [(bob, "bob"), (carol, "carol")] {
+        let m = rpc.wait_message(who, &format!("{name} gets the whole 1 MB file"), |m| {
+            m["text"] == "the trail map"
+                && m["downloadState"] == "Done"
+                && m["fileBytes"] == json!(1 << 20)
+        });
+        let got = std::fs::read(m["file"].as_str().unwrap()).unwrap();
+        assert!(got == data, "{name}'s copy of the file differs");
+    }
+    drop(rpc);
+    rt.block_on(hub.shutdown());
+}
+
+#[test]
+fn an_account_created_on_first_login_works() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_tmp, hub) = rt.block_on(hub(|_| {}));
+    let imap = hub.endpoint(cairn::app::IMAP_TLS).unwrap().port();
+    let smtp = hub
+        .endpoint(cairn::app::SMTP_SUBMISSION_TLS)
+        .unwrap()
+        .port();
+    let mut rpc = Rpc::spawn();
+    // Not provisioned: created by the hub when Delta Chat first logs in.
+    let newbie = rpc.account("k7m2x9q4z@[127.0.0.1]", "newbie-password-1", imap, smtp);
+    let alice = rpc.account("alice@[127.0.0.1]", PASSWORD, imap, smtp);
+    let chat = rpc.chat_with(newbie, alice);
+    rpc.ok(
+        "misc_send_text_message",
+        json!([newbie, chat, "hi from a new account"]),
+    );
+    let m = rpc.wait_message(alice, "alice receives from the new account", |m| {
+        m["text"] == "hi from a new account"
+    });
+    assert_eq!(m["showPadlock"], true);
+    rpc.ok("accept_chat", json!([alice, m["chatId"]]));
+    rpc.ok(
+        "misc_send_text_message",
+        json!([alice, m["chatId"], "welcome"]),
+    );
+    rpc.wait_message(newbie, "the new account gets the answer", |m| {
+        m["text"] == "welcome"
+    });
+    drop(rpc);
+    rt.block_on(hub.shutdown());
+}

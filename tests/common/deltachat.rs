@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub const DC_VERSION: &str = "2.65.0";
 /// Deadline for any one thing Delta Chat should do.
 pub const DC_WAIT: Duration = Duration::from_secs(90);
+/// The whole conversation with one rpc server must end by then.
+pub const RPC_WATCHDOG: Duration = Duration::from_secs(300);
 
 /// Path of the pinned `deltachat-rpc-server`, installing it on first use.
 pub fn rpc_server() -> PathBuf {
@@ -57,6 +59,8 @@ pub struct Rpc {
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
     next_id: u64,
+    backlog: std::collections::VecDeque<Value>,
+    current: std::sync::Arc<std::sync::Mutex<String>>,
     _dir: tempfile::TempDir,
 }
 
@@ -73,17 +77,37 @@ impl Rpc {
             .expect("spawn deltachat-rpc-server");
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().unwrap());
+        // Watchdog: a call that blocks (a wait for events that never come)
+        // ends when the server is killed, and the test fails saying so.
+        let pid = child.id();
+        let current = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let watched = current.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(RPC_WATCHDOG);
+            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                eprintln!(
+                    "watchdog: killing deltachat-rpc-server after {RPC_WATCHDOG:?}, during {}",
+                    watched.lock().unwrap()
+                );
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        });
         Rpc {
             child,
             stdin,
             stdout,
             next_id: 0,
+            current,
+            backlog: std::collections::VecDeque::new(),
             _dir: dir,
         }
     }
 
     pub fn call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
+        *self.current.lock().unwrap() = method.to_string();
         let req = json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params});
         let stdin = self.stdin.as_mut().expect("rpc stdin open");
         writeln!(stdin, "{req}").unwrap();
@@ -112,11 +136,14 @@ impl Rpc {
         let deadline = Instant::now() + DC_WAIT;
         let mut last = Vec::new();
         while Instant::now() < deadline {
-            let batch = self.ok("get_next_event_batch", json!([]));
-            for ev in batch.as_array().cloned().unwrap_or_default() {
+            let had_backlog = !self.backlog.is_empty();
+            let mut keep = Vec::new();
+            let mut found = None;
+            for ev in self.events() {
                 let ctx = ev["contextId"].as_u64().unwrap_or(0);
-                if pred(ctx, &ev["event"]) {
-                    return ev["event"].clone();
+                if found.is_none() && pred(ctx, &ev["event"]) {
+                    found = Some(ev["event"].clone());
+                    continue;
                 }
                 if matches!(ev["event"]["kind"].as_str(), Some("Warning" | "Error")) {
                     last.push(format!("{ctx}: {}", ev["event"]["msg"]));
@@ -124,6 +151,21 @@ impl Rpc {
                         last.remove(0);
                     }
                 }
+                if ev["event"]["msgId"].as_u64().unwrap_or(0) != 0 {
+                    keep.push(ev);
+                }
+            }
+            self.backlog.extend(keep);
+            if let Some(ev) = found {
+                return ev;
+            }
+            if had_backlog {
+                let fresh = self
+                    .ok("get_next_event_batch", json!([]))
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                self.backlog.extend(fresh);
             }
         }
         panic!(
@@ -176,5 +218,61 @@ impl Drop for Rpc {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Rpc {
+    /// Events not yet looked at: the backlog first, then a fresh batch.
+    fn events(&mut self) -> Vec<Value> {
+        let mut out: Vec<Value> = self.backlog.drain(..).collect();
+        if out.is_empty() {
+            out = self
+                .ok("get_next_event_batch", json!([]))
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+        }
+        out
+    }
+
+    /// Wait until `acc` has a message for which `check(snapshot)` holds.
+    /// Every message an event mentions is re-read on each round, so a
+    /// pre-message whose full download finishes later is seen too; events
+    /// of other accounts are kept for their own waits.
+    pub fn wait_message(&mut self, acc: u64, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + DC_WAIT;
+        let mut ids: Vec<u64> = Vec::new();
+        while Instant::now() < deadline {
+            let mut keep = Vec::new();
+            for ev in self.events() {
+                let id = ev["event"]["msgId"].as_u64().unwrap_or(0);
+                if ev["contextId"].as_u64() == Some(acc) {
+                    if id != 0 && !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                } else if id != 0 {
+                    keep.push(ev);
+                }
+            }
+            self.backlog.extend(keep);
+            for id in &ids {
+                if let Ok(m) = self.call("get_message", json!([acc, id]))
+                    && check(&m)
+                {
+                    return m;
+                }
+            }
+            if !self.backlog.is_empty() {
+                // Let other accounts' events wait without spinning on them.
+                std::thread::sleep(Duration::from_millis(50));
+                let fresh = self
+                    .ok("get_next_event_batch", json!([]))
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                self.backlog.extend(fresh);
+            }
+        }
+        panic!("{what}: did not happen within {DC_WAIT:?}");
     }
 }

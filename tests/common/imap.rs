@@ -37,8 +37,15 @@ impl Reply {
 
 impl Imap {
     pub async fn tls(addr: SocketAddr, hub: &Hub) -> (Imap, String) {
+        Self::tls_with(addr, hub_cert(hub)).await
+    }
+
+    pub async fn tls_with(
+        addr: SocketAddr,
+        cert: rustls::pki_types::CertificateDer<'static>,
+    ) -> (Imap, String) {
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(hub_cert(hub)).unwrap();
+        roots.add(cert).unwrap();
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
