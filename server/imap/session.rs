@@ -263,7 +263,19 @@ where
                             _ => false,
                         };
                         if relevant {
-                            report_changes(&mut s, &mut server, true).await;
+                            // The common case, a new message: no store query.
+                            let fast = match (&c, &mut s.state) {
+                                (Ok(crate::store::Change::Appended { uid, modseq, .. }), SessionState::Selected { view, .. }) => {
+                                    view.append_next(*uid, modseq.0)
+                                }
+                                _ => None,
+                            };
+                            match fast {
+                                Some(exists) => {
+                                    server.enqueue_data(Data::Exists(exists));
+                                }
+                                None => report_changes(&mut s, &mut server, true).await,
+                            }
                         }
                     }
                     _ = tokio::time::sleep(IDLE_KEEPALIVE), if idling => {

@@ -55,6 +55,20 @@ impl View {
         self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
     }
 
+    /// The next message arrived (by the change event), in order: note it
+    /// without asking the store. Returns the new EXISTS count, or `None`
+    /// when the UID is not the next one (a gap or a reordering of events),
+    /// and a full [`View::refresh`] is needed.
+    pub fn append_next(&mut self, uid: Uid, modseq: u64) -> Option<u32> {
+        let max = self.uids.last().copied().unwrap_or(Uid(0));
+        if self.pending_expunge || uid.0 != max.0 + 1 || modseq != self.seen_modseq + 1 {
+            return None;
+        }
+        self.uids.push(uid);
+        self.seen_modseq = modseq;
+        Some(self.uids.len() as u32)
+    }
+
     /// Compare with the store. `may_expunge`: EXPUNGE responses are allowed
     /// now (not during FETCH, STORE or SEARCH by sequence number).
     pub async fn refresh(
