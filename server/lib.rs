@@ -6,7 +6,7 @@
 //!
 //! # Layers
 //!
-//! Front ends (`web`, [`smtp`], later `imap`) → [`mail`] (rules) → [`store`]
+//! Front ends (`web`, [`smtp`], [`imap`]) → [`mail`] (rules) → [`store`]
 //! (the only module that speaks SQL) → [`domain`] (plain types). [`app`]
 //! wires everything; [`cli`] is the command line.
 //!
@@ -26,6 +26,19 @@
 //! | 3030 | CHUNKING (BDAT) | No (not advertised; BDAT answers 502) | — |
 //! | 3464, 6522 | Delivery status notifications | Yes (generation) | `mail::bounce` |
 //! | 3156, 9580 | PGP/MIME structure, OpenPGP packet framing | Partial (structure check only) | `mail::policy` |
+//! | 3501 | IMAP4rev1 | Yes (no \Recent state) | [`imap`] |
+//! | 2177 | IMAP IDLE | Yes | `imap::session` |
+//! | 2971 | IMAP ID | Yes | `imap::session` |
+//! | 5161 | ENABLE | Yes (nothing needs enabling) | `imap::session` |
+//! | 6851 | MOVE | Yes | `imap::session` |
+//! | 4315 | UIDPLUS | Yes | `imap::session` |
+//! | 7162 | CONDSTORE | Partial (MODSEQ, CHANGEDSINCE, UNCHANGEDSINCE; no QRESYNC) | `imap::session`, `imap::search` |
+//! | 9208 | QUOTA | Yes (STORAGE) | `imap::session` |
+//! | 5464 | METADATA | Partial (server comment/admin, /private/ entries) | `imap::session` |
+//! | 7888 | LITERAL+ | Yes (via imap-next) | `imap::session` |
+//! | 3691 | UNSELECT | Yes | `imap::session` |
+//! | 2342 | NAMESPACE | Yes | `imap::session` |
+//! | 4978 | COMPRESS | No (not offered) | — |
 //! | 5890, 5891 | IDNA (internationalised domains) | Yes (via `idna`) | `domain::address` |
 //! | 9106 | Argon2 password hashing | Yes (via `argon2`, Argon2id) | `domain::password` |
 //! | 5280 | X.509 certificate profile (self-signed, CA:FALSE) | Yes (via `rcgen`) | [`tls`] |
