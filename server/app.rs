@@ -25,6 +25,8 @@ const LISTEN_BACKLOG: u32 = 1024;
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A TLS client that has not finished its handshake by then is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often old mail is deleted and quotas are enforced.
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(3600);
 /// Settings keys owned by the admin bootstrap.
 pub const SETTING_ADMIN_PASSWORD: &str = "admin.password_hash";
 pub const SETTING_SETUP_CODE: &str = "setup.code";
@@ -373,6 +375,11 @@ impl Hub {
             max_message_size: config.limits.max_message_size.0,
         });
         let max_connections = config.limits.max_connections as usize;
+        let expiry = store::Expiry {
+            delete_after_days: config.mail.delete_after_days,
+            delete_large_after_days: config.mail.delete_large_after_days,
+            quota_bytes: config.limits.mailbox_quota.0,
+        };
 
         let state = web::AppState {
             store: prepared.store.clone(),
@@ -445,6 +452,11 @@ impl Hub {
                 });
             }
         }
+        tracker.spawn(prepared.store.clone().expire_periodically(
+            expiry,
+            EXPIRY_INTERVAL,
+            stop.clone(),
+        ));
         tracing::info!(data = %prepared.layout.root().display(), "hub started");
         Ok(Hub {
             report: prepared.report,

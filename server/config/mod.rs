@@ -163,6 +163,8 @@ pub struct Limits {
 pub struct MailConfig {
     pub require_encryption: bool,
     pub create_on_login: bool,
+    pub delete_after_days: u32,
+    pub delete_large_after_days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +224,8 @@ impl Config {
                 mail: MailConfig {
                     require_encryption: true,
                     create_on_login: true,
+                    delete_after_days: 20,
+                    delete_large_after_days: 7,
                 },
                 security: Security {
                     allow_plaintext_auth: false,
@@ -258,6 +262,8 @@ impl Config {
                 mail: MailConfig {
                     require_encryption: true,
                     create_on_login: true,
+                    delete_after_days: 20,
+                    delete_large_after_days: 7,
                 },
                 security: Security {
                     allow_plaintext_auth: false,
@@ -665,6 +671,30 @@ pub static FIELDS: &[Field] = &[
             Ok(())
         },
         show: |c| toml::Value::Boolean(c.mail.create_on_login),
+    },
+    Field {
+        key: "mail.delete_after_days",
+        env: "CAIRN_MAIL_DELETE_AFTER_DAYS",
+        doc: "Delete mail from mailboxes after this many days (0 keeps it). Delta Chat downloads mail at once, so old mail on the hub is only a burden on the SD card.",
+        kind: Kind::Number,
+        apply: |c, v| {
+            c.mail.delete_after_days =
+                u32::try_from(number_in(v, 0, 36_500)?).map_err(|e| e.to_string())?;
+            Ok(())
+        },
+        show: |c| toml::Value::Integer(i64::from(c.mail.delete_after_days)),
+    },
+    Field {
+        key: "mail.delete_large_after_days",
+        env: "CAIRN_MAIL_DELETE_LARGE_AFTER_DAYS",
+        doc: "Delete mail larger than 200 kB after this many days (0 keeps it). Accounts are also kept under limits.mailbox_quota, oldest mail first.",
+        kind: Kind::Number,
+        apply: |c, v| {
+            c.mail.delete_large_after_days =
+                u32::try_from(number_in(v, 0, 36_500)?).map_err(|e| e.to_string())?;
+            Ok(())
+        },
+        show: |c| toml::Value::Integer(i64::from(c.mail.delete_large_after_days)),
     },
     Field {
         key: "security.allow_plaintext_auth",

@@ -79,6 +79,8 @@ send_burst = 5
 [mail]
 require_encryption = false
 create_on_login = false
+delete_after_days = 0
+delete_large_after_days = 3
 [security]
 allow_plaintext_auth = true
 "#;
@@ -104,6 +106,8 @@ allow_plaintext_auth = true
     assert_eq!(c.limits.send_burst, 5);
     assert!(!c.mail.require_encryption);
     assert!(!c.mail.create_on_login);
+    assert_eq!(c.mail.delete_after_days, 0);
+    assert_eq!(c.mail.delete_large_after_days, 3);
     assert!(c.security.allow_plaintext_auth);
 }
 
@@ -135,6 +139,8 @@ send_burst = 0
 [mail]
 require_encryption = 1
 create_on_login = "no"
+delete_after_days = -1
+delete_large_after_days = "week"
 [security]
 allow_plaintext_auth = "yes"
 "#;

@@ -1172,6 +1172,7 @@ async fn append(
             "over quota: delete some mail first",
         );
     }
+    let _guard = s.store().blob_guard().await;
     let mut spool = s.store().spool();
     if let Err(e) = spool.write(&bytes) {
         return no(tag, None, format!("temporary problem: {e}"));

@@ -325,6 +325,8 @@ impl MailRules {
         } else {
             received.spool
         };
+        // From the blob file to the rows that use it, garbage collection waits.
+        let _guard = self.store.blob_guard().await;
         let blob = spool.commit().await?;
         let outbound = (!tx.remote.is_empty()).then(|| OutboundEnvelope {
             mail_from: tx.mail_from.clone(),

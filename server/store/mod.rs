@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod blobs;
 pub mod events;
+pub mod expiry;
 pub mod mail;
 pub mod mailboxes;
 pub mod settings;
@@ -19,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use accounts::AccountRow;
 pub use blobs::{Spool, StagedBlob, SweepReport};
 pub use events::EventRow;
+pub use expiry::{Expiry, ExpiryReport};
 pub use mail::{Change, Delivered, Delivery, MessageRow, OutboundEnvelope, OutboxRow};
 pub use mailboxes::{FlagChange, FlagOp, MailboxRow};
 
@@ -78,6 +80,8 @@ pub struct Store {
     pool: SqlitePool,
     dirs: Arc<Dirs>,
     changes: tokio::sync::broadcast::Sender<Change>,
+    /// Shared by blob writers, exclusive for garbage collection.
+    gc: Arc<tokio::sync::RwLock<()>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -114,6 +118,7 @@ impl Store {
             pool,
             dirs: Arc::new(dirs),
             changes: tokio::sync::broadcast::channel(CHANGE_QUEUE).0,
+            gc: Arc::new(tokio::sync::RwLock::new(())),
         };
         store.migrate(path).await?;
         Ok(store)
