@@ -154,3 +154,63 @@ fn an_account_created_on_first_login_works() {
     drop(rpc);
     rt.block_on(hub.shutdown());
 }
+
+#[test]
+fn a_second_device_sees_sent_and_received_messages() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_tmp, hub) = rt.block_on(hub(|_| {}));
+    let imap = hub.endpoint(cairn::app::IMAP_TLS).unwrap().port();
+    let smtp = hub
+        .endpoint(cairn::app::SMTP_SUBMISSION_TLS)
+        .unwrap()
+        .port();
+    let mut rpc = Rpc::spawn();
+    let bob = rpc.account("bob@[127.0.0.1]", PASSWORD, imap, smtp);
+    let alice = rpc.account("alice@[127.0.0.1]", PASSWORD, imap, smtp);
+    // Alice's second device: the same login and the same OpenPGP key.
+    let keys = tempfile::tempdir().unwrap();
+    let keys_path = keys.path().to_str().unwrap();
+    rpc.ok("export_self_keys", json!([alice, keys_path, null]));
+    let alice2 = rpc.ok("add_account", json!([])).as_u64().unwrap();
+    rpc.ok("import_self_keys", json!([alice2, keys_path, null]));
+    rpc.ok(
+        "add_or_update_transport",
+        json!([alice2, {
+            "addr": "alice@[127.0.0.1]", "password": PASSWORD,
+            "imapServer": "127.0.0.1", "imapPort": imap, "imapSecurity": "ssl",
+            "smtpServer": "127.0.0.1", "smtpPort": smtp, "smtpSecurity": "ssl",
+            "certificateChecks": "acceptInvalidCertificates",
+        }]),
+    );
+    // bcc_self: each device copies what it sends to the account, and the
+    // server keeps mail for the other device.
+    for dev in [alice, alice2] {
+        rpc.ok("set_config", json!([dev, "bcc_self", "1"]));
+    }
+    rpc.ok("start_io_for_all_accounts", json!([]));
+
+    let chat = rpc.chat_with(bob, alice);
+    rpc.ok(
+        "misc_send_text_message",
+        json!([bob, chat, "hi both devices"]),
+    );
+    let m = rpc.wait_message(alice, "alice's first device receives", |m| {
+        m["text"] == "hi both devices"
+    });
+    rpc.wait_message(alice2, "alice's second device receives", |m| {
+        m["text"] == "hi both devices"
+    });
+    rpc.ok("accept_chat", json!([alice, m["chatId"]]));
+    rpc.ok(
+        "misc_send_text_message",
+        json!([alice, m["chatId"], "sent from the first"]),
+    );
+    rpc.wait_message(bob, "bob gets alice's answer", |m| {
+        m["text"] == "sent from the first"
+    });
+    rpc.poll_message(alice2, "the second device shows what the first sent", |m| {
+        m["text"] == "sent from the first" && m["fromId"] == json!(1)
+    });
+    drop(rpc);
+    rt.block_on(hub.shutdown());
+}

@@ -61,6 +61,7 @@ pub struct Rpc {
     next_id: u64,
     backlog: std::collections::VecDeque<Value>,
     current: std::sync::Arc<std::sync::Mutex<String>>,
+    waiting: std::sync::Arc<std::sync::Mutex<String>>,
     _dir: tempfile::TempDir,
 }
 
@@ -82,12 +83,19 @@ impl Rpc {
         let pid = child.id();
         let current = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let watched = current.clone();
+        let waiting = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let waited = waiting.clone();
+        let limit = std::env::var("DC_WATCHDOG_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(RPC_WATCHDOG, Duration::from_secs);
         std::thread::spawn(move || {
-            std::thread::sleep(RPC_WATCHDOG);
+            std::thread::sleep(limit);
             if std::path::Path::new(&format!("/proc/{pid}")).exists() {
                 eprintln!(
-                    "watchdog: killing deltachat-rpc-server after {RPC_WATCHDOG:?}, during {}",
-                    watched.lock().unwrap()
+                    "watchdog: killing deltachat-rpc-server after {limit:?}, during {} while waiting for: {}",
+                    watched.lock().unwrap(),
+                    waited.lock().unwrap()
                 );
                 let _ = Command::new("kill")
                     .args(["-KILL", &pid.to_string()])
@@ -100,6 +108,7 @@ impl Rpc {
             stdout,
             next_id: 0,
             current,
+            waiting,
             backlog: std::collections::VecDeque::new(),
             _dir: dir,
         }
@@ -241,6 +250,7 @@ impl Rpc {
     /// of other accounts are kept for their own waits.
     pub fn wait_message(&mut self, acc: u64, what: &str, check: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + DC_WAIT;
+        *self.waiting.lock().unwrap() = what.to_string();
         let mut ids: Vec<u64> = Vec::new();
         while Instant::now() < deadline {
             let mut keep = Vec::new();
@@ -272,6 +282,29 @@ impl Rpc {
                     .unwrap_or_default();
                 self.backlog.extend(fresh);
             }
+        }
+        panic!("{what}: did not happen within {DC_WAIT:?}");
+    }
+
+    /// Like [`Rpc::wait_message`], but by reading every chat of `acc`
+    /// twice a second instead of following events (some changes, such as
+    /// a message another device of the account sent, need not raise one).
+    pub fn poll_message(&mut self, acc: u64, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        *self.waiting.lock().unwrap() = what.to_string();
+        let deadline = Instant::now() + DC_WAIT;
+        while Instant::now() < deadline {
+            let chats = self.ok("get_chatlist_entries", json!([acc, null, null, null]));
+            for chat in chats.as_array().cloned().unwrap_or_default() {
+                let ids = self.ok("get_message_ids", json!([acc, chat, false, false]));
+                for id in ids.as_array().cloned().unwrap_or_default() {
+                    if let Ok(m) = self.call("get_message", json!([acc, id]))
+                        && check(&m)
+                    {
+                        return m;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
         panic!("{what}: did not happen within {DC_WAIT:?}");
     }
