@@ -381,3 +381,22 @@ async fn self_service_can_be_switched_off() {
     assert_eq!(hub.store.account_list().await.unwrap().len(), 3);
     hub.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_imap_logins_are_cut_off_per_address() {
+    let (_t, hub) = hub(|_| {}).await;
+    let addr = hub.endpoint(cairn::app::IMAP_TLS).unwrap();
+    let mut last = String::new();
+    for _ in 0..(cairn::mail::transaction::LOGIN_FAILURE_BURST + 1) {
+        let (mut c, _) = Imap::tls(addr, &hub).await;
+        last = c.login(BOB, "guessing").await.tagged;
+    }
+    assert!(
+        last.contains("NO [UNAVAILABLE]") && last.contains("try again in"),
+        "{last}"
+    );
+    // The right password waits too, so guessing does not pay off.
+    let (mut c, _) = Imap::tls(addr, &hub).await;
+    assert!(!c.login(BOB, PASSWORD).await.ok());
+    hub.shutdown().await;
+}
