@@ -71,6 +71,8 @@ async fn main() {
         .current_dir(tmp.path())
         .env_clear()
         .env("CAIRN_LOG", "warn")
+        // Pass glibc malloc tuning through, to see where memory goes.
+        .envs(std::env::vars().filter(|(k, _)| k.starts_with("MALLOC_")))
         .env("CAIRN_MAIL_REQUIRE_ENCRYPTION", "true")
         .env("CAIRN_LIMITS_SEND_BURST", "100000")
         .env("CAIRN_LIMITS_SEND_PER_MINUTE", "100000")
