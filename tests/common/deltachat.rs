@@ -186,6 +186,19 @@ impl Rpc {
     /// An account logged in to the hub over implicit TLS, certificate
     /// checks off (as a DCLOGIN QR with ic=3 sets them).
     pub fn account(&mut self, addr: &str, password: &str, imap_port: u16, smtp_port: u16) -> u64 {
+        let acc = self.account_offline(addr, password, imap_port, smtp_port);
+        self.ok("start_io", json!([acc]));
+        acc
+    }
+
+    /// Like [`Rpc::account`], without starting I/O yet (to set options first).
+    pub fn account_offline(
+        &mut self,
+        addr: &str,
+        password: &str,
+        imap_port: u16,
+        smtp_port: u16,
+    ) -> u64 {
         let acc = self.ok("add_account", json!([])).as_u64().unwrap();
         self.ok(
             "add_or_update_transport",
@@ -196,7 +209,6 @@ impl Rpc {
                 "certificateChecks": "acceptInvalidCertificates",
             }]),
         );
-        self.ok("start_io", json!([acc]));
         acc
     }
 
