@@ -388,6 +388,24 @@ fn str_list(items: impl IntoIterator<Item = String>) -> toml::Value {
     toml::Value::Array(items.into_iter().map(toml::Value::String).collect())
 }
 
+/// A size field: a number of bytes or a text with a unit, within `lo..=hi`.
+fn size_in(v: &toml::Value, lo: u64, hi: u64) -> Result<ByteSize, String> {
+    let size = match v {
+        toml::Value::Integer(n) => u64::try_from(*n).ok().map(ByteSize),
+        toml::Value::String(s) => ByteSize::parse(s),
+        _ => None,
+    }
+    .ok_or_else(|| "expected a size such as \"30 MiB\" or a number of bytes".to_string())?;
+    if !(lo..=hi).contains(&size.0) {
+        return Err(format!(
+            "{size} is out of range: must be between {} and {}",
+            ByteSize(lo),
+            ByteSize(hi)
+        ));
+    }
+    Ok(size)
+}
+
 fn number_in(v: &toml::Value, lo: u64, hi: u64) -> Result<u64, String> {
     let n = v
         .as_integer()
@@ -556,19 +574,7 @@ pub static FIELDS: &[Field] = &[
         doc: "Largest message accepted, with a unit: \"30 MiB\", \"500 KiB\", or a number of bytes.",
         kind: Kind::Number,
         apply: |c, v| {
-            let size = match v {
-                toml::Value::Integer(n) => u64::try_from(*n).ok().map(ByteSize),
-                toml::Value::String(s) => ByteSize::parse(s),
-                _ => None,
-            }
-            .ok_or_else(|| "expected a size such as \"30 MiB\" or a number of bytes".to_string())?;
-            if !(MAX_MESSAGE_SIZE_FLOOR..=MAX_MESSAGE_SIZE_CEILING).contains(&size.0) {
-                return Err(format!(
-                    "{size} is out of range: must be between {} and {}",
-                    ByteSize(MAX_MESSAGE_SIZE_FLOOR),
-                    ByteSize(MAX_MESSAGE_SIZE_CEILING)
-                ));
-            }
+            let size = size_in(v, MAX_MESSAGE_SIZE_FLOOR, MAX_MESSAGE_SIZE_CEILING)?;
             c.limits.max_message_size = size;
             Ok(())
         },
@@ -604,19 +610,7 @@ pub static FIELDS: &[Field] = &[
         doc: "Storage per account, shown to mail apps as the IMAP quota; APPEND beyond it is refused.",
         kind: Kind::Number,
         apply: |c, v| {
-            let size = match v {
-                toml::Value::Integer(n) => u64::try_from(*n).ok().map(ByteSize),
-                toml::Value::String(s) => ByteSize::parse(s),
-                _ => None,
-            }
-            .ok_or_else(|| {
-                "expected a size such as \"500 MiB\" or a number of bytes".to_string()
-            })?;
-            if !(1 << 20..=1 << 40).contains(&size.0) {
-                return Err(format!(
-                    "{size} is out of range: must be between 1 MiB and 1024 GiB"
-                ));
-            }
+            let size = size_in(v, 1 << 20, 1 << 40)?;
             c.limits.mailbox_quota = size;
             Ok(())
         },
