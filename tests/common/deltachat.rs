@@ -3,9 +3,12 @@
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The Delta Chat core version the tests are pinned to.
@@ -57,13 +60,26 @@ pub fn rpc_server() -> PathBuf {
 pub struct Rpc {
     child: Child,
     stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
+    /// Every line the server prints, read by a thread so no wait can
+    /// block past its deadline.
+    lines: Receiver<Value>,
+    /// Answers that arrived while waiting for another one.
+    answers: HashMap<u64, Value>,
+    /// The id of a `get_next_event_batch` still outstanding (it blocks in
+    /// the server until an event exists).
+    events_call: Option<u64>,
     next_id: u64,
-    backlog: std::collections::VecDeque<Value>,
-    current: std::sync::Arc<std::sync::Mutex<String>>,
-    waiting: std::sync::Arc<std::sync::Mutex<String>>,
+    backlog: VecDeque<Value>,
+    /// The last lines Delta Chat logged (info, warnings, errors), printed
+    /// when a wait fails.
+    log: VecDeque<String>,
+    current: Arc<Mutex<String>>,
+    waiting: Arc<Mutex<String>>,
     _dir: tempfile::TempDir,
 }
+
+/// How many of Delta Chat's log lines a failure report shows.
+const LOG_LINES: usize = 120;
 
 impl Rpc {
     pub fn spawn() -> Rpc {
@@ -78,12 +94,26 @@ impl Rpc {
             .expect("spawn deltachat-rpc-server");
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        // Watchdog: a call that blocks (a wait for events that never come)
-        // ends when the server is killed, and the test fails saying so.
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        if tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => eprintln!("deltachat-rpc-server printed non-JSON ({e}): {line}"),
+                }
+            }
+        });
+        // Watchdog: the whole conversation has a limit; past it the server
+        // is killed and the test fails saying what it was doing.
         let pid = child.id();
-        let current = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let current = Arc::new(Mutex::new(String::new()));
         let watched = current.clone();
-        let waiting = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let waiting = Arc::new(Mutex::new(String::new()));
         let waited = waiting.clone();
         let limit = std::env::var("DC_WATCHDOG_SECS")
             .ok()
@@ -105,33 +135,66 @@ impl Rpc {
         Rpc {
             child,
             stdin,
-            stdout,
+            lines,
+            answers: HashMap::new(),
+            events_call: None,
             next_id: 0,
+            backlog: VecDeque::new(),
+            log: VecDeque::new(),
             current,
             waiting,
-            backlog: std::collections::VecDeque::new(),
             _dir: dir,
         }
     }
 
-    pub fn call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+    fn send(&mut self, method: &str, params: &Value) -> Result<u64, String> {
         self.next_id += 1;
-        *self.current.lock().unwrap() = method.to_string();
         let req = json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params});
-        let stdin = self.stdin.as_mut().expect("rpc stdin open");
-        writeln!(stdin, "{req}").unwrap();
-        stdin.flush().unwrap();
+        let stdin = self.stdin.as_mut().ok_or("rpc stdin closed")?;
+        writeln!(stdin, "{req}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("deltachat-rpc-server is gone ({e}) before {method}"))?;
+        Ok(self.next_id)
+    }
+
+    /// Wait until `deadline` for the answer with `id`.
+    fn answer(&mut self, id: u64, deadline: Instant) -> Result<Option<Value>, String> {
         loop {
-            let mut line = String::new();
-            let n = self.stdout.read_line(&mut line).unwrap_or(0);
-            assert!(n > 0, "deltachat-rpc-server exited during {method}");
-            let resp: Value = serde_json::from_str(&line).unwrap();
-            if resp["id"] == json!(self.next_id) {
-                return match resp.get("error") {
-                    Some(e) => Err(e.clone()),
-                    None => Ok(resp["result"].clone()),
-                };
+            if let Some(v) = self.answers.remove(&id) {
+                return Ok(Some(v));
             }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    if let Some(got) = v["id"].as_u64() {
+                        self.answers.insert(got, v);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => return Ok(None),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err("deltachat-rpc-server exited".into());
+                }
+            }
+        }
+    }
+
+    /// One call, answered within [`DC_WAIT`], or an error saying why not.
+    fn try_call(&mut self, method: &str, params: Value) -> Result<Result<Value, Value>, String> {
+        *self.current.lock().unwrap() = method.to_string();
+        let id = self.send(method, &params)?;
+        match self.answer(id, Instant::now() + DC_WAIT)? {
+            Some(resp) => Ok(match resp.get("error") {
+                Some(e) => Err(e.clone()),
+                None => Ok(resp["result"].clone()),
+            }),
+            None => Err(format!("{method} got no answer within {DC_WAIT:?}")),
+        }
+    }
+
+    pub fn call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        match self.try_call(method, params) {
+            Ok(r) => r,
+            Err(why) => self.fail(&why),
         }
     }
 
@@ -140,47 +203,80 @@ impl Rpc {
             .unwrap_or_else(|e| panic!("{method}({params}) failed: {e}"))
     }
 
-    /// Poll events until `pred` matches, or fail saying `what` did not happen.
+    /// Fail the test with Delta Chat's recent log, so a hang explains itself.
+    fn fail(&mut self, why: &str) -> ! {
+        let log: Vec<String> = self.log.iter().cloned().collect();
+        panic!(
+            "{why}\nDelta Chat's last {} log lines (account: kind: message):\n{}",
+            log.len(),
+            log.join("\n")
+        );
+    }
+
+    /// Events that arrive within `wait` (the backlog first); empty if none.
+    fn events_within(&mut self, wait: Duration) -> Vec<Value> {
+        if !self.backlog.is_empty() {
+            return self.backlog.drain(..).collect();
+        }
+        let id = match self.events_call {
+            Some(id) => id,
+            None => match self.send("get_next_event_batch", &json!([])) {
+                Ok(id) => {
+                    self.events_call = Some(id);
+                    id
+                }
+                Err(why) => self.fail(&why),
+            },
+        };
+        let got = match self.answer(id, Instant::now() + wait) {
+            Ok(got) => got,
+            Err(why) => self.fail(&why),
+        };
+        let Some(resp) = got else {
+            return Vec::new();
+        };
+        self.events_call = None;
+        let events = resp["result"].as_array().cloned().unwrap_or_default();
+        for ev in &events {
+            let kind = ev["event"]["kind"].as_str().unwrap_or("");
+            if matches!(kind, "Info" | "Warning" | "Error" | "ErrorSelfNotInGroup") {
+                if self.log.len() == LOG_LINES {
+                    self.log.pop_front();
+                }
+                self.log.push_back(format!(
+                    "{}: {kind}: {}",
+                    ev["contextId"],
+                    ev["event"]["msg"].as_str().unwrap_or("")
+                ));
+            }
+        }
+        events
+    }
+
+    /// Wait for an event for which `pred(account, event)` holds, or fail
+    /// saying `what` did not happen. Events mentioning a message that do
+    /// not match are kept for later waits.
     pub fn wait_event(&mut self, what: &str, pred: impl Fn(u64, &Value) -> bool) -> Value {
+        *self.waiting.lock().unwrap() = what.to_string();
         let deadline = Instant::now() + DC_WAIT;
-        let mut last = Vec::new();
+        let mut keep = Vec::new();
         while Instant::now() < deadline {
-            let had_backlog = !self.backlog.is_empty();
-            let mut keep = Vec::new();
             let mut found = None;
-            for ev in self.events() {
+            for ev in self.events_within(Duration::from_millis(500)) {
                 let ctx = ev["contextId"].as_u64().unwrap_or(0);
                 if found.is_none() && pred(ctx, &ev["event"]) {
                     found = Some(ev["event"].clone());
-                    continue;
-                }
-                if matches!(ev["event"]["kind"].as_str(), Some("Warning" | "Error")) {
-                    last.push(format!("{ctx}: {}", ev["event"]["msg"]));
-                    if last.len() > 8 {
-                        last.remove(0);
-                    }
-                }
-                if ev["event"]["msgId"].as_u64().unwrap_or(0) != 0 {
+                } else if ev["event"]["msgId"].as_u64().unwrap_or(0) != 0 {
                     keep.push(ev);
                 }
             }
-            self.backlog.extend(keep);
             if let Some(ev) = found {
+                self.backlog.extend(keep);
                 return ev;
             }
-            if had_backlog {
-                let fresh = self
-                    .ok("get_next_event_batch", json!([]))
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                self.backlog.extend(fresh);
-            }
         }
-        panic!(
-            "{what}: did not happen within {DC_WAIT:?}; last warnings:\n{}",
-            last.join("\n")
-        );
+        self.backlog.extend(keep);
+        self.fail(&format!("{what}: did not happen within {DC_WAIT:?}"));
     }
 
     /// An account logged in to the hub over implicit TLS, certificate
@@ -224,49 +320,18 @@ impl Rpc {
         let ev = self.wait_event(what, |ctx, e| ctx == acc && e["kind"] == "IncomingMsg");
         self.ok("get_message", json!([acc, ev["msgId"]]))
     }
-}
-
-impl Drop for Rpc {
-    fn drop(&mut self) {
-        let _ = self.call("stop_io_for_all_accounts", json!([]));
-        self.stdin.take();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Rpc {
-    /// Events not yet looked at: the backlog first, then a fresh batch.
-    fn events(&mut self) -> Vec<Value> {
-        let mut out: Vec<Value> = self.backlog.drain(..).collect();
-        if out.is_empty() {
-            out = self
-                .ok("get_next_event_batch", json!([]))
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-        }
-        out
-    }
 
     /// Wait until `acc` has a message for which `check(snapshot)` holds.
     /// Every message an event mentions is re-read on each round, so a
     /// pre-message whose full download finishes later is seen too; events
     /// of other accounts are kept for their own waits.
     pub fn wait_message(&mut self, acc: u64, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + DC_WAIT;
         *self.waiting.lock().unwrap() = what.to_string();
+        let deadline = Instant::now() + DC_WAIT;
         let mut ids: Vec<u64> = Vec::new();
+        let mut keep = Vec::new();
         while Instant::now() < deadline {
-            let mut keep = Vec::new();
-            for ev in self.events() {
+            for ev in self.events_within(Duration::from_millis(500)) {
                 let id = ev["event"]["msgId"].as_u64().unwrap_or(0);
                 if ev["contextId"].as_u64() == Some(acc) {
                     if id != 0 && !ids.contains(&id) {
@@ -276,26 +341,17 @@ impl Rpc {
                     keep.push(ev);
                 }
             }
-            self.backlog.extend(keep);
-            for id in &ids {
+            for id in ids.clone() {
                 if let Ok(m) = self.call("get_message", json!([acc, id]))
                     && check(&m)
                 {
+                    self.backlog.extend(keep);
                     return m;
                 }
             }
-            if !self.backlog.is_empty() {
-                // Let other accounts' events wait without spinning on them.
-                std::thread::sleep(Duration::from_millis(50));
-                let fresh = self
-                    .ok("get_next_event_batch", json!([]))
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                self.backlog.extend(fresh);
-            }
         }
-        panic!("{what}: did not happen within {DC_WAIT:?}");
+        self.backlog.extend(keep);
+        self.fail(&format!("{what}: did not happen within {DC_WAIT:?}"));
     }
 
     /// Like [`Rpc::wait_message`], but by reading every chat of `acc`
@@ -316,8 +372,29 @@ impl Rpc {
                     }
                 }
             }
-            std::thread::sleep(Duration::from_millis(500));
+            // Keep the log current for a failure report.
+            let _ = self.events_within(Duration::from_millis(500));
         }
-        panic!("{what}: did not happen within {DC_WAIT:?}");
+        self.fail(&format!("{what}: did not happen within {DC_WAIT:?}"));
+    }
+}
+
+impl Drop for Rpc {
+    /// Never panics (a panic while unwinding would abort the test binary
+    /// and hide the real failure).
+    fn drop(&mut self) {
+        if let Ok(id) = self.send("stop_io_for_all_accounts", &json!([])) {
+            let _ = self.answer(id, Instant::now() + Duration::from_secs(10));
+        }
+        self.stdin.take();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
