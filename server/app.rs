@@ -7,6 +7,7 @@ use crate::datadir::{self, Layout, Lock};
 use crate::domain::password::random_groups;
 use crate::imap;
 use crate::mail::transaction::{MailRules, RulesConfig};
+use crate::relay;
 use crate::smtp;
 use crate::store::{self, Store};
 use crate::tls;
@@ -64,6 +65,8 @@ pub enum StartError {
     #[error("TLS: {0}")]
     Tls(#[from] tls::Error),
     #[error("{0}")]
+    Node(#[from] relay::node::NodeError),
+    #[error("{0}")]
     Random(#[from] crate::domain::PasswordError),
     #[error("cannot write the setup code to {path}: {source}")]
     SetupCode { path: PathBuf, source: tls::Error },
@@ -86,7 +89,25 @@ pub struct Prepared {
     pub layout: Layout,
     pub store: Store,
     pub certificate: tls::Certificate,
+    pub identity: relay::node::Identity,
     pub report: StartReport,
+}
+
+impl Prepared {
+    /// The store-and-forward side of this node.
+    pub fn relay(&self, config: &Config) -> relay::Relay {
+        relay::Relay::new(
+            self.store.clone(),
+            self.identity.clone(),
+            relay::RelayConfig {
+                hub_name: config.hub.name.clone(),
+                domains: config.hub.domains.clone(),
+                lifetime_ms: u64::from(config.mail.outbox_lifetime_days) * 24 * 3600 * 1000,
+                max_message_size: config.limits.max_message_size.0,
+                max_bundle_size: config.limits.max_bundle_size.0,
+            },
+        )
+    }
 }
 
 /// Make everything inside `layout` that is missing, reporting what happened.
@@ -94,7 +115,7 @@ async fn initialize(
     layout: &Layout,
     shown_root: &std::path::Path,
     config: &Config,
-) -> Result<(Store, tls::Certificate, StartReport), StartError> {
+) -> Result<(Store, tls::Certificate, relay::node::Identity, StartReport), StartError> {
     let shown = |p: PathBuf| shown_root.join(p.strip_prefix(layout.root()).unwrap_or(&p));
     let mut report = StartReport {
         data_dir: shown_root.to_path_buf(),
@@ -126,6 +147,18 @@ async fn initialize(
     ));
     report.fingerprint = cert.fingerprint.clone();
 
+    let key_path = layout.node_key();
+    let (identity, made) = relay::node::ensure(&key_path)?;
+    report.lines.push(format!(
+        "{} node key {} (node {})",
+        match made {
+            relay::node::Made::New => "created",
+            relay::node::Made::Reused => "using",
+        },
+        shown(key_path).display(),
+        relay::node::fingerprint(&identity.public)
+    ));
+
     if store.settings_get(SETTING_ADMIN_PASSWORD).await?.is_none() {
         let code = match store.settings_get(SETTING_SETUP_CODE).await? {
             Some(c) => c,
@@ -156,7 +189,7 @@ async fn initialize(
         }
         report.setup_code = Some(code);
     }
-    Ok((store, cert, report))
+    Ok((store, cert, identity, report))
 }
 
 /// Open the data directory, creating it atomically on first start.
@@ -170,7 +203,7 @@ pub async fn prepare(
     if let Some(staging) = datadir::stage(&root)? {
         let staged = Layout::new(staging.dir.clone());
         match initialize(&staged, &root, config).await {
-            Ok((store, _, report)) => {
+            Ok((store, _, _, report)) => {
                 store.close().await;
                 staging.commit()?;
                 first_report = Some(report);
@@ -187,7 +220,7 @@ pub async fn prepare(
     } else {
         None
     };
-    let (store, certificate, mut report) = initialize(&layout, &root, config).await?;
+    let (store, certificate, identity, mut report) = initialize(&layout, &root, config).await?;
     if let Some(first) = first_report {
         report = first;
         report.first_start = true;
@@ -200,6 +233,7 @@ pub async fn prepare(
             layout,
             store,
             certificate,
+            identity,
             report,
         },
         lock,
@@ -266,9 +300,38 @@ pub struct Hub {
     /// (service name, address) of every listener, in config order.
     pub endpoints: Vec<(&'static str, SocketAddr)>,
     pub store: Store,
+    pub relay: relay::Relay,
     stop: CancellationToken,
     tracker: TaskTracker,
     _lock: Option<Lock>,
+}
+
+/// Give new outbox items their next hop as they arrive, and turn items
+/// past their lifetime into bounces (at start and then hourly).
+async fn route_and_expire(relay: relay::Relay, stop: CancellationToken) {
+    let mut changes = relay.store().changes();
+    let mut hourly = tokio::time::interval(EXPIRY_INTERVAL);
+    loop {
+        tokio::select! {
+            c = changes.recv() => match c {
+                Ok(crate::store::Change::Queued { .. }) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    if let Err(e) = relay.route_pending().await {
+                        tracing::warn!(error = %e, "routing the outbox failed; will retry");
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = hourly.tick() => {
+                match relay.expire().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(items = n, "outbox items expired and bounced"),
+                    Err(e) => tracing::warn!(error = %e, "outbox expiry failed; will retry"),
+                }
+            }
+            _ = stop.cancelled() => return,
+        }
+    }
 }
 
 /// Names of services as printed and shown on the status page.
@@ -316,6 +379,7 @@ impl Hub {
         }
 
         let (prepared, lock) = prepare(&config, true).await?;
+        let relay = prepared.relay(&config);
         let swept = prepared.store.sweep().await?;
         if swept.temp_files + swept.orphan_blobs > 0 {
             tracing::info!(
@@ -457,11 +521,13 @@ impl Hub {
             EXPIRY_INTERVAL,
             stop.clone(),
         ));
+        tracker.spawn(route_and_expire(relay.clone(), stop.clone()));
         tracing::info!(data = %prepared.layout.root().display(), "hub started");
         Ok(Hub {
             report: prepared.report,
             endpoints,
             store: prepared.store,
+            relay,
             stop,
             tracker,
             _lock: lock,

@@ -56,7 +56,86 @@ enum Command {
     /// Mail waiting to leave this hub.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// This node's identity.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Other nodes this one exchanges mail with.
+    #[command(subcommand)]
+    Peer(PeerCommand),
+    /// Which peer carries mail for which domain.
+    #[command(subcommand)]
+    Route(RouteCommand),
+    /// Bundles: files that carry mail between nodes.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
 }
+
+#[derive(Subcommand, Debug)]
+enum NodeCommand {
+    /// Print this node's card: give it to the peers that should add this node.
+    Card {
+        /// Where peers may reach this node for live links (host:port); repeatable.
+        #[arg(long = "addr", value_name = "HOST:PORT")]
+        addrs: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PeerCommand {
+    /// Add a peer from its node card (from `cairn node card` on that node);
+    /// its domains are routed to it unless already routed elsewhere.
+    Add {
+        card: String,
+        /// Call it this instead of the name on its card.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List peers with their domains and last exchanges.
+    List,
+    /// Remove a peer and its routes; its queued mail waits for another route.
+    Remove { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum RouteCommand {
+    /// Send mail for DOMAIN through PEER; DOMAIN `*` (or `default`) is the default route.
+    Add { domain: String, peer: String },
+    /// List routes.
+    List,
+    /// Remove the route of DOMAIN.
+    Remove { domain: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum BundleCommand {
+    /// Write a bundle for a peer with everything queued for it.
+    Export {
+        #[arg(long)]
+        peer: String,
+        /// A directory (the bundle gets its own name there) or a file path; `-` is standard output.
+        #[arg(long, value_name = "FILE|DIR|-")]
+        out: PathBuf,
+    },
+    /// Import a bundle file, `-` for standard input (an NNCP exec handle), or
+    /// every bundle for this node in a directory. Exits 75 on a temporary failure.
+    Import {
+        #[arg(value_name = "FILE|DIR|-")]
+        input: PathBuf,
+        /// In a directory, delete each bundle once imported (the sender may
+        /// take that as the acknowledgement on a shared folder).
+        #[arg(long)]
+        delete: bool,
+    },
+}
+
+/// An error that asks the caller to try again later (exit status 75,
+/// EX_TEMPFAIL, as NNCP, Filespooler and MTAs expect).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TryLater(String);
+
+/// EX_TEMPFAIL from sysexits.h.
+pub const EXIT_TEMPFAIL: u8 = 75;
 
 #[derive(Subcommand, Debug)]
 enum OutboxCommand {
@@ -130,7 +209,11 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<TryLater>().is_some() {
+                ExitCode::from(EXIT_TEMPFAIL)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -199,7 +282,216 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Outbox(OutboxCommand::List) => {
             outbox_list(load_config(&cli, cli.config.as_deref())?).await
         }
+        Command::Node(cmd) => node(load_config(&cli, cli.config.as_deref())?, cmd).await,
+        Command::Peer(cmd) => peer(load_config(&cli, cli.config.as_deref())?, cmd).await,
+        Command::Route(cmd) => route(load_config(&cli, cli.config.as_deref())?, cmd).await,
+        Command::Bundle(cmd) => bundle(load_config(&cli, cli.config.as_deref())?, cmd).await,
     }
+}
+
+/// The relay of the hub's data directory, for a management command.
+async fn open_relay(config: &Config) -> Result<crate::relay::Relay> {
+    let (prepared, _) = app::prepare(config, false).await?;
+    if prepared.report.first_start {
+        for line in &prepared.report.lines {
+            eprintln!("{line}");
+        }
+    }
+    Ok(prepared.relay(config))
+}
+
+async fn node(config: Config, cmd: &NodeCommand) -> Result<()> {
+    let relay = open_relay(&config).await?;
+    match cmd {
+        NodeCommand::Card { addrs } => println!("{}", relay.card(addrs.clone()).to_text()),
+    }
+    relay.store().close().await;
+    Ok(())
+}
+
+async fn peer(config: Config, cmd: &PeerCommand) -> Result<()> {
+    use crate::relay::node::{Card, fingerprint};
+    if let PeerCommand::Add { card, .. } = cmd {
+        Card::parse(card)?;
+    } else {
+        datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
+    }
+    let relay = open_relay(&config).await?;
+    let result = async {
+        match cmd {
+            PeerCommand::Add { card, name } => {
+                let card = Card::parse(card)?;
+                let (row, routes) = relay.add_peer(&card, name.as_deref()).await?;
+                println!("added peer {} (node {})", row.name, fingerprint(&card.key));
+                for d in routes {
+                    println!("route: {d} -> {}", row.name);
+                }
+            }
+            PeerCommand::List => {
+                let peers = relay.store().peer_list().await?;
+                if peers.is_empty() {
+                    println!("no peers yet: add one with `cairn peer add CARD`");
+                }
+                let now = crate::store::now();
+                let ago = |t: Option<i64>| {
+                    t.map_or("never".to_string(), |t| {
+                        format!("{} ago", human_age(now - t))
+                    })
+                };
+                for p in peers {
+                    let key: [u8; 32] = p.public_key.as_slice().try_into().unwrap_or([0; 32]);
+                    println!(
+                        "{}  node {}  domains {}  sent {}  received {}",
+                        p.name,
+                        fingerprint(&key),
+                        p.domain_list().join(", "),
+                        ago(p.last_sent_at),
+                        ago(p.last_received_at)
+                    );
+                }
+            }
+            PeerCommand::Remove { name } => {
+                if !relay.store().peer_remove(name).await? {
+                    bail!("no peer named {name}: see `cairn peer list`");
+                }
+                println!("removed peer {name}; mail queued for it waits for another route");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    relay.store().close().await;
+    result
+}
+
+async fn route(config: Config, cmd: &RouteCommand) -> Result<()> {
+    datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
+    let relay = open_relay(&config).await?;
+    let result = async {
+        match cmd {
+            RouteCommand::Add { domain, peer } => {
+                relay.add_route(domain, peer).await?;
+                println!("route: {domain} -> {peer}");
+            }
+            RouteCommand::List => {
+                let routes = relay.store().routes().await?;
+                if routes.is_empty() {
+                    println!("no routes: mail for other domains waits until one is added");
+                }
+                for (d, _, p) in routes {
+                    let d = if d == "*" {
+                        "* (default)".to_string()
+                    } else {
+                        d
+                    };
+                    println!("{d} -> {p}");
+                }
+            }
+            RouteCommand::Remove { domain } => {
+                let d = if domain == "default" { "*" } else { domain };
+                if !relay.store().route_remove(d).await? {
+                    bail!("no route for {domain}: see `cairn route list`");
+                }
+                println!("removed the route for {domain}");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    relay.store().close().await;
+    result
+}
+
+async fn bundle(config: Config, cmd: &BundleCommand) -> Result<()> {
+    datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
+    let relay = match open_relay(&config).await {
+        Ok(r) => r,
+        // The database is busy or the disk is full: the carrier should retry.
+        Err(e) => return Err(TryLater(format!("{e:#}")).into()),
+    };
+    let result = bundle_inner(&relay, cmd).await;
+    relay.store().close().await;
+    result
+}
+
+async fn bundle_inner(relay: &crate::relay::Relay, cmd: &BundleCommand) -> Result<()> {
+    use crate::relay::{RelayError, folder};
+    let temporary = |e: RelayError| -> anyhow::Error {
+        if e.is_temporary() {
+            TryLater(e.to_string()).into()
+        } else {
+            e.into()
+        }
+    };
+    match cmd {
+        BundleCommand::Export { peer, out } => {
+            let exported = if out.as_os_str() == "-" {
+                let (_, e) = relay
+                    .export(peer, std::io::stdout())
+                    .await
+                    .map_err(temporary)?;
+                relay.sent(&e).await.map_err(temporary)?;
+                e
+            } else if out.is_dir() {
+                let (path, e) = folder::export(relay, peer, out).await.map_err(temporary)?;
+                eprintln!("wrote {}", path.display());
+                e
+            } else {
+                let dir = match out.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                let (path, e) = folder::export(relay, peer, &dir).await.map_err(temporary)?;
+                std::fs::rename(&path, out)
+                    .with_context(|| format!("cannot move the bundle to {}", out.display()))?;
+                eprintln!("wrote {}", out.display());
+                e
+            };
+            eprintln!(
+                "bundle {} for {}: {} items ({} bytes of mail), {} acknowledgements, {} bytes",
+                exported.seq,
+                exported.peer,
+                exported.rows.len(),
+                exported.message_bytes,
+                exported.acks.len(),
+                exported.bytes
+            );
+        }
+        BundleCommand::Import { input, delete } => {
+            if input.as_os_str() == "-" {
+                let report = relay.import(std::io::stdin()).await.map_err(temporary)?;
+                eprintln!("{report}");
+            } else if input.is_dir() {
+                let r = folder::import(relay, input, *delete)
+                    .await
+                    .map_err(temporary)?;
+                for (path, report) in &r.imported {
+                    eprintln!("{}: {report}", path.display());
+                }
+                for (path, e) in &r.refused {
+                    eprintln!("{}: refused: {e}", path.display());
+                }
+                eprintln!(
+                    "{} bundles imported, {} refused, {} for other nodes left alone",
+                    r.imported.len(),
+                    r.refused.len(),
+                    r.others
+                );
+                if !r.refused.is_empty() {
+                    bail!("{} bundles were refused (see above)", r.refused.len());
+                }
+            } else {
+                let file = std::fs::File::open(input)
+                    .with_context(|| format!("cannot open {}", input.display()))?;
+                let report = relay
+                    .import(std::io::BufReader::with_capacity(256 << 10, file))
+                    .await
+                    .map_err(temporary)?;
+                eprintln!("{report}");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_config(cli: &Cli, file: &std::path::Path) -> Result<()> {

@@ -64,6 +64,10 @@ impl Layout {
     pub fn tls_dir(&self) -> PathBuf {
         self.root.join("tls")
     }
+    /// This node's private key for bundles and links to peers.
+    pub fn node_key(&self) -> PathBuf {
+        self.root.join("node.key")
+    }
     pub fn setup_code(&self) -> PathBuf {
         self.root.join("setup-code.txt")
     }

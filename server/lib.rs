@@ -8,7 +8,8 @@
 //!
 //! Front ends (`web`, [`smtp`], [`imap`]) → [`mail`] (rules) → [`store`]
 //! (the only module that speaks SQL) → [`domain`] (plain types). [`app`]
-//! wires everything; [`cli`] is the command line.
+//! wires everything; [`cli`] is the command line. [`relay`] (identity,
+//! peers, routes, bundles, carriers) sits beside `mail` and uses the store.
 //!
 //! # RFC index
 //!
@@ -50,6 +51,7 @@ pub mod datadir;
 pub mod domain;
 pub mod imap;
 pub mod mail;
+pub mod relay;
 pub mod smtp;
 pub mod store;
 pub mod tls;

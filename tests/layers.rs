@@ -1,5 +1,6 @@
 //! The layering rules of STYLE.md, checked on the source tree: only
-//! `server/store/` speaks SQL, and `domain/` does no I/O.
+//! `server/store/` speaks SQL, and `domain/` and the bundle codec do no I/O
+//! of their own.
 
 use std::path::{Path, PathBuf};
 
@@ -50,5 +51,13 @@ fn domain_does_no_io() {
         ] {
             assert!(!text.contains(banned), "{} uses {banned}", f.display());
         }
+    }
+}
+
+#[test]
+fn the_bundle_codec_does_no_io() {
+    let text = std::fs::read_to_string(server().join("relay/bundle.rs")).unwrap();
+    for banned in ["tokio", "std::fs", "std::net", "crate::store"] {
+        assert!(!text.contains(banned), "relay/bundle.rs uses {banned}");
     }
 }

@@ -14,6 +14,7 @@ fn first_start_creates_everything_and_restart_reuses_it() {
         "created data directory ./cairn-data",
         "created database ./cairn-data/cairn.db",
         "created TLS key and self-signed certificate ./cairn-data/tls/cert.pem for 127.0.0.1, localhost",
+        "created node key ./cairn-data/node.key (node ",
         "admin setup code: ",
     ] {
         assert!(text.contains(want), "missing `{want}` in:\n{text}");
@@ -27,6 +28,7 @@ fn first_start_creates_everything_and_restart_reuses_it() {
             "cairn.db-shm",
             "cairn.db-wal",
             "cairn.lock",
+            "node.key",
             "setup-code.txt",
             "tls",
             "tmp"

@@ -157,6 +157,7 @@ pub struct Limits {
     pub mailbox_quota: ByteSize,
     pub send_per_minute: u32,
     pub send_burst: u32,
+    pub max_bundle_size: ByteSize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +166,7 @@ pub struct MailConfig {
     pub create_on_login: bool,
     pub delete_after_days: u32,
     pub delete_large_after_days: u32,
+    pub outbox_lifetime_days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,12 +222,14 @@ impl Config {
                     mailbox_quota: ByteSize(500 << 20),
                     send_per_minute: 60,
                     send_burst: 10,
+                    max_bundle_size: ByteSize(1 << 30),
                 },
                 mail: MailConfig {
                     require_encryption: true,
                     create_on_login: true,
                     delete_after_days: 20,
                     delete_large_after_days: 7,
+                    outbox_lifetime_days: 14,
                 },
                 security: Security {
                     allow_plaintext_auth: false,
@@ -258,12 +262,14 @@ impl Config {
                     mailbox_quota: ByteSize(500 << 20),
                     send_per_minute: 60,
                     send_burst: 10,
+                    max_bundle_size: ByteSize(1 << 30),
                 },
                 mail: MailConfig {
                     require_encryption: true,
                     create_on_login: true,
                     delete_after_days: 20,
                     delete_large_after_days: 7,
+                    outbox_lifetime_days: 14,
                 },
                 security: Security {
                     allow_plaintext_auth: false,
@@ -641,6 +647,17 @@ pub static FIELDS: &[Field] = &[
         show: |c| toml::Value::Integer(i64::from(c.limits.send_burst)),
     },
     Field {
+        key: "limits.max_bundle_size",
+        env: "CAIRN_LIMITS_MAX_BUNDLE_SIZE",
+        doc: "Largest bundle from a peer, counted after decompression; a bundle that expands past it is refused as a decompression bomb.",
+        kind: Kind::Number,
+        apply: |c, v| {
+            c.limits.max_bundle_size = size_in(v, 1 << 20, 1 << 40)?;
+            Ok(())
+        },
+        show: |c| toml::Value::String(c.limits.max_bundle_size.to_string()),
+    },
+    Field {
         key: "mail.require_encryption",
         env: "CAIRN_MAIL_REQUIRE_ENCRYPTION",
         doc: "Accept between users only OpenPGP-encrypted mail, as chatmail relays do (plus Secure-Join requests and bounces); anything else is refused with 523.",
@@ -689,6 +706,18 @@ pub static FIELDS: &[Field] = &[
             Ok(())
         },
         show: |c| toml::Value::Integer(i64::from(c.mail.delete_large_after_days)),
+    },
+    Field {
+        key: "mail.outbox_lifetime_days",
+        env: "CAIRN_MAIL_OUTBOX_LIFETIME_DAYS",
+        doc: "How long mail for other nodes may travel, summed over every hop, before it is returned to its sender as undeliverable.",
+        kind: Kind::Number,
+        apply: |c, v| {
+            c.mail.outbox_lifetime_days =
+                u32::try_from(number_in(v, 1, 3650)?).map_err(|e| e.to_string())?;
+            Ok(())
+        },
+        show: |c| toml::Value::Integer(i64::from(c.mail.outbox_lifetime_days)),
     },
     Field {
         key: "security.allow_plaintext_auth",

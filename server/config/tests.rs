@@ -136,11 +136,13 @@ max_recipients = 10
 mailbox_quota = "1 KiB"
 send_per_minute = "fast"
 send_burst = 0
+max_bundle_size = "tiny"
 [mail]
 require_encryption = 1
 create_on_login = "no"
 delete_after_days = -1
 delete_large_after_days = "week"
+outbox_lifetime_days = 0
 [security]
 allow_plaintext_auth = "yes"
 "#;

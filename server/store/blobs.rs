@@ -43,6 +43,11 @@ impl Spool {
         self.size
     }
 
+    /// The hex SHA-256 of what was written so far (the blob's name).
+    pub fn hash(&self) -> String {
+        hex(self.hasher.clone().finish().as_ref())
+    }
+
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.hasher.update(bytes);
         self.size += bytes.len() as u64;

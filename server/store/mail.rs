@@ -118,37 +118,11 @@ impl Store {
         let mut out = Delivered::default();
         let mut events = Vec::new();
         for account in d.local {
-            let (mailbox, uid, modseq): (i64, i64, i64) = sqlx::query_as(
-                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
-                 WHERE account_id = ? AND name = 'INBOX'
-                 RETURNING id, uidnext - 1, highestmodseq",
-            )
-            .bind(account.0)
-            .fetch_one(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO messages (mailbox_id, uid, modseq, blob_hash, size, internal_date)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(mailbox)
-            .bind(uid)
-            .bind(modseq)
-            .bind(&d.blob.hash)
-            .bind(size)
-            .bind(t)
-            .execute(&mut *tx)
-            .await?;
-            let (mailbox, uid) = (
-                MailboxId(mailbox),
-                Uid(u32::try_from(uid).unwrap_or(u32::MAX)),
-            );
-            out.appended.push((*account, mailbox, uid));
-            events.push(Change::Appended {
-                account: *account,
-                mailbox,
-                uid,
-                modseq: ModSeq(u64::try_from(modseq).unwrap_or(0)),
-            });
+            let change = super::relay::append_inbox(&mut tx, *account, d.blob, t).await?;
+            if let Change::Appended { mailbox, uid, .. } = &change {
+                out.appended.push((*account, *mailbox, *uid));
+            }
+            events.push(change);
         }
         if let Some(env) = d.outbound {
             let rcpts = serde_json::to_string(&env.rcpts).expect("strings serialise");
@@ -197,7 +171,8 @@ impl Store {
     /// Outbox items, oldest first.
     pub async fn outbox(&self) -> Result<Vec<OutboxRow>> {
         Ok(sqlx::query_as(
-            "SELECT o.id, o.blob_hash, o.mail_from, o.rcpts, o.next_hop, o.state, o.created_at,
+            "SELECT o.id, o.blob_hash, o.mail_from, o.rcpts,
+                    (SELECT name FROM peers WHERE id = o.peer_id) AS next_hop, o.state, o.created_at,
                     o.attempts, o.last_error, b.size
              FROM outbox o JOIN blobs b ON b.hash = o.blob_hash ORDER BY o.id",
         )

@@ -9,6 +9,7 @@ pub mod events;
 pub mod expiry;
 pub mod mail;
 pub mod mailboxes;
+pub mod relay;
 pub mod settings;
 
 use sqlx::SqlitePool;
@@ -47,6 +48,10 @@ pub enum Error {
     CrossAccount,
     #[error("cannot update the database schema: {0}")]
     Migrate(sqlx::migrate::MigrateError),
+    #[error(
+        "a peer named {0} already exists with that name or key: remove it first with `cairn peer remove {0}`, or give this one another name"
+    )]
+    PeerExists(String),
     #[error(
         "an account {0} already exists: pick another address, or use `cairn account passwd` to change its password"
     )]
@@ -169,7 +174,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
         let store = Store::open(path).await.unwrap();
-        assert_eq!(store.schema_versions().await.unwrap(), vec![1, 2, 3]);
+        assert_eq!(store.schema_versions().await.unwrap(), vec![1, 2, 3, 4]);
         store.settings_set("hub.test", "1").await.unwrap();
         store.close().await;
         let store = Store::open(path).await.unwrap();

@@ -12,7 +12,8 @@ use tokio::net::TcpStream;
 pub const PASSWORD: &str = "correct horse battery";
 
 /// A hub on port 0 in a temp directory with accounts alice, bob and carol
-/// @[127.0.0.1], all with [`PASSWORD`].
+/// at its first domain ([127.0.0.1] unless `tweak` changes it), all with
+/// [`PASSWORD`].
 pub async fn hub(tweak: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Hub) {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let tmp = tempfile::tempdir().unwrap();
@@ -29,11 +30,12 @@ pub async fn hub(tweak: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Hub) {
     tweak(&mut c);
     let domains = c.hub.domains.clone();
     let hub = Hub::start(c).await.unwrap();
+    let first = domains[0].clone();
     let accounts = cairn::mail::Accounts::new(hub.store.clone(), domains);
     for name in ["alice", "bob", "carol"] {
         let pw = cairn::domain::Password::chosen(PASSWORD).unwrap();
         accounts
-            .create(&format!("{name}@[127.0.0.1]"), Some(pw))
+            .create(&format!("{name}@{first}"), Some(pw))
             .await
             .unwrap();
     }

@@ -1,0 +1,765 @@
+//! Store-and-forward: this node's identity, peers and routes, custody of
+//! outbox items, and bundles — export for a peer, import from one.
+//!
+//! An outbox item is one message for one next hop. It stays in custody
+//! until that hop acknowledges it (in a bundle coming back), or its
+//! lifetime runs out and it turns into a bounce. Its content id (SHA-256
+//! over envelope and body) makes every import idempotent: an item that
+//! arrives twice, by any carriers, is placed once and acknowledged each
+//! time. Carriers (`folder`, NNCP, …) only move the bytes.
+
+pub mod bundle;
+pub mod folder;
+pub mod node;
+
+use crate::domain::{Address, Domain};
+use crate::mail::bounce::{self, BounceInput, Failure};
+use crate::store::relay::{
+    CustodyRow, ImportApplied, ImportedItem, NewPeer, Onward, PeerRow, Placement, RoutedPart,
+};
+use crate::store::{self, Store, now};
+use aws_lc_rs::digest;
+use bundle::{BundleError, BundleReader, BundleWriter, ContentId, Header, Item, Limits, Record};
+use node::{Card, Identity, fingerprint};
+use std::io::{Read, Write};
+
+/// An item that has crossed this many nodes is dropped with a bounce: a
+/// routing loop, or a path longer than any camp needs.
+pub const HOP_LIMIT: u8 = 8;
+/// Default lifetime of an item in custody, summed over hops.
+pub const DEFAULT_LIFETIME_DAYS: u64 = 14;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("{0}")]
+    Bundle(#[from] BundleError),
+    #[error("this bundle is for node {to}, not this node ({me}): carry it to that node instead")]
+    WrongRecipient { to: String, me: String },
+    #[error(
+        "this bundle comes from node {from}, which is not a peer of this node: add its node card with `cairn peer add CARD` first"
+    )]
+    UnknownSender { from: String },
+    #[error("no peer named {0}: see `cairn peer list`")]
+    NoSuchPeer(String),
+    #[error("the bundle is malformed: {0}")]
+    BadItem(String),
+    #[error("{0}")]
+    Store(#[from] store::Error),
+    #[error("{0}")]
+    Node(#[from] node::NodeError),
+    #[error("cannot use {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl RelayError {
+    /// Worth trying again later unchanged (exit 75 for NNCP, Filespooler,
+    /// Exim): the disk or database, not the bundle, is the problem.
+    pub fn is_temporary(&self) -> bool {
+        matches!(
+            self,
+            RelayError::Store(_) | RelayError::Io { .. } | RelayError::Bundle(BundleError::Io(_))
+        )
+    }
+}
+
+pub type Result<T, E = RelayError> = std::result::Result<T, E>;
+
+/// Settings of the relay.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub hub_name: String,
+    pub domains: Vec<Domain>,
+    pub lifetime_ms: u64,
+    /// Largest message accepted in a bundle.
+    pub max_message_size: u64,
+    /// Largest decompressed bundle accepted.
+    pub max_bundle_size: u64,
+}
+
+/// The content id of an item: SHA-256 over its canonical envelope and the
+/// SHA-256 of its body (the blob name), hex.
+pub fn item_id(mail_from: &str, rcpts: &[String], body_hash: &str) -> String {
+    let mut sorted: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(b"cairn-item-v1\0");
+    ctx.update(mail_from.as_bytes());
+    for r in sorted {
+        ctx.update(b"\0");
+        ctx.update(r.as_bytes());
+    }
+    ctx.update(b"\0\0");
+    ctx.update(body_hash.as_bytes());
+    hex(ctx.finish().as_ref())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<ContentId> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn domain_of(addr: &str) -> Option<String> {
+    Address::parse(addr).ok().map(|a| a.domain().to_string())
+}
+
+/// The header section of a message (for a bounce), cut at a bound.
+fn header_section(message: &[u8]) -> &[u8] {
+    let end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 2)
+        .or_else(|| message.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
+        .unwrap_or(message.len());
+    &message[..end.min(bounce::MAX_RETURNED_HEADERS)]
+}
+
+/// What an export put in a bundle; hand it to [`Relay::sent`] once the
+/// bundle is durable on its carrier.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    pub peer_id: i64,
+    pub peer: String,
+    pub seq: u64,
+    pub rows: Vec<i64>,
+    pub acks: Vec<String>,
+    pub bytes: u64,
+    pub message_bytes: u64,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default)]
+pub struct Imported {
+    pub peer: String,
+    pub seq: u64,
+    pub items: usize,
+    pub applied: ImportApplied,
+}
+
+impl std::fmt::Display for Imported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = &self.applied;
+        write!(
+            f,
+            "bundle {} from {}: {} items ({} delivered here, {} passed on, {} already had, {} refused, {} bounced), {} of our items acknowledged",
+            self.seq,
+            self.peer,
+            self.items,
+            a.delivered,
+            a.forwarded,
+            a.duplicates,
+            a.refused,
+            a.bounced,
+            a.acknowledged
+        )
+    }
+}
+
+/// The store-and-forward side of a node.
+#[derive(Clone)]
+pub struct Relay {
+    store: Store,
+    identity: Identity,
+    config: RelayConfig,
+}
+
+impl Relay {
+    pub fn new(store: Store, identity: Identity, config: RelayConfig) -> Self {
+        Relay {
+            store,
+            identity,
+            config,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// This node's card.
+    pub fn card(&self, addrs: Vec<String>) -> Card {
+        let name: String = self
+            .config
+            .hub_name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(node::MAX_NAME)
+            .collect();
+        Card {
+            name: if name.is_empty() {
+                "cairn".into()
+            } else {
+                name
+            },
+            key: self.identity.public,
+            domains: self.config.domains.clone(),
+            addrs,
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_plain: self.config.max_bundle_size,
+            // The message plus its envelope (recipients, ids).
+            max_record: self.config.max_message_size + (256 << 10),
+        }
+    }
+
+    /// Add a peer from its card; its domains are routed to it unless
+    /// another peer has them already. Returns the routes made.
+    pub async fn add_peer(
+        &self,
+        card: &Card,
+        name: Option<&str>,
+    ) -> Result<(PeerRow, Vec<String>)> {
+        let name = name.unwrap_or(&card.name);
+        node::check_name(name)?;
+        if card.key == self.identity.public {
+            return Err(RelayError::BadItem(
+                "that is this node's own card: add the card of the other node".into(),
+            ));
+        }
+        let domains: Vec<String> = card.domains.iter().map(|d| d.to_string()).collect();
+        let row = self
+            .store
+            .peer_add(&NewPeer {
+                name,
+                public_key: &card.key,
+                domains: &domains,
+                addresses: &card.addrs,
+            })
+            .await?;
+        let taken: Vec<String> = self
+            .store
+            .routes()
+            .await?
+            .into_iter()
+            .map(|(d, _, _)| d)
+            .collect();
+        let mut made = Vec::new();
+        for d in domains {
+            if !taken.contains(&d) && !self.config.domains.iter().any(|h| h.to_string() == d) {
+                self.store.route_set(&d, row.id).await?;
+                made.push(d);
+            }
+        }
+        self.route_pending().await?;
+        Ok((row, made))
+    }
+
+    pub async fn peer(&self, name: &str) -> Result<PeerRow> {
+        self.store
+            .peer_by_name(name)
+            .await?
+            .ok_or_else(|| RelayError::NoSuchPeer(name.to_string()))
+    }
+
+    /// Route `domain` ('*' = default) to a peer, and give waiting items
+    /// their next hop.
+    pub async fn add_route(&self, domain: &str, peer: &str) -> Result<()> {
+        let domain = if domain == "*" || domain == "default" {
+            "*".to_string()
+        } else {
+            Domain::parse(domain)
+                .map_err(|e| RelayError::BadItem(format!("`{domain}` is not a domain: {e}")))?
+                .to_string()
+        };
+        let p = self.peer(peer).await?;
+        self.store.route_set(&domain, p.id).await?;
+        self.route_pending().await?;
+        Ok(())
+    }
+
+    /// The next hop for a recipient domain.
+    fn next_hop(routes: &[(String, i64, String)], domain: &str) -> Option<i64> {
+        routes
+            .iter()
+            .find(|(d, _, _)| d == domain)
+            .or_else(|| routes.iter().find(|(d, _, _)| d == "*"))
+            .map(|(_, id, _)| *id)
+    }
+
+    /// Give every item waiting for a route its next hops. Returns how many
+    /// items were routed.
+    pub async fn route_pending(&self) -> Result<usize> {
+        let rows = self.store.outbox_unrouted().await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let routes = self.store.routes().await?;
+        let mut routed = 0;
+        for row in rows {
+            let mut by_peer: Vec<(i64, Vec<String>)> = Vec::new();
+            let mut rest = Vec::new();
+            for rcpt in row.recipients() {
+                match domain_of(&rcpt).and_then(|d| Self::next_hop(&routes, &d)) {
+                    Some(peer) => match by_peer.iter_mut().find(|(p, _)| *p == peer) {
+                        Some((_, v)) => v.push(rcpt),
+                        None => by_peer.push((peer, vec![rcpt])),
+                    },
+                    None => rest.push(rcpt),
+                }
+            }
+            if by_peer.is_empty() {
+                continue;
+            }
+            let parts: Vec<RoutedPart> = by_peer
+                .into_iter()
+                .map(|(peer_id, rcpts)| RoutedPart {
+                    peer_id,
+                    item_id: item_id(&row.mail_from, &rcpts, &row.blob_hash),
+                    rcpts,
+                })
+                .collect();
+            routed += parts.len();
+            self.store.outbox_route(row.id, &parts, &rest).await?;
+        }
+        Ok(routed)
+    }
+
+    /// Age of an item now: what it had on arrival plus its time here.
+    fn age_now(&self, row: &CustodyRow, t: i64) -> u64 {
+        let here = (t - row.created_at).max(0) as u64 * 1000;
+        (row.age_ms.max(0) as u64).saturating_add(here)
+    }
+
+    fn lifetime(&self, row: &CustodyRow) -> u64 {
+        row.lifetime_ms
+            .map(|l| l.max(0) as u64)
+            .unwrap_or(self.config.lifetime_ms)
+    }
+
+    /// Write a bundle for `peer` with every item in custody for it and the
+    /// acknowledgements owed to it. Nothing changes until [`Relay::sent`].
+    pub async fn export<W: Write + Send + 'static>(
+        &self,
+        peer: &str,
+        out: W,
+    ) -> Result<(W, Exported)> {
+        self.route_pending().await?;
+        self.expire().await?;
+        let p = self.peer(peer).await?;
+        let key: [u8; 32] = p
+            .public_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| RelayError::BadItem("peer key is not 32 bytes".into()))?;
+        let rows = self.store.outbox_for_peer(p.id).await?;
+        let acks = self.store.acks_due(p.id).await?;
+        let seq = self.store.peer_take_seq(p.id).await?;
+        let header = Header {
+            from: self.identity.public,
+            to: key,
+            seq,
+        };
+        let t = now();
+        let mut items = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let Some(id) = r.item_id.as_deref().and_then(unhex) else {
+                continue;
+            };
+            items.push((
+                r.id,
+                self.store.blob_path(&r.blob_hash),
+                Item {
+                    id,
+                    mail_from: r.mail_from.clone(),
+                    rcpts: r.recipients(),
+                    age_ms: self.age_now(r, t),
+                    lifetime_ms: self.lifetime(r),
+                    hops: u8::try_from(r.hops).unwrap_or(u8::MAX),
+                    message: Vec::new(),
+                },
+            ));
+        }
+        let ack_ids: Vec<ContentId> = acks.iter().filter_map(|a| unhex(a)).collect();
+        let private = self.identity.private;
+        let (out, rows_done, message_bytes, bytes) =
+            tokio::task::spawn_blocking(move || -> Result<(W, Vec<i64>, u64, u64)> {
+                let counting = Counting { inner: out, n: 0 };
+                let mut w = BundleWriter::new(counting, &header, &private)?;
+                let mut done = Vec::new();
+                let mut message_bytes = 0;
+                for (row, path, mut item) in items {
+                    item.message = std::fs::read(&path).map_err(|source| RelayError::Io {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                    message_bytes += item.message.len() as u64;
+                    w.item(&item)?;
+                    done.push(row);
+                }
+                w.acks(&ack_ids)?;
+                let counting = w.finish()?;
+                Ok((counting.inner, done, message_bytes, counting.n))
+            })
+            .await
+            .map_err(|e| RelayError::BadItem(format!("export task failed: {e}")))??;
+        Ok((
+            out,
+            Exported {
+                peer_id: p.id,
+                peer: p.name,
+                seq,
+                rows: rows_done,
+                acks,
+                bytes,
+                message_bytes,
+            },
+        ))
+    }
+
+    /// The bundle of an export is durable on its carrier.
+    pub async fn sent(&self, e: &Exported) -> Result<()> {
+        self.store.bundle_sent(e.peer_id, &e.rows, &e.acks).await?;
+        Ok(())
+    }
+
+    /// Import one bundle, all or nothing: nothing changes unless the whole
+    /// bundle authenticates to its last byte.
+    pub async fn import<R: Read + Send + 'static>(&self, mut input: R) -> Result<Imported> {
+        let (header, input) =
+            tokio::task::spawn_blocking(move || Header::read(&mut input).map(|h| (h, input)))
+                .await
+                .map_err(|e| RelayError::BadItem(format!("import task failed: {e}")))??;
+        if header.to != self.identity.public {
+            return Err(RelayError::WrongRecipient {
+                to: fingerprint(&header.to),
+                me: fingerprint(&self.identity.public),
+            });
+        }
+        let Some(peer) = self.store.peer_by_key(&header.from).await? else {
+            return Err(RelayError::UnknownSender {
+                from: fingerprint(&header.from),
+            });
+        };
+        let private = self.identity.private;
+        let limits = self.limits();
+        let store = self.store.clone();
+        let (items, acks) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let mut reader = BundleReader::open(input, &header, &private, limits)?;
+            let mut items = Vec::new();
+            let mut acks = Vec::new();
+            while let Some(rec) = reader.next_record()? {
+                match rec {
+                    Record::Item(mut item) => {
+                        let mut spool = store.spool();
+                        spool.write(&item.message)?;
+                        let id = item_id(&item.mail_from, &item.rcpts, &spool.hash());
+                        if unhex(&id) != Some(item.id) {
+                            return Err(RelayError::BadItem(
+                                "an item's content id does not match its content".into(),
+                            ));
+                        }
+                        let head = header_section(&item.message).to_vec();
+                        item.message = Vec::new();
+                        items.push((item, id, spool, head));
+                    }
+                    Record::Acks(ids) => acks.extend(ids.iter().map(|i| hex(i))),
+                    Record::End { .. } => {}
+                }
+            }
+            Ok((items, acks))
+        })
+        .await
+        .map_err(|e| RelayError::BadItem(format!("import task failed: {e}")))??;
+
+        // The bundle is authentic and complete: decide, then commit.
+        let seen = self
+            .store
+            .items_seen(
+                &items
+                    .iter()
+                    .map(|(_, id, _, _)| id.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .await?;
+        let routes = self.store.routes().await?;
+        let peer_domains = peer.domain_list();
+        let _guard = self.store.blob_guard().await;
+        let mut planned = Vec::with_capacity(items.len());
+        let n = items.len();
+        for ((item, id, spool, head), seen) in items.into_iter().zip(seen) {
+            if seen {
+                // Already here: acknowledge again, store nothing.
+                drop(spool);
+                planned.push(ImportedItem {
+                    item_id: id,
+                    place: None,
+                    bounce: None,
+                });
+                continue;
+            }
+            let allowed = item.mail_from.is_empty()
+                || domain_of(&item.mail_from).is_some_and(|d| {
+                    peer_domains.contains(&d) || Self::next_hop(&routes, &d) == Some(peer.id)
+                });
+            if !allowed {
+                tracing::warn!(peer = %peer.name, sender = %item.mail_from, "refused an item whose sender's domain is not behind that peer");
+                planned.push(ImportedItem {
+                    item_id: id,
+                    place: None,
+                    bounce: None,
+                });
+                continue;
+            }
+            let blob = spool.commit().await?;
+            let (place, failures) = self.place_item(&item, blob).await?;
+            let bounce = if failures.is_empty() {
+                None
+            } else {
+                self.bounce_for(&item.mail_from, &failures, &head).await?
+            };
+            planned.push(ImportedItem {
+                item_id: id,
+                place: Some(place),
+                bounce,
+            });
+        }
+        let applied = self.store.import_items(peer.id, &planned, &acks).await?;
+        drop(_guard);
+        self.route_pending().await?;
+        Ok(Imported {
+            peer: peer.name,
+            seq: header.seq,
+            items: n,
+            applied,
+        })
+    }
+
+    /// Where an arriving item goes: local INBOXes, onward, and failures.
+    async fn place_item(
+        &self,
+        item: &Item,
+        blob: store::StagedBlob,
+    ) -> Result<(Placement, Vec<Failure>)> {
+        let mut local = Vec::new();
+        let mut onward = Vec::new();
+        let mut failures = Vec::new();
+        let expired = item.age_ms >= item.lifetime_ms;
+        for rcpt in &item.rcpts {
+            let Ok(addr) = Address::parse(rcpt) else {
+                failures.push(Failure {
+                    recipient: rcpt.clone(),
+                    status: "5.1.3".into(),
+                    diagnostic: "not a valid address".into(),
+                });
+                continue;
+            };
+            if self.config.domains.contains(addr.domain()) {
+                match self.store.account_find(&addr).await? {
+                    Some(a) if !local.contains(&a.id()) => local.push(a.id()),
+                    Some(_) => {}
+                    None => failures.push(Failure {
+                        recipient: rcpt.clone(),
+                        status: "5.1.1".into(),
+                        diagnostic: format!("there is no user {rcpt} on {}", self.config.hub_name),
+                    }),
+                }
+            } else if expired {
+                failures.push(Failure {
+                    recipient: rcpt.clone(),
+                    status: "5.4.7".into(),
+                    diagnostic: "its lifetime ran out on the way".into(),
+                });
+            } else if item.hops >= HOP_LIMIT {
+                failures.push(Failure {
+                    recipient: rcpt.clone(),
+                    status: "5.4.6".into(),
+                    diagnostic: format!("it crossed {HOP_LIMIT} nodes (a routing loop?)"),
+                });
+            } else {
+                // Routed after the commit, or waiting for a route until it expires.
+                onward.push(rcpt.clone());
+            }
+        }
+        let onward = (!onward.is_empty()).then(|| Onward {
+            mail_from: item.mail_from.clone(),
+            rcpts: onward,
+            age_ms: i64::try_from(item.age_ms).unwrap_or(i64::MAX),
+            lifetime_ms: i64::try_from(item.lifetime_ms).unwrap_or(i64::MAX),
+            hops: i64::from(item.hops) + 1,
+        });
+        Ok((
+            Placement {
+                blob,
+                local,
+                onward,
+            },
+            failures,
+        ))
+    }
+
+    /// A bounce to `sender` (none for the null sender), placed locally or
+    /// sent back along the routes.
+    async fn bounce_for(
+        &self,
+        sender: &str,
+        failures: &[Failure],
+        original_header: &[u8],
+    ) -> Result<Option<Placement>> {
+        if sender.is_empty() {
+            return Ok(None);
+        }
+        let Some(domain) = self.config.domains.first() else {
+            return Ok(None);
+        };
+        let message = bounce::build(&BounceInput {
+            domain,
+            reporting_mta: &self.config.hub_name,
+            sender,
+            failures,
+            original_header,
+            arrived: now(),
+            now: time::OffsetDateTime::now_utc(),
+        });
+        let mut spool = self.store.spool();
+        spool.write(&message)?;
+        let blob = spool.commit().await?;
+        let mut local = Vec::new();
+        let mut onward = None;
+        match Address::parse(sender) {
+            Ok(a) if self.config.domains.contains(a.domain()) => {
+                if let Some(acc) = self.store.account_find(&a).await? {
+                    local.push(acc.id());
+                } else {
+                    return Ok(None);
+                }
+            }
+            Ok(_) => {
+                onward = Some(Onward {
+                    mail_from: String::new(),
+                    rcpts: vec![sender.to_string()],
+                    age_ms: 0,
+                    lifetime_ms: i64::try_from(self.config.lifetime_ms).unwrap_or(i64::MAX),
+                    hops: 0,
+                })
+            }
+            Err(_) => return Ok(None),
+        }
+        Ok(Some(Placement {
+            blob,
+            local,
+            onward,
+        }))
+    }
+
+    /// Items whose lifetime ran out become bounces. Returns how many.
+    pub async fn expire(&self) -> Result<usize> {
+        self.expire_at(now()).await
+    }
+
+    /// [`Relay::expire`] as if the clock said `t` (Unix seconds).
+    pub async fn expire_at(&self, t: i64) -> Result<usize> {
+        let rows = self.store.outbox_live().await?;
+        let mut expired = Vec::new();
+        let mut bounces = Vec::new();
+        let _guard = self.store.blob_guard().await;
+        for r in rows {
+            if self.age_now(&r, t) < self.lifetime(&r) {
+                continue;
+            }
+            let days = self.lifetime(&r) / (24 * 3600 * 1000);
+            let failures: Vec<Failure> = r
+                .recipients()
+                .into_iter()
+                .map(|rcpt| Failure {
+                    recipient: rcpt,
+                    status: "5.4.7".into(),
+                    diagnostic: match r.state.as_str() {
+                        "no-route" => format!("no route to its domain appeared within {days} days"),
+                        _ => format!("no carrier took it on within {days} days"),
+                    },
+                })
+                .collect();
+            let head = header_section(&self.store.blob_read(&r.blob_hash).await?).to_vec();
+            if let Some(b) = self.bounce_for(&r.mail_from, &failures, &head).await? {
+                bounces.push(b);
+            }
+            expired.push(r.id);
+        }
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        self.store.outbox_expire(&expired, &bounces).await?;
+        drop(_guard);
+        self.route_pending().await?;
+        Ok(expired.len())
+    }
+}
+
+/// Counts the bytes written through it.
+struct Counting<W> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(b)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_ids_ignore_recipient_order_and_duplicates() {
+        let a = item_id(
+            "x@a.example",
+            &["b@b.example".into(), "c@b.example".into()],
+            "00",
+        );
+        let b = item_id(
+            "x@a.example",
+            &[
+                "c@b.example".into(),
+                "b@b.example".into(),
+                "c@b.example".into(),
+            ],
+            "00",
+        );
+        assert_eq!(a, b);
+        assert_ne!(a, item_id("", &["b@b.example".into()], "00"));
+        assert_eq!(unhex(&a).map(|b| hex(&b)), Some(a));
+    }
+
+    #[test]
+    fn header_section_stops_at_the_blank_line() {
+        assert_eq!(
+            header_section(b"A: 1\r\nB: 2\r\n\r\nbody"),
+            b"A: 1\r\nB: 2\r\n"
+        );
+        assert_eq!(header_section(b"A: 1\n\nbody"), b"A: 1\n");
+        assert_eq!(header_section(b"A: 1"), b"A: 1");
+    }
+}

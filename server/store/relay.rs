@@ -1,0 +1,558 @@
+//! Peers, routes, outbox custody and seen items: the tables of store-and-
+//! forward. What goes where is decided in `relay/`; this module only makes
+//! those decisions durable, each import or split in one transaction.
+
+use super::blobs::StagedBlob;
+use super::mail::Change;
+use super::{Error, Result, Store, now};
+use crate::domain::{AccountId, ModSeq, Uid};
+use sqlx::SqliteConnection;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PeerRow {
+    pub id: i64,
+    pub name: String,
+    pub public_key: Vec<u8>,
+    pub domains: String,
+    pub addresses: String,
+    pub kind: String,
+    pub added_at: i64,
+    pub next_bundle_seq: i64,
+    pub last_sent_at: Option<i64>,
+    pub last_received_at: Option<i64>,
+}
+
+impl PeerRow {
+    pub fn domain_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.domains).unwrap_or_default()
+    }
+    pub fn address_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.addresses).unwrap_or_default()
+    }
+}
+
+/// A new peer, from its card.
+pub struct NewPeer<'a> {
+    pub name: &'a str,
+    pub public_key: &'a [u8; 32],
+    pub domains: &'a [String],
+    pub addresses: &'a [String],
+}
+
+/// An outbox item with what a bundle needs to carry it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CustodyRow {
+    pub id: i64,
+    pub item_id: Option<String>,
+    pub peer_id: Option<i64>,
+    pub blob_hash: String,
+    pub mail_from: String,
+    pub rcpts: String,
+    pub state: String,
+    pub created_at: i64,
+    pub age_ms: i64,
+    pub lifetime_ms: Option<i64>,
+    pub hops: i64,
+    pub attempts: i64,
+    pub size: i64,
+}
+
+impl CustodyRow {
+    pub fn recipients(&self) -> Vec<String> {
+        serde_json::from_str(&self.rcpts).unwrap_or_default()
+    }
+}
+
+/// Part of an unrouted item that now has a next hop.
+pub struct RoutedPart {
+    pub peer_id: i64,
+    pub item_id: String,
+    pub rcpts: Vec<String>,
+}
+
+/// An item leaving for another node (or waiting for a route).
+#[derive(Debug, Clone)]
+pub struct Onward {
+    pub mail_from: String,
+    pub rcpts: Vec<String>,
+    pub age_ms: i64,
+    pub lifetime_ms: i64,
+    pub hops: i64,
+}
+
+/// One message to store: into local INBOXes and/or onward.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub blob: StagedBlob,
+    pub local: Vec<AccountId>,
+    pub onward: Option<Onward>,
+}
+
+/// One item of an imported bundle, as `relay/` decided to place it.
+#[derive(Debug, Clone)]
+pub struct ImportedItem {
+    pub item_id: String,
+    /// `None`: the item is refused (e.g. a spoofed sender): acknowledged
+    /// so the peer stops sending it, but stored nowhere.
+    pub place: Option<Placement>,
+    /// A bounce for the recipients that cannot be served.
+    pub bounce: Option<Placement>,
+}
+
+/// What [`Store::import_items`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportApplied {
+    pub delivered: usize,
+    pub duplicates: usize,
+    pub forwarded: usize,
+    pub refused: usize,
+    pub bounced: usize,
+    pub acknowledged: usize,
+}
+
+/// A query for [`CustodyRow`]s; `$rest` is the WHERE and ORDER BY.
+macro_rules! custody_query {
+    ($rest:literal) => {
+        concat!(
+            "SELECT o.id, o.item_id, o.peer_id, o.blob_hash, o.mail_from, o.rcpts, o.state,
+                    o.created_at, o.age_ms, o.lifetime_ms, o.hops, o.attempts, b.size
+             FROM outbox o JOIN blobs b ON b.hash = o.blob_hash ",
+            $rest
+        )
+    };
+}
+
+/// Append one message to an account's INBOX inside a transaction.
+pub(super) async fn append_inbox(
+    tx: &mut SqliteConnection,
+    account: AccountId,
+    blob: &StagedBlob,
+    t: i64,
+) -> Result<Change> {
+    let size = i64::try_from(blob.size).unwrap_or(i64::MAX);
+    let (mailbox, uid, modseq): (i64, i64, i64) = sqlx::query_as(
+        "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+         WHERE account_id = ? AND name = 'INBOX'
+         RETURNING id, uidnext - 1, highestmodseq",
+    )
+    .bind(account.0)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO messages (mailbox_id, uid, modseq, blob_hash, size, internal_date)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(mailbox)
+    .bind(uid)
+    .bind(modseq)
+    .bind(&blob.hash)
+    .bind(size)
+    .bind(t)
+    .execute(&mut *tx)
+    .await?;
+    Ok(Change::Appended {
+        account,
+        mailbox: crate::domain::MailboxId(mailbox),
+        uid: Uid(u32::try_from(uid).unwrap_or(u32::MAX)),
+        modseq: ModSeq(u64::try_from(modseq).unwrap_or(0)),
+    })
+}
+
+async fn insert_blob(tx: &mut SqliteConnection, blob: &StagedBlob) -> Result<()> {
+    sqlx::query("INSERT OR IGNORE INTO blobs (hash, size) VALUES (?, ?)")
+        .bind(&blob.hash)
+        .bind(i64::try_from(blob.size).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+async fn place(
+    tx: &mut SqliteConnection,
+    p: &Placement,
+    t: i64,
+    events: &mut Vec<Change>,
+) -> Result<()> {
+    insert_blob(tx, &p.blob).await?;
+    for account in &p.local {
+        events.push(append_inbox(tx, *account, &p.blob, t).await?);
+    }
+    if let Some(o) = &p.onward {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO outbox (blob_hash, mail_from, rcpts, state, created_at, age_ms, lifetime_ms, hops)
+             VALUES (?, ?, ?, 'no-route', ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&p.blob.hash)
+        .bind(&o.mail_from)
+        .bind(serde_json::to_string(&o.rcpts).expect("strings serialise"))
+        .bind(t)
+        .bind(o.age_ms)
+        .bind(o.lifetime_ms)
+        .bind(o.hops)
+        .fetch_one(&mut *tx)
+        .await?;
+        events.push(Change::Queued {
+            item: crate::domain::ItemId(id),
+        });
+    }
+    Ok(())
+}
+
+impl Store {
+    pub async fn peer_add(&self, p: &NewPeer<'_>) -> Result<PeerRow> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let clash: Option<String> =
+            sqlx::query_scalar("SELECT name FROM peers WHERE name = ? OR public_key = ?")
+                .bind(p.name)
+                .bind(&p.public_key[..])
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(name) = clash {
+            return Err(Error::PeerExists(name));
+        }
+        let row: PeerRow = sqlx::query_as(
+            "INSERT INTO peers (name, public_key, domains, addresses, added_at)
+             VALUES (?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(p.name)
+        .bind(&p.public_key[..])
+        .bind(serde_json::to_string(p.domains).expect("strings serialise"))
+        .bind(serde_json::to_string(p.addresses).expect("strings serialise"))
+        .bind(now())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    pub async fn peer_list(&self) -> Result<Vec<PeerRow>> {
+        Ok(sqlx::query_as("SELECT * FROM peers ORDER BY name")
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    pub async fn peer_by_name(&self, name: &str) -> Result<Option<PeerRow>> {
+        Ok(sqlx::query_as("SELECT * FROM peers WHERE name = ?")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    pub async fn peer_by_key(&self, key: &[u8; 32]) -> Result<Option<PeerRow>> {
+        Ok(sqlx::query_as("SELECT * FROM peers WHERE public_key = ?")
+            .bind(&key[..])
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Remove a peer and its routes; its queued items wait for a new route.
+    pub async fn peer_remove(&self, name: &str) -> Result<bool> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM peers WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        // Its items wait for another route; history rows just forget it.
+        sqlx::query(
+            "UPDATE outbox SET peer_id = NULL, item_id = NULL,
+                    state = CASE WHEN state IN ('queued', 'in-flight') THEN 'no-route' ELSE state END
+             WHERE peer_id = ?",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE items_seen SET peer_id = NULL WHERE peer_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM peers WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Point `domain` ('*' for the default route) at a peer.
+    pub async fn route_set(&self, domain: &str, peer_id: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO routes (domain, peer_id) VALUES (?, ?)
+             ON CONFLICT (domain) DO UPDATE SET peer_id = excluded.peer_id",
+        )
+        .bind(domain)
+        .bind(peer_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn route_remove(&self, domain: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM routes WHERE domain = ?")
+            .bind(domain)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// (domain, peer id, peer name), the default route '*' last.
+    pub async fn routes(&self) -> Result<Vec<(String, i64, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT r.domain, p.id, p.name FROM routes r JOIN peers p ON p.id = r.peer_id
+             ORDER BY r.domain = '*', r.domain",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Items waiting for a route.
+    pub async fn outbox_unrouted(&self) -> Result<Vec<CustodyRow>> {
+        Ok(
+            sqlx::query_as(custody_query!("WHERE o.state = 'no-route' ORDER BY o.id"))
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    /// Items in custody for one peer that a bundle should carry, smallest
+    /// first (texts before attachments).
+    pub async fn outbox_for_peer(&self, peer_id: i64) -> Result<Vec<CustodyRow>> {
+        Ok(sqlx::query_as(custody_query!(
+            "WHERE o.peer_id = ? AND o.state IN ('queued', 'in-flight') ORDER BY b.size, o.id"
+        ))
+        .bind(peer_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Every item not yet acknowledged or dropped (for expiry).
+    pub async fn outbox_live(&self) -> Result<Vec<CustodyRow>> {
+        Ok(sqlx::query_as(custody_query!(
+            "WHERE o.state IN ('no-route', 'queued', 'in-flight', 'held') ORDER BY o.id"
+        ))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Give an unrouted item its next hops: one row per hop, and what is
+    /// left (`rest`) keeps waiting. One transaction.
+    pub async fn outbox_route(
+        &self,
+        row: i64,
+        parts: &[RoutedPart],
+        rest: &[String],
+    ) -> Result<()> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM outbox WHERE id = ?")
+            .bind(row)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if state.as_deref() != Some("no-route") {
+            // Routed or dropped meanwhile (another process): nothing to do.
+            return Ok(());
+        }
+        for p in parts {
+            sqlx::query(
+                "INSERT OR IGNORE INTO outbox
+                   (blob_hash, mail_from, rcpts, state, created_at, age_ms, lifetime_ms, hops, peer_id, item_id)
+                 SELECT blob_hash, mail_from, ?, 'queued', created_at, age_ms, lifetime_ms, hops, ?, ?
+                 FROM outbox WHERE id = ?",
+            )
+            .bind(serde_json::to_string(&p.rcpts).expect("strings serialise"))
+            .bind(p.peer_id)
+            .bind(&p.item_id)
+            .bind(row)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if rest.is_empty() {
+            sqlx::query("DELETE FROM outbox WHERE id = ?")
+                .bind(row)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query("UPDATE outbox SET rcpts = ? WHERE id = ?")
+                .bind(serde_json::to_string(rest).expect("strings serialise"))
+                .bind(row)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Acknowledgements owed to a peer (hex content ids).
+    pub async fn acks_due(&self, peer_id: i64) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT item_id FROM acks_due WHERE peer_id = ? ORDER BY item_id")
+                .bind(peer_id)
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    /// Take the sequence number for the next bundle to a peer.
+    pub async fn peer_take_seq(&self, peer_id: i64) -> Result<u64> {
+        let seq: i64 = sqlx::query_scalar(
+            "UPDATE peers SET next_bundle_seq = next_bundle_seq + 1 WHERE id = ?
+             RETURNING next_bundle_seq - 1",
+        )
+        .bind(peer_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(u64::try_from(seq).unwrap_or(0))
+    }
+
+    /// A bundle for a peer is complete on its carrier: its items are in
+    /// flight and the acknowledgements it carried are no longer owed.
+    pub async fn bundle_sent(&self, peer_id: i64, items: &[i64], acks: &[String]) -> Result<()> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        for id in items {
+            sqlx::query(
+                "UPDATE outbox SET state = 'in-flight', attempts = attempts + 1
+                 WHERE id = ? AND state IN ('queued', 'in-flight')",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for a in acks {
+            sqlx::query("DELETE FROM acks_due WHERE peer_id = ? AND item_id = ?")
+                .bind(peer_id)
+                .bind(a)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE peers SET last_sent_at = ? WHERE id = ?")
+            .bind(now())
+            .bind(peer_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Has this node already taken custody of these items?
+    pub async fn items_seen(&self, ids: &[String]) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let seen: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM items_seen WHERE item_id = ?")
+                    .bind(id)
+                    .fetch_optional(self.pool())
+                    .await?;
+            out.push(seen.is_some());
+        }
+        Ok(out)
+    }
+
+    /// Apply one authenticated bundle from `peer_id`, all or nothing:
+    /// acknowledgements purge this node's outbox; each item not seen
+    /// before is placed (and its bounce, if any); every item, seen or not,
+    /// is acknowledged in the next bundle back.
+    pub async fn import_items(
+        &self,
+        peer_id: i64,
+        items: &[ImportedItem],
+        acks: &[String],
+    ) -> Result<ImportApplied> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let t = now();
+        let mut out = ImportApplied::default();
+        let mut events = Vec::new();
+        for a in acks {
+            let r = sqlx::query("DELETE FROM outbox WHERE peer_id = ? AND item_id = ?")
+                .bind(peer_id)
+                .bind(a)
+                .execute(&mut *tx)
+                .await?;
+            out.acknowledged += r.rows_affected() as usize;
+        }
+        for it in items {
+            sqlx::query("INSERT OR IGNORE INTO acks_due (peer_id, item_id) VALUES (?, ?)")
+                .bind(peer_id)
+                .bind(&it.item_id)
+                .execute(&mut *tx)
+                .await?;
+            let fresh = sqlx::query(
+                "INSERT OR IGNORE INTO items_seen (item_id, peer_id, seen_at) VALUES (?, ?, ?)",
+            )
+            .bind(&it.item_id)
+            .bind(peer_id)
+            .bind(t)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if !fresh {
+                out.duplicates += 1;
+                continue;
+            }
+            let Some(p) = &it.place else {
+                out.refused += 1;
+                continue;
+            };
+            place(&mut tx, p, t, &mut events).await?;
+            if !p.local.is_empty() {
+                out.delivered += 1;
+            }
+            if p.onward.is_some() {
+                out.forwarded += 1;
+            }
+            if let Some(b) = &it.bounce {
+                place(&mut tx, b, t, &mut events).await?;
+                out.bounced += 1;
+            }
+        }
+        sqlx::query("UPDATE peers SET last_received_at = ? WHERE id = ?")
+            .bind(t)
+            .bind(peer_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        for e in events {
+            let _ = self.changes.send(e);
+        }
+        Ok(out)
+    }
+
+    /// Place messages this node made itself (bounces), all or nothing.
+    pub async fn place_generated(&self, placements: &[Placement]) -> Result<()> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let t = now();
+        let mut events = Vec::new();
+        for p in placements {
+            place(&mut tx, p, t, &mut events).await?;
+        }
+        tx.commit().await?;
+        for e in events {
+            let _ = self.changes.send(e);
+        }
+        Ok(())
+    }
+
+    /// Mark items expired and place their bounces, in one transaction.
+    pub async fn outbox_expire(&self, rows: &[i64], bounces: &[Placement]) -> Result<()> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        for id in rows {
+            sqlx::query(
+                "UPDATE outbox SET state = 'expired', last_error = 'lifetime exceeded' WHERE id = ?",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let t = now();
+        let mut events = Vec::new();
+        for p in bounces {
+            place(&mut tx, p, t, &mut events).await?;
+        }
+        tx.commit().await?;
+        for e in events {
+            let _ = self.changes.send(e);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,480 @@
+//! Store-and-forward between real hubs: camp A → gateway G → camp B, with
+//! bundles carried through directories, and every kind of bad bundle.
+
+mod common;
+use cairn::app::Hub;
+use cairn::relay::bundle::{BundleWriter, Header, Item};
+use cairn::relay::{RelayError, folder, node};
+use common::smtp::{Client, PASSWORD, encrypted, hub, inbox};
+use std::path::{Path, PathBuf};
+
+struct Node {
+    _tmp: tempfile::TempDir,
+    hub: Hub,
+}
+
+async fn node_for(
+    name: &str,
+    domain: &str,
+    tweak: impl FnOnce(&mut cairn::config::Config),
+) -> Node {
+    let (tmp, hub) = hub(|c| {
+        c.hub.name = name.into();
+        c.hub.domains = vec![cairn::domain::Domain::parse(domain).unwrap()];
+        tweak(c);
+    })
+    .await;
+    Node { _tmp: tmp, hub }
+}
+
+impl Node {
+    fn card(&self) -> node::Card {
+        self.hub.relay.card(vec![])
+    }
+    async fn add(&self, other: &Node) {
+        self.hub.relay.add_peer(&other.card(), None).await.unwrap();
+    }
+    fn key_path(&self) -> PathBuf {
+        self.hub.report.data_dir.join("node.key")
+    }
+    /// Everything an import could change, to compare before and after.
+    async fn snapshot(&self, users: &[&str]) -> String {
+        let mut s = String::new();
+        for u in users {
+            s.push_str(&format!("{u}: {}\n", inbox(&self.hub, u).await.len()));
+        }
+        for o in self.hub.store.outbox().await.unwrap() {
+            s.push_str(&format!(
+                "{} {} {:?} {}\n",
+                o.id, o.state, o.next_hop, o.rcpts
+            ));
+        }
+        for p in self.hub.store.peer_list().await.unwrap() {
+            s.push_str(&format!(
+                "{} {:?} {:?}\n",
+                p.name,
+                p.last_received_at.is_some(),
+                self.hub.store.acks_due(p.id).await.unwrap()
+            ));
+        }
+        s
+    }
+}
+
+/// alice@`domain` submits an encrypted message to `to`; returns its body.
+async fn send(node: &Node, from: &str, to: &str, tag: &str) -> String {
+    let addr = node.hub.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap();
+    let (mut c, _) = Client::tls(addr, &node.hub).await;
+    c.cmd("EHLO phone").await;
+    let r = c.login(from, PASSWORD).await;
+    assert!(r.starts_with("235"), "{r}");
+    let body = encrypted(from).replacen(
+        "Subject:",
+        &format!("Message-ID: <{tag}@test>\r\nSubject:"),
+        1,
+    );
+    let r = c.mail(from, &[to], &body).await;
+    assert!(r.starts_with("250"), "{r}");
+    body
+}
+
+/// Wait until the hub's router has given every outbox item a next hop.
+async fn routed(node: &Node) {
+    for _ in 0..100 {
+        let items = node.hub.store.outbox().await.unwrap();
+        if items.iter().all(|i| i.state != "no-route") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "outbox items were not routed: {:?}",
+        node.hub.store.outbox().await.unwrap()
+    );
+}
+
+fn bundles(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+async fn carry(from: &Node, peer: &str, to: &Node, dir: &Path) -> cairn::relay::Imported {
+    let (path, _) = folder::export(&from.hub.relay, peer, dir).await.unwrap();
+    let r = folder::import(&to.hub.relay, dir, false).await.unwrap();
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    let (_, report) = r
+        .imported
+        .into_iter()
+        .find(|(p, _)| *p == path)
+        .expect("the new bundle was imported");
+    report
+}
+
+/// A (camp-a.example) routes everything via G; G routes camp-b.example to
+/// B and camp-a.example to A; B routes everything via G.
+async fn three_nodes() -> (Node, Node, Node) {
+    let a = node_for("camp-a", "camp-a.example", |_| {}).await;
+    let g = node_for("gw", "gw.example", |_| {}).await;
+    let b = node_for("camp-b", "camp-b.example", |_| {}).await;
+    a.add(&g).await;
+    g.add(&a).await;
+    g.add(&b).await;
+    b.add(&g).await;
+    a.hub.relay.add_route("*", "gw").await.unwrap();
+    b.hub.relay.add_route("*", "gw").await.unwrap();
+    (a, g, b)
+}
+
+#[tokio::test]
+async fn a_message_crosses_two_hops_and_the_acknowledgements_come_back() {
+    let (a, g, b) = three_nodes().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let dir = |n: &str| {
+        let d = dirs.path().join(n);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "m1").await;
+    routed(&a).await;
+    let out = a.hub.store.outbox().await.unwrap();
+    let sent = a.hub.store.blob_read(&out[0].blob_hash).await.unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].state.as_str(), out[0].next_hop.as_deref()),
+        ("queued", Some("gw"))
+    );
+
+    // A → G: G takes custody and routes it on to B.
+    let r = carry(&a, "gw", &g, &dir("a-to-g")).await;
+    assert_eq!(
+        (r.items, r.applied.forwarded, r.applied.delivered),
+        (1, 1, 0),
+        "{r}"
+    );
+    assert_eq!(a.hub.store.outbox().await.unwrap()[0].state, "in-flight");
+    routed(&g).await;
+
+    // G → B: delivered to bob, byte for byte.
+    let gb = dir("g-to-b");
+    let r = carry(&g, "camp-b", &b, &gb).await;
+    assert_eq!((r.items, r.applied.delivered), (1, 1), "{r}");
+    let got = inbox(&b.hub, "bob@camp-b.example").await;
+    assert_eq!(got.len(), 1);
+    let stored = b.hub.store.blob_read(&got[0].blob_hash).await.unwrap();
+    assert!(stored == sent, "bob's copy differs from what alice sent");
+
+    // Acknowledgements flow back: B → G purges G's outbox, G → A purges A's.
+    let r = carry(&b, "gw", &g, &dir("b-to-g")).await;
+    assert_eq!(r.applied.acknowledged, 1, "{r}");
+    assert!(g.hub.store.outbox().await.unwrap().is_empty());
+    let r = carry(&g, "camp-a", &a, &dir("g-to-a")).await;
+    assert_eq!(r.applied.acknowledged, 1, "{r}");
+    assert!(a.hub.store.outbox().await.unwrap().is_empty());
+
+    // The same bundle again, and a copy through another folder: no change.
+    let again = folder::import(&b.hub.relay, &gb, false).await.unwrap();
+    assert_eq!(again.imported.len(), 1);
+    assert_eq!(again.imported[0].1.applied.duplicates, 1);
+    assert_eq!(again.imported[0].1.applied.delivered, 0);
+    let other = dir("another-stick");
+    for p in bundles(&gb) {
+        std::fs::copy(&p, other.join(p.file_name().unwrap())).unwrap();
+    }
+    let copy = folder::import(&b.hub.relay, &other, true).await.unwrap();
+    assert_eq!(copy.imported[0].1.applied.duplicates, 1);
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 1);
+    assert!(
+        bundles(&other).is_empty(),
+        "--delete removes imported bundles"
+    );
+
+    // A reply goes the other way through the same nodes.
+    send(&b, "bob@camp-b.example", "alice@camp-a.example", "m2").await;
+    routed(&b).await;
+    carry(&b, "gw", &g, &dir("b-to-g-2")).await;
+    routed(&g).await;
+    let r = carry(&g, "camp-a", &a, &dir("g-to-a-2")).await;
+    assert_eq!(r.applied.delivered, 1, "{r}");
+    assert_eq!(inbox(&a.hub, "alice@camp-a.example").await.len(), 1);
+
+    for n in [a, g, b] {
+        n.hub.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn an_item_past_its_lifetime_bounces_to_its_sender() {
+    let (a, g, b) = three_nodes().await;
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "late").await;
+    routed(&a).await;
+    // Nothing for 15 days: no carrier came.
+    let later = cairn::store::now() + 15 * 24 * 3600;
+    assert_eq!(a.hub.relay.expire_at(later).await.unwrap(), 1);
+    let mail = inbox(&a.hub, "alice@camp-a.example").await;
+    assert_eq!(mail.len(), 1, "the bounce is in alice's INBOX");
+    let bounce =
+        String::from_utf8(a.hub.store.blob_read(&mail[0].blob_hash).await.unwrap()).unwrap();
+    assert!(bounce.contains("multipart/report"), "{bounce}");
+    assert!(bounce.contains("Status: 5.4.7"), "{bounce}");
+    assert!(
+        bounce.contains("Message-ID: <late@test>"),
+        "the original headers come back: {bounce}"
+    );
+    let out = a.hub.store.outbox().await.unwrap();
+    assert_eq!(out[0].state, "expired");
+    // An expired item is not exported any more.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, e) = folder::export(&a.hub.relay, "gw", dir.path())
+        .await
+        .unwrap();
+    assert!(e.rows.is_empty());
+
+    // An item that arrives already past its lifetime bounces back along the route.
+    send(&b, "bob@camp-b.example", "carol@camp-a.example", "old").await;
+    routed(&b).await;
+    b.hub.relay.expire_at(later).await.unwrap();
+    // B bounced it locally to bob.
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 1);
+    for n in [a, g, b] {
+        n.hub.shutdown().await;
+    }
+}
+
+/// Write a bundle by hand, as a node with the key in `key_file`.
+fn craft(key_file: &Path, to: &node::Card, items: &[Item]) -> Vec<u8> {
+    let (me, _) = node::ensure(key_file).unwrap();
+    let header = Header {
+        from: me.public,
+        to: to.key,
+        seq: 99,
+    };
+    let mut w = BundleWriter::new(Vec::new(), &header, &me.private).unwrap();
+    for i in items {
+        w.item(i).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+fn item_for(rcpt: &str, from: &str, message: Vec<u8>) -> Item {
+    let hash = {
+        use aws_lc_rs::digest;
+        digest::digest(&digest::SHA256, &message)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let id = cairn::relay::item_id(from, &[rcpt.to_string()], &hash);
+    let mut raw = [0u8; 32];
+    for i in 0..32 {
+        raw[i] = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap();
+    }
+    Item {
+        id: raw,
+        mail_from: from.into(),
+        rcpts: vec![rcpt.into()],
+        age_ms: 0,
+        lifetime_ms: 14 * 24 * 3600 * 1000,
+        hops: 1,
+        message,
+    }
+}
+
+async fn import_bytes(n: &Node, bytes: Vec<u8>) -> Result<cairn::relay::Imported, RelayError> {
+    n.hub.relay.import(std::io::Cursor::new(bytes)).await
+}
+
+#[tokio::test]
+async fn bad_bundles_are_refused_and_change_nothing() {
+    let g = node_for("gw", "gw.example", |_| {}).await;
+    let b = node_for("camp-b", "camp-b.example", |c| {
+        c.limits.max_bundle_size = cairn::config::ByteSize(1 << 20);
+        c.limits.max_message_size = cairn::config::ByteSize(256 << 10);
+    })
+    .await;
+    b.add(&g).await;
+    g.add(&b).await;
+    b.hub.relay.add_route("*", "gw").await.unwrap();
+    let users = ["bob@camp-b.example"];
+    let good = || {
+        item_for(
+            "bob@camp-b.example",
+            "x@gw.example",
+            encrypted("x@gw.example").into_bytes(),
+        )
+    };
+    let valid = craft(&g.key_path(), &b.card(), &[good()]);
+    let before = b.snapshot(&users).await;
+
+    let check = |what: &str, r: Result<cairn::relay::Imported, RelayError>, needle: &str| {
+        let e = r.expect_err(what).to_string();
+        assert!(e.contains(needle), "{what}: {e}");
+    };
+
+    // From a node B does not know.
+    let stranger = tempfile::tempdir().unwrap();
+    let bytes = craft(&stranger.path().join("node.key"), &b.card(), &[good()]);
+    check(
+        "unknown node",
+        import_bytes(&b, bytes).await,
+        "cairn peer add",
+    );
+    // Claims to be G but is signed by another key.
+    let mut forged = craft(&stranger.path().join("node.key"), &b.card(), &[good()]);
+    forged[9..41].copy_from_slice(&g.card().key);
+    check(
+        "forged sender",
+        import_bytes(&b, forged).await,
+        "authentication",
+    );
+    // One flipped bit in the middle.
+    let mut flipped = valid.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 1;
+    check(
+        "flipped bit",
+        import_bytes(&b, flipped).await,
+        "authentication",
+    );
+    // For another node.
+    let other = craft(&g.key_path(), &g.card(), &[good()]);
+    check(
+        "wrong recipient",
+        import_bytes(&b, other).await,
+        "not this node",
+    );
+    // Truncated.
+    check(
+        "truncated",
+        import_bytes(&b, valid[..valid.len() - 10].to_vec()).await,
+        "truncated",
+    );
+    // A decompression bomb: 8 records of 200 KB (each allowed) that
+    // expand past B's 1 MiB bundle limit from a few KB.
+    let bomb: Vec<Item> = (0..8u8)
+        .map(|n| {
+            item_for(
+                "bob@camp-b.example",
+                "x@gw.example",
+                vec![b'a' + n; 200 << 10],
+            )
+        })
+        .collect();
+    let bytes = craft(&g.key_path(), &b.card(), &bomb);
+    assert!(bytes.len() < 64 << 10);
+    check("bomb", import_bytes(&b, bytes).await, "decompression bomb");
+    // An item over B's message size limit.
+    let mut big = good();
+    big.message = (0..600_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
+        .collect();
+    let bytes = craft(&g.key_path(), &b.card(), &[big]);
+    check("oversized item", import_bytes(&b, bytes).await, "allowed");
+    // Malformed headers.
+    check(
+        "not a bundle",
+        import_bytes(&b, b"hello, this is a text file".to_vec()).await,
+        "not a cairn bundle",
+    );
+    let mut newer = valid.clone();
+    newer[8] = 2;
+    check(
+        "newer version",
+        import_bytes(&b, newer).await,
+        "update cairn",
+    );
+    // An item whose content does not match its id.
+    let mut lying = good();
+    lying.message.extend_from_slice(b"tampered by the sender");
+    let bytes = craft(&g.key_path(), &b.card(), &[lying]);
+    check(
+        "content id mismatch",
+        import_bytes(&b, bytes).await,
+        "content id",
+    );
+
+    assert_eq!(b.snapshot(&users).await, before, "nothing changed");
+
+    // A USB stick pulled mid-write: only a temp file is left, never imported.
+    let stick = tempfile::tempdir().unwrap();
+    std::fs::write(
+        stick.path().join(format!("{}0011", folder::TEMP_PREFIX)),
+        &valid[..valid.len() / 2],
+    )
+    .unwrap();
+    std::fs::write(stick.path().join(".syncthing.x.cairn.tmp"), &valid).unwrap();
+    let r = folder::import(&b.hub.relay, stick.path(), false)
+        .await
+        .unwrap();
+    assert!(r.imported.is_empty() && r.refused.is_empty(), "{r:?}");
+    assert_eq!(b.snapshot(&users).await, before, "nothing changed");
+
+    // And the valid bundle still goes in.
+    let r = import_bytes(&b, valid).await.unwrap();
+    assert_eq!(r.applied.delivered, 1);
+    for n in [g, b] {
+        n.hub.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_peer_cannot_speak_for_domains_that_are_not_behind_it() {
+    let a = node_for("camp-a", "camp-a.example", |_| {}).await;
+    let b = node_for("camp-b", "camp-b.example", |_| {}).await;
+    a.add(&b).await;
+    b.add(&a).await;
+    // B has no default route: only camp-a.example is behind A.
+    let spoof = item_for(
+        "bob@camp-b.example",
+        "ceo@bank.example",
+        encrypted("ceo@bank.example").into_bytes(),
+    );
+    let honest = item_for(
+        "bob@camp-b.example",
+        "alice@camp-a.example",
+        encrypted("alice@camp-a.example").into_bytes(),
+    );
+    let bytes = craft(&a.key_path(), &b.card(), &[spoof, honest]);
+    let r = import_bytes(&b, bytes).await.unwrap();
+    assert_eq!((r.applied.refused, r.applied.delivered), (1, 1), "{r}");
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 1);
+    for n in [a, b] {
+        n.hub.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_local_users_bounce_back_along_the_route() {
+    let (a, g, b) = three_nodes().await;
+    let dirs = tempfile::tempdir().unwrap();
+    send(&a, "alice@camp-a.example", "nobody@camp-b.example", "lost").await;
+    routed(&a).await;
+    carry(&a, "gw", &g, dirs.path()).await;
+    routed(&g).await;
+    let gb = dirs.path().join("gb");
+    std::fs::create_dir(&gb).unwrap();
+    let r = carry(&g, "camp-b", &b, &gb).await;
+    assert_eq!(r.applied.bounced, 1, "{r}");
+    // The bounce travels B → G → A like any mail.
+    routed(&b).await;
+    let bg = dirs.path().join("bg");
+    std::fs::create_dir(&bg).unwrap();
+    carry(&b, "gw", &g, &bg).await;
+    routed(&g).await;
+    let ga = dirs.path().join("ga");
+    std::fs::create_dir(&ga).unwrap();
+    carry(&g, "camp-a", &a, &ga).await;
+    let mail = inbox(&a.hub, "alice@camp-a.example").await;
+    assert_eq!(mail.len(), 1);
+    let bounce =
+        String::from_utf8(a.hub.store.blob_read(&mail[0].blob_hash).await.unwrap()).unwrap();
+    assert!(bounce.contains("Status: 5.1.1"), "{bounce}");
+    for n in [a, g, b] {
+        n.hub.shutdown().await;
+    }
+}
