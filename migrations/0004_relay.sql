@@ -50,3 +50,11 @@ CREATE TABLE acks_due (
     item_id TEXT    NOT NULL,
     PRIMARY KEY (peer_id, item_id)
 ) STRICT;
+
+-- Bumped by a CLI command that changed mail beside a running hub (a bundle
+-- import run by NNCP, say); the hub polls it and refreshes IDLE sessions.
+CREATE TABLE wakeups (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    n  INTEGER NOT NULL
+) STRICT;
+INSERT INTO wakeups (id, n) VALUES (1, 0);

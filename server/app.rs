@@ -306,6 +306,9 @@ pub struct Hub {
     _lock: Option<Lock>,
 }
 
+/// How often the hub looks for mail changed by CLI commands beside it.
+pub const WAKEUP_POLL: Duration = Duration::from_millis(500);
+
 /// Give new outbox items their next hop as they arrive, and turn items
 /// past their lifetime into bounces (at start and then hourly).
 async fn route_and_expire(relay: relay::Relay, stop: CancellationToken) {
@@ -314,7 +317,8 @@ async fn route_and_expire(relay: relay::Relay, stop: CancellationToken) {
     loop {
         tokio::select! {
             c = changes.recv() => match c {
-                Ok(crate::store::Change::Queued { .. }) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                Ok(crate::store::Change::Queued { .. } | crate::store::Change::External)
+                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     if let Err(e) = relay.route_pending().await {
                         tracing::warn!(error = %e, "routing the outbox failed; will retry");
                     }
@@ -522,6 +526,12 @@ impl Hub {
             stop.clone(),
         ));
         tracker.spawn(route_and_expire(relay.clone(), stop.clone()));
+        tracker.spawn(
+            prepared
+                .store
+                .clone()
+                .watch_other_processes(WAKEUP_POLL, stop.clone()),
+        );
         tracing::info!(data = %prepared.layout.root().display(), "hub started");
         Ok(Hub {
             report: prepared.report,

@@ -108,13 +108,25 @@ enum RouteCommand {
 
 #[derive(Subcommand, Debug)]
 enum BundleCommand {
-    /// Write a bundle for a peer with everything queued for it.
+    /// Write a bundle for a peer with everything queued for it, to a file
+    /// or folder, or hand it to NNCP.
+    #[command(group = clap::ArgGroup::new("to").required(true).args(["out", "nncp"]))]
     Export {
         #[arg(long)]
         peer: String,
         /// A directory (the bundle gets its own name there) or a file path; `-` is standard output.
         #[arg(long, value_name = "FILE|DIR|-")]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        /// Queue it for this NNCP node with nncp-exec; the peer runs
+        /// `cairn bundle import -` as the exec handle.
+        #[arg(long, value_name = "NODE")]
+        nncp: Option<String>,
+        /// NNCP configuration file (default: NNCP's own, /etc/nncp.hjson).
+        #[arg(long, value_name = "FILE", requires = "nncp")]
+        nncp_cfg: Option<PathBuf>,
+        /// The exec handle name on the peer's NNCP node.
+        #[arg(long, value_name = "NAME", default_value = crate::relay::nncp::DEFAULT_HANDLE, requires = "nncp")]
+        nncp_handle: String,
     },
     /// Import a bundle file, `-` for standard input (an NNCP exec handle), or
     /// every bundle for this node in a directory. Exits 75 on a temporary failure.
@@ -410,6 +422,10 @@ async fn bundle(config: Config, cmd: &BundleCommand) -> Result<()> {
         Err(e) => return Err(TryLater(format!("{e:#}")).into()),
     };
     let result = bundle_inner(&relay, cmd).await;
+    if matches!(cmd, BundleCommand::Import { .. }) {
+        // A hub serving this data directory refreshes its IDLE sessions.
+        let _ = relay.store().wake_hub().await;
+    }
     relay.store().close().await;
     result
 }
@@ -424,28 +440,52 @@ async fn bundle_inner(relay: &crate::relay::Relay, cmd: &BundleCommand) -> Resul
         }
     };
     match cmd {
-        BundleCommand::Export { peer, out } => {
-            let exported = if out.as_os_str() == "-" {
-                let (_, e) = relay
-                    .export(peer, std::io::stdout())
+        BundleCommand::Export {
+            peer,
+            out,
+            nncp,
+            nncp_cfg,
+            nncp_handle,
+        } => {
+            let exported = match (out, nncp) {
+                (_, Some(node)) => {
+                    let e = crate::relay::nncp::send(
+                        relay,
+                        peer,
+                        node,
+                        nncp_cfg.as_deref(),
+                        nncp_handle,
+                    )
                     .await
                     .map_err(temporary)?;
-                relay.sent(&e).await.map_err(temporary)?;
-                e
-            } else if out.is_dir() {
-                let (path, e) = folder::export(relay, peer, out).await.map_err(temporary)?;
-                eprintln!("wrote {}", path.display());
-                e
-            } else {
-                let dir = match out.parent() {
-                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                    _ => PathBuf::from("."),
-                };
-                let (path, e) = folder::export(relay, peer, &dir).await.map_err(temporary)?;
-                std::fs::rename(&path, out)
-                    .with_context(|| format!("cannot move the bundle to {}", out.display()))?;
-                eprintln!("wrote {}", out.display());
-                e
+                    eprintln!("queued for NNCP node {node}");
+                    e
+                }
+                (Some(out), None) if out.as_os_str() == "-" => {
+                    let (_, e) = relay
+                        .export(peer, std::io::stdout())
+                        .await
+                        .map_err(temporary)?;
+                    relay.sent(&e).await.map_err(temporary)?;
+                    e
+                }
+                (Some(out), None) if out.is_dir() => {
+                    let (path, e) = folder::export(relay, peer, out).await.map_err(temporary)?;
+                    eprintln!("wrote {}", path.display());
+                    e
+                }
+                (Some(out), None) => {
+                    let dir = match out.parent() {
+                        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                        _ => PathBuf::from("."),
+                    };
+                    let (path, e) = folder::export(relay, peer, &dir).await.map_err(temporary)?;
+                    std::fs::rename(&path, out)
+                        .with_context(|| format!("cannot move the bundle to {}", out.display()))?;
+                    eprintln!("wrote {}", out.display());
+                    e
+                }
+                (None, None) => bail!("say where the bundle goes: --out FILE|DIR|- or --nncp NODE"),
             };
             eprintln!(
                 "bundle {} for {}: {} items ({} bytes of mail), {} acknowledgements, {} bytes",

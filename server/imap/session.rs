@@ -258,6 +258,7 @@ where
                     },
                     c = changes.recv(), if idling => {
                         let relevant = match (&c, &s.state) {
+                            (Ok(crate::store::Change::External), SessionState::Selected { .. }) => true,
                             (Ok(change), SessionState::Selected { view, .. }) => change.mailbox() == Some(view.mailbox),
                             (Err(_), _) => true,
                             _ => false,

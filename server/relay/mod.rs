@@ -10,6 +10,7 @@
 
 pub mod bundle;
 pub mod folder;
+pub mod nncp;
 pub mod node;
 
 use crate::domain::{Address, Domain};

@@ -30,6 +30,8 @@ pub enum Change {
     },
     /// Items were added to the outbox.
     Queued { item: ItemId },
+    /// Another process (a CLI command) changed mail: anything may differ.
+    External,
 }
 
 impl Change {
@@ -39,7 +41,7 @@ impl Change {
             Change::Appended { mailbox, .. }
             | Change::Flags { mailbox, .. }
             | Change::Expunged { mailbox, .. } => Some(*mailbox),
-            Change::Queued { .. } => None,
+            Change::Queued { .. } | Change::External => None,
         }
     }
 }
@@ -100,6 +102,42 @@ impl OutboxRow {
 }
 
 impl Store {
+    /// Tell a hub running on this data directory that this process
+    /// changed mail (see [`Store::watch_other_processes`]).
+    pub async fn wake_hub(&self) -> Result<()> {
+        sqlx::query("UPDATE wakeups SET n = n + 1 WHERE id = 1")
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Poll for [`Store::wake_hub`] from other processes every `every` and
+    /// publish [`Change::External`] when it happened, until `stop`.
+    pub async fn watch_other_processes(
+        self,
+        every: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let read = |s: Store| async move {
+            sqlx::query_scalar::<_, i64>("SELECT n FROM wakeups WHERE id = 1")
+                .fetch_one(s.pool())
+                .await
+                .ok()
+        };
+        let mut last = read(self.clone()).await;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.cancelled() => return,
+            }
+            let now = read(self.clone()).await;
+            if now.is_some() && now != last {
+                last = now;
+                let _ = self.changes.send(Change::External);
+            }
+        }
+    }
+
     /// Subscribe to changes committed from now on.
     pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Change> {
         self.changes.subscribe()
