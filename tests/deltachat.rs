@@ -120,3 +120,71 @@ fn a_group_of_three_and_a_large_file() {
     drop(rpc);
     rt.block_on(hub.shutdown());
 }
+
+/// Camp A → gateway G → camp B through folders, with the real Delta Chat
+/// core on both ends, and the acknowledgements back. (Bounces are checked
+/// in tests/relay.rs at the hub: Delta Chat 2.65 discards unencrypted mail,
+/// bounces included, so it cannot show them yet.)
+#[test]
+fn across_two_hops_by_folder() {
+    use common::relay::{carry, three_nodes};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (a, g, b) = rt.block_on(three_nodes());
+    let ports = |h: &cairn::app::Hub| {
+        (
+            h.endpoint(cairn::app::IMAP_TLS).unwrap().port(),
+            h.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap().port(),
+        )
+    };
+    let (ai, asm) = ports(&a.hub);
+    let (bi, bsm) = ports(&b.hub);
+    let mut rpc = Rpc::spawn();
+    let alice = rpc.account("alice@camp-a.example", PASSWORD, ai, asm);
+    let bob = rpc.account("bob@camp-b.example", PASSWORD, bi, bsm);
+    let chat = rpc.chat_with(alice, bob);
+    rpc.ok(
+        "misc_send_text_message",
+        json!([alice, chat, "greetings from camp A"]),
+    );
+    let dirs = tempfile::tempdir().unwrap();
+    let dir = |n: &str| {
+        let d = dirs.path().join(n);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    rt.block_on(async {
+        // Delta Chat sends in the background: wait for A to hold the item.
+        for _ in 0..600 {
+            let out = a.hub.store.outbox().await.unwrap();
+            if out.len() == 1 && out[0].state == "queued" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            a.hub.store.outbox().await.unwrap().len(),
+            1,
+            "alice's message is in A's outbox"
+        );
+        carry(&a, "gw", &g, &dir("a-g")).await;
+        common::relay::routed(&g).await;
+        carry(&g, "camp-b", &b, &dir("g-b")).await;
+    });
+    let m = rpc.wait_message(bob, "bob gets alice's message from camp A", |m| {
+        m["text"] == "greetings from camp A"
+    });
+    assert_eq!(m["showPadlock"], true, "end-to-end encrypted across hubs");
+    rt.block_on(async {
+        carry(&b, "gw", &g, &dir("b-g")).await;
+        carry(&g, "camp-a", &a, &dir("g-a")).await;
+        assert!(a.hub.store.outbox().await.unwrap().is_empty());
+        assert!(g.hub.store.outbox().await.unwrap().is_empty());
+    });
+
+    drop(rpc);
+    rt.block_on(async {
+        for n in [a, g, b] {
+            n.hub.shutdown().await;
+        }
+    });
+}

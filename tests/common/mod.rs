@@ -262,4 +262,5 @@ pub fn data_dir(tmp: &Path) -> PathBuf {
 
 pub mod deltachat;
 pub mod imap;
+pub mod relay;
 pub mod smtp;

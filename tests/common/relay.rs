@@ -1,0 +1,129 @@
+//! Hubs as store-and-forward nodes for tests: three in-process hubs, mail
+//! submitted over SMTP, bundles carried through directories.
+#![allow(dead_code)]
+
+use super::smtp::{Client, PASSWORD, encrypted, hub, inbox};
+use cairn::app::Hub;
+use cairn::relay::{folder, node};
+use std::path::{Path, PathBuf};
+
+pub struct Node {
+    _tmp: tempfile::TempDir,
+    pub hub: Hub,
+}
+
+pub async fn node_for(
+    name: &str,
+    domain: &str,
+    tweak: impl FnOnce(&mut cairn::config::Config),
+) -> Node {
+    let (tmp, hub) = hub(|c| {
+        c.hub.name = name.into();
+        c.hub.domains = vec![cairn::domain::Domain::parse(domain).unwrap()];
+        tweak(c);
+    })
+    .await;
+    Node { _tmp: tmp, hub }
+}
+
+impl Node {
+    pub fn card(&self) -> node::Card {
+        self.hub.relay.card(vec![])
+    }
+    pub async fn add(&self, other: &Node) {
+        self.hub.relay.add_peer(&other.card(), None).await.unwrap();
+    }
+    pub fn key_path(&self) -> PathBuf {
+        self.hub.report.data_dir.join("node.key")
+    }
+    /// Everything an import could change, to compare before and after.
+    pub async fn snapshot(&self, users: &[&str]) -> String {
+        let mut s = String::new();
+        for u in users {
+            s.push_str(&format!("{u}: {}\n", inbox(&self.hub, u).await.len()));
+        }
+        for o in self.hub.store.outbox().await.unwrap() {
+            s.push_str(&format!(
+                "{} {} {:?} {}\n",
+                o.id, o.state, o.next_hop, o.rcpts
+            ));
+        }
+        for p in self.hub.store.peer_list().await.unwrap() {
+            s.push_str(&format!(
+                "{} {:?} {:?}\n",
+                p.name,
+                p.last_received_at.is_some(),
+                self.hub.store.acks_due(p.id).await.unwrap()
+            ));
+        }
+        s
+    }
+}
+
+/// alice@`domain` submits an encrypted message to `to`; returns its body.
+pub async fn send(node: &Node, from: &str, to: &str, tag: &str) -> String {
+    let addr = node.hub.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap();
+    let (mut c, _) = Client::tls(addr, &node.hub).await;
+    c.cmd("EHLO phone").await;
+    let r = c.login(from, PASSWORD).await;
+    assert!(r.starts_with("235"), "{r}");
+    let body = encrypted(from).replacen(
+        "Subject:",
+        &format!("Message-ID: <{tag}@test>\r\nSubject:"),
+        1,
+    );
+    let r = c.mail(from, &[to], &body).await;
+    assert!(r.starts_with("250"), "{r}");
+    body
+}
+
+/// Wait until the hub's router has given every outbox item a next hop.
+pub async fn routed(node: &Node) {
+    for _ in 0..100 {
+        let items = node.hub.store.outbox().await.unwrap();
+        if items.iter().all(|i| i.state != "no-route") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "outbox items were not routed: {:?}",
+        node.hub.store.outbox().await.unwrap()
+    );
+}
+
+pub fn bundles(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+pub async fn carry(from: &Node, peer: &str, to: &Node, dir: &Path) -> cairn::relay::Imported {
+    let (path, _) = folder::export(&from.hub.relay, peer, dir).await.unwrap();
+    let r = folder::import(&to.hub.relay, dir, false).await.unwrap();
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    let (_, report) = r
+        .imported
+        .into_iter()
+        .find(|(p, _)| *p == path)
+        .expect("the new bundle was imported");
+    report
+}
+
+/// A (camp-a.example) routes everything via G; G routes camp-b.example to
+/// B and camp-a.example to A; B routes everything via G.
+pub async fn three_nodes() -> (Node, Node, Node) {
+    let a = node_for("camp-a", "camp-a.example", |_| {}).await;
+    let g = node_for("gw", "gw.example", |_| {}).await;
+    let b = node_for("camp-b", "camp-b.example", |_| {}).await;
+    a.add(&g).await;
+    g.add(&a).await;
+    g.add(&b).await;
+    b.add(&g).await;
+    a.hub.relay.add_route("*", "gw").await.unwrap();
+    b.hub.relay.add_route("*", "gw").await.unwrap();
+    (a, g, b)
+}
