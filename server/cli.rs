@@ -151,8 +151,18 @@ pub const EXIT_TEMPFAIL: u8 = 75;
 
 #[derive(Subcommand, Debug)]
 enum OutboxCommand {
-    /// List every outbox item: state, age, size, sender and recipients.
+    /// List every outbox item: state, next hop, age, size, sender and recipients.
     List,
+    /// Send a held or in-flight item again at the next chance.
+    Retry { id: i64 },
+    /// Keep an item here until `outbox retry`.
+    Hold { id: i64 },
+    /// Remove an item; its sender gets a bounce unless --quietly.
+    Drop {
+        id: i64,
+        #[arg(long)]
+        quietly: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -294,6 +304,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Outbox(OutboxCommand::List) => {
             outbox_list(load_config(&cli, cli.config.as_deref())?).await
         }
+        Command::Outbox(cmd) => outbox_change(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Node(cmd) => node(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Peer(cmd) => peer(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Route(cmd) => route(load_config(&cli, cli.config.as_deref())?, cmd).await,
@@ -776,8 +787,8 @@ async fn outbox_list(config: Config) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:>6}  {:<12} {:>10}  {:>8}  from -> to",
-        "id", "state", "age", "bytes"
+        "{:>6}  {:<12} {:<12} {:>10}  {:>8}  from -> to",
+        "id", "state", "next hop", "age", "bytes"
     );
     let now = crate::store::now();
     for i in items {
@@ -788,9 +799,10 @@ async fn outbox_list(config: Config) -> Result<()> {
             &i.mail_from
         };
         println!(
-            "{:>6}  {:<12} {:>10}  {:>8}  {} -> {}",
+            "{:>6}  {:<12} {:<12} {:>10}  {:>8}  {} -> {}",
             i.id,
             i.state,
+            i.next_hop.as_deref().unwrap_or("-"),
             age,
             i.size,
             from,
@@ -800,6 +812,33 @@ async fn outbox_list(config: Config) -> Result<()> {
             println!("{:>6}  last error: {e}", "");
         }
     }
+    Ok(())
+}
+
+async fn outbox_change(config: Config, cmd: &OutboxCommand) -> Result<()> {
+    datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
+    let relay = open_relay(&config).await?;
+    let result = match cmd {
+        OutboxCommand::Retry { id } => relay
+            .retry(*id)
+            .await
+            .map(|()| format!("outbox item {id} goes with the next bundle")),
+        OutboxCommand::Hold { id } => relay
+            .hold(*id)
+            .await
+            .map(|()| format!("outbox item {id} is held until `cairn outbox retry {id}`")),
+        OutboxCommand::Drop { id, quietly } => relay.drop_item(*id, *quietly).await.map(|()| {
+            if *quietly {
+                format!("outbox item {id} removed")
+            } else {
+                format!("outbox item {id} removed; its sender gets a bounce")
+            }
+        }),
+        OutboxCommand::List => unreachable!("handled by outbox_list"),
+    };
+    let _ = relay.store().wake_hub().await;
+    relay.store().close().await;
+    println!("{}", result?);
     Ok(())
 }
 

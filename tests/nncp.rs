@@ -5,6 +5,7 @@
 
 mod common;
 use common::imap::Imap;
+use common::relay::config_file;
 use common::smtp::{Client, PASSWORD, encrypted, hub, inbox};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -144,16 +145,6 @@ fn carry(from: &NncpNode, to: &NncpNode, stick: &Path) {
         &["/usr/bin/nncp-toss", "-cfg", &t, "-quiet", "-seen"],
         "nncp-toss",
     );
-}
-
-fn config_file(dir: &Path, name: &str, domain: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &path,
-        format!("[hub]\nname = \"{name}\"\ndomains = [\"{domain}\"]\n"),
-    )
-    .unwrap();
-    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

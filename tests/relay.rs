@@ -357,3 +357,121 @@ async fn unknown_local_users_bounce_back_along_the_route() {
         n.hub.shutdown().await;
     }
 }
+
+/// The command line, run beside two running hubs: cards, peers, routes,
+/// the outbox, bundle export and import.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_moves_bundles_between_running_hubs() {
+    let a = node_for("camp-a", "camp-a.example", |_| {}).await;
+    let b = node_for("camp-b", "camp-b.example", |_| {}).await;
+    let work = tempfile::tempdir().unwrap();
+    let a_cfg = config_file(work.path(), "camp-a", "camp-a.example");
+    let b_cfg = config_file(work.path(), "camp-b", "camp-b.example");
+    let run = |cfg: &Path, n: &Node, args: &[&str], stdin: &[u8]| {
+        let o = tokio::task::block_in_place(|| cli(cfg, n, args, stdin));
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let ok = |r: (Option<i32>, String, String)| {
+        assert_eq!(r.0, Some(0), "{}{}", r.1, r.2);
+        format!("{}{}", r.1, r.2)
+    };
+
+    let card_a = ok(run(&a_cfg, &a, &["node", "card"], b""));
+    let card_b = ok(run(&b_cfg, &b, &["node", "card"], b""));
+    assert!(card_a.starts_with("cairn-node:v1;name=camp-a;"), "{card_a}");
+    let out = ok(run(&a_cfg, &a, &["peer", "add", card_b.trim()], b""));
+    assert!(
+        out.contains("added peer camp-b") && out.contains("route: camp-b.example -> camp-b"),
+        "{out}"
+    );
+    ok(run(&b_cfg, &b, &["peer", "add", card_a.trim()], b""));
+    let again = run(&b_cfg, &b, &["peer", "add", card_a.trim()], b"");
+    assert_eq!(again.0, Some(1));
+    assert!(again.2.contains("already exists"), "{}", again.2);
+    let bad = run(&b_cfg, &b, &["peer", "add", "cairn-node:v1;name=x"], b"");
+    assert!(bad.0 == Some(1) && bad.2.contains("no key"), "{}", bad.2);
+    assert!(ok(run(&a_cfg, &a, &["route", "list"], b"")).contains("camp-b.example -> camp-b"));
+    assert!(ok(run(&a_cfg, &a, &["peer", "list"], b"")).contains("camp-b  node "));
+
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "cli-1").await;
+    routed(&a).await;
+    let list = ok(run(&a_cfg, &a, &["outbox", "list"], b""));
+    assert!(list.contains("queued") && list.contains("camp-b"), "{list}");
+    let id = a.hub.store.outbox().await.unwrap()[0].id.to_string();
+
+    // Held: the next bundle leaves it out; retried: it goes.
+    ok(run(&a_cfg, &a, &["outbox", "hold", &id], b""));
+    let dir = work.path().join("stick");
+    std::fs::create_dir(&dir).unwrap();
+    let dir_s = dir.to_str().unwrap();
+    let out = ok(run(
+        &a_cfg,
+        &a,
+        &["bundle", "export", "--peer", "camp-b", "--out", dir_s],
+        b"",
+    ));
+    assert!(out.contains(": 0 items"), "{out}");
+    ok(run(&a_cfg, &a, &["outbox", "retry", &id], b""));
+    let out = ok(run(
+        &a_cfg,
+        &a,
+        &["bundle", "export", "--peer", "camp-b", "--out", dir_s],
+        b"",
+    ));
+    assert!(out.contains(": 1 items"), "{out}");
+
+    // B imports the folder: the empty bundle and the one with the message.
+    let out = ok(run(&b_cfg, &b, &["bundle", "import", dir_s], b""));
+    assert!(out.contains("2 bundles imported, 0 refused"), "{out}");
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 1);
+    // The same file through standard input: a duplicate, nothing new.
+    let file = bundles(&dir).pop().unwrap();
+    let out = ok(run(
+        &b_cfg,
+        &b,
+        &["bundle", "import", "-"],
+        &std::fs::read(&file).unwrap(),
+    ));
+    assert!(out.contains("1 already had"), "{out}");
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 1);
+    // Garbage on standard input: one clear line, exit 1 (not 75: retrying will not help).
+    let (code, _, err) = run(&b_cfg, &b, &["bundle", "import", "-"], b"garbage");
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: not a cairn bundle"), "{err}");
+
+    // B's acknowledgement via stdout → A's stdin empties A's outbox.
+    let o = tokio::task::block_in_place(|| {
+        cli(
+            &b_cfg,
+            &b,
+            &["bundle", "export", "--peer", "camp-a", "--out", "-"],
+            b"",
+        )
+    });
+    assert!(o.status.success());
+    let out = ok(run(&a_cfg, &a, &["bundle", "import", "-"], &o.stdout));
+    assert!(out.contains("1 of our items acknowledged"), "{out}");
+    assert!(a.hub.store.outbox().await.unwrap().is_empty());
+
+    // Dropping an item bounces it to its sender.
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "cli-2").await;
+    routed(&a).await;
+    let id = a.hub.store.outbox().await.unwrap()[0].id.to_string();
+    let out = ok(run(&a_cfg, &a, &["outbox", "drop", &id], b""));
+    assert!(out.contains("gets a bounce"), "{out}");
+    assert_eq!(inbox(&a.hub, "alice@camp-a.example").await.len(), 1);
+    let (code, _, err) = run(&a_cfg, &a, &["outbox", "retry", &id], b"");
+    assert!(code == Some(1) && err.contains("no outbox item"), "{err}");
+
+    ok(run(&a_cfg, &a, &["route", "remove", "camp-b.example"], b""));
+    ok(run(&a_cfg, &a, &["peer", "remove", "camp-b"], b""));
+    assert!(ok(run(&a_cfg, &a, &["peer", "list"], b"")).contains("no peers yet"));
+    for n in [a, b] {
+        n.hub.shutdown().await;
+    }
+}

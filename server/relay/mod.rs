@@ -45,6 +45,8 @@ pub enum RelayError {
     #[error("the bundle is malformed: {0}")]
     BadItem(String),
     #[error("{0}")]
+    Outbox(String),
+    #[error("{0}")]
     Store(#[from] store::Error),
     #[error("{0}")]
     Node(#[from] node::NodeError),
@@ -666,6 +668,71 @@ impl Relay {
             local,
             onward,
         }))
+    }
+
+    fn item_state_error(&self, id: i64, state: Option<&str>, want: &str) -> RelayError {
+        RelayError::Outbox(match state {
+            None => format!("there is no outbox item {id}: see `cairn outbox list`"),
+            Some(s) => {
+                format!("outbox item {id} is {s}; only {want} items can be changed that way")
+            }
+        })
+    }
+
+    /// Keep an item from leaving until [`Relay::retry`].
+    pub async fn hold(&self, id: i64) -> Result<()> {
+        if self
+            .store
+            .outbox_set_state(id, &["no-route", "queued", "in-flight"], "held")
+            .await?
+        {
+            return Ok(());
+        }
+        let state = self.store.outbox_item(id).await?.map(|r| r.state);
+        Err(self.item_state_error(id, state.as_deref(), "waiting or in-flight"))
+    }
+
+    /// Send a held or in-flight item again at the next chance.
+    pub async fn retry(&self, id: i64) -> Result<()> {
+        if self
+            .store
+            .outbox_set_state(id, &["held", "in-flight", "queued"], "queued")
+            .await?
+        {
+            self.route_pending().await?;
+            return Ok(());
+        }
+        let state = self.store.outbox_item(id).await?.map(|r| r.state);
+        Err(self.item_state_error(id, state.as_deref(), "held, queued or in-flight"))
+    }
+
+    /// Remove an item; unless `quietly`, its sender gets a bounce saying so.
+    pub async fn drop_item(&self, id: i64, quietly: bool) -> Result<()> {
+        let Some(row) = self.store.outbox_item(id).await? else {
+            return Err(self.item_state_error(id, None, ""));
+        };
+        let _guard = self.store.blob_guard().await;
+        let bounce = if quietly
+            || !matches!(
+                row.state.as_str(),
+                "no-route" | "queued" | "in-flight" | "held"
+            ) {
+            None
+        } else {
+            let failures: Vec<Failure> = row
+                .recipients()
+                .into_iter()
+                .map(|rcpt| Failure {
+                    recipient: rcpt,
+                    status: "5.3.0".into(),
+                    diagnostic: "the hub's operator removed it from the outbox".into(),
+                })
+                .collect();
+            let head = header_section(&self.store.blob_read(&row.blob_hash).await?).to_vec();
+            self.bounce_for(&row.mail_from, &failures, &head).await?
+        };
+        self.store.outbox_drop(id, bounce.as_ref()).await?;
+        Ok(())
     }
 
     /// Items whose lifetime ran out become bounces. Returns how many.

@@ -556,3 +556,62 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// One outbox item.
+    pub async fn outbox_item(&self, id: i64) -> Result<Option<CustodyRow>> {
+        Ok(sqlx::query_as(custody_query!("WHERE o.id = ?"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Move an item from one of `from` states to `to`; returns whether it
+    /// moved. `to` = 'queued' turns into 'no-route' for an item without a hop.
+    pub async fn outbox_set_state(&self, id: i64, from: &[&str], to: &str) -> Result<bool> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let row: Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT state, peer_id FROM outbox WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((state, peer)) = row else {
+            return Ok(false);
+        };
+        if !from.contains(&state.as_str()) {
+            return Ok(false);
+        }
+        let to = if to == "queued" && peer.is_none() {
+            "no-route"
+        } else {
+            to
+        };
+        sqlx::query("UPDATE outbox SET state = ?, last_error = NULL WHERE id = ?")
+            .bind(to)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Remove an item, placing its bounce (if any) in the same transaction.
+    pub async fn outbox_drop(&self, id: i64, bounce: Option<&Placement>) -> Result<bool> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let gone = sqlx::query("DELETE FROM outbox WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        let mut events = Vec::new();
+        if gone && let Some(b) = bounce {
+            place(&mut tx, b, now(), &mut events).await?;
+        }
+        tx.commit().await?;
+        for e in events {
+            let _ = self.changes.send(e);
+        }
+        Ok(gone)
+    }
+}

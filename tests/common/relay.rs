@@ -127,3 +127,33 @@ pub async fn three_nodes() -> (Node, Node, Node) {
     b.hub.relay.add_route("*", "gw").await.unwrap();
     (a, g, b)
 }
+
+/// A config file naming a hub and its domain, for CLI commands run beside
+/// an in-process hub (which got the same settings in code).
+pub fn config_file(dir: &Path, name: &str, domain: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!("[hub]\nname = \"{name}\"\ndomains = [\"{domain}\"]\n"),
+    )
+    .unwrap();
+    path
+}
+
+/// Run `cairn --config CFG --data DATA ARGS…` with `stdin`.
+pub fn cli(cfg: &Path, node: &Node, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let dir = cfg.parent().unwrap();
+    let mut c = super::cairn(dir);
+    c.arg("--config")
+        .arg(cfg)
+        .arg("--data")
+        .arg(&node.hub.report.data_dir)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("run cairn");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
