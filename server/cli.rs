@@ -110,7 +110,7 @@ enum RouteCommand {
 enum BundleCommand {
     /// Write a bundle for a peer with everything queued for it, to a file
     /// or folder, or hand it to NNCP.
-    #[command(group = clap::ArgGroup::new("to").required(true).args(["out", "nncp"]))]
+    #[command(group = clap::ArgGroup::new("to").required(true).args(["out", "nncp", "fspl_queue"]))]
     Export {
         #[arg(long)]
         peer: String,
@@ -127,6 +127,14 @@ enum BundleCommand {
         /// The exec handle name on the peer's NNCP node.
         #[arg(long, value_name = "NAME", default_value = crate::relay::nncp::DEFAULT_HANDLE, requires = "nncp")]
         nncp_handle: String,
+        /// Write it as the next job of this Filespooler queue (`fspl
+        /// queue-init` made it); the peer runs `fspl queue-process -q DIR
+        /// cairn -- bundle import -`.
+        #[arg(long, value_name = "DIR")]
+        fspl_queue: Option<PathBuf>,
+        /// Filespooler sequence file (default: fspl/PEER.seq in the data directory).
+        #[arg(long, value_name = "FILE", requires = "fspl_queue")]
+        fspl_seq: Option<PathBuf>,
     },
     /// Import a bundle file, `-` for standard input (an NNCP exec handle), or
     /// every bundle for this node in a directory. Exits 75 on a temporary failure.
@@ -432,7 +440,7 @@ async fn bundle(config: Config, cmd: &BundleCommand) -> Result<()> {
         // The database is busy or the disk is full: the carrier should retry.
         Err(e) => return Err(TryLater(format!("{e:#}")).into()),
     };
-    let result = bundle_inner(&relay, cmd).await;
+    let result = bundle_inner(&relay, cmd, &config.data_dir).await;
     if matches!(cmd, BundleCommand::Import { .. }) {
         // A hub serving this data directory refreshes its IDLE sessions.
         let _ = relay.store().wake_hub().await;
@@ -441,7 +449,11 @@ async fn bundle(config: Config, cmd: &BundleCommand) -> Result<()> {
     result
 }
 
-async fn bundle_inner(relay: &crate::relay::Relay, cmd: &BundleCommand) -> Result<()> {
+async fn bundle_inner(
+    relay: &crate::relay::Relay,
+    cmd: &BundleCommand,
+    data_dir: &std::path::Path,
+) -> Result<()> {
     use crate::relay::{RelayError, folder};
     let temporary = |e: RelayError| -> anyhow::Error {
         if e.is_temporary() {
@@ -457,8 +469,21 @@ async fn bundle_inner(relay: &crate::relay::Relay, cmd: &BundleCommand) -> Resul
             nncp,
             nncp_cfg,
             nncp_handle,
+            fspl_queue,
+            fspl_seq,
         } => {
             let exported = match (out, nncp) {
+                (_, _) if fspl_queue.is_some() => {
+                    let queue = fspl_queue.as_deref().expect("checked");
+                    let seq = fspl_seq
+                        .clone()
+                        .unwrap_or_else(|| data_dir.join("fspl").join(format!("{peer}.seq")));
+                    let e = crate::relay::fspl::send(relay, peer, queue, &seq)
+                        .await
+                        .map_err(temporary)?;
+                    eprintln!("queued as a Filespooler job in {}", queue.display());
+                    e
+                }
                 (_, Some(node)) => {
                     let e = crate::relay::nncp::send(
                         relay,
@@ -496,7 +521,9 @@ async fn bundle_inner(relay: &crate::relay::Relay, cmd: &BundleCommand) -> Resul
                     eprintln!("wrote {}", out.display());
                     e
                 }
-                (None, None) => bail!("say where the bundle goes: --out FILE|DIR|- or --nncp NODE"),
+                (None, None) => bail!(
+                    "say where the bundle goes: --out FILE|DIR|-, --nncp NODE or --fspl-queue DIR"
+                ),
             };
             eprintln!(
                 "bundle {} for {}: {} items ({} bytes of mail), {} acknowledgements, {} bytes",

@@ -11,32 +11,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Debian's nncp tools, installed on first use when we are root.
 fn nncp_tools() {
-    if Path::new("/usr/bin/nncp-exec").exists() {
-        return;
-    }
-    let how = "install Debian's nncp package: apt-get install nncp";
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    assert!(root, "the NNCP test needs /usr/bin/nncp-exec: {how}");
-    let lock = std::fs::File::create(std::env::temp_dir().join("cairn-apt.lock")).unwrap();
-    lock.lock().unwrap();
-    if !Path::new("/usr/bin/nncp-exec").exists() {
-        let ok = Command::new("apt-get")
-            .args(["update", "-qq"])
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new("apt-get")
-                .args(["install", "-y", "-qq", "nncp"])
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status()
-                .is_ok_and(|s| s.success());
-        assert!(ok, "could not install nncp: {how}");
-    }
+    common::debian_tool("/usr/bin/nncp-exec", "nncp");
 }
 
 fn run(args: &[&str], what: &str) -> Output {

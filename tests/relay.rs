@@ -475,3 +475,81 @@ async fn the_command_line_moves_bundles_between_running_hubs() {
         n.hub.shutdown().await;
     }
 }
+
+/// Filespooler (Debian's `filespooler`): a bundle becomes a queue job, and
+/// `fspl queue-process` runs `cairn bundle import -` on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filespooler_queues_carry_bundles_in_sequence() {
+    common::debian_tool("/usr/bin/fspl", "filespooler");
+    let a = node_for("camp-a", "camp-a.example", |_| {}).await;
+    let b = node_for("camp-b", "camp-b.example", |_| {}).await;
+    a.add(&b).await;
+    b.add(&a).await;
+    let work = tempfile::tempdir().unwrap();
+    let a_cfg = config_file(work.path(), "camp-a", "camp-a.example");
+    let b_cfg = config_file(work.path(), "camp-b", "camp-b.example");
+    // B's queue; in the field its jobs/ folder is synced from A.
+    let queue = work.path().join("queue-for-b");
+    let fspl = |args: &[&str]| {
+        let o = std::process::Command::new("/usr/bin/fspl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "fspl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    };
+    fspl(&["queue-init", "-q", queue.to_str().unwrap()]);
+    for tag in ["f1", "f2"] {
+        send(&a, "alice@camp-a.example", "bob@camp-b.example", tag).await;
+        routed(&a).await;
+        let o = tokio::task::block_in_place(|| {
+            cli(
+                &a_cfg,
+                &a,
+                &[
+                    "bundle",
+                    "export",
+                    "--peer",
+                    "camp-b",
+                    "--fspl-queue",
+                    queue.to_str().unwrap(),
+                ],
+                b"",
+            )
+        });
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let jobs = std::fs::read_dir(queue.join("jobs")).unwrap().count();
+    assert_eq!(jobs, 2, "two jobs in the queue");
+    let data = b.hub.report.data_dir.to_str().unwrap().to_string();
+    tokio::task::block_in_place(|| {
+        fspl(&[
+            "queue-process",
+            "-q",
+            queue.to_str().unwrap(),
+            env!("CARGO_BIN_EXE_cairn"),
+            "--",
+            "--config",
+            b_cfg.to_str().unwrap(),
+            "--data",
+            &data,
+            "bundle",
+            "import",
+            "-",
+        ])
+    });
+    // The second bundle repeats the first item (not yet acknowledged): still two messages.
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 2);
+    assert_eq!(
+        std::fs::read_dir(queue.join("jobs")).unwrap().count(),
+        0,
+        "processed jobs are gone"
+    );
+    for n in [a, b] {
+        n.hub.shutdown().await;
+    }
+}

@@ -10,6 +10,7 @@
 
 pub mod bundle;
 pub mod folder;
+pub mod fspl;
 pub mod nncp;
 pub mod node;
 

@@ -264,3 +264,32 @@ pub mod deltachat;
 pub mod imap;
 pub mod relay;
 pub mod smtp;
+
+/// Make sure a program from a Debian package is installed: installs the
+/// package on first use when running as root, or fails saying how.
+pub fn debian_tool(program: &str, package: &str) {
+    if Path::new(program).exists() {
+        return;
+    }
+    let how = format!("this test needs {program}: install it with `apt-get install {package}`");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    assert!(root, "{how}");
+    let lock = std::fs::File::create(std::env::temp_dir().join("cairn-apt.lock")).unwrap();
+    lock.lock().unwrap();
+    if !Path::new(program).exists() {
+        let ok = Command::new("apt-get")
+            .args(["update", "-qq"])
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new("apt-get")
+                .args(["install", "-y", "-qq", package])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(ok, "could not install {package}; {how}");
+    }
+}

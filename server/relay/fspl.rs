@@ -1,0 +1,100 @@
+//! The Filespooler carrier: a bundle becomes one job of an `fspl` queue
+//! (Debian's `filespooler`, called as a program, never linked: it is GPL).
+//! The queue's `jobs/` directory travels by any means (Syncthing, NNCP, a
+//! stick); the receiver runs
+//! `fspl queue-process -q DIR /usr/bin/cairn -- bundle import -`.
+//!
+//! Only when `fspl queue-write` succeeds — the job file is complete in the
+//! queue — do the items count as sent.
+
+use super::{Exported, Relay, RelayError, Result};
+use std::path::Path;
+use std::process::Stdio;
+use tokio::io::AsyncWriteExt;
+
+/// Where Debian installs Filespooler.
+pub const FSPL: &str = "/usr/bin/fspl";
+
+fn program() -> &'static str {
+    if Path::new(FSPL).exists() {
+        FSPL
+    } else {
+        "fspl"
+    }
+}
+
+/// Run `fspl ARGS` with `input` on stdin; its stdout.
+async fn fspl(args: &[&std::ffi::OsStr], input: &[u8]) -> Result<Vec<u8>> {
+    let program = program();
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| RelayError::Io {
+            path: format!("{program} (install Debian's `filespooler` package)"),
+            source: e,
+        })?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let write = stdin.write_all(input).await;
+    drop(stdin);
+    let out = child.wait_with_output().await.map_err(|e| RelayError::Io {
+        path: program.to_string(),
+        source: e,
+    })?;
+    if let Err(e) = write.as_ref()
+        && out.status.success()
+    {
+        return Err(RelayError::Io {
+            path: program.to_string(),
+            source: std::io::Error::new(e.kind(), e.to_string()),
+        });
+    }
+    if !out.status.success() {
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return Err(RelayError::Io {
+            path: program.to_string(),
+            source: std::io::Error::other(format!(
+                "fspl {} failed ({}): {}",
+                shown.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+        });
+    }
+    Ok(out.stdout)
+}
+
+/// Export a bundle for `peer` as the next job of the Filespooler queue
+/// `queue`, numbered by the sequence file `seqfile` (made if missing).
+pub async fn send(relay: &Relay, peer: &str, queue: &Path, seqfile: &Path) -> Result<Exported> {
+    if let Some(dir) = seqfile.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| RelayError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    let (bundle, exported) = relay.export(peer, Vec::new()).await?;
+    let packet = fspl(
+        &[
+            "prepare".as_ref(),
+            "-s".as_ref(),
+            seqfile.as_os_str(),
+            "-i".as_ref(),
+            "-".as_ref(),
+        ],
+        &bundle,
+    )
+    .await?;
+    fspl(
+        &["queue-write".as_ref(), "-q".as_ref(), queue.as_os_str()],
+        &packet,
+    )
+    .await?;
+    relay.sent(&exported).await?;
+    Ok(exported)
+}
