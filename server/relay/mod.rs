@@ -314,7 +314,7 @@ impl Relay {
             return Ok(0);
         }
         let routes = self.store.routes().await?;
-        let mut routed = 0;
+        let mut batch = Vec::new();
         for row in rows {
             let mut by_peer: Vec<(i64, Vec<String>)> = Vec::new();
             let mut rest = Vec::new();
@@ -338,9 +338,10 @@ impl Relay {
                     rcpts,
                 })
                 .collect();
-            routed += parts.len();
-            self.store.outbox_route(row.id, &parts, &rest).await?;
+            batch.push((row.id, parts, rest));
         }
+        let routed = batch.iter().map(|(_, p, _)| p.len()).sum();
+        self.store.outbox_route(&batch).await?;
         Ok(routed)
     }
 
@@ -504,25 +505,21 @@ impl Relay {
         let routes = self.store.routes().await?;
         let peer_domains = peer.domain_list();
         let _guard = self.store.blob_guard().await;
-        let mut planned = Vec::with_capacity(items.len());
+        // Which items are new and allowed; their bodies become blobs at once.
         let n = items.len();
+        let mut keep = Vec::with_capacity(n);
+        let mut spools = Vec::new();
+        let mut planned = Vec::with_capacity(n);
         for ((item, id, spool, head), seen) in items.into_iter().zip(seen) {
-            if seen {
-                // Already here: acknowledge again, store nothing.
-                drop(spool);
-                planned.push(ImportedItem {
-                    item_id: id,
-                    place: None,
-                    bounce: None,
-                });
-                continue;
-            }
             let allowed = item.mail_from.is_empty()
                 || domain_of(&item.mail_from).is_some_and(|d| {
                     peer_domains.contains(&d) || Self::next_hop(&routes, &d) == Some(peer.id)
                 });
-            if !allowed {
-                tracing::warn!(peer = %peer.name, sender = %item.mail_from, "refused an item whose sender's domain is not behind that peer");
+            if seen || !allowed {
+                if !allowed {
+                    tracing::warn!(peer = %peer.name, sender = %item.mail_from, "refused an item whose sender's domain is not behind that peer");
+                }
+                // Acknowledged again (or refused), stored nowhere.
                 planned.push(ImportedItem {
                     item_id: id,
                     place: None,
@@ -530,7 +527,11 @@ impl Relay {
                 });
                 continue;
             }
-            let blob = spool.commit().await?;
+            spools.push(spool);
+            keep.push((item, id, head));
+        }
+        let blobs = self.store.commit_all(spools).await?;
+        for ((item, id, head), blob) in keep.into_iter().zip(blobs) {
             let (place, failures) = self.place_item(&item, blob).await?;
             let bounce = if failures.is_empty() {
                 None

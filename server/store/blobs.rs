@@ -110,10 +110,14 @@ impl Spool {
                 let dir = blob_dir.join(&hash[..2]);
                 std::fs::create_dir_all(&dir).map_err(io(&dir))?;
                 let dest = dir.join(&hash);
-                // Same content already stored: it is durable; drop the copy.
+                // Same content already stored: drop the copy, and make sure
+                // the stored one is on disk (a batch commit may still be
+                // about to sync it).
                 if dest.exists() {
                     std::fs::remove_file(&tmp).map_err(io(&tmp))?;
-                    return Ok(());
+                    return std::fs::File::open(&dest)
+                        .and_then(|f| f.sync_all())
+                        .map_err(io(&dest));
                 }
                 std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
                 std::fs::File::open(&dir)
@@ -131,6 +135,72 @@ impl Spool {
             source: std::io::Error::other(e.to_string()),
         })??;
         Ok(staged)
+    }
+}
+
+impl Store {
+    /// Make many spooled bodies durable at once: every file is written and
+    /// renamed into place, then one filesystem sync covers them all (a
+    /// bundle of 10 000 messages costs one flush, not 20 000 fsyncs).
+    pub async fn commit_all(&self, spools: Vec<Spool>) -> Result<Vec<StagedBlob>> {
+        let blob_dir = self.dirs.blobs.clone();
+        let tmp_dir = self.dirs.tmp.clone();
+        tokio::task::spawn_blocking(move || -> Result<Vec<StagedBlob>> {
+            let mut out = Vec::with_capacity(spools.len());
+            for mut spool in spools {
+                let hash = hex(spool.hasher.clone().finish().as_ref());
+                let dir = blob_dir.join(&hash[..2]);
+                std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+                let dest = dir.join(&hash);
+                let staged = StagedBlob {
+                    hash,
+                    size: spool.size,
+                };
+                if dest.exists() {
+                    // Already durable; the spool's temp file goes on drop.
+                    out.push(staged);
+                    continue;
+                }
+                let tmp = match spool.file.take() {
+                    Some((f, path)) => {
+                        drop(f);
+                        path
+                    }
+                    None => {
+                        let tmp = tmp_dir.join(format!("{}.part", random_name()));
+                        std::fs::write(&tmp, &spool.mem).map_err(io(&tmp))?;
+                        tmp
+                    }
+                };
+                if let Err(e) = std::fs::rename(&tmp, &dest) {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(io(&dest)(e));
+                }
+                out.push(staged);
+            }
+            sync_filesystem(&blob_dir)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| Error::Io {
+            path: self.dirs.blobs.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+    }
+}
+
+/// Flush every written file and rename on the filesystem holding `dir`.
+fn sync_filesystem(dir: &Path) -> Result<()> {
+    let d = std::fs::File::open(dir).map_err(io(dir))?;
+    #[cfg(target_os = "linux")]
+    {
+        rustix::fs::syncfs(&d).map_err(|e| io(dir)(e.into()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // No syncfs: sync(2) semantics through the directory handle is not
+        // portable, so fall back to the whole-system sync.
+        d.sync_all().map_err(io(dir))
     }
 }
 

@@ -336,48 +336,49 @@ impl Store {
         .await?)
     }
 
-    /// Give an unrouted item its next hops: one row per hop, and what is
-    /// left (`rest`) keeps waiting. One transaction.
-    pub async fn outbox_route(
-        &self,
-        row: i64,
-        parts: &[RoutedPart],
-        rest: &[String],
-    ) -> Result<()> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let state: Option<String> = sqlx::query_scalar("SELECT state FROM outbox WHERE id = ?")
-            .bind(row)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if state.as_deref() != Some("no-route") {
-            // Routed or dropped meanwhile (another process): nothing to do.
+    /// Give unrouted items their next hops: per item (row, parts, rest),
+    /// one row per hop, and what is left (`rest`) keeps waiting. One
+    /// transaction for the whole batch.
+    pub async fn outbox_route(&self, batch: &[(i64, Vec<RoutedPart>, Vec<String>)]) -> Result<()> {
+        if batch.is_empty() {
             return Ok(());
         }
-        for p in parts {
-            sqlx::query(
-                "INSERT OR IGNORE INTO outbox
-                   (blob_hash, mail_from, rcpts, state, created_at, age_ms, lifetime_ms, hops, peer_id, item_id)
-                 SELECT blob_hash, mail_from, ?, 'queued', created_at, age_ms, lifetime_ms, hops, ?, ?
-                 FROM outbox WHERE id = ?",
-            )
-            .bind(serde_json::to_string(&p.rcpts).expect("strings serialise"))
-            .bind(p.peer_id)
-            .bind(&p.item_id)
-            .bind(row)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if rest.is_empty() {
-            sqlx::query("DELETE FROM outbox WHERE id = ?")
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        for (row, parts, rest) in batch {
+            let state: Option<String> = sqlx::query_scalar("SELECT state FROM outbox WHERE id = ?")
+                .bind(row)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if state.as_deref() != Some("no-route") {
+                // Routed or dropped meanwhile (another process): nothing to do.
+                continue;
+            }
+            for p in parts {
+                sqlx::query(
+                    "INSERT OR IGNORE INTO outbox
+                       (blob_hash, mail_from, rcpts, state, created_at, age_ms, lifetime_ms, hops, peer_id, item_id)
+                     SELECT blob_hash, mail_from, ?, 'queued', created_at, age_ms, lifetime_ms, hops, ?, ?
+                     FROM outbox WHERE id = ?",
+                )
+                .bind(serde_json::to_string(&p.rcpts).expect("strings serialise"))
+                .bind(p.peer_id)
+                .bind(&p.item_id)
                 .bind(row)
                 .execute(&mut *tx)
                 .await?;
-        } else {
-            sqlx::query("UPDATE outbox SET rcpts = ? WHERE id = ?")
-                .bind(serde_json::to_string(rest).expect("strings serialise"))
-                .bind(row)
-                .execute(&mut *tx)
-                .await?;
+            }
+            if rest.is_empty() {
+                sqlx::query("DELETE FROM outbox WHERE id = ?")
+                    .bind(row)
+                    .execute(&mut *tx)
+                    .await?;
+            } else {
+                sqlx::query("UPDATE outbox SET rcpts = ? WHERE id = ?")
+                    .bind(serde_json::to_string(rest).expect("strings serialise"))
+                    .bind(row)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
