@@ -352,7 +352,7 @@ fn uncarry(e: io::Error) -> BundleError {
 }
 
 /// Decrypts length-prefixed Noise chunks back into plaintext.
-struct ChunkReader<R: Read> {
+pub struct ChunkReader<R: Read> {
     input: R,
     noise: TransportState,
     plain: Vec<u8>,
@@ -432,18 +432,22 @@ impl<R: Read> Read for Bounded<R> {
     }
 }
 
-type Plain<R> = Bounded<zstd::stream::read::Decoder<'static, io::BufReader<ChunkReader<R>>>>;
+type Plain<S> = Bounded<zstd::stream::read::Decoder<'static, io::BufReader<S>>>;
 
-/// Reads the records of one bundle whose header was already read.
-pub struct BundleReader<R: Read> {
-    plain: Plain<R>,
+/// Reads the records of a decrypted record stream (zstd, length-prefixed
+/// postcard records, an end record), enforcing the limits.
+pub struct RecordReader<S: Read> {
+    plain: Plain<S>,
     limits: Limits,
     items: u64,
     acks: u64,
     ended: bool,
 }
 
-impl<R: Read> BundleReader<R> {
+/// Reads the records of one bundle whose header was already read.
+pub type BundleReader<R> = RecordReader<ChunkReader<R>>;
+
+impl<R: Read> RecordReader<ChunkReader<R>> {
     /// Authenticate the handshake: `local_private` is this node's key,
     /// `header.from` must be a known peer (the caller checks).
     pub fn open(
@@ -477,9 +481,17 @@ impl<R: Read> BundleReader<R> {
             done: false,
             cipher: vec![0u8; NOISE_MAX],
         };
-        let mut z = zstd::stream::read::Decoder::new(chunks).map_err(BundleError::Io)?;
+        RecordReader::new(chunks, limits)
+    }
+}
+
+impl<S: Read> RecordReader<S> {
+    /// Records from an already decrypted stream (the bundle reader's inner
+    /// layer; public so fuzzing can reach it without the keys).
+    pub fn new(source: S, limits: Limits) -> Result<Self> {
+        let mut z = zstd::stream::read::Decoder::new(source).map_err(BundleError::Io)?;
         z.window_log_max(WINDOW_LOG_MAX).map_err(BundleError::Io)?;
-        Ok(BundleReader {
+        Ok(RecordReader {
             plain: Bounded {
                 inner: z,
                 used: 0,

@@ -103,7 +103,7 @@ pub fn ensure(path: &Path) -> Result<(Identity, Made), NodeError> {
 }
 
 /// The X25519 public key of a private key, by snow's own curve code.
-fn public_of(private: &[u8; 32]) -> NodeKey {
+pub fn public_of(private: &[u8; 32]) -> NodeKey {
     use snow::resolvers::{CryptoResolver, DefaultResolver};
     let mut dh = DefaultResolver
         .resolve_dh(&snow::params::DHChoice::Curve25519)

@@ -437,16 +437,20 @@ impl Store {
 
     /// Has this node already taken custody of these items?
     pub async fn items_seen(&self, ids: &[String]) -> Result<Vec<bool>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let seen: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM items_seen WHERE item_id = ?")
-                    .bind(id)
-                    .fetch_optional(self.pool())
-                    .await?;
-            out.push(seen.is_some());
+        let mut seen = std::collections::HashSet::new();
+        // SQLite allows 32 766 parameters; ask in chunks far below that.
+        for chunk in ids.chunks(500) {
+            let mut q =
+                sqlx::QueryBuilder::new("SELECT item_id FROM items_seen WHERE item_id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id);
+            }
+            q.push(")");
+            let found: Vec<String> = q.build_query_scalar().fetch_all(self.pool()).await?;
+            seen.extend(found);
         }
-        Ok(out)
+        Ok(ids.iter().map(|id| seen.contains(id)).collect())
     }
 
     /// Apply one authenticated bundle from `peer_id`, all or nothing:
