@@ -77,6 +77,9 @@ enum NodeCommand {
         /// Where peers may reach this node for live links (host:port); repeatable.
         #[arg(long = "addr", value_name = "HOST:PORT")]
         addrs: Vec<String>,
+        /// Also print it as a QR code (for a phone camera or a printout).
+        #[arg(long)]
+        qr: bool,
     },
 }
 
@@ -334,7 +337,13 @@ async fn open_relay(config: &Config) -> Result<crate::relay::Relay> {
 async fn node(config: Config, cmd: &NodeCommand) -> Result<()> {
     let relay = open_relay(&config).await?;
     match cmd {
-        NodeCommand::Card { addrs } => println!("{}", relay.card(addrs.clone()).to_text()),
+        NodeCommand::Card { addrs, qr } => {
+            let text = relay.card(addrs.clone()).to_text();
+            if *qr {
+                println!("{}", crate::relay::node::qr_text(&text)?);
+            }
+            println!("{text}");
+        }
     }
     relay.store().close().await;
     Ok(())

@@ -211,6 +211,28 @@ impl Card {
     }
 }
 
+/// A card (or any text) as a QR code drawn with Unicode half blocks, dark
+/// on light, for a terminal.
+pub fn qr_text(text: &str) -> Result<String, NodeError> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(text.as_bytes())
+        .map_err(|e| NodeError::BadCard(format!("too long for a QR code: {e}")))?;
+    Ok(code
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Dark)
+        .light_color(Dense1x2::Light)
+        .quiet_zone(true)
+        .build())
+}
+
+/// A card (or any text) as an SVG QR code, for web pages and printouts.
+pub fn qr_svg(text: &str) -> Result<String, NodeError> {
+    use qrcode::render::svg;
+    let code = qrcode::QrCode::new(text.as_bytes())
+        .map_err(|e| NodeError::BadCard(format!("too long for a QR code: {e}")))?;
+    Ok(code.render::<svg::Color>().min_dimensions(200, 200).build())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +273,19 @@ mod tests {
         assert!(text.starts_with("cairn-node:v1;name=camp-a;key="), "{text}");
         assert_eq!(Card::parse(&text).unwrap(), card);
         assert_eq!(Card::parse(&format!("  {text};future=1\n")).unwrap(), card);
+    }
+
+    #[test]
+    fn cards_fit_a_qr_code() {
+        let card = Card {
+            name: "camp-a".into(),
+            key: [7; 32],
+            domains: vec![Domain::parse("camp-a.example").unwrap()],
+            addrs: vec!["192.0.2.7:7700".into()],
+        };
+        let text = qr_text(&card.to_text()).unwrap();
+        assert!(text.lines().count() > 10, "{text}");
+        assert!(qr_svg(&card.to_text()).unwrap().starts_with("<?xml"));
     }
 
     #[test]
