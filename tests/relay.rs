@@ -553,3 +553,62 @@ async fn filespooler_queues_carry_bundles_in_sequence() {
         n.hub.shutdown().await;
     }
 }
+
+/// The seeds of the fuzz targets in tests/fuzz/corpus are valid inputs:
+/// regenerate them with `CAIRN_WRITE_FUZZ_SEEDS=tests/fuzz/corpus cargo
+/// test --test relay fuzz_seeds` after a format change.
+#[test]
+fn fuzz_seeds_are_valid_inputs() {
+    use cairn::relay::bundle::{Limits, Record, RecordReader, RecordWriter};
+    let items = [
+        item_for(
+            "bob@b.example",
+            "alice@a.example",
+            b"Subject: hi\r\n\r\nhello\r\n".to_vec(),
+        ),
+        item_for("carol@b.example", "", vec![7; 3000]),
+    ];
+    let mut w = RecordWriter::new(Vec::new()).unwrap();
+    for i in &items {
+        w.item(i).unwrap();
+    }
+    w.acks(&[[3; 32]]).unwrap();
+    let records = w.finish().unwrap();
+    // The fuzz target's fixed keys: sender [1; 32], recipient [2; 32].
+    let header = Header {
+        from: node::public_of(&[1; 32]),
+        to: node::public_of(&[2; 32]),
+        seq: 1,
+    };
+    let mut w = BundleWriter::new(Vec::new(), &header, &[1; 32]).unwrap();
+    for i in &items {
+        w.item(i).unwrap();
+    }
+    let file = w.finish().unwrap();
+    let limits = Limits {
+        max_plain: 1 << 20,
+        max_record: 64 << 10,
+    };
+    let check = |records: &[u8], file: &[u8]| {
+        let mut r = RecordReader::new(records, limits).unwrap();
+        assert!(matches!(r.next_record(), Ok(Some(Record::Item(_)))));
+        let mut input = file;
+        let h = Header::read(&mut input).unwrap();
+        let mut r = cairn::relay::bundle::BundleReader::open(input, &h, &[2; 32], limits).unwrap();
+        assert!(matches!(r.next_record(), Ok(Some(Record::Item(_)))));
+    };
+    check(&records, &file);
+    if let Ok(dir) = std::env::var("CAIRN_WRITE_FUZZ_SEEDS") {
+        let dir = Path::new(&dir);
+        for (name, bytes) in [("bundle_records", &records), ("bundle_file", &file)] {
+            let d = dir.join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("seed"), bytes).unwrap();
+        }
+    }
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/corpus");
+    check(
+        &std::fs::read(corpus.join("bundle_records/seed")).unwrap(),
+        &std::fs::read(corpus.join("bundle_file/seed")).unwrap(),
+    );
+}

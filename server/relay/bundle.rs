@@ -205,7 +205,7 @@ fn noise(
 // ---------------------------------------------------------------- writing
 
 /// Encrypts plaintext into length-prefixed Noise chunks.
-struct ChunkWriter<W: Write> {
+pub struct ChunkWriter<W: Write> {
     out: W,
     noise: TransportState,
     buf: Vec<u8>,
@@ -248,37 +248,18 @@ impl<W: Write> Write for ChunkWriter<W> {
     }
 }
 
-/// Writes one bundle: header, handshake, then records as they come.
-pub struct BundleWriter<W: Write> {
-    z: zstd::stream::write::Encoder<'static, ChunkWriter<W>>,
+/// Writes the record stream (zstd, length-prefixed postcard records, an end
+/// record) into any sink: the inside of a bundle before encryption.
+pub struct RecordWriter<S: Write> {
+    z: zstd::stream::write::Encoder<'static, S>,
     items: u64,
     acks: u64,
 }
 
-impl<W: Write> BundleWriter<W> {
-    /// Start a bundle from the node with `local_private` to `header.to`.
-    pub fn new(mut out: W, header: &Header, local_private: &[u8; 32]) -> Result<Self> {
-        let head = header.encode();
-        let mut hs = noise(local_private, &header.to, &head, true)?;
-        let mut msg = vec![0u8; NOISE_MAX];
-        let n = hs
-            .write_message(&[], &mut msg)
-            .map_err(|e| BundleError::Malformed(format!("noise handshake: {e}")))?;
-        let noise = hs
-            .into_transport_mode()
-            .map_err(|e| BundleError::Malformed(format!("noise handshake: {e}")))?;
-        out.write_all(&head).map_err(BundleError::Io)?;
-        out.write_all(&(n as u16).to_be_bytes())
-            .map_err(BundleError::Io)?;
-        out.write_all(&msg[..n]).map_err(BundleError::Io)?;
-        let chunks = ChunkWriter {
-            out,
-            noise,
-            buf: Vec::with_capacity(CHUNK_DATA),
-            cipher: vec![0u8; NOISE_MAX],
-        };
-        let z = zstd::stream::write::Encoder::new(chunks, LEVEL).map_err(BundleError::Io)?;
-        Ok(BundleWriter {
+impl<S: Write> RecordWriter<S> {
+    pub fn new(sink: S) -> Result<Self> {
+        let z = zstd::stream::write::Encoder::new(sink, LEVEL).map_err(BundleError::Io)?;
+        Ok(RecordWriter {
             z,
             items: 0,
             acks: 0,
@@ -308,14 +289,60 @@ impl<W: Write> BundleWriter<W> {
         self.record(&RecordOut::Acks(ids))
     }
 
-    /// End the record stream and the last chunk; returns the output.
-    pub fn finish(mut self) -> Result<W> {
+    /// Write the end record and finish the zstd stream.
+    pub fn finish(mut self) -> Result<S> {
         let end = RecordOut::End {
             items: self.items,
             acks: self.acks,
         };
         self.record(&end)?;
-        let chunks = self.z.finish().map_err(BundleError::Io)?;
+        self.z.finish().map_err(BundleError::Io)
+    }
+}
+
+/// Writes one bundle: header, handshake, then records as they come.
+pub struct BundleWriter<W: Write> {
+    records: RecordWriter<ChunkWriter<W>>,
+}
+
+impl<W: Write> BundleWriter<W> {
+    /// Start a bundle from the node with `local_private` to `header.to`.
+    pub fn new(mut out: W, header: &Header, local_private: &[u8; 32]) -> Result<Self> {
+        let head = header.encode();
+        let mut hs = noise(local_private, &header.to, &head, true)?;
+        let mut msg = vec![0u8; NOISE_MAX];
+        let n = hs
+            .write_message(&[], &mut msg)
+            .map_err(|e| BundleError::Malformed(format!("noise handshake: {e}")))?;
+        let noise = hs
+            .into_transport_mode()
+            .map_err(|e| BundleError::Malformed(format!("noise handshake: {e}")))?;
+        out.write_all(&head).map_err(BundleError::Io)?;
+        out.write_all(&(n as u16).to_be_bytes())
+            .map_err(BundleError::Io)?;
+        out.write_all(&msg[..n]).map_err(BundleError::Io)?;
+        let chunks = ChunkWriter {
+            out,
+            noise,
+            buf: Vec::with_capacity(CHUNK_DATA),
+            cipher: vec![0u8; NOISE_MAX],
+        };
+        Ok(BundleWriter {
+            records: RecordWriter::new(chunks)?,
+        })
+    }
+
+    pub fn item(&mut self, item: &Item) -> Result<()> {
+        self.records.item(item)
+    }
+
+    pub fn acks(&mut self, ids: &[ContentId]) -> Result<()> {
+        self.records.acks(ids)
+    }
+
+    /// End the record stream and the last chunk; returns the output.
+    pub fn finish(self) -> Result<W> {
+        let chunks = self.records.finish()?;
         chunks.finish().map_err(BundleError::Io)
     }
 }
