@@ -455,6 +455,10 @@ impl Hub {
             started: Instant::now(),
             services: Arc::new(services),
             fingerprint: prepared.certificate.fingerprint.clone().into(),
+            login_failures: Arc::new(crate::mail::ratelimit::RateLimiter::new(
+                web::admin::LOGIN_FAILURES_PER_MINUTE,
+                web::admin::LOGIN_FAILURE_BURST,
+            )),
         };
         let router = web::router(state);
 
@@ -493,7 +497,10 @@ impl Hub {
                     tracker.clone(),
                 ));
             } else if field == "listen.https" {
-                let router = router.clone();
+                let router = router
+                    .clone()
+                    .layer(axum::Extension(web::Secure(true)))
+                    .into_make_service_with_connect_info::<web::ClientAddr>();
                 let tls = crate::web::tls::TlsListener::new(
                     listener,
                     tls_config.clone(),
@@ -509,7 +516,10 @@ impl Hub {
                     }
                 });
             } else {
-                let router = router.clone();
+                let router = router
+                    .clone()
+                    .layer(axum::Extension(web::Secure(false)))
+                    .into_make_service_with_connect_info::<web::ClientAddr>();
                 tracker.spawn(async move {
                     let r = axum::serve(listener, router)
                         .with_graceful_shutdown(stop.cancelled_owned())

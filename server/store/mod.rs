@@ -4,6 +4,7 @@
 //! Only this module speaks SQL. It knows no protocol.
 
 pub mod accounts;
+pub mod admin;
 pub mod blobs;
 pub mod events;
 pub mod expiry;
@@ -174,7 +175,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
         let store = Store::open(path).await.unwrap();
-        assert_eq!(store.schema_versions().await.unwrap(), vec![1, 2, 3, 4]);
+        assert_eq!(store.schema_versions().await.unwrap(), vec![1, 2, 3, 4, 5]);
         store.settings_set("hub.test", "1").await.unwrap();
         store.close().await;
         let store = Store::open(path).await.unwrap();

@@ -1,6 +1,8 @@
-//! Web pages (axum + askama): for now the health check and the status page.
+//! Web pages (axum + askama): the health check, the status page, and the
+//! admin pages (setup, login, dashboard).
 //! Each module exposes `router()`; [`router`] merges them.
 
+pub mod admin;
 mod assets;
 mod status;
 pub mod tls;
@@ -21,7 +23,35 @@ pub struct AppState {
     pub started: Instant,
     pub services: Arc<Vec<Service>>,
     pub fingerprint: Arc<str>,
+    /// Wrong admin passwords and setup codes per client IP.
+    pub login_failures: Arc<crate::mail::ratelimit::RateLimiter<std::net::IpAddr>>,
 }
+
+/// The client's address, for per-IP limits; filled in by both listeners.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+/// Whether the request came over TLS (cookies get `Secure`); each listener
+/// adds it as an extension.
+#[derive(Debug, Clone, Copy)]
+pub struct Secure(pub bool);
 
 /// A running listener, for the status page.
 #[derive(Debug, Clone)]
@@ -33,6 +63,7 @@ pub struct Service {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(status::router())
+        .merge(admin::router())
         .merge(assets::router())
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -264,6 +264,7 @@ pub mod deltachat;
 pub mod imap;
 pub mod relay;
 pub mod smtp;
+pub mod web;
 
 /// Make sure a program from a Debian package is installed: installs the
 /// package on first use when running as root, or fails saying how.

@@ -1,0 +1,577 @@
+//! The admin side of the web pages: first-time setup with the one-time
+//! setup code, login and logout, sessions with CSRF tokens, the dashboard.
+//!
+//! Sessions: a random 256-bit token in an HttpOnly, SameSite=Strict cookie
+//! (Secure under TLS); the store keeps only its SHA-256 and the session's
+//! CSRF token, which every form of the session carries. Forms shown before
+//! login carry a double-submit token (cookie + hidden field). Wrong
+//! passwords and setup codes are limited per client IP.
+
+use super::{AppState, Secure};
+use crate::app::{SETTING_ADMIN_PASSWORD, SETTING_SETUP_CODE};
+use crate::domain::Password;
+use crate::domain::password::PasswordHash;
+use crate::store::admin::AdminSession;
+use askama::Template;
+use askama_web::WebTemplate;
+use aws_lc_rs::digest;
+use axum::Router;
+use axum::extract::{ConnectInfo, Form, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::net::IpAddr;
+
+pub const SESSION_COOKIE: &str = "cairn_admin";
+pub const FORM_COOKIE: &str = "cairn_form";
+/// A session ends this long after login.
+pub const SESSION_SECONDS: i64 = 12 * 3600;
+/// Failed logins (and setup codes) per client IP: a burst, then per minute.
+pub const LOGIN_FAILURE_BURST: u32 = 10;
+pub const LOGIN_FAILURES_PER_MINUTE: u32 = 6;
+/// Longest value any admin form field may have.
+const MAX_FIELD: usize = 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/setup", get(setup_page).post(setup_submit))
+        .route("/admin/login", get(login_page).post(login_submit))
+        .route("/admin/logout", axum::routing::post(logout))
+        .route("/admin", get(dashboard))
+}
+
+fn random_token() -> String {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).expect("system random source");
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+fn sha256_hex(s: &str) -> String {
+    digest::digest(&digest::SHA256, s.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn same(a: &str, b: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
+}
+
+/// The value of cookie `name` in the request.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn set_cookie(name: &str, value: &str, max_age: i64, secure: Secure) -> HeaderValue {
+    let s = format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        if secure.0 { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&s).expect("cookie is ASCII")
+}
+
+fn page_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        ErrorPage {
+            message: message.to_string(),
+            version: env!("CARGO_PKG_VERSION"),
+        },
+    )
+        .into_response()
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "admin page: database unavailable");
+    page_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The hub's database is not answering; see the hub's log.",
+    )
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    message: String,
+    version: &'static str,
+}
+
+/// The valid (unexpired) session of this request, if any.
+async fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<AdminSession>, Response> {
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    match state.store.admin_session(&sha256_hex(&token)).await {
+        Ok(Some(s)) if s.expires_at > crate::store::now() => Ok(Some(s)),
+        Ok(_) => Ok(None),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+async fn admin_password(state: &AppState) -> Result<Option<String>, Response> {
+    state
+        .store
+        .settings_get(SETTING_ADMIN_PASSWORD)
+        .await
+        .map_err(unavailable)
+}
+
+/// Start a session: store it, set its cookie, go to the dashboard.
+async fn start_session(state: &AppState, ip: IpAddr, secure: Secure) -> Response {
+    let token = random_token();
+    let expires = crate::store::now() + SESSION_SECONDS;
+    if let Err(e) = state
+        .store
+        .admin_session_create(
+            &sha256_hex(&token),
+            &random_token(),
+            expires,
+            &ip.to_string(),
+        )
+        .await
+    {
+        return unavailable(e);
+    }
+    let _ = state.store.admin_sessions_purge(crate::store::now()).await;
+    let mut r = Redirect::to("/admin").into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, &token, SESSION_SECONDS, secure),
+    );
+    r.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(FORM_COOKIE, "", 0, secure));
+    r
+}
+
+/// A form shown before login, with its double-submit token.
+fn with_form_token(page: impl IntoResponse, token: &str, secure: Secure) -> Response {
+    let mut r = page.into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(FORM_COOKIE, token, 3600, secure),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn form_token_ok(headers: &HeaderMap, sent: &str) -> bool {
+    !sent.is_empty() && cookie(headers, FORM_COOKIE).is_some_and(|c| same(&c, sent))
+}
+
+fn too_long(fields: &[&str]) -> bool {
+    fields.iter().any(|f| f.len() > MAX_FIELD)
+}
+
+fn failures_exhausted(state: &AppState, ip: IpAddr) -> Option<Response> {
+    state.login_failures.peek_empty(&ip).err().map(|wait| {
+        page_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "Too many wrong attempts from your address: try again in {} s.",
+                wait.as_secs().max(1)
+            ),
+        )
+    })
+}
+
+// ------------------------------------------------------------------ setup
+
+#[derive(Template, WebTemplate)]
+#[template(path = "setup.html")]
+struct SetupPage {
+    name: String,
+    form: String,
+    error: Option<String>,
+    version: &'static str,
+}
+
+#[derive(serde::Deserialize)]
+struct SetupForm {
+    #[serde(default)]
+    form: String,
+    code: String,
+    password: String,
+    confirm: String,
+}
+
+async fn setup_page(
+    State(state): State<AppState>,
+    axum::Extension(secure): axum::Extension<Secure>,
+) -> Response {
+    match admin_password(&state).await {
+        Ok(Some(_)) => Redirect::to("/admin/login").into_response(),
+        Ok(None) => {
+            let token = random_token();
+            let page = SetupPage {
+                name: state.config.hub.name.clone(),
+                form: token.clone(),
+                error: None,
+                version: env!("CARGO_PKG_VERSION"),
+            };
+            with_form_token(page, &token, secure)
+        }
+        Err(r) => r,
+    }
+}
+
+async fn setup_submit(
+    State(state): State<AppState>,
+    ConnectInfo(super::ClientAddr(peer)): ConnectInfo<super::ClientAddr>,
+    axum::Extension(secure): axum::Extension<Secure>,
+    headers: HeaderMap,
+    Form(f): Form<SetupForm>,
+) -> Response {
+    if !form_token_ok(&headers, &f.form) {
+        return page_error(
+            StatusCode::FORBIDDEN,
+            "This form expired or came from another site: open the setup page again.",
+        );
+    }
+    match admin_password(&state).await {
+        Ok(Some(_)) => return Redirect::to("/admin/login").into_response(),
+        Ok(None) => {}
+        Err(r) => return r,
+    }
+    let ip = peer.ip();
+    if let Some(r) = failures_exhausted(&state, ip) {
+        return r;
+    }
+    let again = |status: StatusCode, error: &str| {
+        let token = random_token();
+        let page = SetupPage {
+            name: state.config.hub.name.clone(),
+            form: token.clone(),
+            error: Some(error.to_string()),
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        let mut r = with_form_token(page, &token, secure);
+        *r.status_mut() = status;
+        r
+    };
+    if too_long(&[&f.code, &f.password, &f.confirm]) {
+        return again(StatusCode::BAD_REQUEST, "A field is too long.");
+    }
+    let expected = match state.store.settings_get(SETTING_SETUP_CODE).await {
+        Ok(c) => c,
+        Err(e) => return unavailable(e),
+    };
+    let given = f.code.trim().to_ascii_lowercase();
+    if !expected.is_some_and(|c| same(&c, &given)) {
+        let _ = state.login_failures.take(&ip);
+        tracing::warn!(%ip, "admin setup: wrong setup code");
+        return again(
+            StatusCode::FORBIDDEN,
+            "That is not the setup code. It was printed when the hub first started and is in setup-code.txt in its data directory.",
+        );
+    }
+    if f.password != f.confirm {
+        return again(StatusCode::BAD_REQUEST, "The two passwords differ.");
+    }
+    let password = match Password::chosen(&f.password) {
+        Ok(p) => p,
+        Err(e) => {
+            return again(
+                StatusCode::BAD_REQUEST,
+                &format!("Choose another password: {e}."),
+            );
+        }
+    };
+    let hash = match tokio::task::spawn_blocking(move || password.hash()).await {
+        Ok(Ok(h)) => h,
+        _ => return unavailable("password hashing failed"),
+    };
+    if let Err(e) = state
+        .store
+        .settings_set(SETTING_ADMIN_PASSWORD, hash.as_str())
+        .await
+    {
+        return unavailable(e);
+    }
+    let _ = state.store.settings_delete(SETTING_SETUP_CODE).await;
+    let _ = std::fs::remove_file(state.config.data_dir.join("setup-code.txt"));
+    let _ = state
+        .store
+        .event("admin.password", None, Some("set with the setup code"))
+        .await;
+    start_session(&state, ip, secure).await
+}
+
+// ------------------------------------------------------------------ login
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+struct LoginPage {
+    name: String,
+    form: String,
+    error: Option<String>,
+    version: &'static str,
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    form: String,
+    password: String,
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginQuery {
+    expired: Option<String>,
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    axum::Extension(secure): axum::Extension<Secure>,
+    axum::extract::Query(q): axum::extract::Query<LoginQuery>,
+) -> Response {
+    match admin_password(&state).await {
+        Ok(None) => Redirect::to("/setup").into_response(),
+        Ok(Some(_)) => {
+            let token = random_token();
+            let page = LoginPage {
+                name: state.config.hub.name.clone(),
+                form: token.clone(),
+                error: q
+                    .expired
+                    .map(|_| "Your session ended: log in again.".to_string()),
+                version: env!("CARGO_PKG_VERSION"),
+            };
+            with_form_token(page, &token, secure)
+        }
+        Err(r) => r,
+    }
+}
+
+async fn login_submit(
+    State(state): State<AppState>,
+    ConnectInfo(super::ClientAddr(peer)): ConnectInfo<super::ClientAddr>,
+    axum::Extension(secure): axum::Extension<Secure>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    if !form_token_ok(&headers, &f.form) {
+        return page_error(
+            StatusCode::FORBIDDEN,
+            "This form expired or came from another site: open the login page again.",
+        );
+    }
+    let ip = peer.ip();
+    if let Some(r) = failures_exhausted(&state, ip) {
+        return r;
+    }
+    let stored = match admin_password(&state).await {
+        Ok(Some(h)) => h,
+        Ok(None) => return Redirect::to("/setup").into_response(),
+        Err(r) => return r,
+    };
+    let ok = match Password::presented(&f.password) {
+        Ok(p) => {
+            let hash = PasswordHash::from_stored(stored);
+            tokio::task::spawn_blocking(move || hash.verify(&p).unwrap_or(false))
+                .await
+                .unwrap_or(false)
+        }
+        Err(_) => false,
+    };
+    if !ok {
+        let _ = state.login_failures.take(&ip);
+        tracing::warn!(%ip, "admin login: wrong password");
+        let token = random_token();
+        let page = LoginPage {
+            name: state.config.hub.name.clone(),
+            form: token.clone(),
+            error: Some("Wrong password.".into()),
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        let mut r = with_form_token(page, &token, secure);
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        return r;
+    }
+    start_session(&state, ip, secure).await
+}
+
+#[derive(serde::Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    axum::Extension(secure): axum::Extension<Secure>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let s = match session(&state, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Redirect::to("/admin/login").into_response(),
+        Err(r) => return r,
+    };
+    if f.csrf.is_empty() || !same(&s.csrf, &f.csrf) {
+        return page_error(
+            StatusCode::FORBIDDEN,
+            "This form expired or came from another site: open the page again.",
+        );
+    }
+    if let Err(e) = state.store.admin_session_delete(&s.token_hash).await {
+        return unavailable(e);
+    }
+    let mut r = Redirect::to("/admin/login").into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, "", 0, secure),
+    );
+    r
+}
+
+// -------------------------------------------------------------- dashboard
+
+struct OutboxLine {
+    next_hop: String,
+    state: String,
+    items: usize,
+    bytes: i64,
+}
+
+struct EventLine {
+    at: String,
+    kind: String,
+    subject: String,
+    detail: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard.html")]
+struct Dashboard {
+    name: String,
+    csrf: String,
+    services: Vec<super::Service>,
+    accounts: i64,
+    outbox: Vec<OutboxLine>,
+    disk_free: String,
+    events: Vec<EventLine>,
+    version: &'static str,
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n} B"),
+        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        1_048_576..1_073_741_824 => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+        _ => format!("{:.1} GiB", n as f64 / 1_073_741_824.0),
+    }
+}
+
+async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match session(&state, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            let to = if cookie(&headers, SESSION_COOKIE).is_some_and(|c| !c.is_empty()) {
+                "/admin/login?expired=1"
+            } else {
+                "/admin/login"
+            };
+            return Redirect::to(to).into_response();
+        }
+        Err(r) => return r,
+    };
+    let (accounts, outbox, events) = match tokio::try_join!(
+        state.store.account_count(),
+        state.store.outbox(),
+        state.store.recent_events(20)
+    ) {
+        Ok(x) => x,
+        Err(e) => return unavailable(e),
+    };
+    let mut lines: Vec<OutboxLine> = Vec::new();
+    for o in outbox {
+        let hop = o.next_hop.clone().unwrap_or_else(|| "(no route)".into());
+        match lines
+            .iter_mut()
+            .find(|l| l.next_hop == hop && l.state == o.state)
+        {
+            Some(l) => {
+                l.items += 1;
+                l.bytes += o.size;
+            }
+            None => lines.push(OutboxLine {
+                next_hop: hop,
+                state: o.state.clone(),
+                items: 1,
+                bytes: o.size,
+            }),
+        }
+    }
+    let disk_free = rustix::fs::statvfs(&state.config.data_dir)
+        .map(|v| human_bytes(v.f_bavail.saturating_mul(v.f_frsize)))
+        .unwrap_or_else(|_| "unknown".into());
+    let fmt = time::format_description::well_known::Rfc3339;
+    let events = events
+        .into_iter()
+        .map(|e| EventLine {
+            at: time::OffsetDateTime::from_unix_timestamp(e.at)
+                .ok()
+                .and_then(|t| t.format(&fmt).ok())
+                .unwrap_or_default(),
+            kind: e.kind,
+            subject: e.subject.unwrap_or_default(),
+            detail: e.detail.unwrap_or_default(),
+        })
+        .collect();
+    let mut r = Dashboard {
+        name: state.config.hub.name.clone(),
+        csrf: s.csrf,
+        services: state.services.as_ref().clone(),
+        accounts,
+        outbox: lines,
+        disk_free,
+        events,
+        version: env!("CARGO_PKG_VERSION"),
+    }
+    .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x_cairn_admin=1; cairn_admin=tok=en; other=2"),
+        );
+        assert_eq!(cookie(&h, "cairn_admin").as_deref(), Some("tok=en"));
+        assert_eq!(cookie(&h, "missing"), None);
+    }
+
+    #[test]
+    fn session_cookie_attributes() {
+        let v = set_cookie("a", "b", 60, Secure(true));
+        assert_eq!(
+            v.to_str().unwrap(),
+            "a=b; Path=/; HttpOnly; SameSite=Strict; Max-Age=60; Secure"
+        );
+        assert!(
+            !set_cookie("a", "b", 60, Secure(false))
+                .to_str()
+                .unwrap()
+                .contains("Secure")
+        );
+    }
+}
