@@ -459,6 +459,7 @@ impl Hub {
                 web::admin::LOGIN_FAILURES_PER_MINUTE,
                 web::admin::LOGIN_FAILURE_BURST,
             )),
+            relay: relay.clone(),
         };
         let router = web::router(state);
 

@@ -259,3 +259,200 @@ async fn wrong_passwords_hit_the_limit() {
     assert_eq!(r.status, 429);
     hub.shutdown().await;
 }
+
+/// Peers, routes, the outbox and bundles through the admin pages.
+#[tokio::test]
+async fn peers_outbox_and_bundles_by_hand() {
+    use common::relay::{node_for, routed, send};
+    use common::web::{admin_session, multipart};
+    let a = node_for("camp-a", "camp-a.example", |_| {}).await;
+    let b = node_for("camp-b", "camp-b.example", |_| {}).await;
+    b.add(&a).await;
+    let wa = a.hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+    let wb = b.hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+
+    // Not logged in: every page leads to the login.
+    for p in [
+        "/admin/outbox",
+        "/admin/peers",
+        "/admin/bundles",
+        "/admin/bundles/export?peer=x",
+    ] {
+        let r = request(wa, p, "", None).await;
+        assert_eq!(
+            (r.status, r.header("location")),
+            (303, Some("/admin/login")),
+            "{p}"
+        );
+    }
+    let (jar, csrf) = admin_session(&a.hub).await;
+
+    let page = request(wa, "/admin/peers", &jar, None).await;
+    assert_eq!(page.status, 200);
+    let card = a.hub.relay.card(vec![]).to_text();
+    assert!(
+        page.body.contains(&card) && page.body.contains("<svg"),
+        "{}",
+        page.body
+    );
+
+    // Add B by its card; a forged token changes nothing.
+    let b_card = enc(&b.card().to_text());
+    let r = request(
+        wa,
+        "/admin/peers/add",
+        &jar,
+        Some(&format!("csrf=forged&card={b_card}")),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(a.hub.store.peer_list().await.unwrap().is_empty());
+    let r = request(
+        wa,
+        "/admin/peers/add",
+        &jar,
+        Some(&format!("csrf={csrf}&card=cairn-node%3Av1%3Bname%3Dx")),
+    )
+    .await;
+    assert!(r.status == 400 && r.body.contains("no key"), "{}", r.body);
+    let r = request(
+        wa,
+        "/admin/peers/add",
+        &jar,
+        Some(&format!("csrf={csrf}&card={b_card}")),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = request(wa, "/admin/peers", &jar, None).await;
+    assert!(
+        page.body.contains("camp-b.example"),
+        "the card's domain is routed: {}",
+        page.body
+    );
+
+    // The outbox: hold, retry.
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "web-1").await;
+    routed(&a).await;
+    let id = a.hub.store.outbox().await.unwrap()[0].id;
+    let page = request(wa, "/admin/outbox", &jar, None).await;
+    assert!(
+        page.body.contains("bob@camp-b.example") && page.body.contains("queued"),
+        "{}",
+        page.body
+    );
+    let r = request(
+        wa,
+        &format!("/admin/outbox/{id}/hold"),
+        &jar,
+        Some(&format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(a.hub.store.outbox().await.unwrap()[0].state, "held");
+    let r = request(
+        wa,
+        &format!("/admin/outbox/{id}/retry"),
+        &jar,
+        Some("csrf="),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let r = request(
+        wa,
+        &format!("/admin/outbox/{id}/retry"),
+        &jar,
+        Some(&format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(a.hub.store.outbox().await.unwrap()[0].state, "queued");
+
+    // Download a bundle for B, upload it to B.
+    let r = request(wa, "/admin/bundles/export?peer=camp-b", &jar, None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    assert!(
+        r.header("content-disposition")
+            .is_some_and(|d| d.contains(".cairn"))
+    );
+    assert!(r.bytes.starts_with(b"CAIRNBDL"));
+    let bundle = r.bytes;
+    let (jar_b, csrf_b) = admin_session(&b.hub).await;
+    let r = multipart(
+        wb,
+        "/admin/bundles/import",
+        &jar_b,
+        &[("bundle", &bundle, Some("x.cairn"))],
+    )
+    .await;
+    assert_eq!(r.status, 403, "no CSRF token");
+    let r = multipart(
+        wb,
+        "/admin/bundles/import",
+        &jar_b,
+        &[
+            ("csrf", csrf_b.as_bytes(), None),
+            ("bundle", b"not a bundle", Some("x.cairn")),
+        ],
+    )
+    .await;
+    assert!(
+        r.status == 400 && r.body.contains("not a cairn bundle"),
+        "{}",
+        r.body
+    );
+    assert!(
+        common::smtp::inbox(&b.hub, "bob@camp-b.example")
+            .await
+            .is_empty()
+    );
+    let r = multipart(
+        wb,
+        "/admin/bundles/import",
+        &jar_b,
+        &[
+            ("csrf", csrf_b.as_bytes(), None),
+            ("bundle", &bundle, Some("x.cairn")),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("1 delivered here"), "{}", r.body);
+    assert_eq!(
+        common::smtp::inbox(&b.hub, "bob@camp-b.example")
+            .await
+            .len(),
+        1
+    );
+
+    // Drop bounces to the sender.
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "web-2").await;
+    routed(&a).await;
+    let id = a
+        .hub
+        .store
+        .outbox()
+        .await
+        .unwrap()
+        .iter()
+        .find(|o| o.state == "queued")
+        .unwrap()
+        .id;
+    let r = request(
+        wa,
+        &format!("/admin/outbox/{id}/drop"),
+        &jar,
+        Some(&format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        common::smtp::inbox(&a.hub, "alice@camp-a.example")
+            .await
+            .len(),
+        1
+    );
+    for n in [a, b] {
+        n.hub.shutdown().await;
+    }
+}

@@ -80,7 +80,7 @@ fn set_cookie(name: &str, value: &str, max_age: i64, secure: Secure) -> HeaderVa
     HeaderValue::from_str(&s).expect("cookie is ASCII")
 }
 
-fn page_error(status: StatusCode, message: &str) -> Response {
+pub(super) fn page_error(status: StatusCode, message: &str) -> Response {
     (
         status,
         ErrorPage {
@@ -91,7 +91,7 @@ fn page_error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Response {
+pub(super) fn unavailable(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "admin page: database unavailable");
     page_error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -116,6 +116,41 @@ async fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<AdminSe
         Ok(_) => Ok(None),
         Err(e) => Err(unavailable(e)),
     }
+}
+
+/// The session of a logged-in admin, or the redirect to the login page.
+pub(super) async fn require(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<AdminSession, Response> {
+    match session(state, headers).await? {
+        Some(s) => Ok(s),
+        None => {
+            let to = if cookie(headers, SESSION_COOKIE).is_some_and(|c| !c.is_empty()) {
+                "/admin/login?expired=1"
+            } else {
+                "/admin/login"
+            };
+            Err(Redirect::to(to).into_response())
+        }
+    }
+}
+
+/// A form posted by a logged-in admin: the session, with its CSRF token
+/// checked (403 when missing or wrong).
+pub(super) async fn require_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<AdminSession, Response> {
+    let s = require(state, headers).await?;
+    if csrf.is_empty() || !same(&s.csrf, csrf) {
+        return Err(page_error(
+            StatusCode::FORBIDDEN,
+            "This form expired or came from another site: open the page again.",
+        ));
+    }
+    Ok(s)
 }
 
 async fn admin_password(state: &AppState) -> Result<Option<String>, Response> {
@@ -464,7 +499,7 @@ struct Dashboard {
     version: &'static str,
 }
 
-fn human_bytes(n: u64) -> String {
+pub(super) fn human_bytes(n: u64) -> String {
     match n {
         0..1024 => format!("{n} B"),
         1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
@@ -474,16 +509,8 @@ fn human_bytes(n: u64) -> String {
 }
 
 async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match session(&state, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            let to = if cookie(&headers, SESSION_COOKIE).is_some_and(|c| !c.is_empty()) {
-                "/admin/login?expired=1"
-            } else {
-                "/admin/login"
-            };
-            return Redirect::to(to).into_response();
-        }
+    let s = match require(&state, &headers).await {
+        Ok(s) => s,
         Err(r) => return r,
     };
     let (accounts, outbox, events) = match tokio::try_join!(

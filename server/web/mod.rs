@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod assets;
+mod relay;
 mod status;
 pub mod tls;
 
@@ -25,6 +26,7 @@ pub struct AppState {
     pub fingerprint: Arc<str>,
     /// Wrong admin passwords and setup codes per client IP.
     pub login_failures: Arc<crate::mail::ratelimit::RateLimiter<std::net::IpAddr>>,
+    pub relay: crate::relay::Relay,
 }
 
 /// The client's address, for per-IP limits; filled in by both listeners.
@@ -61,9 +63,12 @@ pub struct Service {
 }
 
 pub fn router(state: AppState) -> Router {
+    // An uploaded bundle may be as large as a bundle may expand to.
+    let max_upload = usize::try_from(state.config.limits.max_bundle_size.0).unwrap_or(usize::MAX);
     Router::new()
         .merge(status::router())
         .merge(admin::router())
+        .merge(relay::router(max_upload))
         .merge(assets::router())
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,

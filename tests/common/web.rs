@@ -9,6 +9,8 @@ pub struct Resp {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body as sent (for downloads).
+    pub bytes: Vec<u8>,
 }
 
 impl Resp {
@@ -58,8 +60,55 @@ pub fn enc(s: &str) -> String {
 /// One request; `cookies` is the Cookie header value ("" for none);
 /// `form` is a urlencoded body (POST when present).
 pub async fn request(addr: SocketAddr, path: &str, cookies: &str, form: Option<&str>) -> Resp {
+    let body = form.map(|f| {
+        (
+            "application/x-www-form-urlencoded".to_string(),
+            f.as_bytes().to_vec(),
+        )
+    });
+    send(addr, path, cookies, body).await
+}
+
+/// POST `multipart/form-data`: (name, value, file name).
+pub async fn multipart(
+    addr: SocketAddr,
+    path: &str,
+    cookies: &str,
+    fields: &[(&str, &[u8], Option<&str>)],
+) -> Resp {
+    let boundary = "cairn-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, value, file) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    send(
+        addr,
+        path,
+        cookies,
+        Some((format!("multipart/form-data; boundary={boundary}"), body)),
+    )
+    .await
+}
+
+async fn send(
+    addr: SocketAddr,
+    path: &str,
+    cookies: &str,
+    body: Option<(String, Vec<u8>)>,
+) -> Resp {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = match form {
+    let mut req = match body {
         Some(_) => format!("POST {path} HTTP/1.1\r\n"),
         None => format!("GET {path} HTTP/1.1\r\n"),
     };
@@ -67,24 +116,30 @@ pub async fn request(addr: SocketAddr, path: &str, cookies: &str, form: Option<&
     if !cookies.is_empty() {
         req.push_str(&format!("Cookie: {cookies}\r\n"));
     }
-    if let Some(f) = form {
+    if let Some((ct, b)) = &body {
         req.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            f.len()
+            "Content-Type: {ct}\r\nContent-Length: {}\r\n",
+            b.len()
         ));
     }
     req.push_str("\r\n");
-    if let Some(f) = form {
-        req.push_str(f);
+    let mut bytes = req.into_bytes();
+    if let Some((_, b)) = &body {
+        bytes.extend_from_slice(b);
     }
-    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(&bytes).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(std::time::Duration::from_secs(30), s.read_to_end(&mut raw))
         .await
         .expect("response within 30 s")
         .unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let bytes = raw.get(split + 4..).unwrap_or_default().to_vec();
+    let body = String::from_utf8_lossy(&bytes).into_owned();
     let mut lines = head.lines();
     let status = lines
         .next()
@@ -98,6 +153,29 @@ pub async fn request(addr: SocketAddr, path: &str, cookies: &str, form: Option<&
     Resp {
         status,
         headers,
-        body: body.to_string(),
+        body,
+        bytes,
     }
+}
+
+/// Set the admin password of a fresh hub through the setup page; returns
+/// the session cookie ("cairn_admin=…") and the session's CSRF token.
+pub async fn admin_session(hub: &cairn::app::Hub) -> (String, String) {
+    let web = hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+    let code = hub.report.setup_code.clone().expect("a fresh hub");
+    let page = request(web, "/setup", "", None).await;
+    let form = page.hidden("form").unwrap();
+    let r = request(
+        web,
+        "/setup",
+        &format!("cairn_form={form}"),
+        Some(&format!(
+            "form={form}&code={code}&password=campfire-42&confirm=campfire-42"
+        )),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let jar = format!("cairn_admin={}", r.cookie("cairn_admin").unwrap());
+    let dash = request(web, "/admin", &jar, None).await;
+    (jar, dash.hidden("csrf").unwrap())
 }

@@ -1,0 +1,467 @@
+//! Admin pages for store-and-forward: the outbox (retry, hold, drop),
+//! peers and routes (this node's card as a QR code), and bundles by hand:
+//! upload one to import it, download one for a peer.
+
+use super::AppState;
+use super::admin::{human_bytes, page_error, require, require_form, unavailable};
+use crate::relay::node;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Form, Multipart, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+pub fn router(max_upload: usize) -> Router<AppState> {
+    Router::new()
+        .route("/admin/outbox", get(outbox_page))
+        .route("/admin/outbox/{id}/{action}", post(outbox_action))
+        .route("/admin/peers", get(peers_page))
+        .route("/admin/peers/add", post(peer_add))
+        .route("/admin/peers/remove", post(peer_remove))
+        .route("/admin/routes/add", post(route_add))
+        .route("/admin/routes/remove", post(route_remove))
+        .route("/admin/bundles", get(bundles_page))
+        .route(
+            "/admin/bundles/import",
+            post(bundle_import).layer(axum::extract::DefaultBodyLimit::max(max_upload)),
+        )
+        .route("/admin/bundles/export", get(bundle_export))
+}
+
+fn relay_error(e: crate::relay::RelayError) -> Response {
+    let status = if e.is_temporary() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    page_error(status, &e.to_string())
+}
+
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+// ----------------------------------------------------------------- outbox
+
+struct Item {
+    id: i64,
+    state: String,
+    next_hop: String,
+    age: String,
+    size: String,
+    from: String,
+    to: String,
+    error: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "outbox.html")]
+struct OutboxPage {
+    name: String,
+    csrf: String,
+    items: Vec<Item>,
+    version: &'static str,
+}
+
+fn human_age(secs: i64) -> String {
+    let secs = secs.max(0);
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        3600..86_400 => format!("{} h", secs / 3600),
+        _ => format!("{} d", secs / 86_400),
+    }
+}
+
+async fn outbox_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match require(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let rows = match state.store.outbox().await {
+        Ok(r) => r,
+        Err(e) => return unavailable(e),
+    };
+    let now = crate::store::now();
+    let items = rows
+        .into_iter()
+        .map(|o| Item {
+            id: o.id,
+            to: o.recipients().join(", "),
+            state: o.state,
+            next_hop: o.next_hop.unwrap_or_else(|| "—".into()),
+            age: human_age(now - o.created_at),
+            size: human_bytes(u64::try_from(o.size).unwrap_or(0)),
+            from: if o.mail_from.is_empty() {
+                "<>".into()
+            } else {
+                o.mail_from
+            },
+            error: o.last_error.unwrap_or_default(),
+        })
+        .collect();
+    no_store(
+        OutboxPage {
+            name: state.config.hub.name.clone(),
+            csrf: s.csrf,
+            items,
+            version: env!("CARGO_PKG_VERSION"),
+        }
+        .into_response(),
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn outbox_action(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(i64, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
+        return r;
+    }
+    let r = match action.as_str() {
+        "retry" => state.relay.retry(id).await,
+        "hold" => state.relay.hold(id).await,
+        "drop" => state.relay.drop_item(id, false).await,
+        _ => return page_error(StatusCode::NOT_FOUND, "No such outbox action."),
+    };
+    match r {
+        Ok(()) => {
+            let _ = state
+                .store
+                .event("outbox", Some(&id.to_string()), Some(&action))
+                .await;
+            Redirect::to("/admin/outbox").into_response()
+        }
+        Err(e) => relay_error(e),
+    }
+}
+
+// ------------------------------------------------------------------ peers
+
+struct PeerLine {
+    name: String,
+    node: String,
+    domains: String,
+    sent: String,
+    received: String,
+}
+
+struct RouteLine {
+    domain: String,
+    peer: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "peers.html")]
+struct PeersPage {
+    name: String,
+    csrf: String,
+    card: String,
+    qr: String,
+    peers: Vec<PeerLine>,
+    routes: Vec<RouteLine>,
+    version: &'static str,
+}
+
+async fn peers_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match require(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (peers, routes) = match tokio::try_join!(state.store.peer_list(), state.store.routes()) {
+        Ok(x) => x,
+        Err(e) => return unavailable(e),
+    };
+    let card = state.relay.card(vec![]).to_text();
+    let qr = node::qr_svg(&card).unwrap_or_default();
+    let now = crate::store::now();
+    let ago = |t: Option<i64>| {
+        t.map_or("never".to_string(), |t| {
+            format!("{} ago", human_age(now - t))
+        })
+    };
+    let peers = peers
+        .into_iter()
+        .map(|p| {
+            let key: [u8; 32] = p.public_key.as_slice().try_into().unwrap_or([0; 32]);
+            PeerLine {
+                node: node::fingerprint(&key),
+                domains: p.domain_list().join(", "),
+                sent: ago(p.last_sent_at),
+                received: ago(p.last_received_at),
+                name: p.name,
+            }
+        })
+        .collect();
+    let routes = routes
+        .into_iter()
+        .map(|(d, _, p)| RouteLine {
+            domain: if d == "*" { "* (default)".into() } else { d },
+            peer: p,
+        })
+        .collect();
+    no_store(
+        PeersPage {
+            name: state.config.hub.name.clone(),
+            csrf: s.csrf,
+            card,
+            qr,
+            peers,
+            routes,
+            version: env!("CARGO_PKG_VERSION"),
+        }
+        .into_response(),
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct PeerAddForm {
+    #[serde(default)]
+    csrf: String,
+    card: String,
+    #[serde(default)]
+    name: String,
+}
+
+async fn peer_add(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<PeerAddForm>,
+) -> Response {
+    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
+        return r;
+    }
+    if f.card.len() > 4096 || f.name.len() > 256 {
+        return page_error(StatusCode::BAD_REQUEST, "A field is too long.");
+    }
+    let card = match node::Card::parse(&f.card) {
+        Ok(c) => c,
+        Err(e) => return page_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let name = Some(f.name.trim()).filter(|n| !n.is_empty());
+    match state.relay.add_peer(&card, name).await {
+        Ok((row, _)) => {
+            let _ = state.store.event("peer.add", Some(&row.name), None).await;
+            Redirect::to("/admin/peers").into_response()
+        }
+        Err(e) => relay_error(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct NameForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+}
+
+async fn peer_remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<NameForm>,
+) -> Response {
+    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
+        return r;
+    }
+    match state.store.peer_remove(&f.name).await {
+        Ok(true) => {
+            let _ = state.store.event("peer.remove", Some(&f.name), None).await;
+            Redirect::to("/admin/peers").into_response()
+        }
+        Ok(false) => page_error(StatusCode::NOT_FOUND, "No such peer."),
+        Err(e) => unavailable(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RouteForm {
+    #[serde(default)]
+    csrf: String,
+    domain: String,
+    #[serde(default)]
+    peer: String,
+}
+
+async fn route_add(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<RouteForm>,
+) -> Response {
+    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
+        return r;
+    }
+    match state.relay.add_route(f.domain.trim(), f.peer.trim()).await {
+        Ok(()) => Redirect::to("/admin/peers").into_response(),
+        Err(e) => relay_error(e),
+    }
+}
+
+async fn route_remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<RouteForm>,
+) -> Response {
+    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
+        return r;
+    }
+    let d = f.domain.trim().trim_end_matches(" (default)");
+    match state.store.route_remove(d).await {
+        Ok(true) => Redirect::to("/admin/peers").into_response(),
+        Ok(false) => page_error(StatusCode::NOT_FOUND, "No such route."),
+        Err(e) => unavailable(e),
+    }
+}
+
+// ---------------------------------------------------------------- bundles
+
+#[derive(Template, WebTemplate)]
+#[template(path = "bundles.html")]
+struct BundlesPage {
+    name: String,
+    csrf: String,
+    peers: Vec<String>,
+    result: Option<String>,
+    version: &'static str,
+}
+
+async fn bundles_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match require(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let peers = match state.store.peer_list().await {
+        Ok(p) => p.into_iter().map(|p| p.name).collect(),
+        Err(e) => return unavailable(e),
+    };
+    no_store(
+        BundlesPage {
+            name: state.config.hub.name.clone(),
+            csrf: s.csrf,
+            peers,
+            result: None,
+            version: env!("CARGO_PKG_VERSION"),
+        }
+        .into_response(),
+    )
+}
+
+/// `multipart/form-data` with `csrf` and then `bundle` (the file).
+async fn bundle_import(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut form: Multipart,
+) -> Response {
+    let mut csrf = String::new();
+    let mut file: Option<Vec<u8>> = None;
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => match field.name() {
+                Some("csrf") => csrf = field.text().await.unwrap_or_default(),
+                Some("bundle") => match field.bytes().await {
+                    Ok(b) => file = Some(b.to_vec()),
+                    Err(e) => {
+                        return page_error(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            &format!("The upload did not arrive whole: {e}"),
+                        );
+                    }
+                },
+                _ => {}
+            },
+            Ok(None) => break,
+            Err(e) => {
+                return page_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("The upload did not arrive whole: {e}"),
+                );
+            }
+        }
+    }
+    let s = match require_form(&state, &headers, &csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(file) = file.filter(|f| !f.is_empty()) else {
+        return page_error(StatusCode::BAD_REQUEST, "Choose a bundle file to upload.");
+    };
+    let size = file.len();
+    let result = match state.relay.import(std::io::Cursor::new(file)).await {
+        Ok(r) => {
+            let _ = state
+                .store
+                .event("bundle.import", Some(&r.peer), Some(&r.to_string()))
+                .await;
+            format!("Imported {}: {r}.", human_bytes(size as u64))
+        }
+        Err(e) => return relay_error(e),
+    };
+    let peers = state
+        .store
+        .peer_list()
+        .await
+        .map(|p| p.into_iter().map(|p| p.name).collect())
+        .unwrap_or_default();
+    no_store(
+        BundlesPage {
+            name: state.config.hub.name.clone(),
+            csrf: s.csrf,
+            peers,
+            result: Some(result),
+            version: env!("CARGO_PKG_VERSION"),
+        }
+        .into_response(),
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct ExportQuery {
+    peer: String,
+}
+
+/// Download a bundle for a peer. A GET because it is a download link; it
+/// changes nothing a repeat would harm (items are resent until acknowledged).
+async fn bundle_export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ExportQuery>,
+) -> Response {
+    if let Err(r) = require(&state, &headers).await {
+        return r;
+    }
+    let (bytes, exported) = match state.relay.export(&q.peer, Vec::new()).await {
+        Ok(x) => x,
+        Err(e) => return relay_error(e),
+    };
+    if let Err(e) = state.relay.sent(&exported).await {
+        return relay_error(e);
+    }
+    let peer = match state.relay.peer(&q.peer).await {
+        Ok(p) => p,
+        Err(e) => return relay_error(e),
+    };
+    let key: [u8; 32] = peer.public_key.as_slice().try_into().unwrap_or([0; 32]);
+    let file =
+        crate::relay::folder::bundle_name(&key, &state.relay.identity().public, exported.seq);
+    let mut r = bytes.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    no_store(r)
+}
