@@ -188,3 +188,49 @@ fn across_two_hops_by_folder() {
         }
     });
 }
+
+/// An account made on the admin page: its `dclogin:` link alone sets up
+/// the real Delta Chat core, which then receives a message.
+#[test]
+fn an_account_from_the_admin_page_is_set_up_by_its_link() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_tmp, hub) = rt.block_on(hub(|_| {}));
+    let web = hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+    let link = rt.block_on(async {
+        let (jar, csrf) = common::web::admin_session(&hub).await;
+        let r = common::web::request(
+            web,
+            "/admin/accounts/create",
+            &jar,
+            Some(&format!("csrf={csrf}&name=dora")),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let start = r.body.find("href=\"dclogin:").unwrap() + 6;
+        let end = r.body[start..].find('"').unwrap() + start;
+        r.body[start..end].replace("&#38;", "&")
+    });
+    let imap = hub.endpoint(cairn::app::IMAP_TLS).unwrap().port();
+    let smtp = hub
+        .endpoint(cairn::app::SMTP_SUBMISSION_TLS)
+        .unwrap()
+        .port();
+    let mut rpc = Rpc::spawn();
+    let dora = rpc.ok("add_account", json!([])).as_u64().unwrap();
+    let qr = rpc.ok("check_qr", json!([dora, link]));
+    assert_eq!(qr["kind"], "login", "{qr}");
+    rpc.ok("add_transport_from_qr", json!([dora, link]));
+    rpc.ok("start_io", json!([dora]));
+    let alice = rpc.account("alice@[127.0.0.1]", PASSWORD, imap, smtp);
+    let chat = rpc.chat_with(alice, dora);
+    rpc.ok(
+        "misc_send_text_message",
+        json!([alice, chat, "welcome, dora"]),
+    );
+    let m = rpc.wait_message(dora, "dora gets alice's welcome", |m| {
+        m["text"] == "welcome, dora"
+    });
+    assert_eq!(m["showPadlock"], true);
+    drop(rpc);
+    rt.block_on(hub.shutdown());
+}

@@ -456,3 +456,124 @@ async fn peers_outbox_and_bundles_by_hand() {
         n.hub.shutdown().await;
     }
 }
+
+/// The `dclogin:` link on a page (HTML-unescaped).
+fn dclogin_link(body: &str) -> String {
+    let start = body.find("href=\"dclogin:").expect("a dclogin link") + 6;
+    let end = body[start..].find('"').unwrap() + start;
+    body[start..end].replace("&#38;", "&").replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn accounts_with_generated_passwords_and_login_links() {
+    use common::web::admin_session;
+    let (_tmp, hub) = hub(|_| {}).await;
+    let web = hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+    let imap = hub.endpoint(cairn::app::IMAP_TLS).unwrap();
+    let (jar, csrf) = admin_session(&hub).await;
+    let post = |path: &'static str, body: String| {
+        let jar = jar.clone();
+        async move { request(web, path, &jar, Some(&body)).await }
+    };
+
+    let r = post("/admin/accounts/create", format!("csrf={csrf}&name=dora")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let link = dclogin_link(&r.body);
+    assert!(
+        link.starts_with("dclogin:dora@[127.0.0.1]?p=")
+            && link.contains(&format!("&v=1&ih=127.0.0.1&ip={}&is=ssl", imap.port()))
+            && link.ends_with("&ss=ssl&ic=3"),
+        "{link}"
+    );
+    assert!(r.body.contains("<svg"), "a QR code");
+    // The password in the link logs in over IMAP.
+    let pw = link
+        .split("?p=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    let (mut c, _) = common::imap::Imap::tls(imap, &hub).await;
+    assert!(
+        c.login("dora@[127.0.0.1]", &pw).await.ok(),
+        "the generated password works"
+    );
+
+    // Refused, each with a clear message and no account made.
+    let before = hub.store.account_count().await.unwrap();
+    for (body, needle) in [
+        (format!("csrf={csrf}&name=dora"), "already exists"),
+        (format!("csrf={csrf}&count=0"), "from 1 to 200"),
+        (format!("csrf={csrf}&count=lots"), "from 1 to 200"),
+        (format!("csrf={csrf}&name=x&count=2"), "not both"),
+        (format!("csrf={csrf}&name={}", "a".repeat(100)), "too long"),
+        (format!("csrf={csrf}&name=%3Cscript%3E"), "&#60;script&#62;"),
+        (
+            format!("csrf={csrf}&name=eve%40elsewhere.example"),
+            "not in a domain this hub hosts",
+        ),
+        ("csrf=forged&name=mallory".to_string(), "another site"),
+    ] {
+        let r = post("/admin/accounts/create", body.clone()).await;
+        assert!(r.status == 400 || r.status == 403, "{body}: {}", r.status);
+        assert!(r.body.contains(needle), "{body}: {}", r.body);
+        assert!(!r.body.contains("<script>"), "escaped");
+    }
+    assert_eq!(hub.store.account_count().await.unwrap(), before);
+
+    // A batch of three, each with its own card.
+    let r = post("/admin/accounts/create", format!("csrf={csrf}&count=3")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.matches("class=\"account-card\"").count(), 3);
+    assert_eq!(r.body.matches("dclogin:camper-").count(), 3);
+    assert_eq!(hub.store.account_count().await.unwrap(), before + 3);
+
+    // Search, reset, delete.
+    let r = request(web, "/admin/accounts?q=dora", &jar, None).await;
+    assert!(
+        r.body.contains("dora@[127.0.0.1]") && !r.body.contains("camper-"),
+        "{}",
+        r.body
+    );
+    let r = post(
+        "/admin/accounts/reset",
+        format!("csrf={csrf}&address=dora%40%5B127.0.0.1%5D"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let new_pw = dclogin_link(&r.body)
+        .split("?p=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_ne!(new_pw, pw);
+    let (mut c, _) = common::imap::Imap::tls(imap, &hub).await;
+    assert!(
+        !c.login("dora@[127.0.0.1]", &pw).await.ok(),
+        "the old password no longer works"
+    );
+    let r = post(
+        "/admin/accounts/delete",
+        format!("csrf={csrf}&address=dora%40%5B127.0.0.1%5D"),
+    )
+    .await;
+    assert!(
+        r.status == 400 && r.body.contains("Tick the box"),
+        "{}",
+        r.body
+    );
+    let r = post(
+        "/admin/accounts/delete",
+        format!("csrf={csrf}&address=dora%40%5B127.0.0.1%5D&confirm=yes"),
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(hub.store.account_count().await.unwrap(), before + 2);
+    hub.shutdown().await;
+}

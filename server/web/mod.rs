@@ -2,6 +2,7 @@
 //! admin pages (setup, login, dashboard).
 //! Each module exposes `router()`; [`router`] merges them.
 
+mod accounts;
 pub mod admin;
 mod assets;
 mod relay;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(status::router())
         .merge(admin::router())
+        .merge(accounts::router())
         .merge(relay::router(max_upload))
         .merge(assets::router())
         .layer(SetResponseHeaderLayer::if_not_present(
