@@ -7,6 +7,7 @@ use crate::app::{self, Hub, SETTING_ADMIN_PASSWORD, SETTING_SETUP_CODE};
 use crate::config::{Config, Overrides};
 use crate::datadir::{self, Layout};
 use crate::domain::Password;
+use crate::domain::units::human_age;
 use crate::mail::Accounts;
 use crate::store::Store;
 use anyhow::{Context, Result, bail};
@@ -876,14 +877,4 @@ async fn outbox_change(config: Config, cmd: &OutboxCommand) -> Result<()> {
     relay.store().close().await;
     println!("{}", result?);
     Ok(())
-}
-
-fn human_age(secs: i64) -> String {
-    let secs = secs.max(0);
-    match secs {
-        0..60 => format!("{secs} s"),
-        60..3600 => format!("{} min", secs / 60),
-        3600..86_400 => format!("{} h", secs / 3600),
-        _ => format!("{} d", secs / 86_400),
-    }
 }

@@ -5,8 +5,8 @@
 
 mod common;
 use common::imap::Imap;
-use common::relay::config_file;
-use common::smtp::{Client, PASSWORD, encrypted, hub, inbox};
+use common::relay::{config_file, node_for, routed, send};
+use common::smtp::{PASSWORD, inbox};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -127,17 +127,9 @@ fn carry(from: &NncpNode, to: &NncpNode, stick: &Path) {
 async fn nncp_carries_bundles_both_ways_into_running_hubs() {
     nncp_tools();
     let work = tempfile::tempdir().unwrap();
-    let domain = |d: &str| cairn::domain::Domain::parse(d).unwrap();
-    let (_ta, a) = hub(|c| {
-        c.hub.name = "camp-a".into();
-        c.hub.domains = vec![domain("camp-a.example")];
-    })
-    .await;
-    let (_tb, b) = hub(|c| {
-        c.hub.name = "camp-b".into();
-        c.hub.domains = vec![domain("camp-b.example")];
-    })
-    .await;
+    let a_node = node_for("camp-a", "camp-a.example", |_| {}).await;
+    let b_node = node_for("camp-b", "camp-b.example", |_| {}).await;
+    let (a, b) = (&a_node.hub, &b_node.hub);
     a.relay.add_peer(&b.relay.card(vec![]), None).await.unwrap();
     b.relay.add_peer(&a.relay.card(vec![]), None).await.unwrap();
     let a_cfg = config_file(work.path(), "camp-a", "camp-a.example");
@@ -149,31 +141,12 @@ async fn nncp_carries_bundles_both_ways_into_running_hubs() {
     nb.write("a", &na, &b_cfg, &b.report.data_dir);
 
     // alice on A writes to bob on B.
-    let smtp = a.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap();
-    let (mut c, _) = Client::tls(smtp, &a).await;
-    c.cmd("EHLO phone").await;
-    c.login("alice@camp-a.example", PASSWORD).await;
-    let body = encrypted("alice@camp-a.example");
-    let r = c
-        .mail("alice@camp-a.example", &["bob@camp-b.example"], &body)
-        .await;
-    assert!(r.starts_with("250"), "{r}");
-    for _ in 0..100 {
-        if a.store
-            .outbox()
-            .await
-            .unwrap()
-            .iter()
-            .all(|i| i.state == "queued")
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    send(&a_node, "alice@camp-a.example", "bob@camp-b.example", "n1").await;
+    routed(&a_node).await;
 
     // bob sits in IDLE on B while the bundle arrives through NNCP.
     let imap = b.endpoint(cairn::app::IMAP_TLS).unwrap();
-    let (mut bob, _) = Imap::tls(imap, &b).await;
+    let (mut bob, _) = Imap::tls(imap, b).await;
     assert!(bob.login("bob@camp-b.example", PASSWORD).await.ok());
     assert!(bob.cmd("SELECT INBOX").await.ok());
     bob.idle().await;
@@ -214,7 +187,7 @@ async fn nncp_carries_bundles_both_ways_into_running_hubs() {
     tokio::task::block_in_place(|| carry(&na, &nb, &work.path().join("stick-1")));
     bob.wait_for("* 1 EXISTS", "bob's IDLE sees the mail NNCP brought")
         .await;
-    assert_eq!(inbox(&b, "bob@camp-b.example").await.len(), 1);
+    assert_eq!(inbox(b, "bob@camp-b.example").await.len(), 1);
 
     // The acknowledgement goes back the same way and empties A's outbox.
     let o = tokio::task::block_in_place(|| {
@@ -241,7 +214,8 @@ async fn nncp_carries_bundles_both_ways_into_running_hubs() {
     );
 
     // nncp-exec failing (an unknown node) leaves the items queued for next time.
-    send_again(&a).await;
+    send(&a_node, "alice@camp-a.example", "bob@camp-b.example", "n2").await;
+    routed(&a_node).await;
     let o = tokio::task::block_in_place(|| {
         cli(
             &a_cfg,
@@ -266,35 +240,7 @@ async fn nncp_carries_bundles_both_ways_into_running_hubs() {
     );
     assert_eq!(a.store.outbox().await.unwrap()[0].state, "queued");
 
-    a.shutdown().await;
-    b.shutdown().await;
-}
-
-async fn send_again(a: &cairn::app::Hub) {
-    let smtp = a.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap();
-    let (mut c, _) = Client::tls(smtp, a).await;
-    c.cmd("EHLO phone").await;
-    c.login("alice@camp-a.example", PASSWORD).await;
-    let body = encrypted("alice@camp-a.example").replacen(
-        "Subject:",
-        "Message-ID: <2@test>\r\nSubject:",
-        1,
-    );
-    let r = c
-        .mail("alice@camp-a.example", &["bob@camp-b.example"], &body)
-        .await;
-    assert!(r.starts_with("250"), "{r}");
-    for _ in 0..100 {
-        if a.store
-            .outbox()
-            .await
-            .unwrap()
-            .iter()
-            .all(|i| i.state == "queued")
-        {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    for n in [a_node, b_node] {
+        n.hub.shutdown().await;
     }
-    panic!("not routed");
 }

@@ -1,8 +1,9 @@
-//! Plain types and rules with no I/O: addresses, ids, passwords.
+//! Plain types and rules with no I/O: addresses, ids, passwords, units.
 
 pub mod address;
 pub mod ids;
 pub mod password;
+pub mod units;
 
 pub use address::{Address, AddressError, Domain};
 pub use ids::{AccountId, ItemId, MailboxId, ModSeq, Uid};

@@ -11,6 +11,7 @@ use super::{AppState, Secure};
 use crate::app::{SETTING_ADMIN_PASSWORD, SETTING_SETUP_CODE};
 use crate::domain::Password;
 use crate::domain::password::PasswordHash;
+use crate::domain::units::human_bytes;
 use crate::store::admin::AdminSession;
 use askama::Template;
 use askama_web::WebTemplate;
@@ -497,15 +498,6 @@ struct Dashboard {
     disk_free: String,
     events: Vec<EventLine>,
     version: &'static str,
-}
-
-pub(super) fn human_bytes(n: u64) -> String {
-    match n {
-        0..1024 => format!("{n} B"),
-        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
-        1_048_576..1_073_741_824 => format!("{:.1} MiB", n as f64 / 1_048_576.0),
-        _ => format!("{:.1} GiB", n as f64 / 1_073_741_824.0),
-    }
 }
 
 async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -3,7 +3,8 @@
 //! upload one to import it, download one for a peer.
 
 use super::AppState;
-use super::admin::{human_bytes, page_error, require, require_form, unavailable};
+use super::admin::{page_error, require, require_form, unavailable};
+use crate::domain::units::{human_age, human_bytes};
 use crate::relay::node;
 use askama::Template;
 use askama_web::WebTemplate;
@@ -65,16 +66,6 @@ struct OutboxPage {
     csrf: String,
     items: Vec<Item>,
     version: &'static str,
-}
-
-fn human_age(secs: i64) -> String {
-    let secs = secs.max(0);
-    match secs {
-        0..60 => format!("{secs} s"),
-        60..3600 => format!("{} min", secs / 60),
-        3600..86_400 => format!("{} h", secs / 3600),
-        _ => format!("{} d", secs / 86_400),
-    }
 }
 
 async fn outbox_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
