@@ -424,6 +424,27 @@ async fn peers_outbox_and_bundles_by_hand() {
             .len(),
         1
     );
+    let leftovers: Vec<_> = std::fs::read_dir(b.hub.report.data_dir.join("tmp"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("upload-"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "uploads are streamed to temp files and removed"
+    );
+    // Without a session the upload is refused before it is read.
+    let r = multipart(
+        wb,
+        "/admin/bundles/import",
+        "",
+        &[("bundle", &bundle, Some("x.cairn"))],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, Some("/admin/login"))
+    );
 
     // Drop bounces to the sender.
     send(&a, "alice@camp-a.example", "bob@camp-b.example", "web-2").await;

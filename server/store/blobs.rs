@@ -235,6 +235,12 @@ impl Store {
         }
     }
 
+    /// A fresh path in the store's temp directory (swept at start-up), for
+    /// an upload on its way in.
+    pub fn temp_path(&self, what: &str) -> PathBuf {
+        self.dirs.tmp.join(format!("{what}-{}.part", random_name()))
+    }
+
     /// The path of a blob's file.
     pub fn blob_path(&self, hash: &str) -> PathBuf {
         self.dirs

@@ -348,53 +348,86 @@ async fn bundles_page(State(state): State<AppState>, headers: HeaderMap) -> Resp
     )
 }
 
-/// `multipart/form-data` with `csrf` and then `bundle` (the file).
+/// Removes an upload's temp file however the request ends.
+struct TempFile(std::path::PathBuf);
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `multipart/form-data` with `csrf` and then `bundle` (the file), which
+/// is streamed to a temp file, never held in memory.
 async fn bundle_import(
     State(state): State<AppState>,
     headers: HeaderMap,
     mut form: Multipart,
 ) -> Response {
+    use tokio::io::AsyncWriteExt;
+    // No session, no upload: refuse before reading a byte of the body.
+    if let Err(r) = require(&state, &headers).await {
+        return r;
+    }
     let mut csrf = String::new();
-    let mut file: Option<Vec<u8>> = None;
+    let mut file: Option<(TempFile, u64)> = None;
+    let incomplete = |e: &dyn std::fmt::Display| {
+        page_error(
+            StatusCode::BAD_REQUEST,
+            &format!("The upload did not arrive whole: {e}"),
+        )
+    };
     loop {
         match form.next_field().await {
-            Ok(Some(field)) => match field.name() {
+            Ok(Some(mut field)) => match field.name() {
                 Some("csrf") => csrf = field.text().await.unwrap_or_default(),
-                Some("bundle") => match field.bytes().await {
-                    Ok(b) => file = Some(b.to_vec()),
-                    Err(e) => {
-                        return page_error(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            &format!("The upload did not arrive whole: {e}"),
-                        );
+                Some("bundle") => {
+                    let tmp = TempFile(state.store.temp_path("upload"));
+                    let mut out = match tokio::fs::File::create(&tmp.0).await {
+                        Ok(f) => f,
+                        Err(e) => return unavailable(e),
+                    };
+                    let mut size = 0u64;
+                    loop {
+                        match field.chunk().await {
+                            Ok(Some(chunk)) => {
+                                size += chunk.len() as u64;
+                                if let Err(e) = out.write_all(&chunk).await {
+                                    return unavailable(e);
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => return incomplete(&e),
+                        }
                     }
-                },
+                    if let Err(e) = out.flush().await {
+                        return unavailable(e);
+                    }
+                    file = Some((tmp, size));
+                }
                 _ => {}
             },
             Ok(None) => break,
-            Err(e) => {
-                return page_error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("The upload did not arrive whole: {e}"),
-                );
-            }
+            Err(e) => return incomplete(&e),
         }
     }
     let s = match require_form(&state, &headers, &csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let Some(file) = file.filter(|f| !f.is_empty()) else {
+    let Some((tmp, size)) = file.filter(|(_, size)| *size > 0) else {
         return page_error(StatusCode::BAD_REQUEST, "Choose a bundle file to upload.");
     };
-    let size = file.len();
-    let result = match state.relay.import(std::io::Cursor::new(file)).await {
+    let reader = match std::fs::File::open(&tmp.0) {
+        Ok(f) => std::io::BufReader::with_capacity(256 << 10, f),
+        Err(e) => return unavailable(e),
+    };
+    let result = match state.relay.import(reader).await {
         Ok(r) => {
             let _ = state
                 .store
                 .event("bundle.import", Some(&r.peer), Some(&r.to_string()))
                 .await;
-            format!("Imported {}: {r}.", human_bytes(size as u64))
+            format!("Imported {}: {r}.", human_bytes(size))
         }
         Err(e) => return relay_error(e),
     };
