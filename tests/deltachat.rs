@@ -23,7 +23,11 @@ fn two_accounts_exchange_encrypted_messages_both_ways() {
         "misc_send_text_message",
         json!([alice, chat, "hello from the campsite"]),
     );
-    let msg = rpc.incoming(bob, "bob receives alice's message");
+    let msg = rpc.incoming(
+        bob,
+        "hello from the campsite",
+        "bob receives alice's message",
+    );
     assert_eq!(msg["text"], "hello from the campsite");
     assert_eq!(msg["showPadlock"], true, "end-to-end encrypted");
     assert_eq!(msg["sender"]["address"], "alice@[127.0.0.1]");
@@ -35,7 +39,7 @@ fn two_accounts_exchange_encrypted_messages_both_ways() {
         "misc_send_text_message",
         json!([bob, bob_chat, "hello back"]),
     );
-    let reply = rpc.incoming(alice, "alice receives bob's answer");
+    let reply = rpc.incoming(alice, "hello back", "alice receives bob's answer");
     assert_eq!(reply["text"], "hello back");
     assert_eq!(reply["showPadlock"], true);
 
@@ -220,7 +224,7 @@ fn an_account_from_the_admin_page_is_set_up_by_its_link() {
     let qr = rpc.ok("check_qr", json!([dora, link]));
     assert_eq!(qr["kind"], "login", "{qr}");
     rpc.ok("add_transport_from_qr", json!([dora, link]));
-    rpc.ok("start_io", json!([dora]));
+    rpc.start(dora);
     let alice = rpc.account("alice@[127.0.0.1]", PASSWORD, imap, smtp);
     let chat = rpc.chat_with(alice, dora);
     rpc.ok(
@@ -231,6 +235,100 @@ fn an_account_from_the_admin_page_is_set_up_by_its_link() {
         m["text"] == "welcome, dora"
     });
     assert_eq!(m["showPadlock"], true);
+    drop(rpc);
+    rt.block_on(hub.shutdown());
+}
+
+#[test]
+fn an_account_created_on_first_login_works() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_tmp, hub) = rt.block_on(hub(|_| {}));
+    let imap = hub.endpoint(cairn::app::IMAP_TLS).unwrap().port();
+    let smtp = hub
+        .endpoint(cairn::app::SMTP_SUBMISSION_TLS)
+        .unwrap()
+        .port();
+    let mut rpc = Rpc::spawn();
+    // Not provisioned: created by the hub when Delta Chat first logs in.
+    let newbie = rpc.account("k7m2x9q4z@[127.0.0.1]", "newbie-password-1", imap, smtp);
+    let alice = rpc.account("alice@[127.0.0.1]", PASSWORD, imap, smtp);
+    let chat = rpc.chat_with(newbie, alice);
+    rpc.ok(
+        "misc_send_text_message",
+        json!([newbie, chat, "hi from a new account"]),
+    );
+    let m = rpc.wait_message(alice, "alice receives from the new account", |m| {
+        m["text"] == "hi from a new account"
+    });
+    assert_eq!(m["showPadlock"], true);
+    rpc.ok("accept_chat", json!([alice, m["chatId"]]));
+    rpc.ok(
+        "misc_send_text_message",
+        json!([alice, m["chatId"], "welcome"]),
+    );
+    rpc.wait_message(newbie, "the new account gets the answer", |m| {
+        m["text"] == "welcome"
+    });
+    drop(rpc);
+    rt.block_on(hub.shutdown());
+}
+
+#[test]
+fn a_second_device_sees_sent_and_received_messages() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_tmp, hub) = rt.block_on(hub(|_| {}));
+    let imap = hub.endpoint(cairn::app::IMAP_TLS).unwrap().port();
+    let smtp = hub
+        .endpoint(cairn::app::SMTP_SUBMISSION_TLS)
+        .unwrap()
+        .port();
+    let mut rpc = Rpc::spawn();
+    let bob = rpc.account("bob@[127.0.0.1]", PASSWORD, imap, smtp);
+    let alice = rpc.account("alice@[127.0.0.1]", PASSWORD, imap, smtp);
+    // Alice's second device: the same login and the same OpenPGP key.
+    let keys = tempfile::tempdir().unwrap();
+    let keys_path = keys.path().to_str().unwrap();
+    rpc.ok("export_self_keys", json!([alice, keys_path, null]));
+    let alice2 = rpc.ok("add_account", json!([])).as_u64().unwrap();
+    rpc.ok("import_self_keys", json!([alice2, keys_path, null]));
+    rpc.ok(
+        "add_or_update_transport",
+        json!([alice2, {
+            "addr": "alice@[127.0.0.1]", "password": PASSWORD,
+            "imapServer": "127.0.0.1", "imapPort": imap, "imapSecurity": "ssl",
+            "smtpServer": "127.0.0.1", "smtpPort": smtp, "smtpSecurity": "ssl",
+            "certificateChecks": "acceptInvalidCertificates",
+        }]),
+    );
+    // bcc_self: each device copies what it sends to the account, and the
+    // server keeps mail for the other device.
+    for dev in [alice, alice2] {
+        rpc.ok("set_config", json!([dev, "bcc_self", "1"]));
+    }
+    rpc.start(alice2);
+
+    let chat = rpc.chat_with(bob, alice);
+    rpc.ok(
+        "misc_send_text_message",
+        json!([bob, chat, "hi both devices"]),
+    );
+    let m = rpc.wait_message(alice, "alice's first device receives", |m| {
+        m["text"] == "hi both devices"
+    });
+    rpc.wait_message(alice2, "alice's second device receives", |m| {
+        m["text"] == "hi both devices"
+    });
+    rpc.ok("accept_chat", json!([alice, m["chatId"]]));
+    rpc.ok(
+        "misc_send_text_message",
+        json!([alice, m["chatId"], "sent from the first"]),
+    );
+    rpc.wait_message(bob, "bob gets alice's answer", |m| {
+        m["text"] == "sent from the first"
+    });
+    rpc.poll_message(alice2, "the second device shows what the first sent", |m| {
+        m["text"] == "sent from the first" && m["fromId"] == json!(1)
+    });
     drop(rpc);
     rt.block_on(hub.shutdown());
 }

@@ -400,3 +400,46 @@ async fn failed_imap_logins_are_cut_off_per_address() {
     assert!(!c.login(BOB, PASSWORD).await.ok());
     hub.shutdown().await;
 }
+
+/// Another session marks a message seen while this one is about to fetch
+/// it: the flag change rides in the one FETCH response that carries the
+/// body. (A separate body-less FETCH for the same UID inside the command's
+/// responses made Delta Chat skip the message: "Not processing message
+/// without a BODY".)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flag_change_never_splits_a_fetched_message() {
+    let (_t, hub) = hub(|_| {}).await;
+    send(&hub, ALICE, &[BOB], &encrypted(ALICE)).await;
+    send(&hub, ALICE, &[BOB], &encrypted(ALICE)).await;
+    let mut a = imap_login(&hub, BOB).await;
+    let mut b = imap_login(&hub, BOB).await;
+    assert!(a.cmd("SELECT INBOX").await.ok());
+    assert!(b.cmd("SELECT INBOX").await.ok());
+    assert!(b.cmd("UID STORE 1:2 +FLAGS.SILENT (\\Seen)").await.ok());
+    let r = a.cmd("UID FETCH 1 (UID RFC822.SIZE BODY.PEEK[])").await;
+    assert!(r.ok(), "{}", r.all());
+    let fetches: Vec<&String> = r
+        .untagged
+        .iter()
+        .filter(|l| l.starts_with("* 1 FETCH"))
+        .collect();
+    assert_eq!(fetches.len(), 1, "one FETCH for UID 1: {}", r.all());
+    assert!(
+        fetches[0].contains("BODY[]") && fetches[0].contains("\\Seen"),
+        "{}",
+        r.all()
+    );
+    // The other message's change comes after, on its own.
+    let i1 = r
+        .untagged
+        .iter()
+        .position(|l| l.starts_with("* 1 FETCH"))
+        .unwrap();
+    let i2 = r
+        .untagged
+        .iter()
+        .position(|l| l.starts_with("* 2 FETCH"))
+        .expect("UID 2's flag change is reported");
+    assert!(i2 > i1, "{}", r.all());
+    hub.shutdown().await;
+}

@@ -439,13 +439,24 @@ async fn login(s: &mut Session, tag: &Tag<'static>, user: &str, pass: &str) -> S
 }
 
 /// Tell the client what changed in the selected mailbox since it last looked.
+/// Flag changes a refresh found: (seq, uid, flags, modseq).
+type FlagUpdates = Vec<(u32, Uid, Vec<String>, u64)>;
+
 async fn report_changes(s: &mut Session, server: &mut Server, may_expunge: bool) {
+    let flags = report_structure(s, server, may_expunge).await;
+    emit_flags(server, flags);
+}
+
+/// Report EXPUNGE and EXISTS now; return the flag changes for the caller to
+/// send when it suits (FETCH sends them after its own responses, so a
+/// client never gets a body-less FETCH for a message it is fetching).
+async fn report_structure(s: &mut Session, server: &mut Server, may_expunge: bool) -> FlagUpdates {
     let store = s.store().clone();
     let SessionState::Selected { view, .. } = &mut s.state else {
-        return;
+        return Vec::new();
     };
     let Ok((r, _)) = view.refresh(&store, may_expunge).await else {
-        return;
+        return Vec::new();
     };
     for seq in r.expunged {
         server.enqueue_data(Data::Expunge(nz(seq)));
@@ -453,7 +464,11 @@ async fn report_changes(s: &mut Session, server: &mut Server, may_expunge: bool)
     if let Some(n) = r.exists {
         server.enqueue_data(Data::Exists(n));
     }
-    for (seq, uid, flags, modseq) in r.flags {
+    r.flags
+}
+
+fn emit_flags(server: &mut Server, updates: FlagUpdates) {
+    for (seq, uid, flags, modseq) in updates {
         let mut items = vec![
             MessageDataItem::Uid(nz(uid.0)),
             MessageDataItem::Flags(flags_fetch(&flags)),
@@ -1451,8 +1466,9 @@ async fn fetch_cmd(
         );
     }
     let store = s.store().clone();
-    // Report new mail first so the client's sequence numbers are current.
-    report_changes(s, server, uid).await;
+    // Report new mail first so the client's sequence numbers are current;
+    // flag changes wait until after this command's own FETCH responses.
+    let deferred = report_structure(s, server, uid).await;
     let SessionState::Selected { view, .. } = &s.state else {
         unreachable!()
     };
@@ -1471,7 +1487,10 @@ async fn fetch_cmd(
         && wants
             .iter()
             .any(|w| matches!(w, Want::Body { peek: false, .. }));
+    let fetched: std::collections::HashSet<u32> =
+        chosen.iter().map(|(_, m)| m.uid as u32).collect();
     for (seq, m) in chosen {
+        let flag_news = deferred.iter().any(|(_, u, _, _)| u.0 == m.uid as u32);
         let mut flags = crate::store::mailboxes::parse_flags(&m.flags);
         let mut modseq = m.modseq as u64;
         if sets_seen
@@ -1554,10 +1573,14 @@ async fn fetch_cmd(
                 Want::Unsupported(_) => unreachable!("refused above"),
             });
         }
-        if sets_seen && !wants.iter().any(|w| matches!(w, Want::Flags)) {
+        // Changed flags (ours or another session's) ride along in the
+        // same response rather than in a second, body-less one.
+        if (sets_seen || flag_news) && !wants.iter().any(|w| matches!(w, Want::Flags)) {
             out.push(MessageDataItem::Flags(flags_fetch(&flags)));
         }
-        if changed_since.is_some() && !wants.iter().any(|w| matches!(w, Want::ModSeq)) {
+        if (changed_since.is_some() || flag_news)
+            && !wants.iter().any(|w| matches!(w, Want::ModSeq))
+        {
             out.push(MessageDataItem::ModSeq(
                 NonZeroU64::new(modseq).unwrap_or(NonZeroU64::MIN),
             ));
@@ -1569,6 +1592,14 @@ async fn fetch_cmd(
             });
         }
     }
+    // Other messages' flag changes, after this command's responses.
+    emit_flags(
+        server,
+        deferred
+            .into_iter()
+            .filter(|(_, u, _, _)| !fetched.contains(&u.0))
+            .collect(),
+    );
     // Our own \Seen changes are already reported.
     if let SessionState::Selected { view, .. } = &mut s.state
         && let Ok(Some(mb)) = store.mailbox_by_id(mailbox).await

@@ -283,8 +283,24 @@ impl Rpc {
     /// checks off (as a DCLOGIN QR with ic=3 sets them).
     pub fn account(&mut self, addr: &str, password: &str, imap_port: u16, smtp_port: u16) -> u64 {
         let acc = self.account_offline(addr, password, imap_port, smtp_port);
-        self.ok("start_io", json!([acc]));
+        self.start(acc);
         acc
+    }
+
+    /// Start I/O of `acc` and wait until its INBOX is in IDLE. Delta Chat
+    /// does not download what was in the INBOX before its first visit
+    /// (a new device skips old mail), so a test must not send to an
+    /// account before this.
+    pub fn start(&mut self, acc: u64) {
+        self.ok("start_io", json!([acc]));
+        self.inbox_idle(acc);
+    }
+
+    /// Wait until `acc`'s INBOX is in IDLE (after its first fetch).
+    pub fn inbox_idle(&mut self, acc: u64) {
+        self.wait_event(&format!("account {acc} reaches IMAP IDLE"), |ctx, e| {
+            ctx == acc && e["kind"] == "ImapInboxIdle"
+        });
     }
 
     /// Like [`Rpc::account`], without starting I/O yet (to set options first).
@@ -315,21 +331,22 @@ impl Rpc {
         self.ok("create_chat_by_contact_id", json!([from, contact]))
     }
 
-    /// Wait for the next incoming message on `acc`; returns its snapshot.
-    pub fn incoming(&mut self, acc: u64, what: &str) -> Value {
-        let ev = self.wait_event(what, |ctx, e| ctx == acc && e["kind"] == "IncomingMsg");
-        self.ok("get_message", json!([acc, ev["msgId"]]))
+    /// Wait for an incoming message with this text on `acc`.
+    pub fn incoming(&mut self, acc: u64, text: &str, what: &str) -> Value {
+        self.wait_message(acc, what, |m| m["text"] == text && m["fromId"] != json!(1))
     }
 
     /// Wait until `acc` has a message for which `check(snapshot)` holds.
     /// Every message an event mentions is re-read on each round, so a
     /// pre-message whose full download finishes later is seen too; events
-    /// of other accounts are kept for their own waits.
+    /// of other accounts are kept for their own waits. Every few seconds
+    /// all chats are read as well, in case the event went to an earlier wait.
     pub fn wait_message(&mut self, acc: u64, what: &str, check: impl Fn(&Value) -> bool) -> Value {
         *self.waiting.lock().unwrap() = what.to_string();
         let deadline = Instant::now() + DC_WAIT;
         let mut ids: Vec<u64> = Vec::new();
         let mut keep = Vec::new();
+        let mut round = 0u32;
         while Instant::now() < deadline {
             for ev in self.events_within(Duration::from_millis(500)) {
                 let id = ev["event"]["msgId"].as_u64().unwrap_or(0);
@@ -349,9 +366,33 @@ impl Rpc {
                     return m;
                 }
             }
+            round += 1;
+            if round % 6 == 0
+                && let Some(m) = self.scan_chats(acc, &check)
+            {
+                self.backlog.extend(keep);
+                return m;
+            }
         }
         self.backlog.extend(keep);
         self.fail(&format!("{what}: did not happen within {DC_WAIT:?}"));
+    }
+
+    /// A message in any chat of `acc` (contact requests included) for which
+    /// `check` holds.
+    fn scan_chats(&mut self, acc: u64, check: &impl Fn(&Value) -> bool) -> Option<Value> {
+        let chats = self.ok("get_chatlist_entries", json!([acc, null, null, null]));
+        for chat in chats.as_array().cloned().unwrap_or_default() {
+            let ids = self.ok("get_message_ids", json!([acc, chat, false, false]));
+            for id in ids.as_array().cloned().unwrap_or_default() {
+                if let Ok(m) = self.call("get_message", json!([acc, id]))
+                    && check(&m)
+                {
+                    return Some(m);
+                }
+            }
+        }
+        None
     }
 
     /// Like [`Rpc::wait_message`], but by reading every chat of `acc`
@@ -361,16 +402,8 @@ impl Rpc {
         *self.waiting.lock().unwrap() = what.to_string();
         let deadline = Instant::now() + DC_WAIT;
         while Instant::now() < deadline {
-            let chats = self.ok("get_chatlist_entries", json!([acc, null, null, null]));
-            for chat in chats.as_array().cloned().unwrap_or_default() {
-                let ids = self.ok("get_message_ids", json!([acc, chat, false, false]));
-                for id in ids.as_array().cloned().unwrap_or_default() {
-                    if let Ok(m) = self.call("get_message", json!([acc, id]))
-                        && check(&m)
-                    {
-                        return m;
-                    }
-                }
+            if let Some(m) = self.scan_chats(acc, &check) {
+                return m;
             }
             // Keep the log current for a failure report.
             let _ = self.events_within(Duration::from_millis(500));
