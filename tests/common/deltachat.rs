@@ -367,7 +367,7 @@ impl Rpc {
                 }
             }
             round += 1;
-            if round % 6 == 0
+            if round.is_multiple_of(6)
                 && let Some(m) = self.scan_chats(acc, &check)
             {
                 self.backlog.extend(keep);
