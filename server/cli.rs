@@ -625,9 +625,13 @@ async fn serve(config: Config) -> Result<()> {
     }
     writeln!(out, "certificate SHA-256 fingerprint {}", r.fingerprint)?;
     if let Some(code) = &r.setup_code {
+        let setup = hub
+            .endpoint(app::WEB_HTTP)
+            .map(|a| format!("open http://{a}/setup to choose the admin password with it"))
+            .unwrap_or_else(|| "the web setup page asks for it".into());
         writeln!(
             out,
-            "admin setup code: {code} (also in {}); the web setup asks for it, or run `cairn admin set-password`",
+            "admin setup code: {code} (also in {}); {setup}, or run `cairn admin set-password`",
             r.data_dir.join("setup-code.txt").display()
         )?;
     }

@@ -16,6 +16,7 @@ fn first_start_creates_everything_and_restart_reuses_it() {
         "created TLS key and self-signed certificate ./cairn-data/tls/cert.pem for 127.0.0.1, localhost",
         "created node key ./cairn-data/node.key (node ",
         "admin setup code: ",
+        "/setup to choose the admin password with it, or run `cairn admin set-password`",
     ] {
         assert!(text.contains(want), "missing `{want}` in:\n{text}");
     }
