@@ -617,6 +617,9 @@ fn check_config(cli: &Cli, file: &std::path::Path) -> Result<()> {
 async fn serve(config: Config) -> Result<()> {
     let name = config.hub.name.clone();
     let hub = Hub::start(config).await?;
+    // Handlers are in place before "ready" is printed: a signal right after
+    // it must stop the hub cleanly, not kill it.
+    let signals = Signals::install()?;
     let r = &hub.report;
     let mut out = std::io::stdout().lock();
     writeln!(out, "cairn {}: hub \"{name}\"", env!("CARGO_PKG_VERSION"))?;
@@ -648,7 +651,7 @@ async fn serve(config: Config) -> Result<()> {
 
     let stop = hub.stop_token();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.wait().await;
         stop.cancel();
     });
     hub.run().await;
@@ -656,12 +659,26 @@ async fn serve(config: Config) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+/// SIGINT and SIGTERM, registered when made.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.int.recv() => tracing::info!("SIGINT: stopping"),
+            _ = self.term.recv() => tracing::info!("SIGTERM: stopping"),
+        }
     }
 }
 
