@@ -392,9 +392,7 @@ async fn peer(config: Config, cmd: &PeerCommand) -> Result<()> {
                 }
             }
             PeerCommand::Remove { name } => {
-                if !relay.store().peer_remove(name).await? {
-                    bail!("no peer named {name}: see `cairn peer list`");
-                }
+                relay.remove_peer(name).await?;
                 println!("removed peer {name}; mail queued for it waits for another route");
             }
         }
@@ -429,10 +427,7 @@ async fn route(config: Config, cmd: &RouteCommand) -> Result<()> {
                 }
             }
             RouteCommand::Remove { domain } => {
-                let d = if domain == "default" { "*" } else { domain };
-                if !relay.store().route_remove(d).await? {
-                    bail!("no route for {domain}: see `cairn route list`");
-                }
+                relay.remove_route(domain).await?;
                 println!("removed the route for {domain}");
             }
         }

@@ -6,5 +6,10 @@ pub mod password;
 pub mod units;
 
 pub use address::{Address, AddressError, Domain};
+
+/// Lower-case hex of some bytes (hashes, random names).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 pub use ids::{AccountId, ItemId, MailboxId, ModSeq, Uid};
 pub use password::{Password, PasswordError, PasswordHash};

@@ -54,7 +54,7 @@ fn clean(s: &str) -> String {
 pub fn build(input: &BounceInput<'_>) -> Vec<u8> {
     let mut rnd = [0u8; 12];
     getrandom::fill(&mut rnd).expect("system random source");
-    let token: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
+    let token = crate::domain::hex(&rnd);
     let boundary = format!("cairn-report-{token}");
     let arrived = OffsetDateTime::from_unix_timestamp(input.arrived).unwrap_or(input.now);
     let mut m = String::new();

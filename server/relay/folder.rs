@@ -54,18 +54,13 @@ pub async fn export(relay: &Relay, peer: &str, dir: &Path) -> Result<(PathBuf, E
     }
     let mut rnd = [0u8; 8];
     getrandom::fill(&mut rnd).expect("system random source");
-    let tmp = dir.join(format!(
-        "{TEMP_PREFIX}{}",
-        rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ));
+    let tmp = dir.join(format!("{TEMP_PREFIX}{}", crate::domain::hex(&rnd)));
     let file = std::fs::File::create_new(&tmp).map_err(io(&tmp))?;
     let result = async {
         let (file, exported) = relay
             .export(peer, std::io::BufWriter::with_capacity(256 << 10, file))
             .await?;
-        let to = relay.peer(peer).await?;
-        let to_key: [u8; 32] = to.public_key.as_slice().try_into().unwrap_or([0; 32]);
-        let name = bundle_name(&to_key, &relay.identity().public, exported.seq);
+        let name = bundle_name(&exported.peer_key, &relay.identity().public, exported.seq);
         let dest = dir.join(name);
         let tmp2 = tmp.clone();
         let dir2 = dir.to_path_buf();

@@ -14,7 +14,7 @@ pub mod fspl;
 pub mod nncp;
 pub mod node;
 
-use crate::domain::{Address, Domain};
+use crate::domain::{Address, Domain, hex};
 use crate::mail::bounce::{self, BounceInput, Failure};
 use crate::store::relay::{
     CustodyRow, ImportApplied, ImportedItem, NewPeer, Onward, PeerRow, Placement, RoutedPart,
@@ -47,6 +47,8 @@ pub enum RelayError {
     BadItem(String),
     #[error("{0}")]
     Outbox(String),
+    #[error("no route for {0}: see `cairn route list`")]
+    NoSuchRoute(String),
     #[error("{0}")]
     Store(#[from] store::Error),
     #[error("{0}")]
@@ -101,10 +103,6 @@ pub fn item_id(mail_from: &str, rcpts: &[String], body_hash: &str) -> String {
     hex(ctx.finish().as_ref())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex(s: &str) -> Option<ContentId> {
     if s.len() != 64 {
         return None;
@@ -137,6 +135,7 @@ fn header_section(message: &[u8]) -> &[u8] {
 pub struct Exported {
     pub peer_id: i64,
     pub peer: String,
+    pub peer_key: bundle::NodeKey,
     pub seq: u64,
     pub rows: Vec<i64>,
     pub acks: Vec<String>,
@@ -281,20 +280,43 @@ impl Relay {
             .ok_or_else(|| RelayError::NoSuchPeer(name.to_string()))
     }
 
+    /// How a route's domain is stored: canonical, '*' for the default
+    /// (also written `default`).
+    fn route_key(domain: &str) -> Result<String> {
+        let domain = domain.trim();
+        if domain == "*" || domain == "default" {
+            return Ok("*".into());
+        }
+        Domain::parse(domain)
+            .map(|d| d.to_string())
+            .map_err(|e| RelayError::BadItem(format!("`{domain}` is not a domain: {e}")))
+    }
+
     /// Route `domain` ('*' = default) to a peer, and give waiting items
     /// their next hop.
     pub async fn add_route(&self, domain: &str, peer: &str) -> Result<()> {
-        let domain = if domain == "*" || domain == "default" {
-            "*".to_string()
-        } else {
-            Domain::parse(domain)
-                .map_err(|e| RelayError::BadItem(format!("`{domain}` is not a domain: {e}")))?
-                .to_string()
-        };
-        let p = self.peer(peer).await?;
+        let domain = Self::route_key(domain)?;
+        let p = self.peer(peer.trim()).await?;
         self.store.route_set(&domain, p.id).await?;
         self.route_pending().await?;
         Ok(())
+    }
+
+    pub async fn remove_route(&self, domain: &str) -> Result<()> {
+        if self.store.route_remove(&Self::route_key(domain)?).await? {
+            Ok(())
+        } else {
+            Err(RelayError::NoSuchRoute(domain.trim().to_string()))
+        }
+    }
+
+    /// Remove a peer and its routes; its queued items wait for a new route.
+    pub async fn remove_peer(&self, name: &str) -> Result<()> {
+        if self.store.peer_remove(name).await? {
+            Ok(())
+        } else {
+            Err(RelayError::NoSuchPeer(name.to_string()))
+        }
     }
 
     /// The next hop for a recipient domain.
@@ -428,6 +450,7 @@ impl Relay {
             Exported {
                 peer_id: p.id,
                 peer: p.name,
+                peer_key: key,
                 seq,
                 rows: rows_done,
                 acks,

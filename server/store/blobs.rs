@@ -6,6 +6,7 @@
 //! or an unreferenced blob; [`Store::sweep`] removes both at start-up.
 
 use super::{Error, Result, Store};
+use crate::domain::hex;
 use aws_lc_rs::digest;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -211,10 +212,6 @@ impl Drop for Spool {
             let _ = std::fs::remove_file(path);
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn random_name() -> String {

@@ -50,11 +50,7 @@ fn random_token() -> String {
 }
 
 fn sha256_hex(s: &str) -> String {
-    digest::digest(&digest::SHA256, s.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::domain::hex(digest::digest(&digest::SHA256, s.as_bytes()).as_ref())
 }
 
 fn same(a: &str, b: &str) -> bool {

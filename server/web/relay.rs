@@ -32,10 +32,11 @@ pub fn router(max_upload: usize) -> Router<AppState> {
 }
 
 fn relay_error(e: crate::relay::RelayError) -> Response {
-    let status = if e.is_temporary() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::BAD_REQUEST
+    use crate::relay::RelayError as E;
+    let status = match e {
+        _ if e.is_temporary() => StatusCode::SERVICE_UNAVAILABLE,
+        E::NoSuchPeer(_) | E::NoSuchRoute(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_REQUEST,
     };
     page_error(status, &e.to_string())
 }
@@ -150,7 +151,9 @@ struct PeerLine {
 }
 
 struct RouteLine {
+    /// As stored ('*' for the default route); `label` is what people read.
     domain: String,
+    label: String,
     peer: String,
 }
 
@@ -199,7 +202,12 @@ async fn peers_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
     let routes = routes
         .into_iter()
         .map(|(d, _, p)| RouteLine {
-            domain: if d == "*" { "* (default)".into() } else { d },
+            label: if d == "*" {
+                "* (default)".into()
+            } else {
+                d.clone()
+            },
+            domain: d,
             peer: p,
         })
         .collect();
@@ -266,13 +274,12 @@ async fn peer_remove(
     if let Err(r) = require_form(&state, &headers, &f.csrf).await {
         return r;
     }
-    match state.store.peer_remove(&f.name).await {
-        Ok(true) => {
+    match state.relay.remove_peer(&f.name).await {
+        Ok(()) => {
             let _ = state.store.event("peer.remove", Some(&f.name), None).await;
             Redirect::to("/admin/peers").into_response()
         }
-        Ok(false) => page_error(StatusCode::NOT_FOUND, "No such peer."),
-        Err(e) => unavailable(e),
+        Err(e) => relay_error(e),
     }
 }
 
@@ -293,7 +300,7 @@ async fn route_add(
     if let Err(r) = require_form(&state, &headers, &f.csrf).await {
         return r;
     }
-    match state.relay.add_route(f.domain.trim(), f.peer.trim()).await {
+    match state.relay.add_route(&f.domain, &f.peer).await {
         Ok(()) => Redirect::to("/admin/peers").into_response(),
         Err(e) => relay_error(e),
     }
@@ -307,11 +314,9 @@ async fn route_remove(
     if let Err(r) = require_form(&state, &headers, &f.csrf).await {
         return r;
     }
-    let d = f.domain.trim().trim_end_matches(" (default)");
-    match state.store.route_remove(d).await {
-        Ok(true) => Redirect::to("/admin/peers").into_response(),
-        Ok(false) => page_error(StatusCode::NOT_FOUND, "No such route."),
-        Err(e) => unavailable(e),
+    match state.relay.remove_route(&f.domain).await {
+        Ok(()) => Redirect::to("/admin/peers").into_response(),
+        Err(e) => relay_error(e),
     }
 }
 
@@ -471,13 +476,11 @@ async fn bundle_export(
     if let Err(e) = state.relay.sent(&exported).await {
         return relay_error(e);
     }
-    let peer = match state.relay.peer(&q.peer).await {
-        Ok(p) => p,
-        Err(e) => return relay_error(e),
-    };
-    let key: [u8; 32] = peer.public_key.as_slice().try_into().unwrap_or([0; 32]);
-    let file =
-        crate::relay::folder::bundle_name(&key, &state.relay.identity().public, exported.seq);
+    let file = crate::relay::folder::bundle_name(
+        &exported.peer_key,
+        &state.relay.identity().public,
+        exported.seq,
+    );
     let mut r = bytes.into_response();
     let h = r.headers_mut();
     h.insert(
