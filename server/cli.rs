@@ -380,11 +380,10 @@ async fn peer(config: Config, cmd: &PeerCommand) -> Result<()> {
                     })
                 };
                 for p in peers {
-                    let key: [u8; 32] = p.public_key.as_slice().try_into().unwrap_or([0; 32]);
                     println!(
-                        "{}  node {}  domains {}  sent {}  received {}",
+                        "{}  {}  domains {}  sent {}  received {}",
                         p.name,
-                        fingerprint(&key),
+                        crate::relay::node::describe(&p),
                         p.domain_list().join(", "),
                         ago(p.last_sent_at),
                         ago(p.last_received_at)

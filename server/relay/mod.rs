@@ -47,6 +47,8 @@ pub enum RelayError {
     BadItem(String),
     #[error("{0}")]
     Outbox(String),
+    #[error("{0} is a classic peer (Exim, Postfix): it takes batch SMTP, not bundles")]
+    Classic(String),
     #[error("no route for {0}: see `cairn route list`")]
     NoSuchRoute(String),
     #[error("{0}")]
@@ -250,9 +252,10 @@ impl Relay {
             .store
             .peer_add(&NewPeer {
                 name,
-                public_key: &card.key,
+                public_key: Some(&card.key),
                 domains: &domains,
                 addresses: &card.addrs,
+                nncp_node: None,
             })
             .await?;
         let taken: Vec<String> = self
@@ -389,11 +392,9 @@ impl Relay {
         self.route_pending().await?;
         self.expire().await?;
         let p = self.peer(peer).await?;
-        let key: [u8; 32] = p
-            .public_key
-            .as_slice()
-            .try_into()
-            .map_err(|_| RelayError::BadItem("peer key is not 32 bytes".into()))?;
+        let Some(key) = p.key() else {
+            return Err(RelayError::Classic(p.name));
+        };
         let rows = self.store.outbox_for_peer(p.id).await?;
         let acks = self.store.acks_due(p.id).await?;
         let seq = self.store.peer_take_seq(p.id).await?;

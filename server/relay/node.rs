@@ -120,6 +120,16 @@ pub fn fingerprint(key: &NodeKey) -> String {
     URL_SAFE_NO_PAD.encode(key)[..16].to_string()
 }
 
+/// How a peer is shown in lists: its node fingerprint, or what kind of
+/// classic peer it is.
+pub fn describe(p: &crate::store::relay::PeerRow) -> String {
+    match (p.key(), &p.nncp_node) {
+        (Some(key), _) => format!("node {}", fingerprint(&key)),
+        (None, Some(n)) => format!("classic (batch SMTP, NNCP node {n})"),
+        (None, None) => "classic (batch SMTP)".into(),
+    }
+}
+
 pub fn key_text(key: &NodeKey) -> String {
     URL_SAFE_NO_PAD.encode(key)
 }

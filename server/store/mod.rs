@@ -175,7 +175,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
         let store = Store::open(path).await.unwrap();
-        assert_eq!(store.schema_versions().await.unwrap(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            store.schema_versions().await.unwrap(),
+            vec![1, 2, 3, 4, 5, 6]
+        );
         store.settings_set("hub.test", "1").await.unwrap();
         store.close().await;
         let store = Store::open(path).await.unwrap();
@@ -188,6 +191,65 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    /// Migration 6 rebuilds `peers`; a hub upgraded with peers, routes and
+    /// queued items keeps all of them (foreign keys must not cascade).
+    #[tokio::test]
+    async fn classic_peer_migration_keeps_peers_routes_and_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("cairn.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        MIGRATOR.run_to(5, &pool).await.unwrap();
+        for q in [
+            "INSERT INTO peers (id, name, public_key, domains, added_at, last_sent_at) VALUES (7, 'b', zeroblob(32), '[\"b.example\"]', 1, 2)",
+            "INSERT INTO routes (domain, peer_id) VALUES ('b.example', 7), ('*', 7)",
+            "INSERT INTO blobs (hash, size, refs) VALUES ('h', 1, 1)",
+            "INSERT INTO outbox (blob_hash, mail_from, rcpts, state, created_at, next_attempt_at, peer_id, item_id) VALUES ('h', 'a@a.example', '[\"x@b.example\"]', 'queued', 1, 1, 7, 'i')",
+            "INSERT INTO acks_due (peer_id, item_id) VALUES (7, 'j')",
+        ] {
+            sqlx::query(q)
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{q}: {e}"));
+        }
+        pool.close().await;
+        let store = Store::open(dir.path()).await.unwrap();
+        let peers = store.peer_list().await.unwrap();
+        assert_eq!(peers.len(), 1);
+        assert_eq!((peers[0].id, peers[0].kind.as_str()), (7, "cairn"));
+        assert_eq!(peers[0].key(), Some([0; 32]));
+        assert_eq!(peers[0].last_sent_at, Some(2));
+        assert_eq!(store.routes().await.unwrap().len(), 2);
+        assert_eq!(store.outbox_for_peer(7).await.unwrap().len(), 1);
+        assert_eq!(store.acks_due(7).await.unwrap(), vec!["j".to_string()]);
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(fk, 1, "foreign keys are back on");
+        // A cairn peer still needs its key; a classic one does not.
+        assert!(
+            sqlx::query("INSERT INTO peers (name, added_at) VALUES ('k', 1)")
+                .execute(store.pool())
+                .await
+                .is_err()
+        );
+        sqlx::query("INSERT INTO peers (name, kind, added_at) VALUES ('c', 'classic', 1)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        // Removing a peer still cascades to its routes.
+        assert!(store.peer_remove("b").await.unwrap());
+        assert!(store.routes().await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -12,7 +12,8 @@ use sqlx::SqliteConnection;
 pub struct PeerRow {
     pub id: i64,
     pub name: String,
-    pub public_key: Vec<u8>,
+    /// The node key; `None` for a classic peer.
+    pub public_key: Option<Vec<u8>>,
     pub domains: String,
     pub addresses: String,
     pub kind: String,
@@ -20,9 +21,17 @@ pub struct PeerRow {
     pub next_bundle_seq: i64,
     pub last_sent_at: Option<i64>,
     pub last_received_at: Option<i64>,
+    pub nncp_node: Option<String>,
 }
 
 impl PeerRow {
+    /// The node key of a cairn peer.
+    pub fn key(&self) -> Option<[u8; 32]> {
+        self.public_key.as_deref().and_then(|k| k.try_into().ok())
+    }
+    pub fn is_classic(&self) -> bool {
+        self.kind == "classic"
+    }
     pub fn domain_list(&self) -> Vec<String> {
         serde_json::from_str(&self.domains).unwrap_or_default()
     }
@@ -31,12 +40,14 @@ impl PeerRow {
     }
 }
 
-/// A new peer, from its card.
+/// A new peer: a cairn node from its card (with its key), or a classic
+/// one (no key, maybe an NNCP node).
 pub struct NewPeer<'a> {
     pub name: &'a str,
-    pub public_key: &'a [u8; 32],
+    pub public_key: Option<&'a [u8; 32]>,
     pub domains: &'a [String],
     pub addresses: &'a [String],
+    pub nncp_node: Option<&'a str>,
 }
 
 /// An outbox item with what a bundle needs to carry it.
@@ -204,21 +215,27 @@ impl Store {
         let clash: Option<String> =
             sqlx::query_scalar("SELECT name FROM peers WHERE name = ? OR public_key = ?")
                 .bind(p.name)
-                .bind(&p.public_key[..])
+                .bind(p.public_key.map(|k| &k[..]))
                 .fetch_optional(&mut *tx)
                 .await?;
         if let Some(name) = clash {
             return Err(Error::PeerExists(name));
         }
         let row: PeerRow = sqlx::query_as(
-            "INSERT INTO peers (name, public_key, domains, addresses, added_at)
-             VALUES (?, ?, ?, ?, ?) RETURNING *",
+            "INSERT INTO peers (name, public_key, domains, addresses, added_at, kind, nncp_node)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
         )
         .bind(p.name)
-        .bind(&p.public_key[..])
+        .bind(p.public_key.map(|k| &k[..]))
         .bind(serde_json::to_string(p.domains).expect("strings serialise"))
         .bind(serde_json::to_string(p.addresses).expect("strings serialise"))
         .bind(now())
+        .bind(if p.public_key.is_some() {
+            "cairn"
+        } else {
+            "classic"
+        })
+        .bind(p.nncp_node)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;

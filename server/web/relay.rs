@@ -188,15 +188,12 @@ async fn peers_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
     };
     let peers = peers
         .into_iter()
-        .map(|p| {
-            let key: [u8; 32] = p.public_key.as_slice().try_into().unwrap_or([0; 32]);
-            PeerLine {
-                node: node::fingerprint(&key),
-                domains: p.domain_list().join(", "),
-                sent: ago(p.last_sent_at),
-                received: ago(p.last_received_at),
-                name: p.name,
-            }
+        .map(|p| PeerLine {
+            node: node::describe(&p),
+            domains: p.domain_list().join(", "),
+            sent: ago(p.last_sent_at),
+            received: ago(p.last_received_at),
+            name: p.name,
         })
         .collect();
     let routes = routes
