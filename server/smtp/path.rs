@@ -47,6 +47,17 @@ pub fn verb(line: &[u8]) -> Option<Verb> {
 
 /// Parse a MAIL or RCPT line (with or without its CRLF).
 pub fn parse(verb: Verb, line: &[u8]) -> Result<PathCommand, PathError> {
+    parse_with(verb, line, false)
+}
+
+/// [`parse`] for batch SMTP (RFC 2442): there is no reply to refuse a
+/// parameter with, so the ones this hub does not act on (RFC 3461 DSN's
+/// NOTIFY, ORCPT, RET, ENVID, anything newer) are ignored, not refused.
+pub fn parse_batch(verb: Verb, line: &[u8]) -> Result<PathCommand, PathError> {
+    parse_with(verb, line, true)
+}
+
+fn parse_with(verb: Verb, line: &[u8], batch: bool) -> Result<PathCommand, PathError> {
     let text: Cow<'_, str> = String::from_utf8_lossy(line);
     let text = text.trim_end_matches(['\r', '\n']);
     let rest = &text[if verb == Verb::Mail { 10 } else { 8 }..];
@@ -114,6 +125,8 @@ pub fn parse(verb: Verb, line: &[u8]) -> Result<PathCommand, PathError> {
             (Verb::Mail, "SMTPUTF8", None) => {}
             // RFC 4954 §5: the AUTH parameter may be given; we trust the session's login.
             (Verb::Mail, "AUTH", Some(_)) => {}
+            (_, "BODY", _) => return Err(PathError::Unsupported(p.chars().take(40).collect())),
+            _ if batch => {}
             _ => return Err(PathError::Unsupported(p.chars().take(40).collect())),
         }
     }
@@ -195,6 +208,15 @@ mod tests {
             mail("RCPT TO:<a@b.c> SIZE=1"),
             Err(PathError::Unsupported(_))
         ));
+        assert_eq!(
+            parse_batch(
+                Verb::Rcpt,
+                b"RCPT TO:<a@b.c> NOTIFY=NEVER ORCPT=rfc822;a@b.c"
+            )
+            .map(|c| c.address),
+            Ok("a@b.c".into())
+        );
+        assert!(parse_batch(Verb::Mail, b"MAIL FROM:<a@b.c> BODY=BINARYMIME").is_err());
         assert_eq!(verb(b"MAIL TO:<x>"), None);
         assert_eq!(verb(b"RCPT"), None);
     }
