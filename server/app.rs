@@ -105,6 +105,7 @@ impl Prepared {
                 lifetime_ms: u64::from(config.mail.outbox_lifetime_days) * 24 * 3600 * 1000,
                 max_message_size: config.limits.max_message_size.0,
                 max_bundle_size: config.limits.max_bundle_size.0,
+                require_encryption: config.mail.require_encryption,
             },
         )
     }

@@ -69,6 +69,29 @@ enum Command {
     /// Bundles: files that carry mail between nodes.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// Batch SMTP from classic mail nodes (Exim, Postfix over NNCP or a pipe).
+    #[command(subcommand)]
+    Bsmtp(BsmtpCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BsmtpCommand {
+    /// Take a batch SMTP stream (RFC 2442, as Exim's `use_bsmtp` writes it)
+    /// and deliver each message as the MX port would. Safe to run again:
+    /// nothing is delivered twice. Exits 0 when every message is delivered
+    /// or bounced, 75 (try again later) on a temporary failure or a batch
+    /// cut short. Use it as an NNCP exec handle (`rsmtp`), a Filespooler
+    /// queue command, or an Exim pipe command.
+    Import {
+        /// The batch; `-` (the default) is standard input.
+        #[arg(value_name = "FILE|-", default_value = "-")]
+        input: PathBuf,
+        /// The classic peer it comes from: its senders must be in that
+        /// peer's domains. Without it, the peer whose NNCP node is
+        /// $NNCP_SENDER; without that, anyone, under the MX port's rules.
+        #[arg(long)]
+        peer: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,6 +116,18 @@ enum PeerCommand {
         /// Call it this instead of the name on its card.
         #[arg(long)]
         name: Option<String>,
+    },
+    /// Add a classic peer: an Exim or Postfix node that takes and sends
+    /// batch SMTP. Its domains are routed to it unless already routed.
+    AddClassic {
+        name: String,
+        /// A mail domain behind it; repeatable.
+        #[arg(long = "domain", value_name = "DOMAIN", required = true)]
+        domains: Vec<String>,
+        /// Its NNCP node (the id is best: it also identifies batches from
+        /// it through $NNCP_SENDER).
+        #[arg(long, value_name = "NODE")]
+        nncp: Option<String>,
     },
     /// List peers with their domains and last exchanges.
     List,
@@ -122,15 +157,18 @@ enum BundleCommand {
         #[arg(long, value_name = "FILE|DIR|-")]
         out: Option<PathBuf>,
         /// Queue it for this NNCP node with nncp-exec; the peer runs
-        /// `cairn bundle import -` as the exec handle.
-        #[arg(long, value_name = "NODE")]
+        /// `cairn bundle import -` as the exec handle. A classic peer gets
+        /// one batch SMTP job per message (handle `rsmtp`), to its NNCP
+        /// node on record unless NODE is given.
+        #[arg(long, value_name = "NODE", num_args = 0..=1, default_missing_value = "")]
         nncp: Option<String>,
         /// NNCP configuration file (default: NNCP's own, /etc/nncp.hjson).
         #[arg(long, value_name = "FILE", requires = "nncp")]
         nncp_cfg: Option<PathBuf>,
-        /// The exec handle name on the peer's NNCP node.
-        #[arg(long, value_name = "NAME", default_value = crate::relay::nncp::DEFAULT_HANDLE, requires = "nncp")]
-        nncp_handle: String,
+        /// The exec handle name on the peer's NNCP node (default:
+        /// cairn-bundle, or rsmtp for a classic peer).
+        #[arg(long, value_name = "NAME", requires = "nncp")]
+        nncp_handle: Option<String>,
         /// Write it as the next job of this Filespooler queue (`fspl
         /// queue-init` made it); the peer runs `fspl queue-process -q DIR
         /// cairn -- bundle import -`.
@@ -321,6 +359,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Peer(cmd) => peer(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Route(cmd) => route(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Bundle(cmd) => bundle(load_config(&cli, cli.config.as_deref())?, cmd).await,
+        Command::Bsmtp(cmd) => bsmtp(load_config(&cli, cli.config.as_deref())?, cmd).await,
     }
 }
 
@@ -354,7 +393,7 @@ async fn peer(config: Config, cmd: &PeerCommand) -> Result<()> {
     use crate::relay::node::{Card, fingerprint};
     if let PeerCommand::Add { card, .. } = cmd {
         Card::parse(card)?;
-    } else {
+    } else if !matches!(cmd, PeerCommand::AddClassic { .. }) {
         datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
     }
     let relay = open_relay(&config).await?;
@@ -364,6 +403,19 @@ async fn peer(config: Config, cmd: &PeerCommand) -> Result<()> {
                 let card = Card::parse(card)?;
                 let (row, routes) = relay.add_peer(&card, name.as_deref()).await?;
                 println!("added peer {} (node {})", row.name, fingerprint(&card.key));
+                for d in routes {
+                    println!("route: {d} -> {}", row.name);
+                }
+            }
+            PeerCommand::AddClassic {
+                name,
+                domains,
+                nncp,
+            } => {
+                let (row, routes) = relay
+                    .add_classic_peer(name, domains, nncp.as_deref())
+                    .await?;
+                println!("added classic peer {}", row.name);
                 for d in routes {
                     println!("route: {d} -> {}", row.name);
                 }
@@ -489,16 +541,17 @@ async fn bundle_inner(
                     e
                 }
                 (_, Some(node)) => {
+                    let node = Some(node.as_str()).filter(|n| !n.is_empty());
                     let e = crate::relay::nncp::send(
                         relay,
                         peer,
                         node,
                         nncp_cfg.as_deref(),
-                        nncp_handle,
+                        nncp_handle.as_deref(),
                     )
                     .await
                     .map_err(temporary)?;
-                    eprintln!("queued for NNCP node {node}");
+                    eprintln!("queued for NNCP");
                     e
                 }
                 (Some(out), None) if out.as_os_str() == "-" => {
@@ -529,6 +582,15 @@ async fn bundle_inner(
                     "say where the bundle goes: --out FILE|DIR|-, --nncp NODE or --fspl-queue DIR"
                 ),
             };
+            if exported.peer_key.is_none() {
+                eprintln!(
+                    "batch SMTP for {}: {} messages, {} bytes",
+                    exported.peer,
+                    exported.rows.len(),
+                    exported.bytes
+                );
+                return Ok(());
+            }
             eprintln!(
                 "bundle {} for {}: {} items ({} bytes of mail), {} acknowledgements, {} bytes",
                 exported.seq,
@@ -572,6 +634,47 @@ async fn bundle_inner(
                 eprintln!("{report}");
             }
         }
+    }
+    Ok(())
+}
+
+async fn bsmtp(config: Config, cmd: &BsmtpCommand) -> Result<()> {
+    let BsmtpCommand::Import { input, peer } = cmd;
+    // Every failure here asks the carrier to keep the batch and try again:
+    // a setup mistake must not turn into bounces of good mail.
+    datadir::require_existing(&Layout::new(config.data_dir.clone()))
+        .map_err(|e| TryLater(format!("{e:#}")))?;
+    let relay = open_relay(&config)
+        .await
+        .map_err(|e| TryLater(format!("{e:#}")))?;
+    let result = async {
+        let nncp_sender = std::env::var("NNCP_SENDER").ok();
+        let from = relay
+            .classic_sender(peer.as_deref(), nncp_sender.as_deref())
+            .await?;
+        let report = if input.as_os_str() == "-" {
+            relay.import_bsmtp(std::io::stdin(), from).await?
+        } else {
+            let file =
+                std::fs::File::open(input).map_err(|source| crate::relay::RelayError::Io {
+                    path: input.display().to_string(),
+                    source,
+                })?;
+            relay.import_bsmtp(file, from).await?
+        };
+        Ok::<_, crate::relay::RelayError>(report)
+    }
+    .await;
+    // A hub serving this data directory refreshes its IDLE sessions.
+    let _ = relay.store().wake_hub().await;
+    relay.store().close().await;
+    let report = result.map_err(|e| TryLater(e.to_string()))?;
+    for p in &report.problems {
+        eprintln!("{p}");
+    }
+    eprintln!("{report}");
+    if let Some(t) = report.truncated {
+        return Err(TryLater(t).into());
     }
     Ok(())
 }

@@ -33,6 +33,23 @@ pub fn bundle_name(to: &[u8; 32], from: &[u8; 32], seq: u64) -> String {
     )
 }
 
+/// Batch SMTP files for classic peers end so.
+pub const BSMTP_EXTENSION: &str = "bsmtp";
+
+/// The final file name of an export: a bundle's, or for a classic peer a
+/// batch SMTP file named after the peer.
+pub fn export_name(e: &Exported, from: &[u8; 32]) -> String {
+    match &e.peer_key {
+        Some(to) => bundle_name(to, from, e.seq),
+        None => format!(
+            "to-{}-from-{}-{:010}.{BSMTP_EXTENSION}",
+            e.peer,
+            fingerprint(from),
+            e.seq
+        ),
+    }
+}
+
 /// Whether a directory entry may be a bundle for a reader to look at.
 pub fn is_candidate(name: &str) -> bool {
     !name.starts_with('.')
@@ -60,7 +77,7 @@ pub async fn export(relay: &Relay, peer: &str, dir: &Path) -> Result<(PathBuf, E
         let (file, exported) = relay
             .export(peer, std::io::BufWriter::with_capacity(256 << 10, file))
             .await?;
-        let name = bundle_name(&exported.peer_key, &relay.identity().public, exported.seq);
+        let name = export_name(&exported, &relay.identity().public);
         let dest = dir.join(name);
         let tmp2 = tmp.clone();
         let dir2 = dir.to_path_buf();

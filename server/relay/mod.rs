@@ -9,6 +9,7 @@
 //! time. Carriers (`folder`, NNCP, …) only move the bytes.
 
 pub mod bundle;
+pub mod classic;
 pub mod folder;
 pub mod fspl;
 pub mod nncp;
@@ -85,6 +86,9 @@ pub struct RelayConfig {
     pub max_message_size: u64,
     /// Largest decompressed bundle accepted.
     pub max_bundle_size: u64,
+    /// The chatmail encryption rule, applied to mail from classic peers as
+    /// on the MX port.
+    pub require_encryption: bool,
 }
 
 /// The content id of an item: SHA-256 over its canonical envelope and the
@@ -137,7 +141,8 @@ fn header_section(message: &[u8]) -> &[u8] {
 pub struct Exported {
     pub peer_id: i64,
     pub peer: String,
-    pub peer_key: bundle::NodeKey,
+    /// The peer's node key; `None` for a classic peer (a batch SMTP file).
+    pub peer_key: Option<bundle::NodeKey>,
     pub seq: u64,
     pub rows: Vec<i64>,
     pub acks: Vec<String>,
@@ -258,6 +263,62 @@ impl Relay {
                 nncp_node: None,
             })
             .await?;
+        let made = self.route_new_domains(&row, domains).await?;
+        Ok((row, made))
+    }
+
+    /// Add a classic peer (Exim, Postfix: batch SMTP, no node key) for
+    /// `domains`, reached through NNCP node `nncp` if given. Its domains
+    /// are routed to it unless already routed. Returns the routes made.
+    pub async fn add_classic_peer(
+        &self,
+        name: &str,
+        domains: &[String],
+        nncp: Option<&str>,
+    ) -> Result<(PeerRow, Vec<String>)> {
+        node::check_name(name)?;
+        let mut canonical = Vec::new();
+        for d in domains {
+            let d = Domain::parse(d.trim())
+                .map_err(|e| RelayError::BadItem(format!("`{d}` is not a domain: {e}")))?;
+            if self.config.domains.contains(&d) {
+                return Err(RelayError::BadItem(format!(
+                    "{d} is a domain of this hub, not of the peer"
+                )));
+            }
+            canonical.push(d.to_string());
+        }
+        if canonical.is_empty() {
+            return Err(RelayError::BadItem(
+                "name at least one mail domain behind the peer".into(),
+            ));
+        }
+        let nncp = nncp.map(str::trim).filter(|n| !n.is_empty());
+        if let Some(n) = nncp
+            && !n
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(RelayError::BadItem(format!(
+                "`{n}` is not an NNCP node id or name"
+            )));
+        }
+        let row = self
+            .store
+            .peer_add(&NewPeer {
+                name,
+                public_key: None,
+                domains: &canonical,
+                addresses: &[],
+                nncp_node: nncp,
+            })
+            .await?;
+        let made = self.route_new_domains(&row, canonical).await?;
+        Ok((row, made))
+    }
+
+    /// Route a new peer's domains to it where no route exists yet.
+    async fn route_new_domains(&self, row: &PeerRow, domains: Vec<String>) -> Result<Vec<String>> {
         let taken: Vec<String> = self
             .store
             .routes()
@@ -273,7 +334,7 @@ impl Relay {
             }
         }
         self.route_pending().await?;
-        Ok((row, made))
+        Ok(made)
     }
 
     pub async fn peer(&self, name: &str) -> Result<PeerRow> {
@@ -393,7 +454,7 @@ impl Relay {
         self.expire().await?;
         let p = self.peer(peer).await?;
         let Some(key) = p.key() else {
-            return Err(RelayError::Classic(p.name));
+            return self.export_classic(p, out, None).await;
         };
         let rows = self.store.outbox_for_peer(p.id).await?;
         let acks = self.store.acks_due(p.id).await?;
@@ -451,7 +512,7 @@ impl Relay {
             Exported {
                 peer_id: p.id,
                 peer: p.name,
-                peer_key: key,
+                peer_key: Some(key),
                 seq,
                 rows: rows_done,
                 acks,
@@ -463,7 +524,11 @@ impl Relay {
 
     /// The bundle of an export is durable on its carrier.
     pub async fn sent(&self, e: &Exported) -> Result<()> {
-        self.store.bundle_sent(e.peer_id, &e.rows, &e.acks).await?;
+        match e.peer_key {
+            Some(_) => self.store.bundle_sent(e.peer_id, &e.rows, &e.acks).await?,
+            // A classic peer's MTA or NNCP spool has custody now.
+            None => self.store.handed_over(e.peer_id, &e.rows).await?,
+        }
         Ok(())
     }
 

@@ -23,20 +23,73 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> RelayError + '_ {
     }
 }
 
-/// Export a bundle for `peer` and queue it for NNCP node `node`.
+/// Export everything queued for `peer` and queue it for NNCP node `node`
+/// (for a classic peer, default: the NNCP node on record). A cairn peer
+/// gets one bundle for exec handle `handle` (default [`DEFAULT_HANDLE`]);
+/// a classic peer gets one batch SMTP job per message for handle `rsmtp`,
+/// as Exim's NNCP transport sends them (NNCP holds an exec body in memory,
+/// so jobs stay message-sized).
 pub async fn send(
     relay: &Relay,
     peer: &str,
-    node: &str,
+    node: Option<&str>,
     cfg: Option<&Path>,
-    handle: &str,
+    handle: Option<&str>,
 ) -> Result<Exported> {
+    let p = relay.peer(peer).await?;
+    let node = match (node, &p.nncp_node) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(n)) => n.clone(),
+        (None, None) => {
+            return Err(RelayError::BadItem(format!(
+                "say which NNCP node carries mail for {peer} (--nncp NODE)"
+            )));
+        }
+    };
+    if !p.is_classic() {
+        let handle = handle.unwrap_or(DEFAULT_HANDLE);
+        let (bundle, exported) = relay.export(peer, Vec::new()).await?;
+        exec(&node, cfg, handle, &bundle).await?;
+        relay.sent(&exported).await?;
+        return Ok(exported);
+    }
+    let handle = handle.unwrap_or(super::classic::NNCP_HANDLE);
+    let mut total: Option<Exported> = None;
+    loop {
+        let (batch, exported) = relay.export_classic(p.clone(), Vec::new(), Some(1)).await?;
+        if exported.rows.is_empty() {
+            break;
+        }
+        exec(&node, cfg, handle, &batch).await?;
+        relay.sent(&exported).await?;
+        match &mut total {
+            None => total = Some(exported),
+            Some(t) => {
+                t.rows.extend(exported.rows);
+                t.bytes += exported.bytes;
+                t.message_bytes += exported.message_bytes;
+            }
+        }
+    }
+    Ok(total.unwrap_or(Exported {
+        peer_id: p.id,
+        peer: p.name,
+        peer_key: None,
+        seq: 0,
+        rows: Vec::new(),
+        acks: Vec::new(),
+        bytes: 0,
+        message_bytes: 0,
+    }))
+}
+
+/// `nncp-exec NODE HANDLE < body`: exit 0 means queued and synced.
+async fn exec(node: &str, cfg: Option<&Path>, handle: &str, body: &[u8]) -> Result<()> {
     let program = if Path::new(NNCP_EXEC).exists() {
         NNCP_EXEC
     } else {
         "nncp-exec"
     };
-    let (bundle, exported) = relay.export(peer, Vec::new()).await?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.arg("-quiet").arg("-noprogress");
     if let Some(cfg) = cfg {
@@ -52,7 +105,7 @@ pub async fn send(
         source: e,
     })?;
     let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(&bundle).await.map_err(io(program))?;
+    stdin.write_all(body).await.map_err(io(program))?;
     drop(stdin);
     let out = child.wait_with_output().await.map_err(io(program))?;
     if !out.status.success() {
@@ -65,6 +118,5 @@ pub async fn send(
             )),
         });
     }
-    relay.sent(&exported).await?;
-    Ok(exported)
+    Ok(())
 }

@@ -209,6 +209,48 @@ async fn place(
     Ok(())
 }
 
+/// Take custody of one arriving item unless seen before: record it as
+/// seen, place it and its bounce.
+async fn take_item(
+    tx: &mut SqliteConnection,
+    peer_id: Option<i64>,
+    it: &ImportedItem,
+    t: i64,
+    events: &mut Vec<Change>,
+    out: &mut ImportApplied,
+) -> Result<()> {
+    let fresh = sqlx::query(
+        "INSERT OR IGNORE INTO items_seen (item_id, peer_id, seen_at) VALUES (?, ?, ?)",
+    )
+    .bind(&it.item_id)
+    .bind(peer_id)
+    .bind(t)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        > 0;
+    if !fresh {
+        out.duplicates += 1;
+        return Ok(());
+    }
+    let Some(p) = &it.place else {
+        out.refused += 1;
+        return Ok(());
+    };
+    place(tx, p, t, events).await?;
+    if !p.local.is_empty() {
+        out.delivered += 1;
+    }
+    if p.onward.is_some() {
+        out.forwarded += 1;
+    }
+    if let Some(b) = &it.bounce {
+        place(tx, b, t, events).await?;
+        out.bounced += 1;
+    }
+    Ok(())
+}
+
 impl Store {
     pub async fn peer_add(&self, p: &NewPeer<'_>) -> Result<PeerRow> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
@@ -498,35 +540,7 @@ impl Store {
                 .bind(&it.item_id)
                 .execute(&mut *tx)
                 .await?;
-            let fresh = sqlx::query(
-                "INSERT OR IGNORE INTO items_seen (item_id, peer_id, seen_at) VALUES (?, ?, ?)",
-            )
-            .bind(&it.item_id)
-            .bind(peer_id)
-            .bind(t)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                > 0;
-            if !fresh {
-                out.duplicates += 1;
-                continue;
-            }
-            let Some(p) = &it.place else {
-                out.refused += 1;
-                continue;
-            };
-            place(&mut tx, p, t, &mut events).await?;
-            if !p.local.is_empty() {
-                out.delivered += 1;
-            }
-            if p.onward.is_some() {
-                out.forwarded += 1;
-            }
-            if let Some(b) = &it.bounce {
-                place(&mut tx, b, t, &mut events).await?;
-                out.bounced += 1;
-            }
+            take_item(&mut tx, Some(peer_id), it, t, &mut events, &mut out).await?;
         }
         sqlx::query("UPDATE peers SET last_received_at = ? WHERE id = ?")
             .bind(t)
@@ -538,6 +552,53 @@ impl Store {
             let _ = self.changes.send(e);
         }
         Ok(out)
+    }
+
+    /// Take one message that came by batch SMTP (from a classic peer, or
+    /// anyone when `peer_id` is `None`): placed and its bounce queued in
+    /// one transaction, unless its content id was seen before.
+    pub async fn import_classic(
+        &self,
+        peer_id: Option<i64>,
+        item: &ImportedItem,
+    ) -> Result<ImportApplied> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let t = now();
+        let mut out = ImportApplied::default();
+        let mut events = Vec::new();
+        take_item(&mut tx, peer_id, item, t, &mut events, &mut out).await?;
+        if let Some(id) = peer_id {
+            sqlx::query("UPDATE peers SET last_received_at = ? WHERE id = ?")
+                .bind(t)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        for e in events {
+            let _ = self.changes.send(e);
+        }
+        Ok(out)
+    }
+
+    /// Items handed to a carrier that takes custody itself (a classic
+    /// peer's NNCP spool or MTA): they leave the outbox.
+    pub async fn handed_over(&self, peer_id: i64, items: &[i64]) -> Result<()> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        for id in items {
+            sqlx::query("DELETE FROM outbox WHERE id = ? AND peer_id = ?")
+                .bind(id)
+                .bind(peer_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE peers SET last_sent_at = ? WHERE id = ?")
+            .bind(now())
+            .bind(peer_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Place messages this node made itself (bounces), all or nothing.

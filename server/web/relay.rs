@@ -473,16 +473,16 @@ async fn bundle_export(
     if let Err(e) = state.relay.sent(&exported).await {
         return relay_error(e);
     }
-    let file = crate::relay::folder::bundle_name(
-        &exported.peer_key,
-        &state.relay.identity().public,
-        exported.seq,
-    );
+    let file = crate::relay::folder::export_name(&exported, &state.relay.identity().public);
     let mut r = bytes.into_response();
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
+        HeaderValue::from_static(match exported.peer_key {
+            Some(_) => "application/octet-stream",
+            // RFC 2442's media type.
+            None => "application/batch-SMTP",
+        }),
     );
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);

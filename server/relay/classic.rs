@@ -1,0 +1,517 @@
+//! Classic peers: Exim or Postfix nodes that carry mail as batch SMTP
+//! (RFC 2442) — through NNCP (`nncp-exec NODE rsmtp`), a pipe, or a folder.
+//!
+//! Import reads a batch and takes each message as the MX port would (the
+//! same recipients, the same encryption rule), commits it on its own, and
+//! records its content id, so a batch run again after a failure half-way —
+//! what Exim's `-bS` gets wrong — delivers nothing twice. A recipient that
+//! cannot be served gets a bounce; a batch cut short leaves its last
+//! message for the complete batch to bring.
+//!
+//! Export writes the items routed to a classic peer as batch SMTP. The peer
+//! takes custody (its MTA or NNCP spool queues them), so handed-over items
+//! leave the outbox; no acknowledgement comes back.
+
+use super::bundle::Item;
+use super::{Exported, Relay, RelayError, Result, domain_of, header_section, item_id};
+use crate::domain::Address;
+use crate::mail::bounce::Failure;
+use crate::mail::intake::{Intake, IntakeError, Received};
+use crate::mail::policy::{self, Direction};
+use crate::smtp::bsmtp::{self, Decoder, Envelope, Event};
+use crate::store;
+use crate::store::relay::{ImportApplied, ImportedItem, PeerRow};
+use std::io::{Read, Write};
+
+/// Bytes read from the input at a time.
+const READ_CHUNK: usize = 64 << 10;
+/// The NNCP exec handle classic nodes use for batch SMTP (Exim's
+/// `nncp-exec NODE rsmtp`, the receiving side's `sendmail -bS`).
+pub const NNCP_HANDLE: &str = "rsmtp";
+
+/// What a batch import did.
+#[derive(Debug, Default)]
+pub struct BatchReport {
+    /// The classic peer it came from, if known.
+    pub peer: Option<String>,
+    /// Complete messages read.
+    pub messages: usize,
+    pub applied: ImportApplied,
+    /// Messages or recipients that could not be taken, one line each.
+    pub problems: Vec<String>,
+    /// The batch ended inside a message: why, for the caller to report.
+    pub truncated: Option<String>,
+}
+
+impl std::fmt::Display for BatchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = &self.applied;
+        write!(
+            f,
+            "batch{}: {} messages ({} delivered here, {} passed on, {} already had, {} refused, {} with bounces)",
+            self.peer
+                .as_deref()
+                .map(|p| format!(" from {p}"))
+                .unwrap_or_default(),
+            self.messages,
+            a.delivered,
+            a.forwarded,
+            a.duplicates,
+            a.refused,
+            a.bounced
+        )
+    }
+}
+
+/// What the reading thread hands over.
+enum Reading {
+    Message(Envelope, std::result::Result<Received, IntakeError>),
+    Problem(bsmtp::Problem),
+    Truncated(Option<Envelope>),
+    Failed(std::io::Error),
+}
+
+fn failure(rcpt: &str, status: &str, diagnostic: impl Into<String>) -> Failure {
+    Failure {
+        recipient: rcpt.to_string(),
+        status: status.into(),
+        diagnostic: diagnostic.into(),
+    }
+}
+
+impl Relay {
+    /// The classic peer a batch comes from: named (`--peer`), or the peer
+    /// whose NNCP node is `nncp_sender` (NNCP sets `NNCP_SENDER` for exec
+    /// handles). `None`: anyone, under the MX port's rules.
+    pub async fn classic_sender(
+        &self,
+        name: Option<&str>,
+        nncp_sender: Option<&str>,
+    ) -> Result<Option<PeerRow>> {
+        if let Some(name) = name {
+            let p = self.peer(name).await?;
+            if !p.is_classic() {
+                return Err(RelayError::BadItem(format!(
+                    "{name} is a cairn peer: its mail comes in bundles (`cairn bundle import`)"
+                )));
+            }
+            return Ok(Some(p));
+        }
+        let Some(sender) = nncp_sender.filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .peer_list()
+            .await?
+            .into_iter()
+            .find(|p| p.is_classic() && p.nncp_node.as_deref() == Some(sender)))
+    }
+
+    /// Import one batch from `input`, each message committed on its own.
+    /// `Err` only for a temporary failure (the disk, the database): what
+    /// was committed stays, and running the batch again delivers the rest.
+    pub async fn import_bsmtp<R: Read + Send + 'static>(
+        &self,
+        mut input: R,
+        peer: Option<PeerRow>,
+    ) -> Result<BatchReport> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Reading>(1);
+        let store = self.store.clone();
+        let limit = self.config.max_message_size;
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut d = Decoder::new();
+            let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+            let mut used = 0;
+            let mut eof = false;
+            let mut current: Option<(Envelope, Intake)> = None;
+            loop {
+                let (n, ev) = d.next(&buf[used..], eof);
+                used += n;
+                let out = match ev {
+                    Event::NeedMore => {
+                        buf.drain(..used);
+                        used = 0;
+                        let start = buf.len();
+                        buf.resize(start + READ_CHUNK, 0);
+                        match input.read(&mut buf[start..]) {
+                            Ok(got) => {
+                                buf.truncate(start + got);
+                                eof = got == 0;
+                                None
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                                buf.truncate(start);
+                                None
+                            }
+                            Err(e) => Some(Reading::Failed(e)),
+                        }
+                    }
+                    Event::Nothing => None,
+                    Event::Begin(env) => {
+                        current = Some((env, Intake::new(store.spool(), false, limit)));
+                        None
+                    }
+                    Event::Body(bytes) => {
+                        let (_, intake) = current.as_mut().expect("body follows begin");
+                        match intake.push(bytes) {
+                            Ok(()) => None,
+                            Err(IntakeError::Store(e)) => {
+                                Some(Reading::Failed(std::io::Error::other(e.to_string())))
+                            }
+                            Err(_) => None,
+                        }
+                    }
+                    Event::End => {
+                        let (env, intake) = current.take().expect("end follows begin");
+                        Some(Reading::Message(env, intake.finish()))
+                    }
+                    Event::Refused(p) => Some(Reading::Problem(p)),
+                    Event::Finished => return,
+                    Event::Truncated(env) => Some(Reading::Truncated(env)),
+                };
+                if let Some(out) = out {
+                    let stop = matches!(out, Reading::Truncated(_) | Reading::Failed(_));
+                    if tx.blocking_send(out).is_err() || stop {
+                        return;
+                    }
+                }
+            }
+        });
+        let mut report = BatchReport {
+            peer: peer.as_ref().map(|p| p.name.clone()),
+            ..BatchReport::default()
+        };
+        let mut result = Ok(());
+        while let Some(got) = rx.recv().await {
+            match got {
+                Reading::Message(env, received) => {
+                    report.messages += 1;
+                    if let Err(e) = self
+                        .take_message(peer.as_ref(), &env, received, &mut report)
+                        .await
+                    {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                Reading::Problem(p) => {
+                    let what = match &p.spoilt {
+                        Some(env) => format!("the message from <{}>", env.mail_from),
+                        None => "the command".into(),
+                    };
+                    report
+                        .problems
+                        .push(format!("line {}: {}; {what} was skipped", p.line, p.reason));
+                    if let Some(env) = p.spoilt
+                        && !env.rcpts.is_empty()
+                        && let Err(e) = self.bounce_spoilt(&env, &p.reason, &mut report).await
+                    {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                Reading::Truncated(env) => {
+                    report.truncated = Some(match env {
+                        Some(env) => format!(
+                            "the batch ends inside the message from <{}> that starts on line {}: it was not delivered; run the complete batch again (what was delivered is not delivered twice)",
+                            env.mail_from, env.line
+                        ),
+                        None => "the batch ends in the middle of a line: run the complete batch again (what was delivered is not delivered twice)".into(),
+                    });
+                }
+                Reading::Failed(e) => {
+                    result = Err(RelayError::Io {
+                        path: "the batch".into(),
+                        source: e,
+                    });
+                    break;
+                }
+            }
+        }
+        drop(rx);
+        let _ = reader.await;
+        result?;
+        self.route_pending().await?;
+        Ok(report)
+    }
+
+    /// A transaction spoilt by a bad command: its recipients are told.
+    async fn bounce_spoilt(
+        &self,
+        env: &Envelope,
+        reason: &str,
+        report: &mut BatchReport,
+    ) -> Result<()> {
+        let failures: Vec<Failure> = env
+            .rcpts
+            .iter()
+            .map(|r| {
+                failure(
+                    r,
+                    "5.5.2",
+                    format!("the batch SMTP was malformed: {reason}"),
+                )
+            })
+            .collect();
+        let Some(bounce) = self.bounce_for(&env.mail_from, &failures, b"").await? else {
+            return Ok(());
+        };
+        self.store.place_generated(&[bounce]).await?;
+        report.applied.bounced += 1;
+        Ok(())
+    }
+
+    /// Take one complete message: who may send it, where each recipient
+    /// goes, the encryption rule, the content id, then one commit.
+    async fn take_message(
+        &self,
+        peer: Option<&PeerRow>,
+        env: &Envelope,
+        received: std::result::Result<Received, IntakeError>,
+        report: &mut BatchReport,
+    ) -> Result<()> {
+        let at = format!("line {}", env.line);
+        let mail_from = if env.mail_from.is_empty() {
+            String::new()
+        } else {
+            match Address::parse(&env.mail_from) {
+                Ok(a) => a.to_string(),
+                Err(e) => {
+                    report.applied.refused += 1;
+                    report.problems.push(format!(
+                        "{at}: the sender <{}> is not an address ({e}); the message was dropped",
+                        env.mail_from
+                    ));
+                    return Ok(());
+                }
+            }
+        };
+        // Trust the sender only as far as the carrier vouches for the peer.
+        if let Some(p) = peer {
+            let routes = self.store.routes().await?;
+            let allowed = mail_from.is_empty()
+                || domain_of(&mail_from).is_some_and(|d| {
+                    p.domain_list().contains(&d) || Self::next_hop(&routes, &d) == Some(p.id)
+                });
+            if !allowed {
+                tracing::warn!(peer = %p.name, sender = %mail_from, "refused a batch SMTP message whose sender's domain is not behind that peer");
+                report.applied.refused += 1;
+                report.problems.push(format!(
+                    "{at}: {} may not send as <{mail_from}> (its domains: {}); the message was dropped",
+                    p.name,
+                    p.domain_list().join(", ")
+                ));
+                return Ok(());
+            }
+        }
+        let mut failures: Vec<Failure> = env
+            .bad_rcpts
+            .iter()
+            .map(|(written, why)| failure(written, "5.1.3", why.clone()))
+            .collect();
+        let mut rcpts = Vec::new();
+        let routes = self.store.routes().await?;
+        for r in &env.rcpts {
+            let Ok(a) = Address::parse(r) else {
+                failures.push(failure(r, "5.1.3", "not a valid address"));
+                continue;
+            };
+            let hosted = self.config.domains.contains(a.domain());
+            let domain = a.domain().to_string();
+            // From an unknown sender, as on the MX port: hosted domains, or
+            // ones with a route of their own (never the default route).
+            let routed = peer.is_some() || routes.iter().any(|(d, _, _)| *d == domain);
+            if hosted || routed {
+                rcpts.push(a.to_string());
+            } else {
+                failures.push(failure(
+                    r,
+                    "5.7.1",
+                    format!("{domain} is not a domain this hub serves or routes: relaying is not allowed"),
+                ));
+            }
+        }
+        let all: Vec<String> = env
+            .rcpts
+            .iter()
+            .cloned()
+            .chain(env.bad_rcpts.iter().map(|(w, _)| w.clone()))
+            .collect();
+        let Received { spool, header } = match received {
+            Ok(r) => r,
+            Err(e) => {
+                // Too big, or an endless header: nothing was kept to bounce with.
+                for r in std::mem::take(&mut rcpts) {
+                    failures.push(failure(&r, "5.3.4", e.to_string()));
+                }
+                report.problems.push(format!("{at}: {e}"));
+                let bounce = self.bounce_for(&mail_from, &failures, b"").await?;
+                if let Some(b) = bounce {
+                    self.store.place_generated(&[b]).await?;
+                    report.applied.bounced += 1;
+                }
+                return Ok(());
+            }
+        };
+        let id = item_id(&mail_from, &all, &spool.hash());
+        if self.store.items_seen(std::slice::from_ref(&id)).await?[0] {
+            report.applied.duplicates += 1;
+            return Ok(());
+        }
+        if self.config.require_encryption && !rcpts.is_empty() {
+            let (mf, rc, head) = (mail_from.clone(), rcpts.clone(), header.clone());
+            let (spool_back, verdict) = tokio::task::spawn_blocking(move || {
+                let verdict = spool.reader().map(|mut reader| {
+                    let envelope = policy::Envelope {
+                        mail_from: &mf,
+                        rcpts: &rc,
+                    };
+                    policy::check(Direction::Incoming, &envelope, &head, &mut reader)
+                });
+                (spool, verdict)
+            })
+            .await
+            .map_err(|e| RelayError::BadItem(format!("policy task failed: {e}")))?;
+            if let Err(refused) = verdict? {
+                for r in std::mem::take(&mut rcpts) {
+                    failures.push(failure(&r, "5.7.1", refused.to_string()));
+                }
+            }
+            return self
+                .commit_message(
+                    peer, id, &mail_from, rcpts, failures, spool_back, &header, report, &at,
+                )
+                .await;
+        }
+        self.commit_message(
+            peer, id, &mail_from, rcpts, failures, spool, &header, report, &at,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_message(
+        &self,
+        peer: Option<&PeerRow>,
+        id: String,
+        mail_from: &str,
+        rcpts: Vec<String>,
+        mut failures: Vec<Failure>,
+        spool: store::Spool,
+        header: &[u8],
+        report: &mut BatchReport,
+        at: &str,
+    ) -> Result<()> {
+        let _guard = self.store.blob_guard().await;
+        let blob = spool.commit().await?;
+        let item = Item {
+            id: [0; 32],
+            mail_from: mail_from.to_string(),
+            rcpts,
+            age_ms: 0,
+            lifetime_ms: self.config.lifetime_ms,
+            hops: 0,
+            message: Vec::new(),
+        };
+        let (place, more) = self.place_item(&item, blob).await?;
+        failures.extend(more);
+        for f in &failures {
+            report.problems.push(format!(
+                "{at}: <{}> refused ({} {}){}",
+                f.recipient,
+                f.status,
+                f.diagnostic,
+                if mail_from.is_empty() {
+                    String::new()
+                } else {
+                    format!("; a bounce goes to <{mail_from}>")
+                }
+            ));
+        }
+        let bounce = if failures.is_empty() {
+            None
+        } else {
+            self.bounce_for(mail_from, &failures, header_section(header))
+                .await?
+        };
+        let applied = self
+            .store
+            .import_classic(
+                peer.map(|p| p.id),
+                &ImportedItem {
+                    item_id: id,
+                    place: Some(place),
+                    bounce,
+                },
+            )
+            .await?;
+        let a = &mut report.applied;
+        a.delivered += applied.delivered;
+        a.forwarded += applied.forwarded;
+        a.duplicates += applied.duplicates;
+        a.bounced += applied.bounced;
+        Ok(())
+    }
+
+    /// Write up to `limit` items queued for classic peer `p` as one batch.
+    pub async fn export_classic<W: Write + Send + 'static>(
+        &self,
+        p: PeerRow,
+        out: W,
+        limit: Option<usize>,
+    ) -> Result<(W, Exported)> {
+        let mut rows = self.store.outbox_for_peer(p.id).await?;
+        if let Some(limit) = limit {
+            rows.truncate(limit);
+        }
+        let seq = self.store.peer_take_seq(p.id).await?;
+        let items: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.id,
+                    self.store.blob_path(&r.blob_hash),
+                    r.mail_from.clone(),
+                    r.recipients(),
+                )
+            })
+            .collect();
+        let (out, done, message_bytes, bytes) =
+            tokio::task::spawn_blocking(move || -> Result<(W, Vec<i64>, u64, u64)> {
+                let mut w = super::Counting { inner: out, n: 0 };
+                let io = |path: &std::path::Path| {
+                    let path = path.display().to_string();
+                    move |source| RelayError::Io { path, source }
+                };
+                let mut done = Vec::new();
+                let mut message_bytes = 0;
+                for (row, path, mail_from, rcpts) in items {
+                    let body = std::fs::read(&path).map_err(io(&path))?;
+                    message_bytes += body.len() as u64;
+                    bsmtp::write_message(&mut w, &mail_from, &rcpts, &body)
+                        .map_err(io(std::path::Path::new("the batch")))?;
+                    done.push(row);
+                }
+                w.write_all(bsmtp::QUIT)
+                    .and_then(|()| w.flush())
+                    .map_err(io(std::path::Path::new("the batch")))?;
+                Ok((w.inner, done, message_bytes, w.n))
+            })
+            .await
+            .map_err(|e| RelayError::BadItem(format!("export task failed: {e}")))??;
+        Ok((
+            out,
+            Exported {
+                peer_id: p.id,
+                peer: p.name,
+                peer_key: None,
+                seq,
+                rows: done,
+                acks: Vec::new(),
+                bytes,
+                message_bytes,
+            },
+        ))
+    }
+}
