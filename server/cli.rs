@@ -199,6 +199,14 @@ pub struct TryLater(String);
 /// EX_TEMPFAIL from sysexits.h.
 pub const EXIT_TEMPFAIL: u8 = 75;
 
+/// Input that is not what the command reads (exit status 65, EX_DATAERR).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DataError(String);
+
+/// EX_DATAERR from sysexits.h.
+pub const EXIT_DATAERR: u8 = 65;
+
 #[derive(Subcommand, Debug)]
 enum OutboxCommand {
     /// List every outbox item: state, next hop, age, size, sender and recipients.
@@ -283,6 +291,8 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<TryLater>().is_some() {
                 ExitCode::from(EXIT_TEMPFAIL)
+            } else if e.downcast_ref::<DataError>().is_some() {
+                ExitCode::from(EXIT_DATAERR)
             } else {
                 ExitCode::FAILURE
             }
@@ -675,6 +685,14 @@ async fn bsmtp(config: Config, cmd: &BsmtpCommand) -> Result<()> {
     eprintln!("{report}");
     if let Some(t) = report.truncated {
         return Err(TryLater(t).into());
+    }
+    if report.stray > 0 {
+        // EX_DATAERR: the carrier keeps the input for a person to look at.
+        return Err(DataError(format!(
+            "{} lines are not batch SMTP (see above); the messages that were whole were taken",
+            report.stray
+        ))
+        .into());
     }
     Ok(())
 }

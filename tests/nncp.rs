@@ -4,124 +4,12 @@
 //! `cairn bundle import -` as the exec handle beside the running hub.
 
 mod common;
+use common::RunAs;
 use common::imap::Imap;
+use common::nncp::{NncpNode, carry, nncp_tools};
 use common::relay::{config_file, node_for, routed, send};
 use common::smtp::{PASSWORD, inbox};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn nncp_tools() {
-    common::debian_tool("/usr/bin/nncp-exec", "nncp");
-}
-
-fn run(args: &[&str], what: &str) -> Output {
-    let o = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run {}: {e}", args[0]));
-    assert!(
-        o.status.success(),
-        "{what} failed ({}):\n{}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-/// One NNCP node: its keys (from nncp-cfgnew) and its directory.
-struct NncpNode {
-    dir: PathBuf,
-    keys: HashMap<String, String>,
-}
-
-impl NncpNode {
-    fn new(dir: PathBuf) -> NncpNode {
-        std::fs::create_dir_all(dir.join("spool")).unwrap();
-        let o = run(&["/usr/bin/nncp-cfgnew", "-nocomments"], "nncp-cfgnew");
-        let text = String::from_utf8(o.stdout).unwrap();
-        // The `self:` block holds every key as `name: value`.
-        let block = &text[text.find("self:").unwrap()..text.find("neigh:").unwrap()];
-        let keys = block
-            .lines()
-            .filter_map(|l| l.trim().split_once(": "))
-            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-            .collect();
-        NncpNode { dir, keys }
-    }
-    fn cfg(&self) -> PathBuf {
-        self.dir.join("nncp.hjson")
-    }
-    fn public(&self) -> String {
-        ["id", "exchpub", "signpub", "noisepub"]
-            .iter()
-            .map(|k| format!("{k}: \"{}\"", self.keys[*k]))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-    /// Write the config: `peer` is the other node, whose bundles this one
-    /// imports into the hub at `data` with `config`.
-    fn write(&self, peer_name: &str, peer: &NncpNode, config: &Path, data: &Path) {
-        let private = [
-            "id", "exchpub", "exchprv", "signpub", "signprv", "noiseprv", "noisepub",
-        ]
-        .iter()
-        .map(|k| format!("{k}: \"{}\"", self.keys[*k]))
-        .collect::<Vec<_>>()
-        .join(", ");
-        let handle = serde_json::to_string(&[
-            env!("CARGO_BIN_EXE_cairn"),
-            "--config",
-            config.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "bundle",
-            "import",
-            "-",
-        ])
-        .unwrap();
-        let text = format!(
-            "{{ spool: \"{spool}\", log: \"{log}\", noprogress: true,\n  self: {{ {private} }},\n  neigh: {{\n    self: {{ {me} }},\n    {peer_name}: {{ {them}, exec: {{ \"cairn-bundle\": {handle} }} }}\n  }}\n}}\n",
-            spool = self.dir.join("spool").display(),
-            log = self.dir.join("log").display(),
-            me = self.public(),
-            them = peer.public(),
-        );
-        std::fs::write(self.cfg(), text).unwrap();
-    }
-    fn cfg_str(&self) -> String {
-        self.cfg().to_str().unwrap().to_string()
-    }
-}
-
-/// Move everything `from` has queued for `to` through a directory, then
-/// let `to` toss it (which runs the exec handle).
-fn carry(from: &NncpNode, to: &NncpNode, stick: &Path) {
-    std::fs::create_dir_all(stick).unwrap();
-    let (f, t) = (from.cfg_str(), to.cfg_str());
-    let stick = stick.to_str().unwrap();
-    run(
-        &[
-            "/usr/bin/nncp-xfer",
-            "-cfg",
-            &f,
-            "-quiet",
-            "-mkdir",
-            "-tx",
-            stick,
-        ],
-        "nncp-xfer -tx",
-    );
-    run(
-        &["/usr/bin/nncp-xfer", "-cfg", &t, "-quiet", "-rx", stick],
-        "nncp-xfer -rx",
-    );
-    run(
-        &["/usr/bin/nncp-toss", "-cfg", &t, "-quiet", "-seen"],
-        "nncp-toss",
-    );
-}
+use std::path::Path;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nncp_carries_bundles_both_ways_into_running_hubs() {
@@ -137,8 +25,22 @@ async fn nncp_carries_bundles_both_ways_into_running_hubs() {
 
     let na = NncpNode::new(work.path().join("nncp-a"));
     let nb = NncpNode::new(work.path().join("nncp-b"));
-    na.write("b", &nb, &a_cfg, &a.report.data_dir);
-    nb.write("a", &na, &b_cfg, &b.report.data_dir);
+    // Each node imports the other's bundles into its hub.
+    let importer = |cfg: &Path, data: &Path| {
+        let argv = [
+            env!("CARGO_BIN_EXE_cairn"),
+            "--config",
+            cfg.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "bundle",
+            "import",
+            "-",
+        ];
+        vec![("cairn-bundle", argv.map(String::from).to_vec())]
+    };
+    na.write("b", &nb, &importer(&a_cfg, &a.report.data_dir));
+    nb.write("a", &na, &importer(&b_cfg, &b.report.data_dir));
 
     // alice on A writes to bob on B.
     send(&a_node, "alice@camp-a.example", "bob@camp-b.example", "n1").await;
@@ -184,7 +86,9 @@ async fn nncp_carries_bundles_both_ways_into_running_hubs() {
     );
     assert_eq!(a.store.outbox().await.unwrap()[0].state, "in-flight");
 
-    tokio::task::block_in_place(|| carry(&na, &nb, &work.path().join("stick-1")));
+    tokio::task::block_in_place(|| {
+        carry(&RunAs::current(), &na, &nb, &work.path().join("stick-1"))
+    });
     bob.wait_for("* 1 EXISTS", "bob's IDLE sees the mail NNCP brought")
         .await;
     assert_eq!(inbox(b, "bob@camp-b.example").await.len(), 1);
@@ -207,7 +111,9 @@ async fn nncp_carries_bundles_both_ways_into_running_hubs() {
         )
     });
     assert!(o.status.success(), "{}", common::stderr(&o));
-    tokio::task::block_in_place(|| carry(&nb, &na, &work.path().join("stick-2")));
+    tokio::task::block_in_place(|| {
+        carry(&RunAs::current(), &nb, &na, &work.path().join("stick-2"))
+    });
     assert!(
         a.store.outbox().await.unwrap().is_empty(),
         "A's outbox is empty"

@@ -41,6 +41,9 @@ pub struct BatchReport {
     pub problems: Vec<String>,
     /// The batch ended inside a message: why, for the caller to report.
     pub truncated: Option<String>,
+    /// Lines outside any transaction that are not batch SMTP (the input
+    /// may not be batch SMTP at all): nobody could be told about them.
+    pub stray: usize,
 }
 
 impl std::fmt::Display for BatchReport {
@@ -196,6 +199,7 @@ impl Relay {
                     }
                 }
                 Reading::Problem(p) => {
+                    report.stray += usize::from(p.spoilt.is_none());
                     let what = match &p.spoilt {
                         Some(env) => format!("the message from <{}>", env.mail_from),
                         None => "the command".into(),

@@ -260,8 +260,10 @@ pub fn data_dir(tmp: &Path) -> PathBuf {
     tmp.join("cairn-data")
 }
 
+pub mod classic;
 pub mod deltachat;
 pub mod imap;
+pub mod nncp;
 pub mod relay;
 pub mod smtp;
 pub mod web;
@@ -292,5 +294,92 @@ pub fn debian_tool(program: &str, package: &str) {
                 .status()
                 .is_ok_and(|s| s.success());
         assert!(ok, "could not install {package}; {how}");
+    }
+}
+
+/// Who runs a command. Some tools refuse to run programs as root (Exim's
+/// pipe transport: Debian builds it with root as a fixed never_user), so
+/// as root the hub's side runs as the system user `cairn-test`, the way
+/// the appliance runs cairn as a service user; otherwise as ourselves.
+pub struct RunAs {
+    pub name: String,
+    switch: bool,
+}
+
+/// The system user tests run services as when they are root.
+pub const SERVICE_USER: &str = "cairn-test";
+
+impl RunAs {
+    /// This process's own user.
+    pub fn current() -> RunAs {
+        let o = Command::new("id").arg("-un").output().expect("run id");
+        RunAs {
+            name: String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            switch: false,
+        }
+    }
+
+    /// A user other than root: [`SERVICE_USER`] (created if missing) when
+    /// this process is root, else this process's own user.
+    pub fn service() -> RunAs {
+        let me = RunAs::current();
+        if me.name != "root" {
+            return me;
+        }
+        let lock = std::fs::File::create(std::env::temp_dir().join("cairn-useradd.lock")).unwrap();
+        lock.lock().unwrap();
+        let exists = Command::new("id")
+            .arg(SERVICE_USER)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !exists {
+            let o = Command::new("useradd")
+                .args([
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    SERVICE_USER,
+                ])
+                .output()
+                .expect("run useradd");
+            assert!(
+                o.status.success(),
+                "cannot create the test user {SERVICE_USER}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        RunAs {
+            name: SERVICE_USER.into(),
+            switch: true,
+        }
+    }
+
+    /// `program` as this user (through util-linux's setpriv when switching).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        if !self.switch {
+            return Command::new(program);
+        }
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={}", self.name))
+            .arg(format!("--regid={}", self.name))
+            .arg("--clear-groups")
+            .arg("--")
+            .arg(program);
+        c
+    }
+
+    /// Make `path` (recursively) belong to this user.
+    pub fn own(&self, path: &Path) {
+        if !self.switch {
+            return;
+        }
+        let ok = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{0}:{0}", self.name))
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "chown {} to {}", path.display(), self.name);
     }
 }
