@@ -485,6 +485,105 @@ fn dclogin_link(body: &str) -> String {
     body[start..end].replace("&#38;", "&").replace("&amp;", "&")
 }
 
+/// A classic peer (Exim, Postfix) is added on the peers page, shown with
+/// its kind and last exchange, and mail for it downloads as batch SMTP.
+#[tokio::test]
+async fn a_classic_peer_on_the_peers_page() {
+    use common::relay::{node_for, routed, send};
+    use common::web::admin_session;
+    let a = node_for("camp-a", "camp-a.example", |_| {}).await;
+    let wa = a.hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+    let (jar, csrf) = admin_session(&a.hub).await;
+    let add = |body: String| {
+        let jar = jar.clone();
+        async move { request(wa, "/admin/peers/add-classic", &jar, Some(&body)).await }
+    };
+    for (body, why) in [
+        (
+            "csrf=forged&name=exim&domains=x.example".to_string(),
+            "CSRF",
+        ),
+        (
+            format!("csrf={csrf}&name=exim&domains=not%20a%20domain%21"),
+            "is not a domain",
+        ),
+        (
+            format!("csrf={csrf}&name=exim&domains="),
+            "at least one mail domain",
+        ),
+        (
+            format!("csrf={csrf}&name={}&domains=x.example", enc("<b>x</b>")),
+            "name",
+        ),
+        (
+            format!("csrf={csrf}&name=exim&domains=camp-a.example"),
+            "a domain of this hub",
+        ),
+        (
+            format!(
+                "csrf={csrf}&name=exim&domains=x.example&nncp={}",
+                enc("a;b")
+            ),
+            "NNCP node",
+        ),
+    ] {
+        let r = add(body).await;
+        assert!(
+            r.status == 400 || r.status == 403,
+            "{why}: {} {}",
+            r.status,
+            r.body
+        );
+        if r.status == 400 {
+            assert!(r.body.contains(why), "{why}: {}", r.body);
+        }
+    }
+    assert!(
+        a.hub.store.peer_list().await.unwrap().is_empty(),
+        "nothing added"
+    );
+    let r = add(format!(
+        "csrf={csrf}&name=exim&domains={}&nncp=EXIMNODE",
+        enc("valley.example, hill.example")
+    ))
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = request(wa, "/admin/peers", &jar, None).await;
+    assert!(
+        page.body
+            .contains("classic (batch SMTP, NNCP node EXIMNODE)")
+            && page.body.contains("valley.example, hill.example")
+            && page.body.contains("never"),
+        "{}",
+        page.body
+    );
+
+    send(&a, "alice@camp-a.example", "bob@valley.example", "web-c1").await;
+    routed(&a).await;
+    let r = request(wa, "/admin/bundles/export?peer=exim", &jar, None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/batch-SMTP"));
+    assert!(
+        r.header("content-disposition")
+            .is_some_and(|d| d.contains(".bsmtp"))
+    );
+    assert!(r.bytes.starts_with(
+        b"MAIL FROM:<alice@camp-a.example>\r\nRCPT TO:<bob@valley.example>\r\nDATA\r\n"
+    ));
+    assert!(r.bytes.ends_with(b"\r\n.\r\nQUIT\r\n"));
+    assert!(
+        a.hub.store.outbox().await.unwrap().is_empty(),
+        "handed over"
+    );
+    let page = request(wa, "/admin/peers", &jar, None).await;
+    assert!(
+        page.body.contains(" ago</td>"),
+        "last sent shown: {}",
+        page.body
+    );
+    a.hub.shutdown().await;
+}
+
 #[tokio::test]
 async fn accounts_with_generated_passwords_and_login_links() {
     use common::web::admin_session;

@@ -20,6 +20,7 @@ pub fn router(max_upload: usize) -> Router<AppState> {
         .route("/admin/outbox/{id}/{action}", post(outbox_action))
         .route("/admin/peers", get(peers_page))
         .route("/admin/peers/add", post(peer_add))
+        .route("/admin/peers/add-classic", post(classic_add))
         .route("/admin/peers/remove", post(peer_remove))
         .route("/admin/routes/add", post(route_add))
         .route("/admin/routes/remove", post(route_remove))
@@ -248,6 +249,48 @@ async fn peer_add(
     };
     let name = Some(f.name.trim()).filter(|n| !n.is_empty());
     match state.relay.add_peer(&card, name).await {
+        Ok((row, _)) => {
+            let _ = state.store.event("peer.add", Some(&row.name), None).await;
+            Redirect::to("/admin/peers").into_response()
+        }
+        Err(e) => relay_error(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ClassicForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    domains: String,
+    #[serde(default)]
+    nncp: String,
+}
+
+/// A classic peer: an Exim or Postfix node reached by batch SMTP.
+async fn classic_add(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<ClassicForm>,
+) -> Response {
+    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
+        return r;
+    }
+    if f.name.len() > 256 || f.domains.len() > 4096 || f.nncp.len() > 256 {
+        return page_error(StatusCode::BAD_REQUEST, "A field is too long.");
+    }
+    let domains: Vec<String> = f
+        .domains
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|d| !d.is_empty())
+        .map(str::to_string)
+        .collect();
+    let nncp = Some(f.nncp.trim()).filter(|n| !n.is_empty());
+    match state
+        .relay
+        .add_classic_peer(f.name.trim(), &domains, nncp)
+        .await
+    {
         Ok((row, _)) => {
             let _ = state.store.event("peer.add", Some(&row.name), None).await;
             Redirect::to("/admin/peers").into_response()
