@@ -72,6 +72,27 @@ enum Command {
     /// Batch SMTP from classic mail nodes (Exim, Postfix over NNCP or a pipe).
     #[command(subcommand)]
     Bsmtp(BsmtpCommand),
+    /// Take one message on standard input as sendmail(1) does: the
+    /// envelope on the command line, or the sender in a leading `From `
+    /// line (Postfix's pipe(8) `F` flag) — the NNCP `sendmail` handle of
+    /// Postfix nodes. Safe to run again; exit statuses as `bsmtp import`.
+    Sendmail {
+        /// The envelope sender; `<>` for a bounce.
+        #[arg(short = 'f', value_name = "SENDER")]
+        from: Option<String>,
+        /// Accepted for compatibility: a "." line never ends the message here.
+        #[arg(short = 'i')]
+        ignore_dots: bool,
+        /// sendmail's -o options (-oi, -odi, …), accepted and ignored.
+        #[arg(short = 'o', value_name = "OPTION")]
+        options: Vec<String>,
+        /// The classic peer it comes from (else found by $NNCP_SENDER).
+        #[arg(long)]
+        peer: Option<String>,
+        /// The recipients.
+        #[arg(value_name = "RCPT", required = true)]
+        rcpts: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -369,7 +390,20 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Peer(cmd) => peer(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Route(cmd) => route(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Bundle(cmd) => bundle(load_config(&cli, cli.config.as_deref())?, cmd).await,
-        Command::Bsmtp(cmd) => bsmtp(load_config(&cli, cli.config.as_deref())?, cmd).await,
+        Command::Bsmtp(BsmtpCommand::Import { input, peer }) => {
+            let config = load_config(&cli, cli.config.as_deref())?;
+            classic_import(config, peer.as_deref(), ClassicInput::Batch(input)).await
+        }
+        Command::Sendmail {
+            from, peer, rcpts, ..
+        } => {
+            let config = load_config(&cli, cli.config.as_deref())?;
+            let input = ClassicInput::Message {
+                from: from.clone(),
+                rcpts: rcpts.clone(),
+            };
+            classic_import(config, peer.as_deref(), input).await
+        }
     }
 }
 
@@ -648,9 +682,18 @@ async fn bundle_inner(
     Ok(())
 }
 
-async fn bsmtp(config: Config, cmd: &BsmtpCommand) -> Result<()> {
-    let BsmtpCommand::Import { input, peer } = cmd;
-    // Every failure here asks the carrier to keep the batch and try again:
+/// What a classic peer hands over: a batch, or one sendmail-style message.
+enum ClassicInput<'a> {
+    Batch(&'a PathBuf),
+    Message {
+        from: Option<String>,
+        rcpts: Vec<String>,
+    },
+}
+
+async fn classic_import(config: Config, peer: Option<&str>, input: ClassicInput<'_>) -> Result<()> {
+    use crate::relay::RelayError;
+    // Every failure here asks the carrier to keep the input and try again:
     // a setup mistake must not turn into bounces of good mail.
     datadir::require_existing(&Layout::new(config.data_dir.clone()))
         .map_err(|e| TryLater(format!("{e:#}")))?;
@@ -659,26 +702,38 @@ async fn bsmtp(config: Config, cmd: &BsmtpCommand) -> Result<()> {
         .map_err(|e| TryLater(format!("{e:#}")))?;
     let result = async {
         let nncp_sender = std::env::var("NNCP_SENDER").ok();
-        let from = relay
-            .classic_sender(peer.as_deref(), nncp_sender.as_deref())
-            .await?;
-        let report = if input.as_os_str() == "-" {
-            relay.import_bsmtp(std::io::stdin(), from).await?
-        } else {
-            let file =
-                std::fs::File::open(input).map_err(|source| crate::relay::RelayError::Io {
-                    path: input.display().to_string(),
+        let from = relay.classic_sender(peer, nncp_sender.as_deref()).await?;
+        match input {
+            ClassicInput::Batch(path) if path.as_os_str() == "-" => {
+                relay.import_bsmtp(std::io::stdin(), from).await
+            }
+            ClassicInput::Batch(path) => {
+                let file = std::fs::File::open(path).map_err(|source| RelayError::Io {
+                    path: path.display().to_string(),
                     source,
                 })?;
-            relay.import_bsmtp(file, from).await?
-        };
-        Ok::<_, crate::relay::RelayError>(report)
+                relay.import_bsmtp(file, from).await
+            }
+            ClassicInput::Message {
+                from: sender,
+                rcpts,
+            } => {
+                relay
+                    .import_message(std::io::stdin(), sender, rcpts, from)
+                    .await
+            }
+        }
     }
     .await;
     // A hub serving this data directory refreshes its IDLE sessions.
     let _ = relay.store().wake_hub().await;
     relay.store().close().await;
-    let report = result.map_err(|e| TryLater(e.to_string()))?;
+    let report = match result {
+        Ok(r) => r,
+        // What was asked cannot work: say so, keep the input.
+        Err(RelayError::Input(e)) => return Err(DataError(e).into()),
+        Err(e) => return Err(TryLater(e.to_string()).into()),
+    };
     for p in &report.problems {
         eprintln!("{p}");
     }

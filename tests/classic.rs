@@ -285,7 +285,16 @@ fn a_batch_run_again_or_cut_short_delivers_each_message_once() {
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("3 already had"), "{err}");
     assert_eq!(hub.inbox("alice@hub.example").len(), 3);
-    assert_eq!(hub.ok(&me, &["outbox", "list"]), outbox);
+    // (id, recipient) of each item; the age column moves on.
+    let items = |list: &str| -> Vec<(String, String)> {
+        list.lines()
+            .filter_map(|l| {
+                let t: Vec<&str> = l.split_whitespace().collect();
+                Some((t.first()?.to_string(), t.last()?.to_string()))
+            })
+            .collect()
+    };
+    assert_eq!(items(&hub.ok(&me, &["outbox", "list"])), items(&outbox));
 
     // From the peer (named, or known by its NNCP node) no one else may send.
     let forged = b"MAIL FROM:<mallory@elsewhere.example>\nRCPT TO:<alice@hub.example>\nDATA\nSubject: forged\n\nx\n.\n";
@@ -491,4 +500,121 @@ fn delta_chat_on_the_hub_talks_with_an_exim_user() {
     drop(rpc);
     let (clean, _) = running.stop("TERM");
     assert!(clean);
+}
+
+/// Postfix's way (NNCP's Postfix integration): one message per job, the
+/// recipients as arguments and the sender in a leading `From ` line that
+/// pipe(8)'s `F` flag writes — or `-f SENDER`. Here a second hub's `cairn
+/// sendmail` stands in for Postfix's sendmail(1) on the far side.
+#[test]
+fn postfix_style_sendmail_jobs_both_ways_over_nncp() {
+    nncp_tools();
+    let me = RunAs::current();
+    let work = workdir();
+    let hub = Hub::new(work.path(), &me);
+    hub.account(&me, "alice@hub.example");
+    let valley_dir = work.path().join("valley");
+    std::fs::create_dir_all(&valley_dir).unwrap();
+    let valley = Hub::new(&valley_dir, &me);
+    std::fs::write(
+        &valley.cfg,
+        "[hub]\nname = \"valley\"\ndomains = [\"valley.example\"]\n[mail]\nrequire_encryption = false\n",
+    )
+    .unwrap();
+    valley.account(&me, "bob@valley.example");
+
+    let sendmail = |h: &Hub, args: &[&str], stdin: &str| {
+        let mut a = vec!["sendmail"];
+        a.extend(args);
+        let o = h.cli(&me, &a, stdin.as_bytes());
+        (o.status.code(), common::stderr(&o))
+    };
+    let with_from_line =
+        "From bob@valley.example  Thu Nov 26 12:00:00 2026\nSubject: p\n\nhello from postfix\n";
+    let (code, err) = sendmail(&hub, &["alice@hub.example"], with_from_line);
+    assert_eq!(code, Some(0), "{err}");
+    let alice = hub.inbox("alice@hub.example");
+    assert_eq!(alice.len(), 1);
+    assert!(
+        alice[0].starts_with("Subject: p\r\n") && alice[0].ends_with("hello from postfix\r\n"),
+        "the From_ line is the envelope, not the message: {:?}",
+        alice[0]
+    );
+    // The same job again (NNCP re-tossing it): nothing doubles.
+    let (code, err) = sendmail(&hub, &["alice@hub.example"], with_from_line);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("1 already had"), "{err}");
+    assert_eq!(hub.inbox("alice@hub.example").len(), 1);
+    // -f names the sender; -oi and -i are accepted.
+    let (code, err) = sendmail(
+        &hub,
+        &[
+            "-oi",
+            "-i",
+            "-f",
+            "carol@valley.example",
+            "alice@hub.example",
+        ],
+        "Subject: q\n\nsecond\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(hub.inbox("alice@hub.example").len(), 2);
+    // No sender at all: refused, kept by the carrier (65), nothing taken.
+    let (code, err) = sendmail(&hub, &["alice@hub.example"], "Subject: r\n\nno sender\n");
+    assert_eq!(code, Some(65), "{err}");
+    assert!(err.contains("no sender"), "{err}");
+    assert_eq!(hub.inbox("alice@hub.example").len(), 2);
+
+    // The hub sends to the Postfix-style node: `nncp-exec NODE sendmail
+    // -f SENDER RCPT…` with the message as the job.
+    let a = NncpNode::new(work.path().join("nncp-hub"));
+    let v = NncpNode::new(work.path().join("nncp-valley"));
+    hub.ok(
+        &me,
+        &[
+            "peer",
+            "add-classic",
+            "valley",
+            "--domain",
+            "valley.example",
+            "--nncp",
+            "valley",
+        ],
+    );
+    let mut far_sendmail = valley.importer(None);
+    far_sendmail.truncate(far_sendmail.len() - 2);
+    far_sendmail.push("sendmail".into());
+    a.write("valley", &v, &[]);
+    v.write("hub", &a, &[("sendmail", far_sendmail)]);
+    // alice's answer reaches the hub's outbox (routed to valley).
+    let (code, err) = sendmail(
+        &hub,
+        &["-f", "alice@hub.example", "bob@valley.example"],
+        "From: alice@hub.example\nSubject: back\n\n.hello from the campsite\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let out = hub.ok(
+        &me,
+        &[
+            "bundle",
+            "export",
+            "--peer",
+            "valley",
+            "--nncp",
+            "--nncp-handle",
+            "sendmail",
+            "--nncp-cfg",
+            &a.cfg_str(),
+        ],
+    );
+    assert!(out.contains("1 messages"), "{out}");
+    assert!(hub.ok(&me, &["outbox", "list"]).contains("empty"));
+    carry(&me, &a, &v, &work.path().join("stick"));
+    let bob = valley.inbox("bob@valley.example");
+    assert_eq!(bob.len(), 1);
+    assert!(
+        bob[0].contains("\r\n.hello from the campsite\r\n"),
+        "{:?}",
+        bob[0]
+    );
 }

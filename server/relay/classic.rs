@@ -240,6 +240,102 @@ impl Relay {
         Ok(report)
     }
 
+    /// Take one message handed over the way sendmail(1) is called — the
+    /// envelope on the command line (`-f SENDER RCPT…`), or the sender in
+    /// a leading mbox `From ` line, which Postfix's pipe(8) `F` flag writes
+    /// (NNCP's Postfix integration: `nncp-exec NODE sendmail $recipient`).
+    /// Otherwise exactly like one message of a batch.
+    pub async fn import_message<R: Read + Send + 'static>(
+        &self,
+        input: R,
+        mail_from: Option<String>,
+        rcpts: Vec<String>,
+        peer: Option<PeerRow>,
+    ) -> Result<BatchReport> {
+        if rcpts.is_empty() {
+            return Err(RelayError::Input(
+                "name the recipients after the options, as for sendmail".into(),
+            ));
+        }
+        if rcpts.len() > bsmtp::MAX_RECIPIENTS {
+            return Err(RelayError::Input(format!(
+                "more than {} recipients",
+                bsmtp::MAX_RECIPIENTS
+            )));
+        }
+        let spool = self.store.spool();
+        let limit = self.config.max_message_size;
+        let (from_line, received) = tokio::task::spawn_blocking(move || {
+            let mut input = std::io::BufReader::with_capacity(READ_CHUNK, input);
+            let mut intake = Intake::new(spool, false, limit);
+            let mut first = Vec::new();
+            std::io::BufRead::read_until(
+                &mut (&mut input).take(bsmtp::MAX_COMMAND_LINE as u64),
+                b'\n',
+                &mut first,
+            )?;
+            // "From sender date": the envelope sender, not part of the message.
+            let from_line = first.strip_prefix(b"From ").map(|rest| {
+                let rest = String::from_utf8_lossy(rest);
+                let sender = rest.split_whitespace().next().unwrap_or("");
+                let sender = sender.trim_start_matches('<').trim_end_matches('>');
+                if sender == "MAILER-DAEMON" {
+                    String::new()
+                } else {
+                    sender.to_string()
+                }
+            });
+            let push = |intake: &mut Intake, b: &[u8]| match intake.push(b) {
+                Err(IntakeError::Store(e)) => Err(std::io::Error::other(e.to_string())),
+                _ => Ok(()),
+            };
+            if from_line.is_none() {
+                push(&mut intake, &first)?;
+            }
+            let mut buf = vec![0u8; READ_CHUNK];
+            loop {
+                let n = match input.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                push(&mut intake, &buf[..n])?;
+            }
+            Ok::<_, std::io::Error>((from_line, intake.finish()))
+        })
+        .await
+        .map_err(|e| RelayError::BadItem(format!("reading task failed: {e}")))?
+        .map_err(|source| RelayError::Io {
+            path: "the message".into(),
+            source,
+        })?;
+        let Some(mail_from) = mail_from.or(from_line) else {
+            return Err(RelayError::Input(
+                "no sender: give -f SENDER or start the message with a `From SENDER` line".into(),
+            ));
+        };
+        let mail_from = match mail_from.as_str() {
+            "<>" => String::new(),
+            _ => mail_from,
+        };
+        let mut report = BatchReport {
+            peer: peer.as_ref().map(|p| p.name.clone()),
+            messages: 1,
+            ..BatchReport::default()
+        };
+        let env = Envelope {
+            line: 1,
+            mail_from,
+            rcpts,
+            bad_rcpts: Vec::new(),
+        };
+        self.take_message(peer.as_ref(), &env, received, &mut report)
+            .await?;
+        self.route_pending().await?;
+        Ok(report)
+    }
+
     /// A transaction spoilt by a bad command: its recipients are told.
     async fn bounce_spoilt(
         &self,
@@ -456,6 +552,48 @@ impl Relay {
         a.duplicates += applied.duplicates;
         a.bounced += applied.bounced;
         Ok(())
+    }
+
+    /// The next item queued for classic peer `p` as sendmail(1) takes it:
+    /// (`-f SENDER RCPT…`, the message). No item: empty rows.
+    pub async fn export_classic_message(
+        &self,
+        p: PeerRow,
+    ) -> Result<((Vec<String>, Vec<u8>), Exported)> {
+        let rows = self.store.outbox_for_peer(p.id).await?;
+        let mut exported = Exported {
+            peer_id: p.id,
+            peer: p.name,
+            peer_key: None,
+            seq: 0,
+            rows: Vec::new(),
+            acks: Vec::new(),
+            bytes: 0,
+            message_bytes: 0,
+        };
+        let Some(r) = rows.into_iter().next() else {
+            return Ok(((Vec::new(), Vec::new()), exported));
+        };
+        let rcpts = r.recipients();
+        // An argument that starts with '-' would be read as an option.
+        if let Some(bad) = rcpts.iter().find(|a| a.starts_with('-')) {
+            return Err(RelayError::Outbox(format!(
+                "outbox item {} has a recipient sendmail would take for an option ({bad}): drop it or route it elsewhere",
+                r.id
+            )));
+        }
+        let sender = if r.mail_from.is_empty() {
+            "<>".to_string()
+        } else {
+            r.mail_from.clone()
+        };
+        let mut args = vec!["-f".to_string(), sender];
+        args.extend(rcpts);
+        let body = self.store.blob_read(&r.blob_hash).await?;
+        exported.rows.push(r.id);
+        exported.bytes = body.len() as u64;
+        exported.message_bytes = body.len() as u64;
+        Ok(((args, body), exported))
     }
 
     /// Write up to `limit` items queued for classic peer `p` as one batch.

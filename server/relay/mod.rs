@@ -48,6 +48,9 @@ pub enum RelayError {
     BadItem(String),
     #[error("{0}")]
     Outbox(String),
+    /// What a command was given cannot be used (not the store's fault).
+    #[error("{0}")]
+    Input(String),
     #[error("{0} is a classic peer (Exim, Postfix): it takes batch SMTP, not bundles")]
     Classic(String),
     #[error("no route for {0}: see `cairn route list`")]

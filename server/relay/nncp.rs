@@ -26,9 +26,10 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> RelayError + '_ {
 /// Export everything queued for `peer` and queue it for NNCP node `node`
 /// (for a classic peer, default: the NNCP node on record). A cairn peer
 /// gets one bundle for exec handle `handle` (default [`DEFAULT_HANDLE`]);
-/// a classic peer gets one batch SMTP job per message for handle `rsmtp`,
-/// as Exim's NNCP transport sends them (NNCP holds an exec body in memory,
-/// so jobs stay message-sized).
+/// a classic peer gets one job per message (NNCP holds an exec body in
+/// memory, so jobs stay message-sized): batch SMTP for handle `rsmtp`, as
+/// Exim's NNCP transport sends it, or for handle `sendmail` the message
+/// itself with `-f SENDER RCPT…` as arguments, as Postfix's does.
 pub async fn send(
     relay: &Relay,
     peer: &str,
@@ -49,18 +50,24 @@ pub async fn send(
     if !p.is_classic() {
         let handle = handle.unwrap_or(DEFAULT_HANDLE);
         let (bundle, exported) = relay.export(peer, Vec::new()).await?;
-        exec(&node, cfg, handle, &bundle).await?;
+        exec(&node, cfg, handle, &[], &bundle).await?;
         relay.sent(&exported).await?;
         return Ok(exported);
     }
     let handle = handle.unwrap_or(super::classic::NNCP_HANDLE);
     let mut total: Option<Exported> = None;
     loop {
-        let (batch, exported) = relay.export_classic(p.clone(), Vec::new(), Some(1)).await?;
+        let (batch, exported) = if handle == SENDMAIL_HANDLE {
+            relay.export_classic_message(p.clone()).await?
+        } else {
+            let (b, e) = relay.export_classic(p.clone(), Vec::new(), Some(1)).await?;
+            ((Vec::new(), b), e)
+        };
         if exported.rows.is_empty() {
             break;
         }
-        exec(&node, cfg, handle, &batch).await?;
+        let (args, body) = batch;
+        exec(&node, cfg, handle, &args, &body).await?;
         relay.sent(&exported).await?;
         match &mut total {
             None => total = Some(exported),
@@ -83,8 +90,17 @@ pub async fn send(
     }))
 }
 
-/// `nncp-exec NODE HANDLE < body`: exit 0 means queued and synced.
-async fn exec(node: &str, cfg: Option<&Path>, handle: &str, body: &[u8]) -> Result<()> {
+/// The exec handle Postfix nodes map to their sendmail(1).
+pub const SENDMAIL_HANDLE: &str = "sendmail";
+
+/// `nncp-exec NODE HANDLE ARGS… < body`: exit 0 means queued and synced.
+async fn exec(
+    node: &str,
+    cfg: Option<&Path>,
+    handle: &str,
+    args: &[String],
+    body: &[u8],
+) -> Result<()> {
     let program = if Path::new(NNCP_EXEC).exists() {
         NNCP_EXEC
     } else {
@@ -97,6 +113,7 @@ async fn exec(node: &str, cfg: Option<&Path>, handle: &str, body: &[u8]) -> Resu
     }
     cmd.arg(node)
         .arg(handle)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
