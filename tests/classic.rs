@@ -618,3 +618,48 @@ fn postfix_style_sendmail_jobs_both_ways_over_nncp() {
         bob[0]
     );
 }
+
+/// A Filespooler queue whose command is the importer: the same batch queued
+/// twice (a sender that resent it) is delivered once.
+#[test]
+fn a_filespooler_queue_runs_the_importer() {
+    common::debian_tool("/usr/bin/fspl", "filespooler");
+    let me = RunAs::current();
+    let work = workdir();
+    let hub = Hub::new(work.path(), &me);
+    hub.account(&me, "alice@hub.example");
+    hub.account(&me, "carol@hub.example");
+    let queue = work.path().join("queue");
+    let seq = work.path().join("seq");
+    let fspl = |args: &[&str], stdin: &[u8]| {
+        let mut child = Command::new("/usr/bin/fspl")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "fspl {args:?}: {}", common::stderr(&o));
+        o.stdout
+    };
+    fspl(&["queue-init", "-q", queue.to_str().unwrap()], b"");
+    for _ in 0..2 {
+        let job = fspl(&["prepare", "-s", seq.to_str().unwrap(), "-i", "-"], BATCH);
+        fspl(&["queue-write", "-q", queue.to_str().unwrap()], &job);
+    }
+    let mut args = vec!["queue-process", "-q", queue.to_str().unwrap()];
+    let importer = hub.importer(None);
+    args.push(&importer[0]);
+    args.push("--");
+    args.extend(importer[1..].iter().map(String::as_str));
+    fspl(&args, b"");
+    assert_eq!(hub.inbox("alice@hub.example").len(), 3);
+    assert_eq!(hub.inbox("carol@hub.example").len(), 1);
+    assert_eq!(
+        std::fs::read_dir(queue.join("jobs")).unwrap().count(),
+        0,
+        "both jobs done"
+    );
+}
