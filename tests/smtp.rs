@@ -498,5 +498,29 @@ async fn mx_port_takes_bounces_but_is_no_open_relay() {
             .starts_with("523")
     );
     assert!(hub.store.outbox().await.unwrap().is_empty());
+
+    // A domain routed to a node behind this hub is taken and queued for
+    // it; the default route opens nothing.
+    let domains = ["valley.example".to_string()];
+    hub.relay
+        .add_classic_peer("valley", &domains, None)
+        .await
+        .unwrap();
+    hub.relay.add_route("*", "valley").await.unwrap();
+    assert!(c.cmd("MAIL FROM:<x@peer.example>").await.starts_with("250"));
+    let r = c.cmd("RCPT TO:<someone@elsewhere.example>").await;
+    assert!(r.starts_with("550 5.7.1"), "default route is no relay: {r}");
+    assert!(c.cmd("RSET").await.starts_with("250"));
+    let r = c
+        .mail(
+            "x@peer.example",
+            &["bob@valley.example"],
+            &encrypted("x@peer.example"),
+        )
+        .await;
+    assert!(r.starts_with("250"), "routed domain: {r}");
+    let out = hub.store.outbox().await.unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].rcpts, "[\"bob@valley.example\"]");
     hub.shutdown().await;
 }

@@ -279,7 +279,19 @@ impl MailRules {
                         tx.remote.push(a);
                     }
                 }
-                Origin::Peer => return Err(MailError::RelayDenied(address.domain().to_string())),
+                // A domain routed to a node behind this hub is taken and
+                // queued; anything else (the default route included) is
+                // refused: the MX port is no open relay.
+                Origin::Peer => {
+                    let domain = address.domain().to_string();
+                    if !self.store.route_exists(&domain).await? {
+                        return Err(MailError::RelayDenied(domain));
+                    }
+                    let a = address.to_string();
+                    if !tx.remote.contains(&a) {
+                        tx.remote.push(a);
+                    }
+                }
             }
         }
         tx.rcpt_count += 1;

@@ -356,6 +356,17 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
+    /// Whether `domain` has a route of its own (the default route does not count).
+    pub async fn route_exists(&self, domain: &str) -> Result<bool> {
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT 1 FROM routes WHERE domain = ? AND domain <> '*'")
+                .bind(domain)
+                .fetch_optional(self.pool())
+                .await?
+                .is_some(),
+        )
+    }
+
     /// (domain, peer id, peer name), the default route '*' last.
     pub async fn routes(&self) -> Result<Vec<(String, i64, String)>> {
         Ok(sqlx::query_as(
