@@ -390,14 +390,18 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Peer(cmd) => peer(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Route(cmd) => route(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Bundle(cmd) => bundle(load_config(&cli, cli.config.as_deref())?, cmd).await,
+        // A carrier runs these: a bad configuration must keep its input
+        // for later (75), not bounce it.
         Command::Bsmtp(BsmtpCommand::Import { input, peer }) => {
-            let config = load_config(&cli, cli.config.as_deref())?;
+            let config =
+                load_config(&cli, cli.config.as_deref()).map_err(|e| TryLater(format!("{e:#}")))?;
             classic_import(config, peer.as_deref(), ClassicInput::Batch(input)).await
         }
         Command::Sendmail {
             from, peer, rcpts, ..
         } => {
-            let config = load_config(&cli, cli.config.as_deref())?;
+            let config =
+                load_config(&cli, cli.config.as_deref()).map_err(|e| TryLater(format!("{e:#}")))?;
             let input = ClassicInput::Message {
                 from: from.clone(),
                 rcpts: rcpts.clone(),

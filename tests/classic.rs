@@ -323,6 +323,35 @@ fn a_batch_run_again_or_cut_short_delivers_each_message_once() {
         "{err}"
     );
 
+    // A malformed transaction and a message over the size limit bounce,
+    // once however often the batch runs.
+    let mut spoilt_and_big = b"MAIL FROM:<bob@exim.example>\nRCPT TO:<alice@hub.example>\nXYZZY\nDATA\nbody\n.\nMAIL FROM:<bob@exim.example>\nRCPT TO:<alice@hub.example>\nDATA\nSubject: big\n\n".to_vec();
+    spoilt_and_big.extend(b"0123456789abcdef\n".repeat(1100));
+    spoilt_and_big.extend(b".\n");
+    let small = [("CAIRN_LIMITS_MAX_MESSAGE_SIZE", "16 KiB")];
+    for round in 0..2 {
+        let (code, err) = import(&spoilt_and_big, &small);
+        assert_eq!(code, Some(0), "both bounced: {err}");
+        assert!(
+            err.contains(
+                "line 3: unknown command `XYZZY`; the message from <bob@exim.example> was skipped"
+            ) && err.contains("line 7: message exceeds the size limit of 16384 bytes"),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("{} with bounces", if round == 0 { 2 } else { 0 })),
+            "round {round}: {err}"
+        );
+    }
+    let bounces = hub.ok(&me, &["outbox", "list"]);
+    // Two from before (nobody@, far.example) and these two.
+    assert_eq!(
+        bounces.matches("<> -> bob@exim.example").count(),
+        4,
+        "{bounces}"
+    );
+    assert_eq!(hub.inbox("alice@hub.example").len(), 3);
+
     // Not batch SMTP at all: kept by the carrier (65), nothing taken.
     let (code, err) = import(b"Subject: a bare message\n\nhello\n", &[]);
     assert_eq!(code, Some(65), "{err}");
@@ -333,6 +362,34 @@ fn a_batch_run_again_or_cut_short_delivers_each_message_once() {
     assert_eq!(o.status.code(), Some(75), "{}", common::stderr(&o));
     assert!(common::stderr(&o).contains("no peer named nobody"));
     assert_eq!(hub.inbox("alice@hub.example").len(), 3);
+
+    // The bounces leave as one batch SMTP file in a folder (a USB stick).
+    let stick = work.path().join("stick");
+    std::fs::create_dir(&stick).unwrap();
+    let out = hub.ok(
+        &me,
+        &[
+            "bundle",
+            "export",
+            "--peer",
+            "exim",
+            "--out",
+            stick.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("batch SMTP for exim: 4 messages"), "{out}");
+    let files = common::listing(&stick);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].ends_with(".bsmtp"), "{files:?}");
+    let batch = std::fs::read(stick.join(&files[0])).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&batch)
+            .matches("MAIL FROM:<>\r\n")
+            .count(),
+        4
+    );
+    assert!(batch.ends_with(b".\r\nQUIT\r\n"));
+    assert!(hub.ok(&me, &["outbox", "list"]).contains("empty"));
 }
 
 #[test]

@@ -354,11 +354,45 @@ impl Relay {
                 )
             })
             .collect();
-        let Some(bounce) = self.bounce_for(&env.mail_from, &failures, b"").await? else {
+        let what = format!("spoilt on line {}: {reason}", env.line);
+        self.bounce_once(&env.mail_from, &env.rcpts, &what, &failures, report)
+            .await
+    }
+
+    /// A bounce for a message that was not kept, sent once however often
+    /// the batch is run: its id stands for (envelope, what went wrong).
+    async fn bounce_once(
+        &self,
+        mail_from: &str,
+        rcpts: &[String],
+        what: &str,
+        failures: &[Failure],
+        report: &mut BatchReport,
+    ) -> Result<()> {
+        let what_hash = {
+            let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+            ctx.update(b"cairn-bsmtp-bounce\0");
+            ctx.update(what.as_bytes());
+            crate::domain::hex(ctx.finish().as_ref())
+        };
+        let id = item_id(mail_from, rcpts, &what_hash);
+        let Some(bounce) = self.bounce_for(mail_from, failures, b"").await? else {
             return Ok(());
         };
-        self.store.place_generated(&[bounce]).await?;
-        report.applied.bounced += 1;
+        let applied = self
+            .store
+            .import_classic(
+                None,
+                &ImportedItem {
+                    item_id: id,
+                    place: Some(bounce),
+                    bounce: None,
+                },
+            )
+            .await?;
+        if applied.duplicates == 0 {
+            report.applied.bounced += 1;
+        }
         Ok(())
     }
 
@@ -446,12 +480,10 @@ impl Relay {
                     failures.push(failure(&r, "5.3.4", e.to_string()));
                 }
                 report.problems.push(format!("{at}: {e}"));
-                let bounce = self.bounce_for(&mail_from, &failures, b"").await?;
-                if let Some(b) = bounce {
-                    self.store.place_generated(&[b]).await?;
-                    report.applied.bounced += 1;
-                }
-                return Ok(());
+                let what = format!("{at}: {e}");
+                return self
+                    .bounce_once(&mail_from, &all, &what, &failures, report)
+                    .await;
             }
         };
         let id = item_id(&mail_from, &all, &spool.hash());
