@@ -720,3 +720,30 @@ fn a_filespooler_queue_runs_the_importer() {
         "both jobs done"
     );
 }
+
+/// The seed of the `bsmtp_batch` fuzz target (a step byte, then a batch)
+/// is a valid batch of two messages.
+#[test]
+fn the_fuzz_seed_is_a_valid_batch() {
+    use cairn::smtp::bsmtp::{Decoder, Event};
+    let seed = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/corpus/bsmtp_batch/seed"),
+    )
+    .unwrap();
+    let batch = &seed[1..];
+    let mut d = Decoder::new();
+    let mut used = 0;
+    let mut messages = 0;
+    loop {
+        let (n, ev) = d.next(&batch[used..], true);
+        used += n;
+        match ev {
+            Event::End => messages += 1,
+            Event::Refused(p) => panic!("{p:?}"),
+            Event::Truncated(e) => panic!("truncated: {e:?}"),
+            Event::Finished => break,
+            _ => {}
+        }
+    }
+    assert_eq!(messages, 2);
+}
