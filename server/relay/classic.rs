@@ -593,16 +593,7 @@ impl Relay {
         p: PeerRow,
     ) -> Result<((Vec<String>, Vec<u8>), Exported)> {
         let rows = self.store.outbox_for_peer(p.id).await?;
-        let mut exported = Exported {
-            peer_id: p.id,
-            peer: p.name,
-            peer_key: None,
-            seq: 0,
-            rows: Vec::new(),
-            acks: Vec::new(),
-            bytes: 0,
-            message_bytes: 0,
-        };
+        let mut exported = Exported::classic(p);
         let Some(r) = rows.into_iter().next() else {
             return Ok(((Vec::new(), Vec::new()), exported));
         };
@@ -674,18 +665,11 @@ impl Relay {
             })
             .await
             .map_err(|e| RelayError::BadItem(format!("export task failed: {e}")))??;
-        Ok((
-            out,
-            Exported {
-                peer_id: p.id,
-                peer: p.name,
-                peer_key: None,
-                seq,
-                rows: done,
-                acks: Vec::new(),
-                bytes,
-                message_bytes,
-            },
-        ))
+        let mut exported = Exported::classic(p);
+        exported.seq = seq;
+        exported.rows = done;
+        exported.bytes = bytes;
+        exported.message_bytes = message_bytes;
+        Ok((out, exported))
     }
 }

@@ -153,6 +153,30 @@ pub struct Exported {
     pub message_bytes: u64,
 }
 
+impl Exported {
+    /// Nothing yet for classic peer `p` (no bundle, no key).
+    fn classic(p: PeerRow) -> Exported {
+        Exported {
+            peer_id: p.id,
+            peer: p.name,
+            peer_key: None,
+            seq: 0,
+            rows: Vec::new(),
+            acks: Vec::new(),
+            bytes: 0,
+            message_bytes: 0,
+        }
+    }
+
+    /// Count `more` (a later export to the same peer) in with this one.
+    fn absorb(&mut self, more: Exported) {
+        self.rows.extend(more.rows);
+        self.acks.extend(more.acks);
+        self.bytes += more.bytes;
+        self.message_bytes += more.message_bytes;
+    }
+}
+
 /// What an import did.
 #[derive(Debug, Clone, Default)]
 pub struct Imported {

@@ -55,7 +55,7 @@ pub async fn send(
         return Ok(exported);
     }
     let handle = handle.unwrap_or(super::classic::NNCP_HANDLE);
-    let mut total: Option<Exported> = None;
+    let mut total = Exported::classic(p.clone());
     loop {
         let (batch, exported) = if handle == SENDMAIL_HANDLE {
             relay.export_classic_message(p.clone()).await?
@@ -69,25 +69,9 @@ pub async fn send(
         let (args, body) = batch;
         exec(&node, cfg, handle, &args, &body).await?;
         relay.sent(&exported).await?;
-        match &mut total {
-            None => total = Some(exported),
-            Some(t) => {
-                t.rows.extend(exported.rows);
-                t.bytes += exported.bytes;
-                t.message_bytes += exported.message_bytes;
-            }
-        }
+        total.absorb(exported);
     }
-    Ok(total.unwrap_or(Exported {
-        peer_id: p.id,
-        peer: p.name,
-        peer_key: None,
-        seq: 0,
-        rows: Vec::new(),
-        acks: Vec::new(),
-        bytes: 0,
-        message_bytes: 0,
-    }))
+    Ok(total)
 }
 
 /// The exec handle Postfix nodes map to their sendmail(1).
