@@ -19,6 +19,8 @@ use std::process::{Command, Output, Stdio};
 struct Hub {
     cfg: PathBuf,
     data: PathBuf,
+    /// The `cairn` binary, where `who` can run it.
+    bin: PathBuf,
 }
 
 impl Hub {
@@ -32,15 +34,17 @@ impl Hub {
             "[hub]\nname = \"camp\"\ndomains = [\"hub.example\"]\n[mail]\nrequire_encryption = false\n",
         )
         .unwrap();
+        let bin = who.reachable(Path::new(env!("CARGO_BIN_EXE_cairn")), &dir);
         who.own(&dir);
         Hub {
             cfg,
             data: dir.join("data"),
+            bin,
         }
     }
 
     fn cmd(&self, who: &RunAs) -> Command {
-        let mut c = who.command(env!("CARGO_BIN_EXE_cairn"));
+        let mut c = who.command(&self.bin);
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("CAIRN_LOG", "warn")
@@ -78,7 +82,7 @@ impl Hub {
     /// The importer's argv, as an Exim pipe command or NNCP exec handle.
     fn importer(&self, peer: Option<&str>) -> Vec<String> {
         let mut v = vec![
-            env!("CARGO_BIN_EXE_cairn").to_string(),
+            self.bin.to_str().unwrap().to_string(),
             "--config".into(),
             self.cfg.to_str().unwrap().into(),
             "--data".into(),

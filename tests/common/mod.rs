@@ -369,6 +369,27 @@ impl RunAs {
         c
     }
 
+    /// `program` at a path this user can run: as it is, or — when the
+    /// build directory is closed to other users (a clone under /root) —
+    /// hard-linked or copied into `dir`.
+    pub fn reachable(&self, program: &Path, dir: &Path) -> PathBuf {
+        if !self.switch
+            || self
+                .command("test")
+                .arg("-x")
+                .arg(program)
+                .status()
+                .is_ok_and(|s| s.success())
+        {
+            return program.to_path_buf();
+        }
+        let dest = dir.join(program.file_name().expect("a file"));
+        if std::fs::hard_link(program, &dest).is_err() {
+            std::fs::copy(program, &dest).expect("copy the program");
+        }
+        dest
+    }
+
     /// Make `path` (recursively) belong to this user.
     pub fn own(&self, path: &Path) {
         if !self.switch {
