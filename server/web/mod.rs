@@ -5,6 +5,7 @@
 mod accounts;
 pub mod admin;
 mod assets;
+mod probes;
 mod relay;
 mod status;
 pub mod tls;
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::router())
         .merge(relay::router(max_upload))
         .merge(assets::router())
+        .merge(probes::router())
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
