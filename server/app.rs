@@ -460,6 +460,11 @@ impl Hub {
                 web::admin::LOGIN_FAILURES_PER_MINUTE,
                 web::admin::LOGIN_FAILURE_BURST,
             )),
+            // The same allowance as accounts made by a first login.
+            join_limit: Arc::new(crate::mail::ratelimit::RateLimiter::new(
+                crate::mail::transaction::SELF_SERVICE_PER_MINUTE,
+                crate::mail::transaction::SELF_SERVICE_BURST,
+            )),
             relay: relay.clone(),
         };
         let router = web::router(state);

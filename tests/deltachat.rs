@@ -239,6 +239,46 @@ fn an_account_from_the_admin_page_is_set_up_by_its_link() {
     rt.block_on(hub.shutdown());
 }
 
+/// An account a newcomer makes on the public join page: its `dclogin:`
+/// link sets up the real Delta Chat core, which then receives a message.
+#[test]
+fn an_account_from_the_join_page_is_set_up_by_its_link() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_tmp, hub) = rt.block_on(hub(|_| {}));
+    let web = hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+    let link = rt.block_on(async {
+        let page = common::web::request(web, "/join", "", None).await;
+        let form = page.hidden("form").unwrap();
+        let jar = format!("cairn_form={}", page.cookie("cairn_form").unwrap());
+        let r = common::web::request(web, "/join", &jar, Some(&format!("form={form}"))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let start = r.body.find("href=\"dclogin:").unwrap() + 6;
+        let end = r.body[start..].find('"').unwrap() + start;
+        r.body[start..end].replace("&#38;", "&")
+    });
+    let imap = hub.endpoint(cairn::app::IMAP_TLS).unwrap().port();
+    let smtp = hub
+        .endpoint(cairn::app::SMTP_SUBMISSION_TLS)
+        .unwrap()
+        .port();
+    let mut rpc = Rpc::spawn();
+    let newcomer = rpc.ok("add_account", json!([])).as_u64().unwrap();
+    rpc.ok("add_transport_from_qr", json!([newcomer, link]));
+    rpc.start(newcomer);
+    let alice = rpc.account("alice@[127.0.0.1]", PASSWORD, imap, smtp);
+    let chat = rpc.chat_with(alice, newcomer);
+    rpc.ok(
+        "misc_send_text_message",
+        json!([alice, chat, "welcome to the camp"]),
+    );
+    let m = rpc.wait_message(newcomer, "the newcomer gets alice's welcome", |m| {
+        m["text"] == "welcome to the camp"
+    });
+    assert_eq!(m["showPadlock"], true);
+    drop(rpc);
+    rt.block_on(hub.shutdown());
+}
+
 #[test]
 fn an_account_created_on_first_login_works() {
     let rt = tokio::runtime::Runtime::new().unwrap();

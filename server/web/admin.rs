@@ -43,7 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin", get(dashboard))
 }
 
-fn random_token() -> String {
+pub(super) fn random_token() -> String {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).expect("system random source");
     URL_SAFE_NO_PAD.encode(b)
@@ -186,7 +186,7 @@ async fn start_session(state: &AppState, ip: IpAddr, secure: Secure) -> Response
 }
 
 /// A form shown before login, with its double-submit token.
-fn with_form_token(page: impl IntoResponse, token: &str, secure: Secure) -> Response {
+pub(super) fn with_form_token(page: impl IntoResponse, token: &str, secure: Secure) -> Response {
     let mut r = page.into_response();
     r.headers_mut().append(
         header::SET_COOKIE,
@@ -197,7 +197,7 @@ fn with_form_token(page: impl IntoResponse, token: &str, secure: Secure) -> Resp
     r
 }
 
-fn form_token_ok(headers: &HeaderMap, sent: &str) -> bool {
+pub(super) fn form_token_ok(headers: &HeaderMap, sent: &str) -> bool {
     !sent.is_empty() && cookie(headers, FORM_COOKIE).is_some_and(|c| same(&c, sent))
 }
 

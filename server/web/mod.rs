@@ -1,12 +1,15 @@
-//! Web pages (axum + askama): the health check, the status page, and the
-//! admin pages (setup, login, dashboard).
+//! Web pages (axum + askama): the health check, the status page, the
+//! phones' connectivity probes, the public join page and `/new`, and the
+//! admin pages (setup, login, dashboard, accounts, relay, settings).
 //! Each module exposes `router()`; [`router`] merges them.
 
 mod accounts;
 pub mod admin;
 mod assets;
+pub mod join;
 mod probes;
 mod relay;
+mod settings;
 mod status;
 pub mod tls;
 
@@ -28,6 +31,8 @@ pub struct AppState {
     pub fingerprint: Arc<str>,
     /// Wrong admin passwords and setup codes per client IP.
     pub login_failures: Arc<crate::mail::ratelimit::RateLimiter<std::net::IpAddr>>,
+    /// Accounts made on the join page or `/new` per client IP.
+    pub join_limit: Arc<crate::mail::ratelimit::RateLimiter<std::net::IpAddr>>,
     pub relay: crate::relay::Relay,
 }
 
@@ -74,6 +79,8 @@ pub fn router(state: AppState) -> Router {
         .merge(relay::router(max_upload))
         .merge(assets::router())
         .merge(probes::router())
+        .merge(join::router())
+        .merge(settings::router())
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
