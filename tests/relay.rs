@@ -383,6 +383,10 @@ async fn the_command_line_moves_bundles_between_running_hubs() {
     let card_a = ok(run(&a_cfg, &a, &["node", "card"], b""));
     let card_b = ok(run(&b_cfg, &b, &["node", "card"], b""));
     assert!(card_a.starts_with("cairn-node:v1;name=camp-a;"), "{card_a}");
+    // `--qr` prints the same card as a terminal QR code above it.
+    let with_qr = ok(run(&a_cfg, &a, &["node", "card", "--qr"], b""));
+    assert!(with_qr.trim_end().ends_with(card_a.trim()), "{with_qr}");
+    assert_eq!(common::qr::decode_text(&with_qr), card_a.trim());
     let out = ok(run(&a_cfg, &a, &["peer", "add", card_b.trim()], b""));
     assert!(
         out.contains("added peer camp-b") && out.contains("route: camp-b.example -> camp-b"),

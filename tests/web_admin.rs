@@ -290,10 +290,11 @@ async fn peers_outbox_and_bundles_by_hand() {
     let page = request(wa, "/admin/peers", &jar, None).await;
     assert_eq!(page.status, 200);
     let card = a.hub.relay.card(vec![]).to_text();
-    assert!(
-        page.body.contains(&card) && page.body.contains("<svg"),
-        "{}",
-        page.body
+    assert!(page.body.contains(&card), "{}", page.body);
+    assert_eq!(
+        common::qr::decode_svgs(&page.body),
+        vec![card.clone()],
+        "the QR code reads as the node card"
     );
 
     // Add B by its card; a forged token changes nothing.
@@ -606,7 +607,11 @@ async fn accounts_with_generated_passwords_and_login_links() {
             && link.ends_with("&ss=ssl&ic=3"),
         "{link}"
     );
-    assert!(r.body.contains("<svg"), "a QR code");
+    assert_eq!(
+        common::qr::decode_svgs(&r.body),
+        vec![link.clone()],
+        "the card's QR code reads as its link"
+    );
     // The password in the link logs in over IMAP.
     let pw = link
         .split("?p=")
@@ -649,6 +654,15 @@ async fn accounts_with_generated_passwords_and_login_links() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body.matches("class=\"account-card\"").count(), 3);
     assert_eq!(r.body.matches("dclogin:camper-").count(), 3);
+    let codes = common::qr::decode_svgs(&r.body);
+    assert_eq!(codes.len(), 3);
+    for code in codes {
+        assert!(
+            r.body
+                .contains(&format!("href=\"{}\"", code.replace('&', "&#38;"))),
+            "each QR code is its card's link: {code}"
+        );
+    }
     assert_eq!(hub.store.account_count().await.unwrap(), before + 3);
 
     // Search, reset, delete.

@@ -264,6 +264,7 @@ pub mod classic;
 pub mod deltachat;
 pub mod imap;
 pub mod nncp;
+pub mod qr;
 pub mod relay;
 pub mod smtp;
 pub mod web;
