@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 fn decode_bitmap(w: usize, h: usize, dark: impl Fn(usize, usize) -> bool) -> String {
-    let mut img = rqrr::PreparedImage::prepare_from_bitmap(w, h, |x, y| dark(x, y));
+    let mut img = rqrr::PreparedImage::prepare_from_bitmap(w, h, dark);
     let grids = img.detect_grids();
     assert_eq!(grids.len(), 1, "one QR code in the picture");
     let (_, content) = grids[0].decode().expect("the QR code decodes");
@@ -65,11 +65,7 @@ pub fn decode_text(text: &str) -> String {
         let Some(c) = rows.get(my / 2).and_then(|r| r.get(mx)) else {
             return false;
         };
-        match (c, my % 2) {
-            ('█', _) => true,
-            ('▀', 0) | ('▄', 1) => true,
-            _ => false,
-        }
+        matches!((c, my % 2), ('█', _) | ('▀', 0) | ('▄', 1))
     };
     decode_bitmap(w * s, h * s, dark)
 }
