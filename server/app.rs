@@ -86,6 +86,9 @@ pub struct StartReport {
 
 /// The data directory opened and brought up to date.
 pub struct Prepared {
+    /// The configuration with the admin pages' settings laid over it
+    /// ([`effective`]): use this one, not the file's.
+    pub config: Config,
     pub layout: Layout,
     pub store: Store,
     pub certificate: tls::Certificate,
@@ -93,9 +96,41 @@ pub struct Prepared {
     pub report: StartReport,
 }
 
+/// Settings the admin pages change that override the configuration file.
+pub const SETTING_HUB_NAME: &str = "hub.name";
+/// JSON list of mail domains.
+pub const SETTING_HUB_DOMAINS: &str = "hub.domains";
+
+/// `config` with what the admin pages changed (the hub's name, its mail
+/// domains) laid over it. A stored value that no longer parses is ignored
+/// with a warning, never fatal: the file's value stands.
+pub async fn effective(config: &Config, store: &Store) -> Result<Config, StartError> {
+    let mut c = config.clone();
+    if let Some(name) = store.settings_get(SETTING_HUB_NAME).await? {
+        c.hub.name = name;
+    }
+    if let Some(json) = store.settings_get(SETTING_HUB_DOMAINS).await? {
+        let parsed: Option<Vec<crate::domain::Domain>> = serde_json::from_str::<Vec<String>>(&json)
+            .ok()
+            .and_then(|l| {
+                l.iter()
+                    .map(|d| crate::domain::Domain::parse(d).ok())
+                    .collect()
+            });
+        match parsed {
+            Some(d) if !d.is_empty() => c.hub.domains = d,
+            _ => {
+                tracing::warn!(setting = SETTING_HUB_DOMAINS, value = %json, "ignoring a stored mail domain list that does not parse")
+            }
+        }
+    }
+    Ok(c)
+}
+
 impl Prepared {
     /// The store-and-forward side of this node.
-    pub fn relay(&self, config: &Config) -> relay::Relay {
+    pub fn relay(&self) -> relay::Relay {
+        let config = &self.config;
         relay::Relay::new(
             self.store.clone(),
             self.identity.clone(),
@@ -222,6 +257,7 @@ pub async fn prepare(
         None
     };
     let (store, certificate, identity, mut report) = initialize(&layout, &root, config).await?;
+    let config = effective(config, &store).await?;
     if let Some(first) = first_report {
         report = first;
         report.first_start = true;
@@ -231,6 +267,7 @@ pub async fn prepare(
     }
     Ok((
         Prepared {
+            config,
             layout,
             store,
             certificate,
@@ -298,6 +335,12 @@ fn open(
 /// A running hub.
 pub struct Hub {
     pub report: StartReport,
+    /// The hub's name as it runs (the admin pages may have changed it).
+    pub name: String,
+    /// (config field, bound address) of every listener.
+    bound: Vec<(&'static str, SocketAddr)>,
+    /// Cancelled when the admin pages changed settings that need a restart.
+    reload: CancellationToken,
     /// (service name, address) of every listener, in config order.
     pub endpoints: Vec<(&'static str, SocketAddr)>,
     pub store: Store,
@@ -384,7 +427,8 @@ impl Hub {
         }
 
         let (prepared, lock) = prepare(&config, true).await?;
-        let relay = prepared.relay(&config);
+        let config = prepared.config.clone();
+        let relay = prepared.relay();
         let swept = prepared.store.sweep().await?;
         if swept.temp_files + swept.orphan_blobs > 0 {
             tracing::info!(
@@ -450,7 +494,12 @@ impl Hub {
             quota_bytes: config.limits.mailbox_quota.0,
         };
 
+        let reload = CancellationToken::new();
+        let name = config.hub.name.clone();
+        let bound: Vec<(&'static str, SocketAddr)> =
+            listeners.iter().map(|(f, a, _)| (*f, *a)).collect();
         let state = web::AppState {
+            reload: reload.clone(),
             store: prepared.store.clone(),
             config: Arc::new(config),
             started: Instant::now(),
@@ -552,6 +601,9 @@ impl Hub {
         tracing::info!(data = %prepared.layout.root().display(), "hub started");
         Ok(Hub {
             report: prepared.report,
+            name,
+            bound,
+            reload,
             endpoints,
             store: prepared.store,
             relay,
@@ -572,6 +624,39 @@ impl Hub {
     /// A token that stops the hub when cancelled.
     pub fn stop_token(&self) -> CancellationToken {
         self.stop.clone()
+    }
+
+    /// Cancelled when settings changed that take a restart (the hub's name
+    /// or mail domains): whoever runs the hub stops and starts it again.
+    pub fn reload_requested(&self) -> CancellationToken {
+        self.reload.clone()
+    }
+
+    /// `config` with every listener at the address it got, so a restart
+    /// keeps the ports that port 0 picked.
+    pub fn pinned(&self, config: &Config) -> Config {
+        let mut c = config.clone();
+        let l = &mut c.listen;
+        for (field, list) in [
+            ("listen.smtp_submission_tls", &mut l.smtp_submission_tls),
+            ("listen.smtp_submission", &mut l.smtp_submission),
+            ("listen.smtp_mx", &mut l.smtp_mx),
+            ("listen.imap_tls", &mut l.imap_tls),
+            ("listen.imap", &mut l.imap),
+            ("listen.http", &mut l.http),
+            ("listen.https", &mut l.https),
+        ] {
+            let got: Vec<SocketAddr> = self
+                .bound
+                .iter()
+                .filter(|(f, _)| *f == field)
+                .map(|(_, a)| *a)
+                .collect();
+            if got.len() == list.len() {
+                *list = got;
+            }
+        }
+        c
     }
 
     /// Wait until stopped, let connections drain, close the database.

@@ -419,7 +419,7 @@ async fn open_relay(config: &Config) -> Result<crate::relay::Relay> {
             eprintln!("{line}");
         }
     }
-    Ok(prepared.relay(config))
+    Ok(prepared.relay())
 }
 
 async fn node(config: Config, cmd: &NodeCommand) -> Result<()> {
@@ -788,15 +788,45 @@ fn check_config(cli: &Cli, file: &std::path::Path) -> Result<()> {
     }
 }
 
-async fn serve(config: Config) -> Result<()> {
-    let name = config.hub.name.clone();
-    let hub = Hub::start(config).await?;
-    // Handlers are in place before "ready" is printed: a signal right after
-    // it must stop the hub cleanly, not kill it.
-    let signals = Signals::install()?;
+async fn serve(mut config: Config) -> Result<()> {
+    let mut signals: Option<Signals> = None;
+    loop {
+        let hub = Hub::start(config.clone()).await?;
+        // Handlers are in place before "ready" is printed: a signal right
+        // after it must stop the hub cleanly, not kill it.
+        let signals = match &mut signals {
+            Some(s) => s,
+            None => signals.insert(Signals::install()?),
+        };
+        print_ready(&hub)?;
+        let stop = hub.stop_token();
+        let reload = hub.reload_requested();
+        tokio::select! {
+            _ = signals.wait() => {
+                stop.cancel();
+                hub.run().await;
+                println!("stopped");
+                return Ok(());
+            }
+            _ = reload.cancelled() => {
+                // The same ports again, even those port 0 picked.
+                config = hub.pinned(&config);
+                hub.shutdown().await;
+                println!("restarting with the new settings");
+            }
+        }
+    }
+}
+
+fn print_ready(hub: &Hub) -> Result<()> {
     let r = &hub.report;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "cairn {}: hub \"{name}\"", env!("CARGO_PKG_VERSION"))?;
+    writeln!(
+        out,
+        "cairn {}: hub \"{}\"",
+        env!("CARGO_PKG_VERSION"),
+        hub.name
+    )?;
     for line in &r.lines {
         writeln!(out, "{line}")?;
     }
@@ -821,15 +851,6 @@ async fn serve(config: Config) -> Result<()> {
     }
     writeln!(out, "ready; stop with Ctrl-C")?;
     out.flush()?;
-    drop(out);
-
-    let stop = hub.stop_token();
-    tokio::spawn(async move {
-        signals.wait().await;
-        stop.cancel();
-    });
-    hub.run().await;
-    println!("stopped");
     Ok(())
 }
 
@@ -848,7 +869,7 @@ impl Signals {
         })
     }
 
-    async fn wait(mut self) {
+    async fn wait(&mut self) {
         tokio::select! {
             _ = self.int.recv() => tracing::info!("SIGINT: stopping"),
             _ = self.term.recv() => tracing::info!("SIGTERM: stopping"),
@@ -880,15 +901,16 @@ fn read_password(args: &PasswordArgs) -> Result<Option<Password>> {
 }
 
 /// Open the hub's store for a management command, creating the data
-/// directory as `serve` would if this is the first thing run.
-async fn open_store(config: &Config) -> Result<Store> {
+/// directory as `serve` would if this is the first thing run; with the
+/// configuration the hub runs with (the admin pages' settings laid over).
+async fn open_store(config: &Config) -> Result<(Store, Config)> {
     let (prepared, _) = app::prepare(config, false).await?;
     if prepared.report.first_start {
         for line in &prepared.report.lines {
             eprintln!("{line}");
         }
     }
-    Ok(prepared.store)
+    Ok((prepared.store, prepared.config))
 }
 
 async fn account(config: Config, cmd: &AccountCommand) -> Result<()> {
@@ -899,14 +921,19 @@ async fn account(config: Config, cmd: &AccountCommand) -> Result<()> {
         }
         _ => None,
     };
-    if let AccountCommand::Add { address, .. } = cmd {
-        let probe = crate::mail::accounts::check_hosted(address, &config.hub.domains)?;
-        drop(probe);
+    let exists = datadir::require_existing(&Layout::new(config.data_dir.clone()));
+    match (cmd, exists) {
+        // A first command: nothing on disk yet, and no domains but the file's.
+        (AccountCommand::Add { address, .. }, Err(_)) => {
+            let probe = crate::mail::accounts::check_hosted(address, &config.hub.domains)?;
+            drop(probe);
+        }
+        (AccountCommand::Add { .. }, Ok(_)) => {}
+        (_, exists) => {
+            exists?;
+        }
     }
-    if !matches!(cmd, AccountCommand::Add { .. }) {
-        datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
-    }
-    let store = open_store(&config).await?;
+    let (store, config) = open_store(&config).await?;
     let accounts = Accounts::new(store.clone(), config.hub.domains.clone());
     let result = account_inner(&accounts, cmd, password).await;
     store.close().await;
@@ -983,7 +1010,7 @@ async fn admin(config: Config, cmd: &AdminCommand) -> Result<()> {
             })
             .await
             .context("password hashing was interrupted")??;
-            let store = open_store(&config).await?;
+            let (store, _) = open_store(&config).await?;
             store
                 .settings_set(SETTING_ADMIN_PASSWORD, hash.as_str())
                 .await?;
@@ -1010,7 +1037,7 @@ async fn admin(config: Config, cmd: &AdminCommand) -> Result<()> {
 
 async fn outbox_list(config: Config) -> Result<()> {
     datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
-    let store = open_store(&config).await?;
+    let (store, _) = open_store(&config).await?;
     let items = store.outbox().await;
     store.close().await;
     let items = items?;

@@ -186,3 +186,121 @@ async fn hub_starts_on_port_0_from_the_library() {
     assert_eq!(body, "ok\n");
     hub.shutdown().await;
 }
+
+/// The first-boot wizard end to end: the setup code and admin password,
+/// then the hub's name, mail domain, Wi-Fi and clock; the hub restarts by
+/// itself on the same ports with the new name and domain, which the
+/// command line then uses too.
+#[test]
+fn the_wizard_renames_the_hub_which_restarts_itself() {
+    use common::web::{enc, request};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = cairn(tmp.path());
+    port0(&mut c);
+    let mut hub = serve(c);
+    let text = hub.printed_text();
+    let code = text
+        .split("admin setup code: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let web = hub.http;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (jar, page) = rt.block_on(async {
+        let page = request(web, "/setup", "", None).await;
+        let form = page.hidden("form").unwrap();
+        let r = request(
+            web,
+            "/setup",
+            &format!("cairn_form={form}"),
+            Some(&format!(
+                "form={form}&code={code}&password=campfire-42&confirm=campfire-42"
+            )),
+        )
+        .await;
+        assert_eq!(r.header("location"), Some("/admin/setup"), "{}", r.body);
+        let jar = format!("cairn_admin={}", r.cookie("cairn_admin").unwrap());
+        let dash = request(web, "/admin", &jar, None).await;
+        assert!(
+            dash.body.contains("Finish setting up the hub"),
+            "{}",
+            dash.body
+        );
+        let page = request(web, "/admin/setup", &jar, None).await;
+        (jar, page)
+    });
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("Date.now()"),
+        "the page sends the browser's time"
+    );
+    let csrf = page.hidden("csrf").unwrap();
+    let an_hour_ahead = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 3_600_000;
+    let done = rt.block_on(request(
+        web,
+        "/admin/setup",
+        &jar,
+        Some(&format!(
+            "csrf={csrf}&name={}&domain=lake.example&ssid=Lakeside&passphrase=campfire42&country=de&browser_time={an_hour_ahead}",
+            enc("Lakeside Camp")
+        )),
+    ));
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body.contains("1 h behind this browser")
+            && done.body.contains("left alone")
+            && done
+                .body
+                .contains("restarts now as Lakeside Camp with mail domain lake.example"),
+        "{}",
+        done.body
+    );
+    hub.wait_for_line("restarting with the new settings");
+    let banner = hub.wait_for_line("cairn ");
+    assert!(banner.contains("hub \"Lakeside Camp\""), "{banner}");
+    hub.wait_for_line("ready");
+    assert!(
+        hub.printed_text().contains(&format!("web: http://{web}/")),
+        "the same web port after the restart:\n{}",
+        hub.printed_text()
+    );
+    let (_, body) = http_get(web, "/");
+    assert!(body.contains("lake.example"), "{body}");
+
+    // The command line uses the new domain as well.
+    let o = run(cairn(tmp.path()).args(["account", "add", "bob@lake.example"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(cairn(tmp.path()).args(["account", "add", "carol@[127.0.0.1]"]));
+    assert!(!o.status.success(), "the old domain is gone");
+
+    rt.block_on(async {
+        // The session survived the restart; the wizard is done.
+        let dash = request(web, "/admin", &jar, None).await;
+        assert_eq!(dash.status, 200);
+        assert!(!dash.body.contains("Finish setting up"), "{}", dash.body);
+        // With an account at lake.example, the domain stays.
+        let page = request(web, "/admin/setup", &jar, None).await;
+        assert!(
+            page.body.contains("accounts exist, so it stays"),
+            "{}",
+            page.body
+        );
+        let csrf = page.hidden("csrf").unwrap();
+        let r = request(
+            web,
+            "/admin/setup",
+            &jar,
+            Some(&format!("csrf={csrf}&name=x&domain=other.example")),
+        )
+        .await;
+        assert_eq!(r.status, 400);
+        assert!(r.body.contains("Accounts exist"), "{}", r.body);
+    });
+    let (clean, _) = hub.stop("TERM");
+    assert!(clean);
+}

@@ -101,8 +101,8 @@ async fn setup_login_logout_and_sessions() {
     .await;
     assert_eq!(
         (r.status, r.header("location")),
-        (303, Some("/admin")),
-        "{}",
+        (303, Some("/admin/setup")),
+        "on to the rest of the wizard: {}",
         r.body
     );
     let session = r.cookie("cairn_admin").expect("session cookie");
@@ -709,5 +709,134 @@ async fn accounts_with_generated_passwords_and_login_links() {
     .await;
     assert_eq!(r.status, 303);
     assert_eq!(hub.store.account_count().await.unwrap(), before + 2);
+    hub.shutdown().await;
+}
+
+/// The wizard's second page refuses bad input with a clear message and
+/// changes nothing; a new name asks the hub's runner for a restart.
+#[tokio::test]
+async fn the_wizard_checks_its_input() {
+    use common::web::admin_session;
+    let (_tmp, hub) = hub(|_| {}).await;
+    let web = hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+    let (jar, csrf) = admin_session(&hub).await;
+    let page = request(web, "/admin/setup", &jar, None).await;
+    assert!(
+        page.body.contains("accounts exist, so it stays"),
+        "the test hub has accounts: {}",
+        page.body
+    );
+    let ok = "name=Camp&domain=%5B127.0.0.1%5D";
+    for (body, why) in [
+        (format!("csrf=forged&{ok}"), "another site"),
+        (
+            format!("csrf={csrf}&name=&domain=%5B127.0.0.1%5D"),
+            "1 to 64 characters",
+        ),
+        (
+            format!("csrf={csrf}&name={}&domain=%5B127.0.0.1%5D", "n".repeat(65)),
+            "1 to 64 characters",
+        ),
+        (
+            format!("csrf={csrf}&name=Camp&domain=not%20a%20domain"),
+            "cannot be a mail domain",
+        ),
+        (
+            format!("csrf={csrf}&name=Camp&domain=camp.example"),
+            "Accounts exist",
+        ),
+        (
+            format!("csrf={csrf}&{ok}&country=Germany"),
+            "two-letter code",
+        ),
+        (
+            format!("csrf={csrf}&{ok}&ssid=x&passphrase=short"),
+            "8 to 63",
+        ),
+        (
+            format!("csrf={csrf}&{ok}&ssid={}", "s".repeat(33)),
+            "at most 32",
+        ),
+        (
+            format!("csrf={csrf}&{ok}&browser_time=noon"),
+            "did not come through",
+        ),
+        (
+            format!("csrf={csrf}&name=%3Cb%3EX%3C%2Fb%3E&domain=camp.example"),
+            "Accounts exist",
+        ),
+    ] {
+        let r = request(web, "/admin/setup", &jar, Some(&body)).await;
+        assert!(
+            r.status == 400 || r.status == 403,
+            "{why}: {} {}",
+            r.status,
+            r.body
+        );
+        assert!(r.body.contains(why), "{why}: {}", r.body);
+    }
+    assert_eq!(hub.store.settings_get("setup.done").await.unwrap(), None);
+    assert_eq!(hub.store.settings_get("hub.name").await.unwrap(), None);
+    assert!(!hub.reload_requested().is_cancelled());
+
+    // The same name, a Wi-Fi, the browser's time equal to the hub's: done,
+    // no restart.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let name = hub.name.clone();
+    let r = request(
+        web,
+        "/admin/setup",
+        &jar,
+        Some(&format!(
+            "csrf={csrf}&name={}&domain=%5B127.0.0.1%5D&ssid=Camp&passphrase=campfire42&country=fr&browser_time={now}",
+            common::web::enc(&name)
+        )),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("clock agrees"), "{}", r.body);
+    assert_eq!(
+        hub.store
+            .settings_get("wifi.country")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("FR")
+    );
+    assert_eq!(
+        hub.store
+            .settings_get("setup.done")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("1")
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(
+        !hub.reload_requested().is_cancelled(),
+        "nothing that needs a restart"
+    );
+
+    // A new name: saved, and a restart is asked for.
+    let r = request(
+        web,
+        "/admin/setup",
+        &jar,
+        Some(&format!(
+            "csrf={csrf}&name=Riverside&domain=%5B127.0.0.1%5D"
+        )),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("restarts now as Riverside"));
+    assert_eq!(
+        hub.store.settings_get("hub.name").await.unwrap().as_deref(),
+        Some("Riverside")
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(hub.reload_requested().is_cancelled());
     hub.shutdown().await;
 }

@@ -159,7 +159,8 @@ async fn admin_password(state: &AppState) -> Result<Option<String>, Response> {
 }
 
 /// Start a session: store it, set its cookie, go to the dashboard.
-async fn start_session(state: &AppState, ip: IpAddr, secure: Secure) -> Response {
+/// Log in and go to `to`.
+async fn start_session(state: &AppState, ip: IpAddr, secure: Secure, to: &str) -> Response {
     let token = random_token();
     let expires = crate::store::now() + SESSION_SECONDS;
     if let Err(e) = state
@@ -175,7 +176,7 @@ async fn start_session(state: &AppState, ip: IpAddr, secure: Secure) -> Response
         return unavailable(e);
     }
     let _ = state.store.admin_sessions_purge(crate::store::now()).await;
-    let mut r = Redirect::to("/admin").into_response();
+    let mut r = Redirect::to(to).into_response();
     r.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(SESSION_COOKIE, &token, SESSION_SECONDS, secure),
@@ -336,7 +337,8 @@ async fn setup_submit(
         .store
         .event("admin.password", None, Some("set with the setup code"))
         .await;
-    start_session(&state, ip, secure).await
+    // On to the rest of the wizard.
+    start_session(&state, ip, secure, "/admin/setup").await
 }
 
 // ------------------------------------------------------------------ login
@@ -430,7 +432,7 @@ async fn login_submit(
         *r.status_mut() = StatusCode::FORBIDDEN;
         return r;
     }
-    start_session(&state, ip, secure).await
+    start_session(&state, ip, secure, "/admin").await
 }
 
 #[derive(serde::Deserialize)]
@@ -486,6 +488,8 @@ struct EventLine {
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard.html")]
 struct Dashboard {
+    /// The wizard's second page was not completed yet.
+    setup_pending: bool,
     name: String,
     csrf: String,
     services: Vec<super::Service>,
@@ -544,7 +548,9 @@ async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Respons
             detail: e.detail.unwrap_or_default(),
         })
         .collect();
+    let setup_pending = super::wizard::pending(&state).await;
     let mut r = Dashboard {
+        setup_pending,
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
         services: state.services.as_ref().clone(),

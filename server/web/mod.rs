@@ -12,6 +12,7 @@ mod relay;
 mod settings;
 mod status;
 pub mod tls;
+mod wizard;
 
 use crate::config::Config;
 use crate::store::Store;
@@ -34,6 +35,8 @@ pub struct AppState {
     /// Accounts made on the join page or `/new` per client IP.
     pub join_limit: Arc<crate::mail::ratelimit::RateLimiter<std::net::IpAddr>>,
     pub relay: crate::relay::Relay,
+    /// Cancel to have the hub restarted with changed settings.
+    pub reload: tokio_util::sync::CancellationToken,
 }
 
 /// The client's address, for per-IP limits; filled in by both listeners.
@@ -81,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .merge(probes::router())
         .merge(join::router())
         .merge(settings::router())
+        .merge(wizard::router())
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -162,6 +162,24 @@ impl Running {
         self.printed.join("\n")
     }
 
+    /// Wait for a printed line starting with `prefix` (kept in `printed`).
+    pub fn wait_for_line(&mut self, prefix: &str) -> String {
+        loop {
+            match self.rest.recv_timeout(START_TIMEOUT) {
+                Ok(line) => {
+                    self.printed.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line starting with `{prefix}`; printed:\n{}",
+                    self.printed_text()
+                ),
+            }
+        }
+    }
+
     /// Send a signal and wait for the exit; returns (success, the rest of stdout).
     pub fn stop(mut self, signal: &str) -> (bool, Vec<String>) {
         let status = Command::new("kill")

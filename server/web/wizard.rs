@@ -1,0 +1,280 @@
+//! The rest of the first-boot wizard, after the setup code and admin
+//! password: the hub's name and mail domain, the Wi-Fi (name, password,
+//! country — kept for the appliance image's access point), and the clock
+//! ("use this browser's time": a Pi has no clock battery). A new name or
+//! domain takes a restart, which the hub does by itself.
+
+use super::AppState;
+use super::admin::{page_error, require, require_form, unavailable};
+use super::join::{WIFI_PASSPHRASE, WIFI_SSID};
+use super::settings::{MAX_SSID, WPA_PASSPHRASE};
+use crate::app::{SETTING_HUB_DOMAINS, SETTING_HUB_NAME};
+use crate::config::Profile;
+use crate::domain::Domain;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+/// Set once the wizard was completed.
+pub const SETUP_DONE: &str = "setup.done";
+/// ISO 3166-1 alpha-2 country of the Wi-Fi (regulatory domain).
+pub const WIFI_COUNTRY: &str = "wifi.country";
+/// Longest hub name (it is shown on every page and card).
+pub const MAX_NAME: usize = 64;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/admin/setup", get(page).post(save))
+}
+
+/// Whether the wizard still has to be completed.
+pub async fn pending(state: &AppState) -> bool {
+    !matches!(state.store.settings_get(SETUP_DONE).await, Ok(Some(_)))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "wizard.html")]
+struct WizardPage {
+    name: String,
+    csrf: String,
+    domain: String,
+    /// Accounts exist: the domain stays as it is.
+    domain_fixed: bool,
+    ssid: String,
+    passphrase: String,
+    country: String,
+    version: &'static str,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "wizard_done.html")]
+struct DonePage {
+    name: String,
+    notes: Vec<String>,
+    restart: bool,
+    version: &'static str,
+}
+
+async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match require(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let got = async {
+        let accounts = state.store.account_count().await?;
+        let ssid = state.store.settings_get(WIFI_SSID).await?;
+        let pass = state.store.settings_get(WIFI_PASSPHRASE).await?;
+        let country = state.store.settings_get(WIFI_COUNTRY).await?;
+        Ok::<_, crate::store::Error>((accounts, ssid, pass, country))
+    }
+    .await;
+    let (accounts, ssid, passphrase, country) = match got {
+        Ok(x) => x,
+        Err(e) => return unavailable(e),
+    };
+    let mut r = WizardPage {
+        name: state.config.hub.name.clone(),
+        csrf: s.csrf,
+        domain: state
+            .config
+            .hub
+            .domains
+            .first()
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+        domain_fixed: accounts > 0,
+        ssid: ssid.unwrap_or_default(),
+        passphrase: passphrase.unwrap_or_default(),
+        country: country.unwrap_or_default(),
+        version: env!("CARGO_PKG_VERSION"),
+    }
+    .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+#[derive(serde::Deserialize)]
+struct WizardForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    domain: String,
+    #[serde(default)]
+    ssid: String,
+    #[serde(default)]
+    passphrase: String,
+    #[serde(default)]
+    country: String,
+    /// The browser's clock, Unix milliseconds (filled in by the page's
+    /// script; empty without JavaScript).
+    #[serde(default)]
+    browser_time: String,
+}
+
+fn bad(message: &str) -> Response {
+    page_error(StatusCode::BAD_REQUEST, message)
+}
+
+async fn save(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<WizardForm>,
+) -> Response {
+    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
+        return r;
+    }
+    // Check everything before changing anything.
+    let name = f.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return bad(&format!(
+            "Give the hub a name of 1 to {MAX_NAME} characters."
+        ));
+    }
+    let domain = match Domain::parse(f.domain.trim()) {
+        Ok(d) => d,
+        Err(e) => {
+            return bad(&format!(
+                "`{}` cannot be a mail domain: {e}. Use a name like camp.example, or the hub's address in brackets like [10.42.0.1].",
+                f.domain.trim().chars().take(80).collect::<String>()
+            ));
+        }
+    };
+    let ssid = f.ssid.trim();
+    if ssid.len() > MAX_SSID {
+        return bad(&format!("A Wi-Fi name is at most {MAX_SSID} bytes."));
+    }
+    let passphrase = f.passphrase.as_str();
+    if !passphrase.is_empty()
+        && (!WPA_PASSPHRASE.contains(&passphrase.len())
+            || !passphrase.bytes().all(|b| (0x20..0x7f).contains(&b)))
+    {
+        return bad(
+            "A Wi-Fi password is 8 to 63 plain characters (letters, digits, punctuation), or empty for an open network.",
+        );
+    }
+    let country = f.country.trim().to_ascii_uppercase();
+    let two_letters = country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase());
+    if !country.is_empty() && !two_letters {
+        return bad(
+            "The country is its two-letter code (DE, FR, US, …): it decides which Wi-Fi channels and power are allowed.",
+        );
+    }
+    let browser_ms: Option<i64> = match f.browser_time.trim() {
+        "" => None,
+        t => match t.parse() {
+            Ok(ms) => Some(ms),
+            Err(_) => return bad("The browser's time did not come through: reload the page."),
+        },
+    };
+    let current_domain = state.config.hub.domains.first().cloned();
+    let domain_changes = current_domain.as_ref() != Some(&domain);
+    if domain_changes {
+        match state.store.account_count().await {
+            Ok(0) => {}
+            Ok(_) => {
+                return bad(
+                    "Accounts exist at the current mail domain: it stays as it is (their addresses would stop working).",
+                );
+            }
+            Err(e) => return unavailable(e),
+        }
+    }
+    let name_changes = name != state.config.hub.name;
+
+    let mut notes = Vec::new();
+    let saved = async {
+        let store = &state.store;
+        if name_changes {
+            store.settings_set(SETTING_HUB_NAME, name).await?;
+        }
+        if domain_changes {
+            let list = serde_json::to_string(&[domain.to_string()]).expect("strings serialise");
+            store.settings_set(SETTING_HUB_DOMAINS, &list).await?;
+        }
+        if ssid.is_empty() {
+            store.settings_delete(WIFI_SSID).await?;
+            store.settings_delete(WIFI_PASSPHRASE).await?;
+        } else {
+            store.settings_set(WIFI_SSID, ssid).await?;
+            store.settings_set(WIFI_PASSPHRASE, passphrase).await?;
+        }
+        if country.is_empty() {
+            store.settings_delete(WIFI_COUNTRY).await?;
+        } else {
+            store.settings_set(WIFI_COUNTRY, &country).await?;
+        }
+        store.settings_set(SETUP_DONE, "1").await?;
+        store.event("setup.done", Some(name), None).await
+    }
+    .await;
+    if let Err(e) = saved {
+        return unavailable(e);
+    }
+    if let Some(ms) = browser_ms {
+        notes.push(clock_note(&state, ms).await);
+    }
+    let restart = name_changes || domain_changes;
+    if !restart && notes.is_empty() {
+        return Redirect::to("/admin").into_response();
+    }
+    if restart {
+        notes.push(format!(
+            "The hub restarts now as {name} with mail domain {domain}."
+        ));
+        // After this answer has gone out.
+        let reload = state.reload.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            reload.cancel();
+        });
+    }
+    let mut r = DonePage {
+        name: name.to_string(),
+        notes,
+        restart,
+        version: env!("CARGO_PKG_VERSION"),
+    }
+    .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Compare the clocks and, on the appliance, take the browser's time.
+async fn clock_note(state: &AppState, ms: i64) -> String {
+    let off = crate::clock::offset_secs(ms);
+    if off.unsigned_abs() < crate::clock::TOLERANCE.as_secs() {
+        return "The hub's clock agrees with this browser's.".into();
+    }
+    let by = crate::domain::units::human_age(off.abs());
+    let ahead = if off > 0 { "behind" } else { "ahead of" };
+    if state.config.profile != Profile::Appliance {
+        return format!(
+            "The hub's clock is {by} {ahead} this browser's; it was left alone (the hub runs on a laptop profile, whose clock is the computer's business)."
+        );
+    }
+    match tokio::task::spawn_blocking(move || crate::clock::set(ms)).await {
+        Ok(Ok(())) => {
+            let _ = state
+                .store
+                .event("clock.set", None, Some(&format!("moved by {off} s")))
+                .await;
+            format!(
+                "The hub's clock was {by} {ahead} this browser's: it now uses the browser's time."
+            )
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot set the system clock");
+            format!(
+                "The hub's clock is {by} {ahead} this browser's, and the hub may not set it ({e}): mail will show odd times until it is set."
+            )
+        }
+        Err(e) => format!("The clock could not be checked: {e}"),
+    }
+}
