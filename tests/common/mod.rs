@@ -278,6 +278,7 @@ pub fn data_dir(tmp: &Path) -> PathBuf {
     tmp.join("cairn-data")
 }
 
+pub mod browser;
 pub mod classic;
 pub mod deltachat;
 pub mod imap;

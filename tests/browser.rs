@@ -1,0 +1,148 @@
+//! The admin pages and the join page in a real browser (Debian's headless
+//! Chromium over WebDriver), at phone and desktop widths, against `cairn
+//! serve`: the wizard, login, accounts and their printable cards, and the
+//! join page, whose `dclogin:` link then sets up the real Delta Chat core.
+//! Screenshots are kept in target/tmp/screenshots/.
+
+mod common;
+use common::browser::{Browser, DESKTOP, PHONE};
+use common::deltachat::Rpc;
+use common::*;
+use serde_json::json;
+
+/// The `dclogin:` links in a page, in order (`&` unescaped).
+fn dclogin_links(html: &str) -> Vec<String> {
+    html.match_indices("href=\"dclogin:")
+        .map(|(i, _)| {
+            let start = i + 6;
+            let end = html[start..].find('"').unwrap() + start;
+            html[start..end].replace("&amp;", "&").replace("&#38;", "&")
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_hub_from_the_wizard_to_a_phone_that_chats() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = cairn(tmp.path());
+    port0(&mut c);
+    let mut hub = serve(c);
+    let text = hub.printed_text();
+    let code = text
+        .split("admin setup code: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let base = format!("http://{}", hub.http);
+    let b = Browser::start(PHONE);
+
+    // The wizard: setup code and admin password, then the hub's details.
+    b.goto(&format!("{base}/setup"));
+    b.screenshot("01-setup-phone");
+    b.fill("input[name=code]", &code);
+    b.fill("input[name=password]", "campfire-42");
+    b.fill("input[name=confirm]", "campfire-42");
+    b.click("form[action='/setup'] button[type=submit]");
+    assert!(b.url().ends_with("/admin/setup"), "{}", b.url());
+    b.screenshot("02-wizard-phone");
+    b.fill("input[name=name]", "Lakeside Camp");
+    b.fill("input[name=ssid]", "Lakeside");
+    b.fill("input[name=passphrase]", "campfire42");
+    b.fill("input[name=country]", "de");
+    b.click("#wizard button[type=submit]");
+    let done = b.source();
+    assert!(done.contains("Lakeside Camp is set up"), "{done}");
+    // The page's script sent the browser's time: the clocks were compared.
+    assert!(done.contains("clock agrees"), "{done}");
+    b.screenshot("03-wizard-done-phone");
+    hub.wait_for_line("restarting with the new settings");
+    hub.wait_for_line("ready");
+
+    // Logged in still; log out and in again.
+    b.goto(&format!("{base}/admin"));
+    assert!(b.source().contains("Lakeside Camp"), "{}", b.source());
+    b.delete_cookies();
+    b.goto(&format!("{base}/admin"));
+    assert!(b.url().ends_with("/admin/login"), "{}", b.url());
+    b.fill("input[name=password]", "campfire-42");
+    b.click("form[action='/admin/login'] button[type=submit]");
+    assert!(b.url().ends_with("/admin"), "{}", b.url());
+    b.resize(DESKTOP);
+    b.screenshot("04-dashboard-desktop");
+
+    // Accounts: a batch of two, on printable cards whose QR codes read as
+    // their links.
+    b.goto(&format!("{base}/admin/accounts"));
+    b.fill("input[name=count]", "2");
+    b.click("form[action='/admin/accounts/create'] button[type=submit]");
+    let cards = b.source();
+    b.screenshot("05-cards-desktop");
+    let links = dclogin_links(&cards);
+    assert_eq!(links.len(), 2, "{cards}");
+    assert_eq!(common::qr::decode_svgs(&cards), links);
+    b.resize(PHONE);
+    b.screenshot("06-cards-phone");
+
+    // The join page, as a newcomer's phone sees it.
+    b.delete_cookies();
+    b.goto(&format!("{base}/join"));
+    let join = b.source();
+    assert!(
+        join.contains("Create my account") && join.contains("Lakeside"),
+        "{join}"
+    );
+    b.screenshot("07-join-phone");
+    b.click("form[action='/join'] button[type=submit]");
+    let mine = b.source();
+    b.screenshot("08-joined-phone");
+    let link = dclogin_links(&mine).pop().expect("the newcomer's link");
+    let codes = common::qr::decode_svgs(&mine);
+    assert_eq!(codes[0], link, "the account QR code");
+    assert_eq!(
+        codes[1], "WIFI:T:WPA;S:Lakeside;P:campfire42;;",
+        "the Wi-Fi QR code"
+    );
+    b.resize(DESKTOP);
+    b.screenshot("09-joined-desktop");
+
+    // The link sets up Delta Chat, which then receives a message from the
+    // first account of the batch.
+    let port = |prefix: &str| {
+        hub.printed
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            .unwrap()
+            .port()
+    };
+    let (imap, smtp) = (port("imap (TLS): "), port("smtp submission (TLS): "));
+    let first = &links[0];
+    let addr = first["dclogin:".len()..first.find('?').unwrap()].to_string();
+    // Each card shows its password in clear, in the links' order.
+    let pw = cards
+        .split("password: ")
+        .nth(1)
+        .and_then(|p| p.split('<').next())
+        .unwrap()
+        .to_string();
+    let mut rpc = Rpc::spawn();
+    let newcomer = rpc.ok("add_account", json!([])).as_u64().unwrap();
+    rpc.ok("add_transport_from_qr", json!([newcomer, link]));
+    rpc.start(newcomer);
+    let camper = rpc.account(&addr, &pw, imap, smtp);
+    let chat = rpc.chat_with(camper, newcomer);
+    rpc.ok(
+        "misc_send_text_message",
+        json!([camper, chat, "welcome to Lakeside"]),
+    );
+    let m = rpc.wait_message(newcomer, "the newcomer gets the welcome", |m| {
+        m["text"] == "welcome to Lakeside"
+    });
+    assert_eq!(m["showPadlock"], true);
+    drop(rpc);
+    drop(b);
+    let (clean, _) = hub.stop("TERM");
+    assert!(clean);
+}

@@ -1,0 +1,251 @@
+//! A real browser for page tests: Debian's headless Chromium driven over
+//! the W3C WebDriver protocol (chromedriver), with a few commands spoken
+//! directly as JSON over HTTP. Screenshots go to
+//! `target/tmp/screenshots/` and stay there as test artifacts.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// W3C WebDriver's key for an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A phone (CSS pixels of a common 6" phone) and a desktop window.
+pub const PHONE: (u32, u32) = (390, 844);
+pub const DESKTOP: (u32, u32) = (1280, 900);
+
+pub struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+}
+
+/// One HTTP/1.1 request to chromedriver; the JSON answer's `value`.
+fn call(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    // chromedriver may keep the connection open despite `Connection:
+    // close`: read the header, then exactly Content-Length bytes.
+    let mut raw = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let split = loop {
+        if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed before the header ended".into());
+        }
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let length = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        if k.trim().eq_ignore_ascii_case("content-length") {
+            v.trim().parse::<usize>().ok()
+        } else {
+            None
+        }
+    });
+    let mut payload = raw[split + 4..].to_vec();
+    match length {
+        Some(len) => {
+            while payload.len() < len {
+                let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+                if n == 0 {
+                    break;
+                }
+                payload.extend_from_slice(&buf[..n]);
+            }
+        }
+        None => {
+            s.read_to_end(&mut payload).map_err(|e| e.to_string())?;
+            if head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked")
+            {
+                payload = dechunk(&payload);
+            }
+        }
+    }
+    let v: Value = serde_json::from_slice(&payload).map_err(|e| format!("{e}: {head}"))?;
+    if head.starts_with("HTTP/1.1 2") {
+        Ok(v["value"].clone())
+    } else {
+        Err(format!("{method} {path}: {}", v["value"]))
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[nl + 2..nl + 2 + size]);
+        b = &b[nl + 2 + size + 2..];
+    }
+}
+
+impl Browser {
+    /// Start chromedriver and a headless Chromium window of `size`.
+    pub fn start(size: (u32, u32)) -> Browser {
+        super::debian_tool(CHROMEDRIVER, "chromium-driver");
+        // A clean environment: cargo's (LD_LIBRARY_PATH into target/, …)
+        // is not the browser's business.
+        let mut driver = Command::new(CHROMEDRIVER)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", std::env::temp_dir())
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let out = driver.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines();
+        let port = loop {
+            let line = lines
+                .next()
+                .expect("chromedriver says where it listens")
+                .unwrap();
+            if let Some(p) = line.split("started successfully on port ").nth(1) {
+                break p.trim().trim_end_matches('.').parse::<u16>().unwrap();
+            }
+        };
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let mut args = vec![
+            "--headless=new".to_string(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            format!("--window-size={},{}", size.0, size.1),
+        ];
+        if super::RunAs::current().name == "root" {
+            // Chromium's sandbox cannot run as root.
+            args.push("--no-sandbox".into());
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+        }}});
+        let mut session = Err(String::new());
+        for _ in 0..50 {
+            session = call(port, "POST", "/session", Some(&caps))
+                .map(|v| v["sessionId"].as_str().unwrap_or_default().to_string());
+            if session.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Browser {
+            driver,
+            port,
+            session: session.unwrap_or_else(|e| panic!("no Chromium session: {e}")),
+        }
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let full = format!("/session/{}{path}", self.session);
+        call(self.port, method, &full, body.as_ref()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn goto(&self, url: &str) {
+        self.cmd("POST", "/url", Some(json!({"url": url})));
+    }
+
+    pub fn url(&self) -> String {
+        self.cmd("GET", "/url", None).as_str().unwrap().to_string()
+    }
+
+    /// The page's HTML as the browser has it now.
+    pub fn source(&self) -> String {
+        self.cmd("GET", "/source", None)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn element(&self, css: &str) -> String {
+        let v = self.cmd(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string()
+    }
+
+    /// Type into the field `css` (after clearing it).
+    pub fn fill(&self, css: &str, text: &str) {
+        let e = self.element(css);
+        self.cmd("POST", &format!("/element/{e}/clear"), Some(json!({})));
+        self.cmd(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({"text": text})),
+        );
+    }
+
+    pub fn click(&self, css: &str) {
+        let e = self.element(css);
+        self.cmd("POST", &format!("/element/{e}/click"), Some(json!({})));
+    }
+
+    pub fn resize(&self, size: (u32, u32)) {
+        self.cmd(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": size.0, "height": size.1})),
+        );
+    }
+
+    pub fn delete_cookies(&self) {
+        self.cmd("DELETE", "/cookie", None);
+    }
+
+    /// Save a screenshot as `target/tmp/screenshots/NAME.png`; its path.
+    pub fn screenshot(&self, name: &str) -> PathBuf {
+        use base64::Engine;
+        let b64 = self.cmd("GET", "/screenshot", None);
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = call(
+            self.port,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            None,
+        );
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
