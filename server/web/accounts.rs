@@ -146,6 +146,8 @@ struct CardsPage {
     name: String,
     title: String,
     cards: Vec<Card>,
+    /// The hub's Wi-Fi, printed on every card when the wizard set it.
+    wifi: Option<super::join::Wifi>,
     version: &'static str,
 }
 
@@ -162,11 +164,13 @@ fn card(state: &AppState, address: &str, password: &str) -> Card {
     }
 }
 
-fn cards_page(state: &AppState, title: &str, cards: Vec<Card>) -> Response {
+async fn cards_page(state: &AppState, title: &str, cards: Vec<Card>) -> Response {
+    let wifi = super::join::wifi(state).await.ok().flatten();
     let mut r = CardsPage {
         name: state.config.hub.name.clone(),
         title: title.to_string(),
         cards,
+        wifi,
         version: env!("CARGO_PKG_VERSION"),
     }
     .into_response();
@@ -257,7 +261,7 @@ async fn create(
     } else {
         format!("{} new accounts", cards.len())
     };
-    cards_page(&state, &title, cards)
+    cards_page(&state, &title, cards).await
 }
 
 #[derive(serde::Deserialize)]
@@ -285,6 +289,7 @@ async fn reset(
                 "New password",
                 vec![card(&state, &address, pw.expose())],
             )
+            .await
         }
         Ok(None) => unavailable("no password was generated"),
         Err(e) => account_error(e),

@@ -55,13 +55,13 @@ pub fn wifi_qr_text(ssid: &str, passphrase: &str) -> String {
     }
 }
 
-struct Wifi {
-    ssid: String,
-    passphrase: String,
-    qr: String,
+pub(super) struct Wifi {
+    pub ssid: String,
+    pub passphrase: String,
+    pub qr: String,
 }
 
-async fn wifi(state: &AppState) -> Result<Option<Wifi>, crate::store::Error> {
+pub(super) async fn wifi(state: &AppState) -> Result<Option<Wifi>, crate::store::Error> {
     let Some(ssid) = state.store.settings_get(WIFI_SSID).await? else {
         return Ok(None);
     };
