@@ -840,3 +840,76 @@ async fn the_wizard_checks_its_input() {
     assert!(hub.reload_requested().is_cancelled());
     hub.shutdown().await;
 }
+
+/// The accounts page shows what each account holds and gives an account
+/// its own quota, which IMAP's QUOTA then reports.
+#[tokio::test]
+async fn an_account_gets_its_own_quota() {
+    use common::smtp::PASSWORD;
+    use common::web::admin_session;
+    let (_tmp, hub) = hub(|_| {}).await;
+    let web = hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+    let imap = hub.endpoint(cairn::app::IMAP_TLS).unwrap();
+    let (jar, csrf) = admin_session(&hub).await;
+    let page = request(web, "/admin/accounts", &jar, None).await;
+    assert!(page.body.contains("<th>Mail held</th>"), "{}", page.body);
+    let alice = enc("alice@[127.0.0.1]");
+    for (body, status, why) in [
+        (
+            format!("csrf=forged&address={alice}&quota=200%20MiB"),
+            403,
+            "another site",
+        ),
+        (
+            format!("csrf={csrf}&address={alice}&quota=lots"),
+            400,
+            "at least 1.0 MiB",
+        ),
+        (
+            format!("csrf={csrf}&address={alice}&quota=10%20KiB"),
+            400,
+            "at least 1.0 MiB",
+        ),
+        (
+            format!("csrf={csrf}&address=nobody%40%5B127.0.0.1%5D&quota=2%20MiB"),
+            404,
+            "no account",
+        ),
+    ] {
+        let r = request(web, "/admin/accounts/quota", &jar, Some(&body)).await;
+        assert_eq!(r.status, status, "{why}: {}", r.body);
+        assert!(r.body.contains(why), "{why}: {}", r.body);
+    }
+    let r = request(
+        web,
+        "/admin/accounts/quota",
+        &jar,
+        Some(&format!("csrf={csrf}&address={alice}&quota=200%20MiB")),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = request(web, "/admin/accounts", &jar, None).await;
+    assert!(page.body.contains("value=\"200.0 MiB\""), "{}", page.body);
+    let (mut c, _) = common::imap::Imap::tls(imap, &hub).await;
+    assert!(c.login("alice@[127.0.0.1]", PASSWORD).await.ok());
+    let r = c.cmd("GETQUOTAROOT \"INBOX\"").await;
+    assert!(
+        r.untagged
+            .iter()
+            .any(|l| l.starts_with("* QUOTA \"\" (STORAGE 0 204800)")),
+        "{}",
+        r.all()
+    );
+    // Empty: back to the hub's quota.
+    let r = request(
+        web,
+        "/admin/accounts/quota",
+        &jar,
+        Some(&format!("csrf={csrf}&address={alice}&quota=")),
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    let r = c.cmd("GETQUOTAROOT \"INBOX\"").await;
+    assert!(r.ok() && !r.all().contains("204800"), "{}", r.all());
+    hub.shutdown().await;
+}

@@ -1266,17 +1266,19 @@ async fn expunge(
 }
 
 async fn quota(s: &mut Session, server: &mut Server) {
-    let used = s
-        .store()
-        .account_usage(s.account().unwrap())
-        .await
-        .unwrap_or(0) as u64;
+    let account = s.account().unwrap();
+    let used = s.store().account_usage(account).await.unwrap_or(0) as u64;
+    // The account's own quota if the admin set one, else the hub's.
+    let limit = match s.store().account_quota(account).await {
+        Ok(Some(q)) => q.max(0) as u64,
+        _ => s.ctx.quota,
+    };
     server.enqueue_data(Data::Quota {
         root: AString::try_from("").unwrap(),
         quotas: Vec1::from(QuotaGet {
             resource: Resource::Storage,
             usage: used / 1024,
-            limit: s.ctx.quota / 1024,
+            limit: limit / 1024,
         }),
     });
 }

@@ -69,6 +69,28 @@ impl Store {
         .await?)
     }
 
+    /// Give an account its own quota (bytes), or `None` for the hub's.
+    /// Returns whether the account exists.
+    pub async fn account_set_quota(&self, address: &Address, quota: Option<i64>) -> Result<bool> {
+        let r = sqlx::query("UPDATE accounts SET quota_bytes = ? WHERE address = ?")
+            .bind(quota)
+            .bind(address.to_string())
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// An account's own quota, if the admin set one.
+    pub async fn account_quota(&self, id: AccountId) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT quota_bytes FROM accounts WHERE id = ?")
+                .bind(id.0)
+                .fetch_optional(self.pool())
+                .await?
+                .flatten(),
+        )
+    }
+
     /// The id and stored hash, for a login check.
     pub async fn account_credentials(
         &self,

@@ -97,14 +97,16 @@ impl Store {
             .await?;
             report.large = self.delete_messages(&rows).await?;
         }
-        let quota = rules.quota_bytes as f64;
-        let usage: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT b.account_id, COALESCE(SUM(m.size), 0) FROM messages m
-             JOIN mailboxes b ON b.id = m.mailbox_id GROUP BY b.account_id",
+        // Each account's own quota when the admin set one, else the hub's.
+        let usage: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT b.account_id, COALESCE(SUM(m.size), 0), a.quota_bytes FROM messages m
+             JOIN mailboxes b ON b.id = m.mailbox_id
+             JOIN accounts a ON a.id = b.account_id GROUP BY b.account_id",
         )
         .fetch_all(self.pool())
         .await?;
-        for (account, used) in usage {
+        for (account, used, own) in usage {
+            let quota = own.map_or(rules.quota_bytes as f64, |q| q.max(0) as f64);
             if (used as f64) <= quota * QUOTA_HIGH {
                 continue;
             }

@@ -147,6 +147,17 @@ impl Store {
         .await?)
     }
 
+    /// Bytes of mail every account holds (accounts without mail absent).
+    pub async fn account_usage_all(&self) -> Result<std::collections::HashMap<i64, i64>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT b.account_id, COALESCE(SUM(m.size), 0) FROM messages m
+             JOIN mailboxes b ON b.id = m.mailbox_id GROUP BY b.account_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// Bytes of mail an account holds, for QUOTA.
     pub async fn account_usage(&self, account: AccountId) -> Result<i64> {
         Ok(sqlx::query_scalar(

@@ -5,6 +5,7 @@
 
 use super::AppState;
 use super::admin::{page_error, require, require_form, unavailable};
+use crate::domain::units::human_bytes;
 use crate::mail::dclogin;
 use crate::mail::{Accounts, accounts::AccountError};
 use askama::Template;
@@ -17,6 +18,8 @@ use axum::routing::{get, post};
 
 /// Most accounts one batch may create.
 pub const MAX_BATCH: u32 = 200;
+/// Smallest quota an account may be given: room for a few photos.
+pub const MIN_QUOTA: u64 = 1 << 20;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -24,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/accounts/create", post(create))
         .route("/admin/accounts/reset", post(reset))
         .route("/admin/accounts/delete", post(delete))
+        .route("/admin/accounts/quota", post(set_quota))
 }
 
 fn accounts(state: &AppState) -> Accounts {
@@ -66,6 +70,9 @@ pub fn endpoints(state: &AppState) -> Option<dclogin::Endpoints> {
 struct Line {
     address: String,
     created: String,
+    used: String,
+    /// The account's own quota, empty for the hub's.
+    quota: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -77,6 +84,7 @@ struct ListPage {
     accounts: Vec<Line>,
     total: usize,
     domain: String,
+    default_quota: String,
     version: &'static str,
 }
 
@@ -99,6 +107,10 @@ async fn list(
         Ok(a) => a,
         Err(e) => return unavailable(e),
     };
+    let usage = match state.store.account_usage_all().await {
+        Ok(u) => u,
+        Err(e) => return unavailable(e),
+    };
     let total = all.len();
     let needle = query.q.trim().to_lowercase();
     let accounts = all
@@ -107,6 +119,11 @@ async fn list(
         .map(|a| Line {
             created: time::OffsetDateTime::from_unix_timestamp(a.created_at)
                 .map(|t| t.date().to_string())
+                .unwrap_or_default(),
+            used: human_bytes(usage.get(&a.id).copied().unwrap_or(0).max(0) as u64),
+            quota: a
+                .quota_bytes
+                .map(|q| human_bytes(q.max(0) as u64))
                 .unwrap_or_default(),
             address: a.address,
         })
@@ -124,12 +141,70 @@ async fn list(
             .first()
             .map(|d| d.to_string())
             .unwrap_or_default(),
+        default_quota: human_bytes(state.config.limits.mailbox_quota.0),
         version: env!("CARGO_PKG_VERSION"),
     }
     .into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+#[derive(serde::Deserialize)]
+struct QuotaForm {
+    #[serde(default)]
+    csrf: String,
+    address: String,
+    #[serde(default)]
+    quota: String,
+}
+
+/// Give an account its own quota ("200 MiB"), or back the hub's (empty).
+async fn set_quota(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<QuotaForm>,
+) -> Response {
+    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
+        return r;
+    }
+    let quota = match f.quota.trim() {
+        "" => None,
+        q => match crate::config::ByteSize::parse(q) {
+            Some(b) if b.0 >= MIN_QUOTA && i64::try_from(b.0).is_ok() => Some(b.0 as i64),
+            _ => {
+                return page_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "A quota is a size of at least {} like \"200 MiB\" or \"2 GiB\", or empty for the hub's.",
+                        human_bytes(MIN_QUOTA)
+                    ),
+                );
+            }
+        },
+    };
+    let Ok(address) = crate::domain::Address::parse(f.address.trim()) else {
+        return page_error(StatusCode::BAD_REQUEST, "That is not an account's address.");
+    };
+    match state.store.account_set_quota(&address, quota).await {
+        Ok(true) => {
+            let detail = quota.map(|q| format!("{q} bytes"));
+            let _ = state
+                .store
+                .event(
+                    "account.quota",
+                    Some(&address.to_string()),
+                    detail.as_deref(),
+                )
+                .await;
+            Redirect::to("/admin/accounts").into_response()
+        }
+        Ok(false) => page_error(
+            StatusCode::NOT_FOUND,
+            &format!("There is no account {address}."),
+        ),
+        Err(e) => unavailable(e),
+    }
 }
 
 /// One account with its new password, as a printable card.
