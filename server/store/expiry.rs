@@ -243,6 +243,11 @@ mod tests {
             delete_large_after_days: 0,
             quota_bytes: 400_000,
         };
+        // The account's own quota wins over the hub's: with 1 MB, nothing goes.
+        assert!(store.account_set_quota(&a, Some(1_000_000)).await.unwrap());
+        let r = store.expire(&rules, t).await.unwrap();
+        assert_eq!(r.over_quota, 0);
+        assert!(store.account_set_quota(&a, None).await.unwrap());
         let r = store.expire(&rules, t).await.unwrap();
         assert_eq!(r.over_quota, 1);
         let inbox = store.inbox(acc).await.unwrap();
