@@ -100,6 +100,10 @@ pub struct Prepared {
 pub const SETTING_HUB_NAME: &str = "hub.name";
 /// JSON list of mail domains.
 pub const SETTING_HUB_DOMAINS: &str = "hub.domains";
+/// "1" or "0": the chatmail encryption rule.
+pub const SETTING_REQUIRE_ENCRYPTION: &str = "mail.require_encryption";
+/// Days after which mail is deleted from the server.
+pub const SETTING_DELETE_AFTER_DAYS: &str = "mail.delete_after_days";
 
 /// `config` with what the admin pages changed (the hub's name, its mail
 /// domains) laid over it. A stored value that no longer parses is ignored
@@ -108,6 +112,23 @@ pub async fn effective(config: &Config, store: &Store) -> Result<Config, StartEr
     let mut c = config.clone();
     if let Some(name) = store.settings_get(SETTING_HUB_NAME).await? {
         c.hub.name = name;
+    }
+    match store
+        .settings_get(SETTING_REQUIRE_ENCRYPTION)
+        .await?
+        .as_deref()
+    {
+        Some("1") => c.mail.require_encryption = true,
+        Some("0") => c.mail.require_encryption = false,
+        _ => {}
+    }
+    if let Some(days) = store.settings_get(SETTING_DELETE_AFTER_DAYS).await? {
+        match days.parse::<u32>() {
+            Ok(d) if d >= 1 => c.mail.delete_after_days = d,
+            _ => {
+                tracing::warn!(setting = SETTING_DELETE_AFTER_DAYS, value = %days, "ignoring a stored value that does not parse")
+            }
+        }
     }
     if let Some(json) = store.settings_get(SETTING_HUB_DOMAINS).await? {
         let parsed: Option<Vec<crate::domain::Domain>> = serde_json::from_str::<Vec<String>>(&json)
@@ -166,7 +187,9 @@ async fn initialize(
         shown(db_path).display()
     ));
 
-    let names = tls::san_names(&config.hub.hostnames, &config.hub.domains);
+    // The certificate names the domains the hub runs with (the wizard's).
+    let running = effective(config, &store).await?;
+    let names = tls::san_names(&running.hub.hostnames, &running.hub.domains);
     let tls_dir = layout.tls_dir();
     let (cert, made) = tokio::task::spawn_blocking(move || tls::ensure(&tls_dir, &names))
         .await

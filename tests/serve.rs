@@ -304,3 +304,119 @@ fn the_wizard_renames_the_hub_which_restarts_itself() {
     let (clean, _) = hub.stop("TERM");
     assert!(clean);
 }
+
+/// Settings read at start (the encryption rule, how long mail stays, the
+/// certificate) take effect by the hub restarting itself.
+#[test]
+fn settings_that_need_a_restart_take_effect_after_it() {
+    use common::web::request;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = cairn(tmp.path());
+    port0(&mut c);
+    let mut hub = serve(c);
+    let text = hub.printed_text();
+    let code = text
+        .split("admin setup code: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let fingerprint = |t: &str| {
+        t.lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("certificate SHA-256 fingerprint "))
+            .unwrap()
+            .to_string()
+    };
+    let first = fingerprint(&text);
+    let web = hub.http;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (jar, csrf) = rt.block_on(async {
+        let page = request(web, "/setup", "", None).await;
+        let form = page.hidden("form").unwrap();
+        let r = request(
+            web,
+            "/setup",
+            &format!("cairn_form={form}"),
+            Some(&format!(
+                "form={form}&code={code}&password=campfire-42&confirm=campfire-42"
+            )),
+        )
+        .await;
+        let jar = format!("cairn_admin={}", r.cookie("cairn_admin").unwrap());
+        let page = request(web, "/admin/settings", &jar, None).await;
+        assert!(
+            page.body
+                .contains("name=\"encryption\" value=\"1\" checked")
+        );
+        assert!(page.body.contains(&first), "the fingerprint is shown");
+        for (body, why) in [
+            ("delete_after_days=0", "1 to 365 days"),
+            ("delete_after_days=many", "1 to 365 days"),
+        ] {
+            let csrf = page.hidden("csrf").unwrap();
+            let r = request(
+                web,
+                "/admin/settings",
+                &jar,
+                Some(&format!("csrf={csrf}&join=1&{body}")),
+            )
+            .await;
+            assert_eq!(r.status, 400, "{why}");
+            assert!(r.body.contains(why), "{}", r.body);
+        }
+        let csrf = page.hidden("csrf").unwrap();
+        let r = request(
+            web,
+            "/admin/settings",
+            &jar,
+            Some(&format!("csrf={csrf}&join=1&delete_after_days=30")),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(
+            r.body.contains("restarts with the new mail rules"),
+            "{}",
+            r.body
+        );
+        (jar, csrf)
+    });
+    hub.wait_for_line("restarting with the new settings");
+    hub.wait_for_line("ready");
+    rt.block_on(async {
+        let page = request(web, "/admin/settings", &jar, None).await;
+        assert!(
+            !page
+                .body
+                .contains("name=\"encryption\" value=\"1\" checked")
+                && page
+                    .body
+                    .contains("name=\"delete_after_days\" value=\"30\""),
+            "{}",
+            page.body
+        );
+        // A new certificate: refused without the tick, then made.
+        let r = request(
+            web,
+            "/admin/settings/certificate",
+            &jar,
+            Some(&format!("csrf={csrf}")),
+        )
+        .await;
+        assert_eq!(r.status, 400);
+        let r = request(
+            web,
+            "/admin/settings/certificate",
+            &jar,
+            Some(&format!("csrf={csrf}&confirm=yes")),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    });
+    hub.wait_for_line("restarting with the new settings");
+    hub.wait_for_line("ready");
+    let second = fingerprint(&hub.printed_text());
+    assert_ne!(first, second, "a new certificate");
+    let (clean, _) = hub.stop("TERM");
+    assert!(clean);
+}

@@ -196,7 +196,7 @@ async fn the_join_page_makes_accounts_within_limits() {
         "/admin/settings",
         &admin,
         Some(&format!(
-            "csrf={csrf}&ssid={}&passphrase={}",
+            "csrf={csrf}&encryption=1&ssid={}&passphrase={}",
             enc("<b>Camp</b>;1"),
             enc("pass:word\"1")
         )),
@@ -216,7 +216,7 @@ async fn the_join_page_makes_accounts_within_limits() {
         "/admin/settings",
         &admin,
         Some(&format!(
-            "csrf={csrf}&join=1&ssid={}&passphrase={}",
+            "csrf={csrf}&encryption=1&join=1&ssid={}&passphrase={}",
             enc("<b>Camp</b>;1"),
             enc("pass:word\"1")
         )),

@@ -19,8 +19,17 @@ pub const MAX_SSID: usize = 32;
 /// WPA2 passphrases are 8 to 63 ASCII characters (IEEE 802.11i).
 pub const WPA_PASSPHRASE: std::ops::RangeInclusive<usize> = 8..=63;
 
+/// Longest time mail may be kept on the hub, in days (a year: phones
+/// fetch and delete it long before).
+pub const MAX_DELETE_AFTER_DAYS: u32 = 365;
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/admin/settings", get(page).post(save))
+    Router::new()
+        .route("/admin/settings", get(page).post(save))
+        .route(
+            "/admin/settings/certificate",
+            axum::routing::post(new_certificate),
+        )
 }
 
 #[derive(Template, WebTemplate)]
@@ -33,6 +42,8 @@ struct SettingsPage {
     join: bool,
     ssid: String,
     passphrase: String,
+    require_encryption: bool,
+    delete_after_days: u32,
     version: &'static str,
 }
 
@@ -68,6 +79,8 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
         join,
         ssid: ssid.unwrap_or_default(),
         passphrase: passphrase.unwrap_or_default(),
+        require_encryption: state.config.mail.require_encryption,
+        delete_after_days: state.config.mail.delete_after_days,
         version: env!("CARGO_PKG_VERSION"),
     }
     .into_response();
@@ -87,6 +100,11 @@ struct SettingsForm {
     ssid: String,
     #[serde(default)]
     passphrase: String,
+    /// Present when the box is ticked.
+    #[serde(default)]
+    encryption: Option<String>,
+    #[serde(default)]
+    delete_after_days: String,
 }
 
 async fn save(
@@ -120,6 +138,22 @@ async fn save(
             "Give the Wi-Fi name too, or leave both empty.",
         );
     }
+    let days = match f.delete_after_days.trim() {
+        "" => state.config.mail.delete_after_days,
+        d => match d.parse::<u32>() {
+            Ok(d) if (1..=MAX_DELETE_AFTER_DAYS).contains(&d) => d,
+            _ => {
+                return page_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Keep mail for 1 to {MAX_DELETE_AFTER_DAYS} days."),
+                );
+            }
+        },
+    };
+    let encryption = f.encryption.is_some();
+    // These two are read at start: a change restarts the hub.
+    let restart = encryption != state.config.mail.require_encryption
+        || days != state.config.mail.delete_after_days;
     let result = async {
         let join = if f.join.is_some() { "1" } else { "0" };
         state.store.settings_set(JOIN_ENABLED, join).await?;
@@ -133,11 +167,95 @@ async fn save(
                 .settings_set(WIFI_PASSPHRASE, passphrase)
                 .await?;
         }
+        if restart {
+            state
+                .store
+                .settings_set(
+                    crate::app::SETTING_REQUIRE_ENCRYPTION,
+                    if encryption { "1" } else { "0" },
+                )
+                .await?;
+            state
+                .store
+                .settings_set(crate::app::SETTING_DELETE_AFTER_DAYS, &days.to_string())
+                .await?;
+        }
         state.store.event("settings.changed", None, None).await
     }
     .await;
-    match result {
-        Ok(_) => Redirect::to("/admin/settings").into_response(),
-        Err(e) => unavailable(e),
+    if let Err(e) = result {
+        return unavailable(e);
     }
+    if restart {
+        restart_soon(&state);
+        return restarting(&state, "The hub restarts with the new mail rules.");
+    }
+    Redirect::to("/admin/settings").into_response()
+}
+
+/// Ask the hub's runner for a restart once this answer has gone out.
+fn restart_soon(state: &AppState) {
+    let reload = state.reload.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        reload.cancel();
+    });
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "restarting.html")]
+struct RestartingPage {
+    name: String,
+    what: String,
+    version: &'static str,
+}
+
+fn restarting(state: &AppState, what: &str) -> Response {
+    let mut r = RestartingPage {
+        name: state.config.hub.name.clone(),
+        what: what.to_string(),
+        version: env!("CARGO_PKG_VERSION"),
+    }
+    .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+#[derive(serde::Deserialize)]
+struct ConfirmForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// A new TLS key and certificate (after a leak, say): the files go, and
+/// the restart makes new ones. Phones accept any certificate (`ic=3`), so
+/// they carry on; anyone who checked the fingerprint must check again.
+async fn new_certificate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<ConfirmForm>,
+) -> Response {
+    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
+        return r;
+    }
+    if f.confirm != "yes" {
+        return page_error(
+            StatusCode::BAD_REQUEST,
+            "Tick the box to confirm: a new certificate has a new fingerprint.",
+        );
+    }
+    let dir = crate::datadir::Layout::new(state.config.data_dir.clone()).tls_dir();
+    for name in ["cert.pem", "key.pem"] {
+        match std::fs::remove_file(dir.join(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return unavailable(e),
+        }
+    }
+    let _ = state.store.event("certificate.new", None, None).await;
+    restart_soon(&state);
+    restarting(&state, "The hub restarts with a new certificate.")
 }
