@@ -100,10 +100,22 @@ pub struct Prepared {
 pub const SETTING_HUB_NAME: &str = "hub.name";
 /// JSON list of mail domains.
 pub const SETTING_HUB_DOMAINS: &str = "hub.domains";
-/// "1" or "0": the chatmail encryption rule.
-pub const SETTING_REQUIRE_ENCRYPTION: &str = "mail.require_encryption";
-/// Days after which mail is deleted from the server.
-pub const SETTING_DELETE_AFTER_DAYS: &str = "mail.delete_after_days";
+/// Settings named `config.KEY` hold values of configuration field KEY
+/// (`config.limits.max_message_size`) that the admin pages changed, as TOML
+/// values (`"30 MiB"`, `true`, `14`); they override the file's.
+pub const CONFIG_SETTING_PREFIX: &str = "config.";
+
+/// The setting that overrides configuration field `key`.
+pub fn config_setting(key: &str) -> String {
+    format!("{CONFIG_SETTING_PREFIX}{key}")
+}
+
+/// A stored TOML value.
+pub fn parse_setting_value(text: &str) -> Option<toml::Value> {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()?
+        .remove("v")
+}
 
 /// `config` with what the admin pages changed (the hub's name, its mail
 /// domains) laid over it. A stored value that no longer parses is ignored
@@ -113,22 +125,19 @@ pub async fn effective(config: &Config, store: &Store) -> Result<Config, StartEr
     if let Some(name) = store.settings_get(SETTING_HUB_NAME).await? {
         c.hub.name = name;
     }
-    match store
-        .settings_get(SETTING_REQUIRE_ENCRYPTION)
-        .await?
-        .as_deref()
-    {
-        Some("1") => c.mail.require_encryption = true,
-        Some("0") => c.mail.require_encryption = false,
-        _ => {}
-    }
-    if let Some(days) = store.settings_get(SETTING_DELETE_AFTER_DAYS).await? {
-        match days.parse::<u32>() {
-            Ok(d) if d >= 1 => c.mail.delete_after_days = d,
-            _ => {
-                tracing::warn!(setting = SETTING_DELETE_AFTER_DAYS, value = %days, "ignoring a stored value that does not parse")
-            }
+    for (key, text) in store.settings_with_prefix(CONFIG_SETTING_PREFIX).await? {
+        let field = &key[CONFIG_SETTING_PREFIX.len()..];
+        let applied = parse_setting_value(&text)
+            .ok_or_else(|| "not a TOML value".to_string())
+            .and_then(|v| c.set_field(field, &v));
+        if let Err(e) = applied {
+            tracing::warn!(setting = %key, value = %text, error = %e, "ignoring a stored setting");
         }
+    }
+    // Self-service switched off on the settings page: no accounts by
+    // first login either.
+    if store.settings_get("join.enabled").await?.as_deref() == Some("0") {
+        c.mail.create_on_login = false;
     }
     if let Some(json) = store.settings_get(SETTING_HUB_DOMAINS).await? {
         let parsed: Option<Vec<crate::domain::Domain>> = serde_json::from_str::<Vec<String>>(&json)

@@ -350,9 +350,17 @@ fn settings_that_need_a_restart_take_effect_after_it() {
                 .contains("name=\"encryption\" value=\"1\" checked")
         );
         assert!(page.body.contains(&first), "the fingerprint is shown");
+        assert!(
+            page.body
+                .contains("name=\"max_message_size\" value=\"30 MiB\""),
+            "{}",
+            page.body
+        );
         for (body, why) in [
             ("delete_after_days=0", "1 to 365 days"),
             ("delete_after_days=many", "1 to 365 days"),
+            ("max_message_size=lots", "Largest message"),
+            ("mailbox_quota=1%20KiB", "Mail each account may hold"),
         ] {
             let csrf = page.hidden("csrf").unwrap();
             let r = request(
@@ -370,12 +378,14 @@ fn settings_that_need_a_restart_take_effect_after_it() {
             web,
             "/admin/settings",
             &jar,
-            Some(&format!("csrf={csrf}&join=1&delete_after_days=30")),
+            Some(&format!(
+                "csrf={csrf}&join=1&delete_after_days=30&max_message_size=10%20MiB"
+            )),
         )
         .await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert!(
-            r.body.contains("restarts with the new mail rules"),
+            r.body.contains("restarts with the new settings"),
             "{}",
             r.body
         );
@@ -391,7 +401,10 @@ fn settings_that_need_a_restart_take_effect_after_it() {
                 .contains("name=\"encryption\" value=\"1\" checked")
                 && page
                     .body
-                    .contains("name=\"delete_after_days\" value=\"30\""),
+                    .contains("name=\"delete_after_days\" value=\"30\"")
+                && page
+                    .body
+                    .contains("name=\"max_message_size\" value=\"10 MiB\""),
             "{}",
             page.body
         );

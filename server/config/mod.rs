@@ -192,6 +192,16 @@ fn addrs(list: &[&str]) -> Vec<SocketAddr> {
 }
 
 impl Config {
+    /// Set one field by its dotted key, checked as the file's value would
+    /// be. The error says what is wrong with the value.
+    pub fn set_field(&mut self, key: &str, value: &toml::Value) -> Result<(), String> {
+        let field = FIELDS
+            .iter()
+            .find(|f| f.key == key)
+            .ok_or_else(|| format!("no setting {key}"))?;
+        (field.apply)(self, value)
+    }
+
     /// The built-in defaults of a profile.
     pub fn defaults(profile: Profile) -> Self {
         match profile {
@@ -346,6 +356,7 @@ type Show = fn(&Config) -> toml::Value;
 
 /// One documented configuration field.
 pub struct Field {
+    /// The dotted key, as in the file (`limits.max_message_size`).
     pub key: &'static str,
     pub env: &'static str,
     pub doc: &'static str,

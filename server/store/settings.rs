@@ -25,6 +25,17 @@ impl Store {
         Ok(())
     }
 
+    /// Every setting whose key starts with `prefix`, by key.
+    pub async fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT key, value FROM settings WHERE substr(key, 1, length(?)) = ? ORDER BY key",
+        )
+        .bind(prefix)
+        .bind(prefix)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// Remove a setting; true when it existed.
     pub async fn settings_delete(&self, key: &str) -> Result<bool> {
         let r = sqlx::query("DELETE FROM settings WHERE key = ?")

@@ -44,6 +44,8 @@ struct SettingsPage {
     passphrase: String,
     require_encryption: bool,
     delete_after_days: u32,
+    max_message_size: String,
+    mailbox_quota: String,
     version: &'static str,
 }
 
@@ -81,6 +83,8 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
         passphrase: passphrase.unwrap_or_default(),
         require_encryption: state.config.mail.require_encryption,
         delete_after_days: state.config.mail.delete_after_days,
+        max_message_size: state.config.limits.max_message_size.to_string(),
+        mailbox_quota: state.config.limits.mailbox_quota.to_string(),
         version: env!("CARGO_PKG_VERSION"),
     }
     .into_response();
@@ -105,6 +109,10 @@ struct SettingsForm {
     encryption: Option<String>,
     #[serde(default)]
     delete_after_days: String,
+    #[serde(default)]
+    max_message_size: String,
+    #[serde(default)]
+    mailbox_quota: String,
 }
 
 async fn save(
@@ -150,10 +158,57 @@ async fn save(
             }
         },
     };
-    let encryption = f.encryption.is_some();
-    // These two are read at start: a change restarts the hub.
-    let restart = encryption != state.config.mail.require_encryption
-        || days != state.config.mail.delete_after_days;
+    // Fields of the configuration, checked exactly as the file's would be:
+    // (key, TOML value). Empty size fields keep what runs now.
+    let size = |given: &str, now: crate::config::ByteSize| {
+        let given = given.trim();
+        toml::Value::String(if given.is_empty() {
+            now.to_string()
+        } else {
+            given.to_string()
+        })
+    };
+    let fields = [
+        (
+            "mail.require_encryption",
+            toml::Value::Boolean(f.encryption.is_some()),
+        ),
+        (
+            "mail.delete_after_days",
+            toml::Value::Integer(i64::from(days)),
+        ),
+        (
+            "limits.max_message_size",
+            size(&f.max_message_size, state.config.limits.max_message_size),
+        ),
+        (
+            "limits.mailbox_quota",
+            size(&f.mailbox_quota, state.config.limits.mailbox_quota),
+        ),
+    ];
+    let mut next = (*state.config).clone();
+    for (key, value) in &fields {
+        if let Err(e) = next.set_field(key, value) {
+            let what = match *key {
+                "limits.max_message_size" => "Largest message",
+                "limits.mailbox_quota" => "Mail each account may hold",
+                _ => key,
+            };
+            return page_error(
+                StatusCode::BAD_REQUEST,
+                &format!("{what}: {e}. Sizes are written like \"30 MiB\" or \"2 GiB\"."),
+            );
+        }
+    }
+    let join_on = f.join.is_some();
+    let join_was = match super::join::enabled(&state).await {
+        Ok(j) => j,
+        Err(e) => return unavailable(e),
+    };
+    // What is read at start takes a restart: the mail rules, the limits,
+    // and whether a first login may make an account.
+    let restart =
+        next.mail != state.config.mail || next.limits != state.config.limits || join_on != join_was;
     let result = async {
         let join = if f.join.is_some() { "1" } else { "0" };
         state.store.settings_set(JOIN_ENABLED, join).await?;
@@ -167,17 +222,10 @@ async fn save(
                 .settings_set(WIFI_PASSPHRASE, passphrase)
                 .await?;
         }
-        if restart {
+        for (key, value) in &fields {
             state
                 .store
-                .settings_set(
-                    crate::app::SETTING_REQUIRE_ENCRYPTION,
-                    if encryption { "1" } else { "0" },
-                )
-                .await?;
-            state
-                .store
-                .settings_set(crate::app::SETTING_DELETE_AFTER_DAYS, &days.to_string())
+                .settings_set(&crate::app::config_setting(key), &value.to_string())
                 .await?;
         }
         state.store.event("settings.changed", None, None).await
@@ -188,7 +236,7 @@ async fn save(
     }
     if restart {
         restart_soon(&state);
-        return restarting(&state, "The hub restarts with the new mail rules.");
+        return restarting(&state, "The hub restarts with the new settings.");
     }
     Redirect::to("/admin/settings").into_response()
 }
