@@ -43,14 +43,14 @@ fn a_new_hub_from_the_wizard_to_a_phone_that_chats() {
     b.fill("input[name=code]", &code);
     b.fill("input[name=password]", "campfire-42");
     b.fill("input[name=confirm]", "campfire-42");
-    b.click("form[action='/setup'] button[type=submit]");
-    assert!(b.url().ends_with("/admin/setup"), "{}", b.url());
+    b.click_to("form[action='/setup'] button[type=submit]", "/admin/setup");
     b.screenshot("02-wizard-phone");
     b.fill("input[name=name]", "Lakeside Camp");
     b.fill("input[name=ssid]", "Lakeside");
     b.fill("input[name=passphrase]", "campfire42");
     b.fill("input[name=country]", "de");
     b.click("#wizard button[type=submit]");
+    b.wait_until("the wizard's answer", |b| b.source().contains("is set up"));
     let done = b.source();
     assert!(done.contains("Lakeside Camp is set up"), "{done}");
     // The page's script sent the browser's time: the clocks were compared.
@@ -64,10 +64,9 @@ fn a_new_hub_from_the_wizard_to_a_phone_that_chats() {
     assert!(b.source().contains("Lakeside Camp"), "{}", b.source());
     b.delete_cookies();
     b.goto(&format!("{base}/admin"));
-    assert!(b.url().ends_with("/admin/login"), "{}", b.url());
+    b.wait_until("the login page", |b| b.url().contains("/admin/login"));
     b.fill("input[name=password]", "campfire-42");
-    b.click("form[action='/admin/login'] button[type=submit]");
-    assert!(b.url().ends_with("/admin"), "{}", b.url());
+    b.click_to("form[action='/admin/login'] button[type=submit]", "/admin");
     b.resize(DESKTOP);
     b.screenshot("04-dashboard-desktop");
 
@@ -75,7 +74,11 @@ fn a_new_hub_from_the_wizard_to_a_phone_that_chats() {
     // their links.
     b.goto(&format!("{base}/admin/accounts"));
     b.fill("input[name=count]", "2");
-    b.click("form[action='/admin/accounts/create'] button[type=submit]");
+    b.click_to(
+        "form[action='/admin/accounts/create'] button[type=submit]",
+        "/admin/accounts/create",
+    );
+    b.wait_until("the cards", |b| b.source().contains("2 new accounts"));
     let cards = b.source();
     b.screenshot("05-cards-desktop");
     let links = dclogin_links(&cards);
@@ -99,6 +102,7 @@ fn a_new_hub_from_the_wizard_to_a_phone_that_chats() {
     );
     b.screenshot("07-join-phone");
     b.click("form[action='/join'] button[type=submit]");
+    b.wait_until("the new account", |b| b.source().contains("Your account"));
     let mine = b.source();
     b.screenshot("08-joined-phone");
     let link = dclogin_links(&mine).pop().expect("the newcomer's link");

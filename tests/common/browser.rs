@@ -209,6 +209,35 @@ impl Browser {
         self.cmd("POST", &format!("/element/{e}/click"), Some(json!({})));
     }
 
+    /// Wait (up to 30 s) until `cond` holds: a click that submits a form
+    /// may return before the next page has loaded.
+    pub fn wait_until(&self, what: &str, cond: impl Fn(&Browser) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if cond(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "{what}: not within 30 s; at {}:\n{}",
+            self.url(),
+            self.source()
+        );
+    }
+
+    /// Click `css` and wait until the browser is at a URL ending in `path`.
+    pub fn click_to(&self, css: &str, path: &str) {
+        self.click(css);
+        self.wait_until(&format!("going to {path}"), |b| {
+            b.url()
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .ends_with(path)
+        });
+    }
+
     pub fn resize(&self, size: (u32, u32)) {
         self.cmd(
             "POST",
