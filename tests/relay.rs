@@ -124,6 +124,53 @@ async fn an_item_past_its_lifetime_bounces_to_its_sender() {
     }
 }
 
+/// Content ids are remembered for three lifetimes, then forgotten: the
+/// seen-set of a hub that runs for years stays bounded.
+#[tokio::test]
+async fn content_ids_are_forgotten_after_three_lifetimes() {
+    let (a, g, b) = three_nodes().await;
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "seen").await;
+    routed(&a).await;
+    let row = a.hub.store.outbox().await.unwrap().remove(0);
+    let rcpts: Vec<String> = serde_json::from_str(&row.rcpts).unwrap();
+    let id = cairn::relay::item_id(&row.mail_from, &rcpts, &row.blob_hash);
+    let dir = tempfile::tempdir().unwrap();
+    carry(&a, "gw", &g, dir.path()).await;
+    assert_eq!(
+        g.hub
+            .store
+            .items_seen(std::slice::from_ref(&id))
+            .await
+            .unwrap(),
+        [true]
+    );
+    let day = 24 * 3600;
+    let now = cairn::store::now();
+    g.hub.relay.expire_at(now + 41 * day).await.unwrap();
+    assert_eq!(
+        g.hub
+            .store
+            .items_seen(std::slice::from_ref(&id))
+            .await
+            .unwrap(),
+        [true],
+        "kept for 42 days (3 × 14)"
+    );
+    g.hub.relay.expire_at(now + 43 * day).await.unwrap();
+    assert_eq!(
+        g.hub
+            .store
+            .items_seen(std::slice::from_ref(&id))
+            .await
+            .unwrap(),
+        [false],
+        "forgotten after"
+    );
+    for n in [a, g, b] {
+        n.hub.shutdown().await;
+    }
+}
+
 /// Write a bundle by hand, as a node with the key in `key_file`.
 fn craft(key_file: &Path, to: &node::Card, items: &[Item]) -> Vec<u8> {
     let (me, _) = node::ensure(key_file).unwrap();

@@ -31,6 +31,11 @@ use std::io::{Read, Write};
 pub const HOP_LIMIT: u8 = 8;
 /// Default lifetime of an item in custody, summed over hops.
 pub const DEFAULT_LIFETIME_DAYS: u64 = 14;
+/// How long a content id is remembered, in lifetimes: a second copy that
+/// comes later than this (by a forgotten USB stick) would be taken again.
+/// Reticulum's LXMF keeps its ids for six message lifetimes; three of ours
+/// are six weeks by default.
+pub const SEEN_LIFETIMES: u64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -858,8 +863,21 @@ impl Relay {
         self.expire_at(now()).await
     }
 
-    /// [`Relay::expire`] as if the clock said `t` (Unix seconds).
+    /// [`Relay::expire`] as if the clock said `t` (Unix seconds). Content
+    /// ids older than [`SEEN_LIFETIMES`] lifetimes are forgotten too, so
+    /// the seen-set does not grow for ever.
     pub async fn expire_at(&self, t: i64) -> Result<usize> {
+        let horizon = self.config.lifetime_ms / 1000 * SEEN_LIFETIMES;
+        let forgotten = self
+            .store
+            .items_seen_prune(t.saturating_sub(i64::try_from(horizon).unwrap_or(i64::MAX)))
+            .await?;
+        if forgotten > 0 {
+            tracing::info!(
+                items = forgotten,
+                "forgot content ids older than {SEEN_LIFETIMES} lifetimes"
+            );
+        }
         let rows = self.store.outbox_live().await?;
         let mut expired = Vec::new();
         let mut bounces = Vec::new();

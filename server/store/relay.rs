@@ -505,6 +505,16 @@ impl Store {
         Ok(())
     }
 
+    /// Forget items first seen before `before` (Unix seconds). Returns how
+    /// many were forgotten.
+    pub async fn items_seen_prune(&self, before: i64) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM items_seen WHERE seen_at < ?")
+            .bind(before)
+            .execute(self.pool())
+            .await?
+            .rows_affected())
+    }
+
     /// Has this node already taken custody of these items?
     pub async fn items_seen(&self, ids: &[String]) -> Result<Vec<bool>> {
         let mut seen = std::collections::HashSet::new();
