@@ -27,13 +27,7 @@ fn a_new_hub_from_the_wizard_to_a_phone_that_chats() {
     let mut c = cairn(tmp.path());
     port0(&mut c);
     let mut hub = serve(c);
-    let text = hub.printed_text();
-    let code = text
-        .split("admin setup code: ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let code = hub.setup_code();
     let base = format!("http://{}", hub.http);
     let b = Browser::start(PHONE);
 

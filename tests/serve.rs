@@ -198,29 +198,11 @@ fn the_wizard_renames_the_hub_which_restarts_itself() {
     let mut c = cairn(tmp.path());
     port0(&mut c);
     let mut hub = serve(c);
-    let text = hub.printed_text();
-    let code = text
-        .split("admin setup code: ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let code = hub.setup_code();
     let web = hub.http;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (jar, page) = rt.block_on(async {
-        let page = request(web, "/setup", "", None).await;
-        let form = page.hidden("form").unwrap();
-        let r = request(
-            web,
-            "/setup",
-            &format!("cairn_form={form}"),
-            Some(&format!(
-                "form={form}&code={code}&password=campfire-42&confirm=campfire-42"
-            )),
-        )
-        .await;
-        assert_eq!(r.header("location"), Some("/admin/setup"), "{}", r.body);
-        let jar = format!("cairn_admin={}", r.cookie("cairn_admin").unwrap());
+        let jar = common::web::setup_admin(web, &code).await;
         let dash = request(web, "/admin", &jar, None).await;
         assert!(
             dash.body.contains("Finish setting up the hub"),
@@ -315,12 +297,7 @@ fn settings_that_need_a_restart_take_effect_after_it() {
     port0(&mut c);
     let mut hub = serve(c);
     let text = hub.printed_text();
-    let code = text
-        .split("admin setup code: ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let code = hub.setup_code();
     let fingerprint = |t: &str| {
         t.lines()
             .rev()
@@ -332,18 +309,7 @@ fn settings_that_need_a_restart_take_effect_after_it() {
     let web = hub.http;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (jar, csrf) = rt.block_on(async {
-        let page = request(web, "/setup", "", None).await;
-        let form = page.hidden("form").unwrap();
-        let r = request(
-            web,
-            "/setup",
-            &format!("cairn_form={form}"),
-            Some(&format!(
-                "form={form}&code={code}&password=campfire-42&confirm=campfire-42"
-            )),
-        )
-        .await;
-        let jar = format!("cairn_admin={}", r.cookie("cairn_admin").unwrap());
+        let jar = common::web::setup_admin(web, &code).await;
         let page = request(web, "/admin/settings", &jar, None).await;
         assert!(
             page.body

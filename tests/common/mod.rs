@@ -162,6 +162,16 @@ impl Running {
         self.printed.join("\n")
     }
 
+    /// The admin setup code the hub printed at its first start.
+    pub fn setup_code(&self) -> String {
+        self.printed_text()
+            .split("admin setup code: ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .expect("a setup code was printed")
+            .to_string()
+    }
+
     /// Wait for a printed line starting with `prefix` (kept in `printed`).
     pub fn wait_for_line(&mut self, prefix: &str) -> String {
         loop {

@@ -160,9 +160,9 @@ async fn send(
 
 /// Set the admin password of a fresh hub through the setup page; returns
 /// the session cookie ("cairn_admin=…") and the session's CSRF token.
-pub async fn admin_session(hub: &cairn::app::Hub) -> (String, String) {
-    let web = hub.endpoint(cairn::app::WEB_HTTP).unwrap();
-    let code = hub.report.setup_code.clone().expect("a fresh hub");
+/// Use the setup code to set the admin password `campfire-42`; the
+/// session cookie (`cairn_admin=…`) it leaves.
+pub async fn setup_admin(web: SocketAddr, code: &str) -> String {
     let page = request(web, "/setup", "", None).await;
     let form = page.hidden("form").unwrap();
     let r = request(
@@ -175,7 +175,18 @@ pub async fn admin_session(hub: &cairn::app::Hub) -> (String, String) {
     )
     .await;
     assert_eq!(r.status, 303, "{}", r.body);
-    let jar = format!("cairn_admin={}", r.cookie("cairn_admin").unwrap());
+    assert_eq!(
+        r.header("location"),
+        Some("/admin/setup"),
+        "on to the wizard"
+    );
+    format!("cairn_admin={}", r.cookie("cairn_admin").unwrap())
+}
+
+pub async fn admin_session(hub: &cairn::app::Hub) -> (String, String) {
+    let web = hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+    let code = hub.report.setup_code.clone().expect("a fresh hub");
+    let jar = setup_admin(web, &code).await;
     let dash = request(web, "/admin", &jar, None).await;
     (jar, dash.hidden("csrf").unwrap())
 }
