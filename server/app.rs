@@ -176,12 +176,22 @@ impl Prepared {
     }
 }
 
+/// What [`initialize`] found or made.
+struct Initialized {
+    store: Store,
+    certificate: tls::Certificate,
+    identity: relay::node::Identity,
+    report: StartReport,
+    /// The configuration with the stored settings laid over it.
+    config: Config,
+}
+
 /// Make everything inside `layout` that is missing, reporting what happened.
 async fn initialize(
     layout: &Layout,
     shown_root: &std::path::Path,
     config: &Config,
-) -> Result<(Store, tls::Certificate, relay::node::Identity, StartReport), StartError> {
+) -> Result<Initialized, StartError> {
     let shown = |p: PathBuf| shown_root.join(p.strip_prefix(layout.root()).unwrap_or(&p));
     let mut report = StartReport {
         data_dir: shown_root.to_path_buf(),
@@ -257,7 +267,13 @@ async fn initialize(
         }
         report.setup_code = Some(code);
     }
-    Ok((store, cert, identity, report))
+    Ok(Initialized {
+        store,
+        certificate: cert,
+        identity,
+        report,
+        config: running,
+    })
 }
 
 /// Open the data directory, creating it atomically on first start.
@@ -271,10 +287,10 @@ pub async fn prepare(
     if let Some(staging) = datadir::stage(&root)? {
         let staged = Layout::new(staging.dir.clone());
         match initialize(&staged, &root, config).await {
-            Ok((store, _, _, report)) => {
-                store.close().await;
+            Ok(made) => {
+                made.store.close().await;
                 staging.commit()?;
-                first_report = Some(report);
+                first_report = Some(made.report);
             }
             Err(e) => {
                 staging.abandon();
@@ -288,8 +304,13 @@ pub async fn prepare(
     } else {
         None
     };
-    let (store, certificate, identity, mut report) = initialize(&layout, &root, config).await?;
-    let config = effective(config, &store).await?;
+    let Initialized {
+        store,
+        certificate,
+        identity,
+        mut report,
+        config,
+    } = initialize(&layout, &root, config).await?;
     if let Some(first) = first_report {
         report = first;
         report.first_start = true;

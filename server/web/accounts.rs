@@ -3,8 +3,8 @@
 //! shown once, with the account's `dclogin:` link and QR code that set up
 //! Delta Chat in one scan, on cards that print one per account.
 
-use super::AppState;
 use super::admin::{page_error, require, require_form, unavailable};
+use super::{AppState, no_store};
 use crate::domain::units::human_bytes;
 use crate::mail::dclogin;
 use crate::mail::{Accounts, accounts::AccountError};
@@ -12,7 +12,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Form, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
@@ -128,7 +128,7 @@ async fn list(
             address: a.address,
         })
         .collect();
-    let mut r = ListPage {
+    no_store(ListPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
         q: query.q,
@@ -143,11 +143,7 @@ async fn list(
             .unwrap_or_default(),
         default_quota: human_bytes(state.config.limits.mailbox_quota.0),
         version: env!("CARGO_PKG_VERSION"),
-    }
-    .into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -241,18 +237,15 @@ fn card(state: &AppState, address: &str, password: &str) -> Card {
 
 async fn cards_page(state: &AppState, title: &str, cards: Vec<Card>) -> Response {
     let wifi = super::join::wifi(state).await.ok().flatten();
-    let mut r = CardsPage {
+    let page = CardsPage {
         name: state.config.hub.name.clone(),
         title: title.to_string(),
         cards,
         wifi,
         version: env!("CARGO_PKG_VERSION"),
-    }
-    .into_response();
+    };
     // Passwords: never cached, never shown again.
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    no_store(page)
 }
 
 #[derive(serde::Deserialize)]

@@ -7,6 +7,7 @@
 //! login carry a double-submit token (cookie + hidden field). Wrong
 //! passwords and setup codes are limited per client IP.
 
+use super::no_store;
 use super::{AppState, Secure};
 use crate::app::{SETTING_ADMIN_PASSWORD, SETTING_SETUP_CODE};
 use crate::domain::Password;
@@ -193,9 +194,7 @@ pub(super) fn with_form_token(page: impl IntoResponse, token: &str, secure: Secu
         header::SET_COOKIE,
         set_cookie(FORM_COOKIE, token, 3600, secure),
     );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    no_store(r)
 }
 
 pub(super) fn form_token_ok(headers: &HeaderMap, sent: &str) -> bool {
@@ -549,7 +548,7 @@ async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Respons
         })
         .collect();
     let setup_pending = super::wizard::pending(&state).await;
-    let mut r = Dashboard {
+    no_store(Dashboard {
         setup_pending,
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
@@ -559,11 +558,7 @@ async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Respons
         disk_free,
         events,
         version: env!("CARGO_PKG_VERSION"),
-    }
-    .into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! by the admin (setting `join.enabled`).
 
 use super::admin::{form_token_ok, page_error, random_token, unavailable, with_form_token};
+use super::no_store;
 use super::{AppState, ClientAddr, Secure};
 use crate::mail::dclogin;
 use crate::mail::{Accounts, accounts::AccountError};
@@ -13,7 +14,7 @@ use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 
 /// The setting that switches the join page and `/new` off ("0") or on.
@@ -229,15 +230,11 @@ async fn join_submit(
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response {
-    let mut r = (
+    no_store((
         status,
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
-    )
-        .into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    ))
 }
 
 /// Chatmail's `/new` in its self-signed form: `{email, password,

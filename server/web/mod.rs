@@ -65,6 +65,14 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls:
 #[derive(Debug, Clone, Copy)]
 pub struct Secure(pub bool);
 
+/// A page never kept in caches (passwords, tokens, state that changes).
+pub(crate) fn no_store(page: impl axum::response::IntoResponse) -> axum::response::Response {
+    let mut r = page.into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 /// A running listener, for the status page.
 #[derive(Debug, Clone)]
 pub struct Service {

@@ -10,9 +10,9 @@
 //! RFC 8908's captive-portal API (DHCP option 114, RFC 8910) says there is
 //! no portal.
 
-use super::AppState;
+use super::{AppState, no_store};
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -35,14 +35,6 @@ pub fn router() -> Router<AppState> {
         .route("/success.txt", get(|| text("success\n")))
         // RFC 8908.
         .route("/api/captive", get(captive_api))
-}
-
-fn no_store(mut r: Response) -> Response {
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, no-store"),
-    );
-    r
 }
 
 /// 204 and no body (Android checks the status only; RFC 9110 §8.6 bars a

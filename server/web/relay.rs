@@ -2,8 +2,8 @@
 //! peers and routes (this node's card as a QR code), and bundles by hand:
 //! upload one to import it, download one for a peer.
 
-use super::AppState;
 use super::admin::{page_error, require, require_form, unavailable};
+use super::{AppState, no_store};
 use crate::domain::units::{human_age, human_bytes};
 use crate::relay::node;
 use askama::Template;
@@ -40,12 +40,6 @@ fn relay_error(e: crate::relay::RelayError) -> Response {
         _ => StatusCode::BAD_REQUEST,
     };
     page_error(status, &e.to_string())
-}
-
-fn no_store(mut r: Response) -> Response {
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
 }
 
 // ----------------------------------------------------------------- outbox

@@ -3,14 +3,14 @@
 //! the Wi-Fi details shown to newcomers. Settings changed here live in the
 //! database; the hub's name and domains come from the configuration.
 
-use super::AppState;
 use super::admin::{page_error, require, require_form, unavailable};
 use super::join::{JOIN_ENABLED, WIFI_PASSPHRASE, WIFI_SSID};
+use super::{AppState, no_store};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Form, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
@@ -22,6 +22,40 @@ pub const WPA_PASSPHRASE: std::ops::RangeInclusive<usize> = 8..=63;
 /// Longest time mail may be kept on the hub, in days (a year: phones
 /// fetch and delete it long before).
 pub const MAX_DELETE_AFTER_DAYS: u32 = 365;
+
+/// Check a Wi-Fi name and password as the wizard and this page take them:
+/// the message says what to change.
+pub(super) fn check_wifi(ssid: &str, passphrase: &str) -> Result<(), String> {
+    if ssid.len() > MAX_SSID {
+        return Err(format!("A Wi-Fi name is at most {MAX_SSID} bytes."));
+    }
+    if !passphrase.is_empty()
+        && (!WPA_PASSPHRASE.contains(&passphrase.len())
+            || !passphrase.bytes().all(|b| (0x20..0x7f).contains(&b)))
+    {
+        return Err("A Wi-Fi password is 8 to 63 plain characters (letters, digits, punctuation), or empty for an open network.".into());
+    }
+    if ssid.is_empty() && !passphrase.is_empty() {
+        return Err("Give the Wi-Fi name too, or leave both empty.".into());
+    }
+    Ok(())
+}
+
+/// Store the Wi-Fi shown to newcomers (none when `ssid` is empty).
+pub(super) async fn save_wifi(
+    store: &crate::store::Store,
+    ssid: &str,
+    passphrase: &str,
+) -> Result<(), crate::store::Error> {
+    if ssid.is_empty() {
+        store.settings_delete(WIFI_SSID).await?;
+        store.settings_delete(WIFI_PASSPHRASE).await?;
+    } else {
+        store.settings_set(WIFI_SSID, ssid).await?;
+        store.settings_set(WIFI_PASSPHRASE, passphrase).await?;
+    }
+    Ok(())
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -66,7 +100,7 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok(x) => x,
         Err(e) => return unavailable(e),
     };
-    let mut r = SettingsPage {
+    no_store(SettingsPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
         fingerprint: state.fingerprint.to_string(),
@@ -86,11 +120,7 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
         max_message_size: state.config.limits.max_message_size.to_string(),
         mailbox_quota: state.config.limits.mailbox_quota.to_string(),
         version: env!("CARGO_PKG_VERSION"),
-    }
-    .into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -123,28 +153,9 @@ async fn save(
     if let Err(r) = require_form(&state, &headers, &f.csrf).await {
         return r;
     }
-    let ssid = f.ssid.trim();
-    if ssid.len() > MAX_SSID {
-        return page_error(
-            StatusCode::BAD_REQUEST,
-            &format!("A Wi-Fi name is at most {MAX_SSID} bytes."),
-        );
-    }
-    let passphrase = f.passphrase.as_str();
-    if !passphrase.is_empty()
-        && (!WPA_PASSPHRASE.contains(&passphrase.len())
-            || !passphrase.bytes().all(|b| (0x20..0x7f).contains(&b)))
-    {
-        return page_error(
-            StatusCode::BAD_REQUEST,
-            "A Wi-Fi password is 8 to 63 plain characters (letters, digits, punctuation), or empty for an open network.",
-        );
-    }
-    if ssid.is_empty() && !passphrase.is_empty() {
-        return page_error(
-            StatusCode::BAD_REQUEST,
-            "Give the Wi-Fi name too, or leave both empty.",
-        );
+    let (ssid, passphrase) = (f.ssid.trim(), f.passphrase.as_str());
+    if let Err(e) = check_wifi(ssid, passphrase) {
+        return page_error(StatusCode::BAD_REQUEST, &e);
     }
     let days = match f.delete_after_days.trim() {
         "" => state.config.mail.delete_after_days,
@@ -212,16 +223,7 @@ async fn save(
     let result = async {
         let join = if f.join.is_some() { "1" } else { "0" };
         state.store.settings_set(JOIN_ENABLED, join).await?;
-        if ssid.is_empty() {
-            state.store.settings_delete(WIFI_SSID).await?;
-            state.store.settings_delete(WIFI_PASSPHRASE).await?;
-        } else {
-            state.store.settings_set(WIFI_SSID, ssid).await?;
-            state
-                .store
-                .settings_set(WIFI_PASSPHRASE, passphrase)
-                .await?;
-        }
+        save_wifi(&state.store, ssid, passphrase).await?;
         for (key, value) in &fields {
             state
                 .store
@@ -242,7 +244,7 @@ async fn save(
 }
 
 /// Ask the hub's runner for a restart once this answer has gone out.
-fn restart_soon(state: &AppState) {
+pub(super) fn restart_soon(state: &AppState) {
     let reload = state.reload.clone();
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -259,15 +261,11 @@ struct RestartingPage {
 }
 
 fn restarting(state: &AppState, what: &str) -> Response {
-    let mut r = RestartingPage {
+    no_store(RestartingPage {
         name: state.config.hub.name.clone(),
         what: what.to_string(),
         version: env!("CARGO_PKG_VERSION"),
-    }
-    .into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    })
 }
 
 #[derive(serde::Deserialize)]

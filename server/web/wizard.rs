@@ -4,10 +4,10 @@
 //! ("use this browser's time": a Pi has no clock battery). A new name or
 //! domain takes a restart, which the hub does by itself.
 
-use super::AppState;
 use super::admin::{page_error, require, require_form, unavailable};
 use super::join::{WIFI_PASSPHRASE, WIFI_SSID};
-use super::settings::{MAX_SSID, WPA_PASSPHRASE};
+use super::settings::{check_wifi, restart_soon, save_wifi};
+use super::{AppState, no_store};
 use crate::app::{SETTING_HUB_DOMAINS, SETTING_HUB_NAME};
 use crate::config::Profile;
 use crate::domain::Domain;
@@ -15,7 +15,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Form, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
@@ -75,7 +75,7 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok(x) => x,
         Err(e) => return unavailable(e),
     };
-    let mut r = WizardPage {
+    no_store(WizardPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
         domain: state
@@ -90,11 +90,7 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
         passphrase: passphrase.unwrap_or_default(),
         country: country.unwrap_or_default(),
         version: env!("CARGO_PKG_VERSION"),
-    }
-    .into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -145,18 +141,9 @@ async fn save(
             ));
         }
     };
-    let ssid = f.ssid.trim();
-    if ssid.len() > MAX_SSID {
-        return bad(&format!("A Wi-Fi name is at most {MAX_SSID} bytes."));
-    }
-    let passphrase = f.passphrase.as_str();
-    if !passphrase.is_empty()
-        && (!WPA_PASSPHRASE.contains(&passphrase.len())
-            || !passphrase.bytes().all(|b| (0x20..0x7f).contains(&b)))
-    {
-        return bad(
-            "A Wi-Fi password is 8 to 63 plain characters (letters, digits, punctuation), or empty for an open network.",
-        );
+    let (ssid, passphrase) = (f.ssid.trim(), f.passphrase.as_str());
+    if let Err(e) = check_wifi(ssid, passphrase) {
+        return bad(&e);
     }
     let country = f.country.trim().to_ascii_uppercase();
     let two_letters = country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase());
@@ -197,13 +184,7 @@ async fn save(
             let list = serde_json::to_string(&[domain.to_string()]).expect("strings serialise");
             store.settings_set(SETTING_HUB_DOMAINS, &list).await?;
         }
-        if ssid.is_empty() {
-            store.settings_delete(WIFI_SSID).await?;
-            store.settings_delete(WIFI_PASSPHRASE).await?;
-        } else {
-            store.settings_set(WIFI_SSID, ssid).await?;
-            store.settings_set(WIFI_PASSPHRASE, passphrase).await?;
-        }
+        save_wifi(store, ssid, passphrase).await?;
         if country.is_empty() {
             store.settings_delete(WIFI_COUNTRY).await?;
         } else {
@@ -227,23 +208,14 @@ async fn save(
         notes.push(format!(
             "The hub restarts now as {name} with mail domain {domain}."
         ));
-        // After this answer has gone out.
-        let reload = state.reload.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            reload.cancel();
-        });
+        restart_soon(&state);
     }
-    let mut r = DonePage {
+    no_store(DonePage {
         name: name.to_string(),
         notes,
         restart,
         version: env!("CARGO_PKG_VERSION"),
-    }
-    .into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    })
 }
 
 /// Compare the clocks and, on the appliance, take the browser's time.
