@@ -443,6 +443,7 @@ pub const IMAP_TLS: &str = "imap (TLS)";
 pub const IMAP_STARTTLS: &str = "imap (STARTTLS)";
 pub const WEB_HTTP: &str = "web";
 pub const WEB_HTTPS: &str = "web (TLS)";
+pub const LINK: &str = "link";
 
 fn service_name(field: &str) -> &'static str {
     match field {
@@ -452,6 +453,7 @@ fn service_name(field: &str) -> &'static str {
         "listen.imap_tls" => IMAP_TLS,
         "listen.imap" => IMAP_STARTTLS,
         "listen.https" => WEB_HTTPS,
+        "listen.link" => LINK,
         _ => WEB_HTTP,
     }
 }
@@ -460,7 +462,7 @@ impl Hub {
     /// Claim the ports, prepare the data directory, and start serving.
     pub async fn start(config: Config) -> Result<Hub, StartError> {
         // Services that run in this version, by config key.
-        let served: [(&'static str, &[SocketAddr]); 7] = [
+        let served: [(&'static str, &[SocketAddr]); 8] = [
             (
                 "listen.smtp_submission_tls",
                 &config.listen.smtp_submission_tls,
@@ -471,6 +473,7 @@ impl Hub {
             ("listen.imap", &config.listen.imap),
             ("listen.http", &config.listen.http),
             ("listen.https", &config.listen.https),
+            ("listen.link", &config.listen.link),
         ];
         let mut claimed = Vec::new();
         for (field, addrs) in served {
@@ -605,6 +608,13 @@ impl Hub {
                     stop,
                     tracker.clone(),
                 ));
+            } else if field == "listen.link" {
+                tracker.spawn(relay::link::serve(
+                    listener,
+                    relay.clone(),
+                    stop,
+                    tracker.clone(),
+                ));
             } else if field == "listen.https" {
                 let router = router
                     .clone()
@@ -698,6 +708,7 @@ impl Hub {
             ("listen.imap", &mut l.imap),
             ("listen.http", &mut l.http),
             ("listen.https", &mut l.https),
+            ("listen.link", &mut l.link),
         ] {
             let got: Vec<SocketAddr> = self
                 .bound

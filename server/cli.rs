@@ -72,6 +72,13 @@ enum Command {
     /// Batch SMTP from classic mail nodes (Exim, Postfix over NNCP or a pipe).
     #[command(subcommand)]
     Bsmtp(BsmtpCommand),
+    /// Sync now over live links: with every cairn peer that has an
+    /// address, or with one. Shows progress; exits non-zero if any failed.
+    Sync {
+        /// Only this peer.
+        #[arg(long)]
+        peer: Option<String>,
+    },
     /// Take one message on standard input as sendmail(1) does: the
     /// envelope on the command line, or the sender in a leading `From `
     /// line (Postfix's pipe(8) `F` flag) — the NNCP `sendmail` handle of
@@ -390,6 +397,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Peer(cmd) => peer(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Route(cmd) => route(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Bundle(cmd) => bundle(load_config(&cli, cli.config.as_deref())?, cmd).await,
+        Command::Sync { peer } => sync(load_config(&cli, cli.config.as_deref())?, peer).await,
         // A carrier runs these: a bad configuration must keep its input
         // for later (75), not bounce it.
         Command::Bsmtp(BsmtpCommand::Import { input, peer }) => {
@@ -535,6 +543,99 @@ async fn route(config: Config, cmd: &RouteCommand) -> Result<()> {
     .await;
     relay.store().close().await;
     result
+}
+
+async fn sync(config: Config, only: &Option<String>) -> Result<()> {
+    use crate::relay::link::{self, LinkProgress, LinkState};
+    datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
+    let relay = open_relay(&config).await?;
+    let peers = match only {
+        Some(name) => vec![relay.peer(name).await?],
+        None => relay
+            .store()
+            .peer_list()
+            .await?
+            .into_iter()
+            .filter(|p| !p.is_classic() && !p.address_list().is_empty())
+            .collect(),
+    };
+    if peers.is_empty() {
+        bail!(
+            "no peer has an address for live links: add peers from cards with addrs=host:port (`cairn peer add`), or use another carrier"
+        );
+    }
+    let mut runs = tokio::task::JoinSet::new();
+    let mut watching = Vec::new();
+    for p in peers {
+        let (tx, rx) = tokio::sync::watch::channel(LinkProgress::default());
+        watching.push((p.name.clone(), rx));
+        let relay = relay.clone();
+        runs.spawn(async move {
+            let r = link::sync_peer(&relay, &p, &tx).await;
+            (p.name, r)
+        });
+    }
+    let tty = std::io::stderr().is_terminal();
+    let line = |name: &str, p: &LinkProgress| {
+        use crate::domain::units::human_bytes;
+        format!(
+            "{name}: {} — sent {}/{} items ({}), received {}/{} items ({})",
+            p.state.as_str(),
+            p.items_out,
+            p.to_send,
+            human_bytes(p.bytes_out),
+            p.items_in,
+            p.to_receive,
+            human_bytes(p.bytes_in)
+        )
+    };
+    let mut shown: Vec<Option<LinkState>> = vec![None; watching.len()];
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    let mut results = Vec::new();
+    loop {
+        tokio::select! {
+            done = runs.join_next() => match done {
+                Some(Ok(r)) => results.push(r),
+                Some(Err(e)) => bail!("a sync task failed: {e}"),
+                None => break,
+            },
+            _ = tick.tick() => {
+                if tty {
+                    let all: Vec<String> = watching.iter().map(|(n, rx)| line(n, &rx.borrow())).collect();
+                    eprint!("\r\x1b[K{}", all.join(" | "));
+                } else {
+                    for (i, (n, rx)) in watching.iter().enumerate() {
+                        let p = rx.borrow().clone();
+                        if shown[i] != Some(p.state) && !matches!(p.state, LinkState::Done | LinkState::Failed) {
+                            shown[i] = Some(p.state);
+                            eprintln!("{}", line(n, &p));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    let _ = relay.store().wake_hub().await;
+    let mut failed = 0;
+    for (name, rx) in &watching {
+        let p = rx.borrow().clone();
+        match results.iter().find(|(n, _)| n == name).map(|(_, r)| r) {
+            Some(Ok(_)) => println!("{}", line(name, &p)),
+            Some(Err(e)) => {
+                failed += 1;
+                println!("{name}: failed — {e}");
+            }
+            None => {}
+        }
+    }
+    relay.store().close().await;
+    if failed > 0 {
+        bail!("{failed} of {} syncs failed", watching.len());
+    }
+    Ok(())
 }
 
 async fn bundle(config: Config, cmd: &BundleCommand) -> Result<()> {

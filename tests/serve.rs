@@ -30,6 +30,7 @@ fn first_start_creates_everything_and_restart_reuses_it() {
             "cairn.db-wal",
             "cairn.lock",
             "node.key",
+            "partial",
             "setup-code.txt",
             "tls",
             "tmp"
@@ -176,6 +177,7 @@ async fn hub_starts_on_port_0_from_the_library() {
     config.listen.smtp_mx = vec![];
     config.listen.imap_tls = vec![];
     config.listen.imap = vec![];
+    config.listen.link = vec![];
     let hub = cairn::app::Hub::start(config).await.unwrap();
     assert!(hub.report.first_start);
     let addr = hub.endpoint(cairn::app::WEB_HTTP).unwrap();

@@ -132,11 +132,12 @@ pub struct ListenConfig {
     pub imap: Vec<SocketAddr>,
     pub http: Vec<SocketAddr>,
     pub https: Vec<SocketAddr>,
+    pub link: Vec<SocketAddr>,
 }
 
 impl ListenConfig {
     /// (config key, addresses) for every service, in a stable order.
-    pub fn services(&self) -> [(&'static str, &[SocketAddr]); 7] {
+    pub fn services(&self) -> [(&'static str, &[SocketAddr]); 8] {
         [
             ("listen.smtp_submission_tls", &self.smtp_submission_tls),
             ("listen.smtp_submission", &self.smtp_submission),
@@ -145,6 +146,7 @@ impl ListenConfig {
             ("listen.imap", &self.imap),
             ("listen.http", &self.http),
             ("listen.https", &self.https),
+            ("listen.link", &self.link),
         ]
     }
 }
@@ -224,6 +226,7 @@ impl Config {
                     imap: addrs(&["127.0.0.1:1143"]),
                     http: addrs(&["127.0.0.1:8080"]),
                     https: addrs(&["127.0.0.1:8443"]),
+                    link: addrs(&["127.0.0.1:7465"]),
                 },
                 limits: Limits {
                     max_message_size: ByteSize(30 << 20),
@@ -264,6 +267,7 @@ impl Config {
                     imap: addrs(&["0.0.0.0:143"]),
                     http: addrs(&["0.0.0.0:80"]),
                     https: addrs(&["0.0.0.0:443"]),
+                    link: addrs(&["[::]:7465"]),
                 },
                 limits: Limits {
                     max_message_size: ByteSize(30 << 20),
@@ -584,6 +588,12 @@ pub static FIELDS: &[Field] = &[
         "CAIRN_LISTEN_HTTPS",
         https,
         "Web pages over HTTPS with the hub's certificate."
+    ),
+    listen_field!(
+        "listen.link",
+        "CAIRN_LISTEN_LINK",
+        link,
+        "Live links from other cairn nodes (TCP, encrypted and authenticated by node keys): a peer dials here to sync. \"[::]:7465\" takes IPv4, IPv6 and Yggdrasil."
     ),
     Field {
         key: "limits.max_message_size",

@@ -42,7 +42,7 @@ fn appliance_profile_uses_standard_ports_everywhere() {
         .iter()
         .flat_map(|(_, a)| a.iter().map(|a| a.port()))
         .collect();
-    assert_eq!(ports, vec![465, 587, 25, 993, 143, 80, 443]);
+    assert_eq!(ports, vec![465, 587, 25, 993, 143, 80, 443, 7465]);
     assert!(
         c.listen
             .services()
@@ -129,6 +129,7 @@ imap_tls = ["127.0.0.1"]
 imap = ["1.2.3.4:99999"]
 http = ["http://127.0.0.1:80"]
 https = [":443"]
+link = ["[::]"]
 [limits]
 max_message_size = "lots"
 max_connections = 0

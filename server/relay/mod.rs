@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod classic;
 pub mod folder;
 pub mod fspl;
+pub mod link;
 pub mod nncp;
 pub mod node;
 
@@ -180,6 +181,15 @@ impl Exported {
         self.bytes += more.bytes;
         self.message_bytes += more.message_bytes;
     }
+}
+
+/// An item that arrived whole and authenticated (its message spooled,
+/// not in `item.message`), with its checked content id and header section.
+pub(crate) struct Arrived {
+    pub item: Item,
+    pub id: String,
+    pub spool: store::Spool,
+    pub head: Vec<u8>,
 }
 
 /// What an import did.
@@ -614,14 +624,38 @@ impl Relay {
         .map_err(|e| RelayError::BadItem(format!("import task failed: {e}")))??;
 
         // The bundle is authentic and complete: decide, then commit.
+        let n = items.len();
+        let arrived = items
+            .into_iter()
+            .map(|(item, id, spool, head)| Arrived {
+                item,
+                id,
+                spool,
+                head,
+            })
+            .collect();
+        let applied = self.admit(&peer, arrived, &acks).await?;
+        Ok(Imported {
+            peer: peer.name,
+            seq: header.seq,
+            items: n,
+            applied,
+        })
+    }
+
+    /// Take items that arrived whole and authentic from `peer`, and its
+    /// acknowledgements, in one transaction: each item not seen before and
+    /// from a sender behind that peer is placed (or bounced); every item
+    /// is acknowledged back.
+    pub(crate) async fn admit(
+        &self,
+        peer: &PeerRow,
+        items: Vec<Arrived>,
+        acks: &[String],
+    ) -> Result<ImportApplied> {
         let seen = self
             .store
-            .items_seen(
-                &items
-                    .iter()
-                    .map(|(_, id, _, _)| id.clone())
-                    .collect::<Vec<_>>(),
-            )
+            .items_seen(&items.iter().map(|a| a.id.clone()).collect::<Vec<_>>())
             .await?;
         let routes = self.store.routes().await?;
         let peer_domains = peer.domain_list();
@@ -631,7 +665,16 @@ impl Relay {
         let mut keep = Vec::with_capacity(n);
         let mut spools = Vec::new();
         let mut planned = Vec::with_capacity(n);
-        for ((item, id, spool, head), seen) in items.into_iter().zip(seen) {
+        for (
+            Arrived {
+                item,
+                id,
+                spool,
+                head,
+            },
+            seen,
+        ) in items.into_iter().zip(seen)
+        {
             let allowed = item.mail_from.is_empty()
                 || domain_of(&item.mail_from).is_some_and(|d| {
                     peer_domains.contains(&d) || Self::next_hop(&routes, &d) == Some(peer.id)
@@ -665,15 +708,10 @@ impl Relay {
                 bounce,
             });
         }
-        let applied = self.store.import_items(peer.id, &planned, &acks).await?;
+        let applied = self.store.import_items(peer.id, &planned, acks).await?;
         drop(_guard);
         self.route_pending().await?;
-        Ok(Imported {
-            peer: peer.name,
-            seq: header.seq,
-            items: n,
-            applied,
-        })
+        Ok(applied)
     }
 
     /// Where an arriving item goes: local INBOXes, onward, and failures.

@@ -23,6 +23,8 @@ pub struct Spool {
     size: u64,
     tmp_dir: PathBuf,
     blob_dir: PathBuf,
+    /// Leave the file when dropped uncommitted (a resumable transfer).
+    keep: bool,
 }
 
 /// A durable blob file, not yet referenced by any row.
@@ -158,7 +160,10 @@ impl Store {
                     size: spool.size,
                 };
                 if dest.exists() {
-                    // Already durable; the spool's temp file goes on drop.
+                    // Already durable; the spool's own file is not needed.
+                    if let Some((_, path)) = spool.file.take() {
+                        let _ = std::fs::remove_file(path);
+                    }
                     out.push(staged);
                     continue;
                 }
@@ -208,7 +213,9 @@ fn sync_filesystem(dir: &Path) -> Result<()> {
 impl Drop for Spool {
     fn drop(&mut self) {
         // An abandoned body (client vanished, message refused) leaves nothing.
-        if let Some((_, path)) = self.file.take() {
+        if let Some((_, path)) = self.file.take()
+            && !self.keep
+        {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -229,7 +236,79 @@ impl Store {
             size: 0,
             tmp_dir: self.dirs.tmp.clone(),
             blob_dir: self.dirs.blobs.clone(),
+            keep: false,
         }
+    }
+
+    /// Where the partial body `name` of a link transfer is kept.
+    pub fn partial_path(&self, name: &str) -> PathBuf {
+        self.dirs.partial.join(name)
+    }
+
+    /// How much of partial body `name` has arrived (0 when none).
+    pub fn partial_len(&self, name: &str) -> u64 {
+        std::fs::metadata(self.partial_path(name))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    /// A spool that continues partial body `name` (made if missing): what
+    /// is there is hashed again, and the file stays if the spool is
+    /// dropped uncommitted, so the next connection resumes at its end.
+    /// Blocking: call it off the async workers for large files.
+    pub fn spool_resume(&self, name: &str) -> Result<Spool> {
+        let path = self.partial_path(name);
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let mut hasher = digest::Context::new(&digest::SHA256);
+        let mut size = 0u64;
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = std::io::Read::read(&mut f, &mut buf).map_err(io(&path))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        Ok(Spool {
+            mem: Vec::new(),
+            file: Some((f, path)),
+            hasher,
+            size,
+            tmp_dir: self.dirs.tmp.clone(),
+            blob_dir: self.dirs.blobs.clone(),
+            keep: true,
+        })
+    }
+
+    /// Remove partial bodies last written before `before` (Unix seconds):
+    /// transfers nobody resumed. Returns how many went.
+    pub fn partial_prune(&self, before: i64) -> u64 {
+        let Ok(rd) = std::fs::read_dir(&self.dirs.partial) else {
+            return 0;
+        };
+        let cutoff = std::time::UNIX_EPOCH + std::time::Duration::from_secs(before.max(0) as u64);
+        let mut n = 0;
+        for e in rd.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m < cutoff);
+            if old && std::fs::remove_file(e.path()).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Drop partial body `name` (it turned out corrupt).
+    pub fn partial_remove(&self, name: &str) {
+        let _ = std::fs::remove_file(self.partial_path(name));
     }
 
     /// A fresh path in the store's temp directory (swept at start-up), for

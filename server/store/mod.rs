@@ -12,6 +12,7 @@ pub mod mail;
 pub mod mailboxes;
 pub mod relay;
 pub mod settings;
+pub mod sync;
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -25,6 +26,7 @@ pub use events::EventRow;
 pub use expiry::{Expiry, ExpiryReport};
 pub use mail::{Change, Delivered, Delivery, MessageRow, OutboundEnvelope, OutboxRow};
 pub use mailboxes::{FlagChange, FlagOp, MailboxRow};
+pub use sync::{SyncCounts, SyncRow};
 
 /// How long a writer waits for another writer before giving up; SQLite
 /// allows one writer at a time and a CLI command may hold the lock briefly.
@@ -78,6 +80,8 @@ pub const CHANGE_QUEUE: usize = 4096;
 struct Dirs {
     blobs: PathBuf,
     tmp: PathBuf,
+    /// Bodies of link transfers cut off midway, kept to resume.
+    partial: PathBuf,
 }
 
 /// A handle on the database and the blob files; cheap to clone.
@@ -100,8 +104,9 @@ impl Store {
         let dirs = Dirs {
             blobs: dir.join("blobs"),
             tmp: dir.join("tmp"),
+            partial: dir.join("partial"),
         };
-        for d in [&dirs.blobs, &dirs.tmp] {
+        for d in [&dirs.blobs, &dirs.tmp, &dirs.partial] {
             std::fs::create_dir_all(d).map_err(|source| Error::Io {
                 path: d.clone(),
                 source,
@@ -177,7 +182,7 @@ mod tests {
         let store = Store::open(path).await.unwrap();
         assert_eq!(
             store.schema_versions().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6]
+            vec![1, 2, 3, 4, 5, 6, 7]
         );
         store.settings_set("hub.test", "1").await.unwrap();
         store.close().await;

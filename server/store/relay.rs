@@ -209,6 +209,17 @@ async fn place(
     Ok(())
 }
 
+async fn forget_acks(tx: &mut SqliteConnection, peer_id: i64, acks: &[String]) -> Result<()> {
+    for a in acks {
+        sqlx::query("DELETE FROM acks_due WHERE peer_id = ? AND item_id = ?")
+            .bind(peer_id)
+            .bind(a)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Take custody of one arriving item unless seen before: record it as
 /// seen, place it and its bounce.
 async fn take_item(
@@ -489,13 +500,20 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for a in acks {
-            sqlx::query("DELETE FROM acks_due WHERE peer_id = ? AND item_id = ?")
-                .bind(peer_id)
-                .bind(a)
-                .execute(&mut *tx)
-                .await?;
-        }
+        forget_acks(&mut tx, peer_id, acks).await?;
+        sqlx::query("UPDATE peers SET last_sent_at = ? WHERE id = ?")
+            .bind(now())
+            .bind(peer_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Acknowledgements a live link delivered are no longer owed.
+    pub async fn acks_delivered(&self, peer_id: i64, acks: &[String]) -> Result<()> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        forget_acks(&mut tx, peer_id, acks).await?;
         sqlx::query("UPDATE peers SET last_sent_at = ? WHERE id = ?")
             .bind(now())
             .bind(peer_id)

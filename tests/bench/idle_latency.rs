@@ -83,6 +83,7 @@ async fn main() {
         .env("CAIRN_LISTEN_IMAP", "")
         .env("CAIRN_LISTEN_HTTP", "127.0.0.1:0")
         .env("CAIRN_LISTEN_HTTPS", "")
+        .env("CAIRN_LISTEN_LINK", "")
         .arg("serve")
         .stdout(Stdio::piped())
         .spawn()

@@ -53,6 +53,7 @@ async fn main() {
     c.listen.imap = vec![];
     c.listen.http = vec![];
     c.listen.https = vec![];
+    c.listen.link = vec![];
     c.limits.send_burst = 100_000;
     c.limits.send_per_minute = 100_000;
     let domains = c.hub.domains.clone();

@@ -31,6 +31,7 @@ pub fn port0(c: &mut Command) -> &mut Command {
         "CAIRN_LISTEN_IMAP",
         "CAIRN_LISTEN_HTTP",
         "CAIRN_LISTEN_HTTPS",
+        "CAIRN_LISTEN_LINK",
     ] {
         c.env(var, "127.0.0.1:0");
     }

@@ -27,6 +27,7 @@ pub async fn hub(tweak: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Hub) {
     c.listen.imap = vec![any];
     c.listen.http = vec![any];
     c.listen.https = vec![];
+    c.listen.link = vec![any];
     tweak(&mut c);
     let domains = c.hub.domains.clone();
     let hub = Hub::start(c).await.unwrap();

@@ -1,0 +1,339 @@
+//! Live links between real hubs over TCP: mail both ways in one sync,
+//! a cut connection that resumes, strangers and garbage refused.
+
+mod common;
+use cairn::relay::link::{self, LinkError, LinkProgress};
+use cairn::relay::node;
+use cairn::store::SyncCounts;
+use common::relay::*;
+use common::smtp::{Client, PASSWORD, inbox};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+fn link_addr(n: &Node) -> SocketAddr {
+    n.hub.endpoint(cairn::app::LINK).expect("a link listener")
+}
+
+/// A's card for B, and B's for A; B's card names its link address (on
+/// IPv6 loopback), so A can dial it; A's names none, so B only answers.
+async fn pair(tweak: fn(&mut cairn::config::Config)) -> (Node, Node) {
+    let a = node_for("camp-a", "camp-a.example", tweak).await;
+    let b = node_for("camp-b", "camp-b.example", |c| {
+        c.listen.link = vec!["[::1]:0".parse().unwrap()];
+        tweak(c);
+    })
+    .await;
+    let b_card = b.hub.relay.card(vec![link_addr(&b).to_string()]);
+    a.hub.relay.add_peer(&b_card, None).await.unwrap();
+    b.add(&a).await;
+    (a, b)
+}
+
+async fn sync_over(
+    from: &Node,
+    peer: &str,
+    stream: Option<TcpStream>,
+) -> (Result<SyncCounts, LinkError>, LinkProgress) {
+    let p = from.hub.relay.peer(peer).await.unwrap();
+    let (tx, _rx) = watch::channel(LinkProgress::default());
+    let r = link::sync_with(&from.hub.relay, &p, stream, &tx).await;
+    let progress = tx.borrow().clone();
+    (r, progress)
+}
+
+async fn sync(from: &Node, peer: &str) -> (Result<SyncCounts, LinkError>, LinkProgress) {
+    sync_over(from, peer, None).await
+}
+
+/// The newest sync of `node`, once it has finished.
+async fn last_sync(node: &Node) -> cairn::store::SyncRow {
+    for _ in 0..200 {
+        if let Some(r) = node.hub.store.sync_history(1).await.unwrap().pop()
+            && r.finished_at.is_some()
+        {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no finished sync on {}", node.hub.name);
+}
+
+fn partials(node: &Node) -> Vec<u64> {
+    std::fs::read_dir(node.hub.report.data_dir.join("partial"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .collect()
+}
+
+/// Forwards one connection to `to`. Bytes from the dialler past `cut` are
+/// not passed on: the connection to `to` is closed there, as when a link
+/// drops (what was forwarded still arrives). The byte at `flip` is
+/// inverted on the way.
+async fn proxy(to: SocketAddr, cut: Option<u64>, flip: Option<u64>) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (down, _) = l.accept().await.unwrap();
+        let up = TcpStream::connect(to).await.unwrap();
+        let (mut dr, mut dw) = down.into_split();
+        let (mut ur, mut uw) = up.into_split();
+        let forward = async move {
+            let mut n = 0u64;
+            let mut buf = vec![0u8; 16 << 10];
+            loop {
+                let k = dr.read(&mut buf).await.unwrap_or(0);
+                if k == 0 {
+                    break;
+                }
+                let chunk = &mut buf[..k];
+                if let Some(f) = flip
+                    && (n..n + k as u64).contains(&f)
+                {
+                    chunk[(f - n) as usize] ^= 0xff;
+                }
+                if let Some(c) = cut
+                    && n + k as u64 > c
+                {
+                    let _ = uw.write_all(&chunk[..(c - n) as usize]).await;
+                    break;
+                }
+                if uw.write_all(chunk).await.is_err() {
+                    break;
+                }
+                n += k as u64;
+            }
+            let _ = uw.shutdown().await;
+        };
+        let back = async move {
+            let _ = tokio::io::copy(&mut ur, &mut dw).await;
+            let _ = dw.shutdown().await;
+        };
+        tokio::join!(forward, back);
+    });
+    addr
+}
+
+/// `from` submits a plain message of about `size` bytes (needs the
+/// encryption rule off) with Message-ID `<tag@test>`.
+async fn send_plain(node: &Node, from: &str, to: &str, tag: &str, size: usize) {
+    let addr = node.hub.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap();
+    let (mut c, _) = Client::tls(addr, &node.hub).await;
+    c.cmd("EHLO phone").await;
+    assert!(c.login(from, PASSWORD).await.starts_with("235"));
+    let line = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-\r\n";
+    let body = format!(
+        "From: <{from}>\r\nTo: <{to}>\r\nMessage-ID: <{tag}@test>\r\nSubject: {tag}\r\n\r\n{}",
+        line.repeat(size / line.len() + 1)
+    );
+    let r = c.mail(from, &[to], &body).await;
+    assert!(r.starts_with("250"), "{r}");
+}
+
+#[tokio::test]
+async fn one_sync_carries_mail_both_ways_and_the_next_moves_nothing() {
+    let (a, b) = pair(|_| {}).await;
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "ab").await;
+    send(&b, "bob@camp-b.example", "alice@camp-a.example", "ba").await;
+    routed(&a).await;
+    routed(&b).await;
+    let queued = |n: &Node| {
+        let store = n.hub.store.clone();
+        async move {
+            let o = store.outbox().await.unwrap();
+            assert_eq!(o.len(), 1);
+            store.blob_read(&o[0].blob_hash).await.unwrap()
+        }
+    };
+    let sent_ab = queued(&a).await;
+    let sent_ba = queued(&b).await;
+    assert!(inbox(&b.hub, "bob@camp-b.example").await.is_empty());
+
+    let (r, p) = sync(&a, "camp-b").await;
+    let counts = r.expect("the sync succeeds");
+    assert_eq!((counts.items_out, counts.items_in), (1, 1), "{p:?}");
+    assert_eq!((p.to_send, p.to_receive), (1, 1));
+    assert!(counts.bytes_out > 0 && counts.bytes_in > 0);
+
+    let bob = inbox(&b.hub, "bob@camp-b.example").await;
+    assert_eq!(bob.len(), 1);
+    let got = b.hub.store.blob_read(&bob[0].blob_hash).await.unwrap();
+    assert!(got == sent_ab, "bob's copy differs from what left A");
+    let alice = inbox(&a.hub, "alice@camp-a.example").await;
+    assert_eq!(alice.len(), 1);
+    let got = a.hub.store.blob_read(&alice[0].blob_hash).await.unwrap();
+    assert!(got == sent_ba, "alice's copy differs from what left B");
+
+    // Acknowledged both ways at once: no outbox left on either side.
+    assert!(a.hub.store.outbox().await.unwrap().is_empty());
+    assert!(b.hub.store.outbox().await.unwrap().is_empty());
+
+    let on_b = last_sync(&b).await;
+    assert_eq!(
+        (
+            on_b.carrier.as_str(),
+            on_b.peer_name.as_str(),
+            on_b.items_in,
+            on_b.items_out
+        ),
+        ("link (answered)", "camp-a", 1, 1)
+    );
+    assert_eq!(on_b.error, None);
+    let on_a = last_sync(&a).await;
+    assert_eq!(
+        (on_a.carrier.as_str(), on_a.items_out),
+        ("link (dialled)", 1)
+    );
+    for n in [&a, &b] {
+        for peer in n.hub.store.peer_list().await.unwrap() {
+            assert!(n.hub.store.acks_due(peer.id).await.unwrap().is_empty());
+        }
+    }
+
+    // Nothing new: the next sync moves no item and no byte.
+    let (r, _) = sync(&a, "camp-b").await;
+    assert_eq!(r.unwrap(), SyncCounts::default());
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 1);
+    assert_eq!(inbox(&a.hub, "alice@camp-a.example").await.len(), 1);
+
+    a.hub.shutdown().await;
+    b.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_cut_connection_resumes_where_it_stopped_without_duplicates() {
+    let (a, b) = pair(|c| c.mail.require_encryption = false).await;
+    for i in 0..3 {
+        send_plain(
+            &a,
+            "alice@camp-a.example",
+            "bob@camp-b.example",
+            &format!("small{i}"),
+            500,
+        )
+        .await;
+    }
+    send_plain(
+        &a,
+        "alice@camp-a.example",
+        "bob@camp-b.example",
+        "big",
+        3 << 20,
+    )
+    .await;
+    routed(&a).await;
+    let peer = a.hub.relay.peer("camp-b").await.unwrap();
+    let queued = a.hub.store.outbox_for_peer(peer.id).await.unwrap();
+    let big = queued.iter().map(|r| r.size as u64).max().unwrap();
+    assert!(big > 3 << 20);
+
+    // The connection drops 1.5 MB into the big item (the small ones go first).
+    let via = proxy(link_addr(&b), Some(1_500_000), None).await;
+    let (r, _) = sync_over(&a, "camp-b", Some(TcpStream::connect(via).await.unwrap())).await;
+    assert!(r.is_err(), "the cut sync fails: {r:?}");
+    let cut = last_sync(&b).await;
+    assert!(cut.error.is_some(), "{cut:?}");
+    assert_eq!(cut.items_in, 3, "the small items were taken: {cut:?}");
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 3);
+    let part = partials(&b);
+    assert_eq!(part.len(), 1, "the big item is kept half-received");
+    assert!(part[0] > 1_000_000 && part[0] < big, "{part:?}");
+
+    // The next sync sends only the rest of the big item.
+    let (r, p) = sync(&a, "camp-b").await;
+    let counts = r.expect("the second sync succeeds");
+    assert_eq!(
+        counts.bytes_out,
+        big - part[0],
+        "only the missing bytes went: {p:?}"
+    );
+    let bob = inbox(&b.hub, "bob@camp-b.example").await;
+    assert_eq!(bob.len(), 4, "each message once");
+    let mut sizes: Vec<i64> = bob.iter().map(|m| m.size).collect();
+    sizes.sort();
+    assert_eq!(*sizes.last().unwrap() as u64, big);
+    assert!(partials(&b).is_empty());
+    assert!(a.hub.store.outbox().await.unwrap().is_empty());
+
+    a.hub.shutdown().await;
+    b.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn strangers_and_garbage_are_refused_and_the_hub_keeps_serving() {
+    let (a, b) = pair(|_| {}).await;
+    let c = node_for("camp-c", "camp-c.example", |_| {}).await;
+    let b_card = b.hub.relay.card(vec![link_addr(&b).to_string()]);
+    c.hub.relay.add_peer(&b_card, None).await.unwrap();
+
+    // C knows B, B does not know C: refused on both sides, saying why.
+    let (client, server) = tokio::io::duplex(1 << 16);
+    let answering = {
+        let relay = b.hub.relay.clone();
+        tokio::spawn(async move { link::answer(&relay, server, "test").await })
+    };
+    let peer_b = c.hub.relay.peer("camp-b").await.unwrap();
+    let (tx, _rx) = watch::channel(LinkProgress::default());
+    let dialled = link::sync_with(&c.hub.relay, &peer_b, Some(client), &tx).await;
+    let answered = answering.await.unwrap();
+    let c_print = node::fingerprint(&c.hub.relay.identity().public);
+    match answered {
+        Err(LinkError::UnknownPeer(f)) => assert_eq!(f, c_print),
+        other => panic!("B should refuse the stranger: {other:?}"),
+    }
+    assert!(
+        matches!(dialled, Err(LinkError::HandshakeRefused)),
+        "{dialled:?}"
+    );
+    assert!(dialled.unwrap_err().to_string().contains("cairn peer add"));
+    // Over TCP too.
+    let (r, _) = sync(&c, "camp-b").await;
+    assert!(matches!(r, Err(LinkError::HandshakeRefused)), "{r:?}");
+
+    // Not the link protocol, a newer version, a garbage handshake.
+    for (bytes, want) in [
+        (b"GET / HTTP/1.1\r\n\r\n".to_vec(), "NotALink"),
+        (b"CAIRNLNK\x09".to_vec(), "Version"),
+        (
+            [b"CAIRNLNK\x01\x00\x60".to_vec(), vec![0x5a; 0x60]].concat(),
+            "Handshake",
+        ),
+    ] {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        client.write_all(&bytes).await.unwrap();
+        let r = link::answer(&b.hub.relay, server, "test").await;
+        assert!(format!("{r:?}").contains(want), "{want}: {r:?}");
+        drop(client);
+    }
+    let mut raw = TcpStream::connect(link_addr(&b)).await.unwrap();
+    raw.write_all(b"\x00\x05hello garbage").await.unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(15), raw.read_to_end(&mut rest)).await;
+
+    // A frame flipped in transit fails authentication: the sync stops and
+    // nothing arrives twice or half.
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "m1").await;
+    routed(&a).await;
+    let via = proxy(link_addr(&b), None, Some(300)).await;
+    let (r, _) = sync_over(&a, "camp-b", Some(TcpStream::connect(via).await.unwrap())).await;
+    assert!(r.is_err(), "{r:?}");
+    let on_b = last_sync(&b).await;
+    assert!(
+        on_b.error
+            .as_deref()
+            .is_some_and(|e| e.contains("authentication")),
+        "{on_b:?}"
+    );
+    assert!(inbox(&b.hub, "bob@camp-b.example").await.is_empty());
+
+    // B still serves its peer.
+    let (r, _) = sync(&a, "camp-b").await;
+    assert_eq!(r.unwrap().items_out, 1);
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 1);
+
+    for n in [a, b, c] {
+        n.hub.shutdown().await;
+    }
+}
