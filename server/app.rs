@@ -398,6 +398,8 @@ pub struct Hub {
     pub endpoints: Vec<(&'static str, SocketAddr)>,
     pub store: Store,
     pub relay: relay::Relay,
+    /// Runs uplinks: "Sync now" and schedules.
+    pub syncer: relay::uplink::Syncer,
     stop: CancellationToken,
     tracker: TaskTracker,
     _lock: Option<Lock>,
@@ -551,6 +553,7 @@ impl Hub {
         };
 
         let reload = CancellationToken::new();
+        let syncer = relay::uplink::Syncer::new(relay.clone());
         let name = config.hub.name.clone();
         let bound: Vec<(&'static str, SocketAddr)> =
             listeners.iter().map(|(f, a, _)| (*f, *a)).collect();
@@ -571,6 +574,7 @@ impl Hub {
                 crate::mail::transaction::SELF_SERVICE_BURST,
             )),
             relay: relay.clone(),
+            syncer: syncer.clone(),
         };
         let router = web::router(state);
 
@@ -655,6 +659,7 @@ impl Hub {
             stop.clone(),
         ));
         tracker.spawn(route_and_expire(relay.clone(), stop.clone()));
+        tracker.spawn(syncer.clone().run(stop.clone()));
         tracker.spawn(
             prepared
                 .store
@@ -670,6 +675,7 @@ impl Hub {
             endpoints,
             store: prepared.store,
             relay,
+            syncer,
             stop,
             tracker,
             _lock: lock,

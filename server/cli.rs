@@ -72,8 +72,11 @@ enum Command {
     /// Batch SMTP from classic mail nodes (Exim, Postfix over NNCP or a pipe).
     #[command(subcommand)]
     Bsmtp(BsmtpCommand),
-    /// Sync now over live links: with every cairn peer that has an
-    /// address, or with one. Shows progress; exits non-zero if any failed.
+    /// How and when this node syncs with its peers.
+    #[command(subcommand)]
+    Uplink(UplinkCommand),
+    /// Sync now: run every ready uplink at once (or those of one peer),
+    /// whatever their schedules. Shows progress; exits non-zero if any failed.
     Sync {
         /// Only this peer.
         #[arg(long)]
@@ -144,6 +147,10 @@ enum PeerCommand {
         /// Call it this instead of the name on its card.
         #[arg(long)]
         name: Option<String>,
+        /// When to sync over a live link if the card has addresses:
+        /// always, manual, appear, or windows such as "mon-fri 08:00-18:00".
+        #[arg(long, default_value = "always")]
+        schedule: String,
     },
     /// Add a classic peer: an Exim or Postfix node that takes and sends
     /// batch SMTP. Its domains are routed to it unless already routed.
@@ -161,6 +168,30 @@ enum PeerCommand {
     List,
     /// Remove a peer and its routes; its queued mail waits for another route.
     Remove { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum UplinkCommand {
+    /// Add an uplink to PEER: `link` (the addresses on its card), `folder
+    /// DIR` (Syncthing, a shared drive), `usb DIR` (a USB stick's mount
+    /// point: used only while mounted), `nncp NODE`.
+    Add {
+        peer: String,
+        #[arg(value_parser = ["link", "folder", "usb", "nncp"])]
+        carrier: String,
+        /// The directory or NNCP node; none for a link.
+        target: Option<String>,
+        /// always, manual, appear (when the peer answers or the stick is
+        /// mounted), or windows such as "mon-fri 08:00-18:00; sat 10:00-12:00 +02:00".
+        #[arg(long, default_value = "always")]
+        schedule: String,
+    },
+    /// List uplinks with their schedules and last runs.
+    List,
+    /// Change an uplink's schedule.
+    Schedule { id: i64, schedule: String },
+    /// Remove an uplink.
+    Remove { id: i64 },
 }
 
 #[derive(Subcommand, Debug)]
@@ -398,6 +429,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Route(cmd) => route(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Bundle(cmd) => bundle(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Sync { peer } => sync(load_config(&cli, cli.config.as_deref())?, peer).await,
+        Command::Uplink(cmd) => uplink(load_config(&cli, cli.config.as_deref())?, cmd).await,
         // A carrier runs these: a bad configuration must keep its input
         // for later (75), not bounce it.
         Command::Bsmtp(BsmtpCommand::Import { input, peer }) => {
@@ -455,12 +487,28 @@ async fn peer(config: Config, cmd: &PeerCommand) -> Result<()> {
     let relay = open_relay(&config).await?;
     let result = async {
         match cmd {
-            PeerCommand::Add { card, name } => {
+            PeerCommand::Add {
+                card,
+                name,
+                schedule,
+            } => {
+                crate::relay::schedule::Schedule::parse(schedule)?;
                 let card = Card::parse(card)?;
                 let (row, routes) = relay.add_peer(&card, name.as_deref()).await?;
                 println!("added peer {} (node {})", row.name, fingerprint(&card.key));
                 for d in routes {
                     println!("route: {d} -> {}", row.name);
+                }
+                if !card.addrs.is_empty() {
+                    let syncer = crate::relay::uplink::Syncer::new(relay.clone());
+                    let up = syncer.add(&row.name, "link", "", schedule).await?;
+                    println!(
+                        "uplink {}: live link to {} ({}), schedule {}",
+                        up.id,
+                        row.name,
+                        card.addrs.join(", "),
+                        up.schedule
+                    );
                 }
             }
             PeerCommand::AddClassic {
@@ -545,95 +593,135 @@ async fn route(config: Config, cmd: &RouteCommand) -> Result<()> {
     result
 }
 
-async fn sync(config: Config, only: &Option<String>) -> Result<()> {
-    use crate::relay::link::{self, LinkProgress, LinkState};
+async fn uplink(config: Config, cmd: &UplinkCommand) -> Result<()> {
     datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
     let relay = open_relay(&config).await?;
-    let peers = match only {
-        Some(name) => vec![relay.peer(name).await?],
-        None => relay
-            .store()
-            .peer_list()
-            .await?
-            .into_iter()
-            .filter(|p| !p.is_classic() && !p.address_list().is_empty())
-            .collect(),
+    let syncer = crate::relay::uplink::Syncer::new(relay.clone());
+    let result = async {
+        match cmd {
+            UplinkCommand::Add {
+                peer,
+                carrier,
+                target,
+                schedule,
+            } => {
+                let up = syncer
+                    .add(peer, carrier, target.as_deref().unwrap_or(""), schedule)
+                    .await?;
+                println!(
+                    "uplink {}: {} {} {}, schedule {}",
+                    up.id, up.peer_name, up.carrier, up.target, up.schedule
+                );
+            }
+            UplinkCommand::List => {
+                let ups = relay.store().uplinks().await?;
+                if ups.is_empty() {
+                    println!("no uplinks yet: add one with `cairn uplink add PEER CARRIER`");
+                }
+                let now = crate::store::now();
+                for u in ups {
+                    let last = match (u.last_run_at, &u.last_error) {
+                        (None, _) => "never ran".to_string(),
+                        (Some(t), None) => format!("ok {} ago", human_age(now - t)),
+                        (Some(t), Some(e)) => format!("failed {} ago: {e}", human_age(now - t)),
+                    };
+                    println!(
+                        "{}  {}  {} {}  schedule {}  {}",
+                        u.id, u.peer_name, u.carrier, u.target, u.schedule, last
+                    );
+                }
+            }
+            UplinkCommand::Schedule { id, schedule } => {
+                syncer.set_schedule(*id, schedule).await?;
+                println!("uplink {id}: schedule {schedule}");
+            }
+            UplinkCommand::Remove { id } => {
+                syncer.remove(*id).await?;
+                println!("removed uplink {id}");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    relay.store().close().await;
+    result
+}
+
+async fn sync(config: Config, only: &Option<String>) -> Result<()> {
+    use crate::relay::link::{LinkProgress, LinkState};
+    datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
+    let relay = open_relay(&config).await?;
+    let syncer = crate::relay::uplink::Syncer::new(relay.clone());
+    let mut board = syncer.board();
+    let round = match syncer.sync_now(only.as_deref()).await {
+        Ok(r) => r,
+        Err(e) => {
+            relay.store().close().await;
+            return Err(e.into());
+        }
     };
-    if peers.is_empty() {
-        bail!(
-            "no peer has an address for live links: add peers from cards with addrs=host:port (`cairn peer add`), or use another carrier"
-        );
-    }
-    let mut runs = tokio::task::JoinSet::new();
-    let mut watching = Vec::new();
-    for p in peers {
-        let (tx, rx) = tokio::sync::watch::channel(LinkProgress::default());
-        watching.push((p.name.clone(), rx));
-        let relay = relay.clone();
-        runs.spawn(async move {
-            let r = link::sync_peer(&relay, &p, &tx).await;
-            (p.name, r)
-        });
-    }
     let tty = std::io::stderr().is_terminal();
-    let line = |name: &str, p: &LinkProgress| {
+    let line = |u: &crate::relay::uplink::UplinkStatus| {
         use crate::domain::units::human_bytes;
-        format!(
-            "{name}: {} — sent {}/{} items ({}), received {}/{} items ({})",
+        let p: &LinkProgress = &u.progress;
+        let what = if u.target.is_empty() {
+            format!("{} {}", u.peer, u.carrier)
+        } else {
+            format!("{} {} {}", u.peer, u.carrier, u.target)
+        };
+        let mut l = format!(
+            "{what}: {} — sent {} items ({}), received {} items ({})",
             p.state.as_str(),
             p.items_out,
-            p.to_send,
             human_bytes(p.bytes_out),
             p.items_in,
-            p.to_receive,
             human_bytes(p.bytes_in)
-        )
+        );
+        if let Some(e) = &p.error {
+            l.push_str(&format!(": {e}"));
+        }
+        l
     };
-    let mut shown: Vec<Option<LinkState>> = vec![None; watching.len()];
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
-    let mut results = Vec::new();
+    let mut shown: HashMap<i64, LinkState> = HashMap::new();
     loop {
-        tokio::select! {
-            done = runs.join_next() => match done {
-                Some(Ok(r)) => results.push(r),
-                Some(Err(e)) => bail!("a sync task failed: {e}"),
-                None => break,
-            },
-            _ = tick.tick() => {
-                if tty {
-                    let all: Vec<String> = watching.iter().map(|(n, rx)| line(n, &rx.borrow())).collect();
-                    eprint!("\r\x1b[K{}", all.join(" | "));
-                } else {
-                    for (i, (n, rx)) in watching.iter().enumerate() {
-                        let p = rx.borrow().clone();
-                        if shown[i] != Some(p.state) && !matches!(p.state, LinkState::Done | LinkState::Failed) {
-                            shown[i] = Some(p.state);
-                            eprintln!("{}", line(n, &p));
-                        }
+        let b = board.borrow_and_update().clone();
+        if b.round == round {
+            if tty {
+                let all: Vec<String> = b.round_status().into_iter().map(&line).collect();
+                eprint!("\r\x1b[K{}", all.join(" | "));
+            } else {
+                for u in b.round_status() {
+                    if shown.get(&u.id) != Some(&u.progress.state) {
+                        shown.insert(u.id, u.progress.state);
+                        eprintln!("{}", line(u));
                     }
                 }
             }
+            if !b.round_running {
+                break;
+            }
+        }
+        tokio::select! {
+            r = board.changed() => if r.is_err() { break },
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
         }
     }
     if tty {
         eprintln!();
     }
     let _ = relay.store().wake_hub().await;
-    let mut failed = 0;
-    for (name, rx) in &watching {
-        let p = rx.borrow().clone();
-        match results.iter().find(|(n, _)| n == name).map(|(_, r)| r) {
-            Some(Ok(_)) => println!("{}", line(name, &p)),
-            Some(Err(e)) => {
-                failed += 1;
-                println!("{name}: failed — {e}");
-            }
-            None => {}
-        }
+    let b = board.borrow().clone();
+    for u in b.round_status() {
+        println!("{}", line(u));
     }
+    let (ok, failed, c) = b.round_summary();
+    println!(
+        "{ok} uplinks synced, {failed} failed: sent {} items, received {} items",
+        c.items_out, c.items_in
+    );
     relay.store().close().await;
     if failed > 0 {
-        bail!("{failed} of {} syncs failed", watching.len());
+        bail!("{failed} of {} uplinks failed", ok + failed);
     }
     Ok(())
 }

@@ -13,25 +13,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-fn link_addr(n: &Node) -> SocketAddr {
-    n.hub.endpoint(cairn::app::LINK).expect("a link listener")
-}
-
-/// A's card for B, and B's for A; B's card names its link address (on
-/// IPv6 loopback), so A can dial it; A's names none, so B only answers.
-async fn pair(tweak: fn(&mut cairn::config::Config)) -> (Node, Node) {
-    let a = node_for("camp-a", "camp-a.example", tweak).await;
-    let b = node_for("camp-b", "camp-b.example", |c| {
-        c.listen.link = vec!["[::1]:0".parse().unwrap()];
-        tweak(c);
-    })
-    .await;
-    let b_card = b.hub.relay.card(vec![link_addr(&b).to_string()]);
-    a.hub.relay.add_peer(&b_card, None).await.unwrap();
-    b.add(&a).await;
-    (a, b)
-}
-
 async fn sync_over(
     from: &Node,
     peer: &str,

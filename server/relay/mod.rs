@@ -15,6 +15,8 @@ pub mod fspl;
 pub mod link;
 pub mod nncp;
 pub mod node;
+pub mod schedule;
+pub mod uplink;
 
 use crate::domain::{Address, Domain, hex};
 use crate::mail::bounce::{self, BounceInput, Failure};
@@ -914,6 +916,16 @@ impl Relay {
             tracing::info!(
                 items = forgotten,
                 "forgot content ids older than {SEEN_LIFETIMES} lifetimes"
+            );
+        }
+        // Half-received link items nobody resumed within a lifetime.
+        let stale = self.store.partial_prune(
+            t.saturating_sub(i64::try_from(self.config.lifetime_ms / 1000).unwrap_or(i64::MAX)),
+        );
+        if stale > 0 {
+            tracing::info!(
+                items = stale,
+                "removed half-received link items not resumed within a lifetime"
             );
         }
         let rows = self.store.outbox_live().await?;

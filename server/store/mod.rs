@@ -13,6 +13,7 @@ pub mod mailboxes;
 pub mod relay;
 pub mod settings;
 pub mod sync;
+pub mod uplinks;
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -27,6 +28,7 @@ pub use expiry::{Expiry, ExpiryReport};
 pub use mail::{Change, Delivered, Delivery, MessageRow, OutboundEnvelope, OutboxRow};
 pub use mailboxes::{FlagChange, FlagOp, MailboxRow};
 pub use sync::{SyncCounts, SyncRow};
+pub use uplinks::UplinkRow;
 
 /// How long a writer waits for another writer before giving up; SQLite
 /// allows one writer at a time and a CLI command may hold the lock briefly.
@@ -182,7 +184,7 @@ mod tests {
         let store = Store::open(path).await.unwrap();
         assert_eq!(
             store.schema_versions().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7]
+            vec![1, 2, 3, 4, 5, 6, 7, 8]
         );
         store.settings_set("hub.test", "1").await.unwrap();
         store.close().await;

@@ -35,6 +35,7 @@ pub struct AppState {
     /// Accounts made on the join page or `/new` per client IP.
     pub join_limit: Arc<crate::mail::ratelimit::RateLimiter<std::net::IpAddr>>,
     pub relay: crate::relay::Relay,
+    pub syncer: crate::relay::uplink::Syncer,
     /// Cancel to have the hub restarted with changed settings.
     pub reload: tokio_util::sync::CancellationToken,
 }

@@ -1,0 +1,217 @@
+//! Uplinks and their schedules, driven by a clock the test sets; "Sync
+//! now" and `cairn sync` over every ready uplink.
+
+mod common;
+use common::relay::*;
+use common::smtp::inbox;
+
+/// Monday 2026-11-23 00:00 UTC.
+const MONDAY: i64 = 1_795_392_000;
+const MIN: i64 = 60;
+const HOUR: i64 = 3600;
+
+#[tokio::test]
+async fn a_window_opens_a_sync_runs_and_after_it_closes_nothing_syncs() {
+    let (a, b) = pair(|_| {}).await;
+    let syncer = &a.hub.syncer;
+    let up = syncer
+        .add("camp-b", "link", "", "Mon 03:00-03:30")
+        .await
+        .unwrap();
+    assert_eq!(up.schedule, "mon 03:00-03:30");
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "m1").await;
+    routed(&a).await;
+
+    // Before the window: nothing starts.
+    assert!(
+        syncer
+            .tick(MONDAY + 2 * HOUR + 59 * MIN)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    syncer.idle().await;
+    assert!(inbox(&b.hub, "bob@camp-b.example").await.is_empty());
+
+    // The window opens: the queued mail goes.
+    let started = syncer.tick(MONDAY + 3 * HOUR).await.unwrap();
+    assert_eq!(started, vec![up.id]);
+    syncer.idle().await;
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 1);
+    let runs = a.hub.store.sync_history(10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!((runs[0].items_out, runs[0].error.as_deref()), (1, None));
+    let row = a.hub.store.uplink(up.id).await.unwrap().unwrap();
+    assert!(row.last_ok_at.is_some() && row.last_error.is_none());
+
+    // Inside the window, with nothing new, the next tick waits.
+    assert!(
+        syncer
+            .tick(MONDAY + 3 * HOUR + MIN / 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // After the window, new mail waits for the next one.
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "m2").await;
+    routed(&a).await;
+    for t in [3 * HOUR + 30 * MIN, 4 * HOUR, 24 * HOUR + 3 * HOUR] {
+        assert!(syncer.tick(MONDAY + t).await.unwrap().is_empty(), "{t}");
+    }
+    syncer.idle().await;
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 1);
+    assert_eq!(a.hub.store.sync_history(10).await.unwrap().len(), 1);
+
+    // A week later the window opens again.
+    let next = MONDAY + 7 * 24 * HOUR + 3 * HOUR + 10 * MIN;
+    assert_eq!(syncer.tick(next).await.unwrap(), vec![up.id]);
+    syncer.idle().await;
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 2);
+
+    // Manual: never by the clock; Sync now still runs it.
+    syncer.set_schedule(up.id, "manual").await.unwrap();
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "m3").await;
+    routed(&a).await;
+    assert!(syncer.tick(next + HOUR).await.unwrap().is_empty());
+    let round = syncer.sync_now(None).await.unwrap();
+    let mut board = syncer.board();
+    let b_now = board
+        .wait_for(|b| b.round == round && !b.round_running)
+        .await
+        .unwrap()
+        .clone();
+    let (ok, failed, counts) = b_now.round_summary();
+    assert_eq!((ok, failed, counts.items_out), (1, 0, 1));
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 3);
+
+    a.hub.shutdown().await;
+    b.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_appearing_folder_is_synced_when_it_appears() {
+    let (a, b) = pair(|_| {}).await;
+    let stick = tempfile::tempdir().unwrap();
+    let mount = stick.path().join("stick");
+    let up = a
+        .hub
+        .syncer
+        .add("camp-b", "folder", mount.to_str().unwrap(), "appear")
+        .await
+        .unwrap();
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "m1").await;
+    routed(&a).await;
+    assert!(a.hub.syncer.tick(MONDAY).await.unwrap().is_empty());
+
+    std::fs::create_dir(&mount).unwrap();
+    assert_eq!(a.hub.syncer.tick(MONDAY + MIN).await.unwrap(), vec![up.id]);
+    a.hub.syncer.idle().await;
+    let left = bundles(&mount);
+    assert_eq!(left.len(), 1, "a bundle for B is on the stick");
+    // Still there, nothing new: no second bundle.
+    assert!(
+        a.hub
+            .syncer
+            .tick(MONDAY + 10 * MIN)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // B takes the stick: the bundle is imported and removed.
+    let on_b = b
+        .hub
+        .syncer
+        .add("camp-a", "folder", mount.to_str().unwrap(), "manual")
+        .await
+        .unwrap();
+    b.hub.syncer.sync_now(Some("camp-a")).await.unwrap();
+    b.hub.syncer.idle().await;
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 1);
+    let history = b.hub.store.sync_history(1).await.unwrap();
+    assert_eq!(history[0].items_in, 1, "{history:?}");
+    assert!(history[0].carrier.starts_with("folder "));
+    // B's acknowledgement went back onto the stick for A.
+    let back = bundles(&mount);
+    assert_eq!(back.len(), 1);
+    assert_ne!(back, left);
+    b.hub.syncer.remove(on_b.id).await.unwrap();
+
+    // Bad input changes nothing.
+    for (carrier, target, schedule, want) in [
+        ("folder", "relative/dir", "always", "absolute path"),
+        ("pigeon", "", "always", "no carrier"),
+        ("link", "", "sometimes", "mon-fri 08:00-18:00"),
+        ("link", "host:1", "always", "give no target"),
+    ] {
+        let e = a
+            .hub
+            .syncer
+            .add("camp-b", carrier, target, schedule)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{carrier}: {e}");
+    }
+    assert_eq!(a.hub.store.uplinks().await.unwrap().len(), 1);
+
+    a.hub.shutdown().await;
+    b.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn cairn_sync_runs_every_ready_uplink_and_reports() {
+    let (a, b) = pair(|_| {}).await;
+    a.hub
+        .syncer
+        .add("camp-b", "link", "", "manual")
+        .await
+        .unwrap();
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "m1").await;
+    routed(&a).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path(), "camp-a", "camp-a.example");
+    let node = &a;
+    let out = {
+        let cfg = cfg.clone();
+        let data = node.hub.report.data_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = common::cairn(cfg.parent().unwrap());
+            c.arg("--config")
+                .arg(&cfg)
+                .arg("--data")
+                .arg(&data)
+                .arg("sync");
+            common::run(&mut c)
+        })
+        .await
+        .unwrap()
+    };
+    let text = common::stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", common::stderr(&out));
+    assert!(text.contains("camp-b link: done — sent 1 items"), "{text}");
+    assert!(text.contains("1 uplinks synced, 0 failed"), "{text}");
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 1);
+
+    // A peer with no ready uplink: a clear error, exit 1.
+    let out = {
+        let data = node.hub.report.data_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = common::cairn(cfg.parent().unwrap());
+            c.arg("--config")
+                .arg(&cfg)
+                .arg("--data")
+                .arg(&data)
+                .args(["sync", "--peer", "nobody"]);
+            common::run(&mut c)
+        })
+        .await
+        .unwrap()
+    };
+    assert!(!out.status.success());
+    assert!(common::stderr(&out).contains("no peer named nobody"));
+
+    a.hub.shutdown().await;
+    b.hub.shutdown().await;
+}
