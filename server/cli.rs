@@ -662,7 +662,7 @@ async fn sync(config: Config, only: &Option<String>) -> Result<()> {
     };
     let tty = std::io::stderr().is_terminal();
     let line = |u: &crate::relay::uplink::UplinkStatus| {
-        use crate::domain::units::human_bytes;
+        use crate::domain::units::{count, human_bytes};
         let p: &LinkProgress = &u.progress;
         let what = if u.target.is_empty() {
             format!("{} {}", u.peer, u.carrier)
@@ -670,11 +670,11 @@ async fn sync(config: Config, only: &Option<String>) -> Result<()> {
             format!("{} {} {}", u.peer, u.carrier, u.target)
         };
         let mut l = format!(
-            "{what}: {} — sent {} items ({}), received {} items ({})",
+            "{what}: {} — sent {} ({}), received {} ({})",
             p.state.as_str(),
-            p.items_out,
+            count(p.items_out, "item"),
             human_bytes(p.bytes_out),
-            p.items_in,
+            count(p.items_in, "item"),
             human_bytes(p.bytes_in)
         );
         if let Some(e) = &p.error {
@@ -716,8 +716,10 @@ async fn sync(config: Config, only: &Option<String>) -> Result<()> {
     }
     let (ok, failed, c) = b.round_summary();
     println!(
-        "{ok} uplinks synced, {failed} failed: sent {} items, received {} items",
-        c.items_out, c.items_in
+        "{} synced, {failed} failed: sent {}, received {}",
+        crate::domain::units::count(ok as u64, "uplink"),
+        crate::domain::units::count(c.items_out, "item"),
+        crate::domain::units::count(c.items_in, "item")
     );
     relay.store().close().await;
     if failed > 0 {

@@ -149,3 +149,93 @@ fn a_new_hub_from_the_wizard_to_a_phone_that_chats() {
     let (clean, _) = hub.stop("TERM");
     assert!(clean);
 }
+
+/// "Sync now" in the browser: the live page follows the round over
+/// Server-Sent Events and ends with the right summary; the history page
+/// lists the run.
+#[test]
+fn sync_now_shows_live_progress_and_a_summary() {
+    use common::relay::{pair, routed, send_plain};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (a, b) = rt.block_on(async {
+        let (a, b) = pair(|c| c.mail.require_encryption = false).await;
+        a.hub
+            .syncer
+            .add("camp-b", "link", "", "manual")
+            .await
+            .unwrap();
+        // A large message keeps the round running while the page loads.
+        send_plain(
+            &a,
+            "alice@camp-a.example",
+            "bob@camp-b.example",
+            "big",
+            20 << 20,
+        )
+        .await;
+        send_plain(
+            &a,
+            "alice@camp-a.example",
+            "bob@camp-b.example",
+            "small",
+            100,
+        )
+        .await;
+        send_plain(
+            &b,
+            "bob@camp-b.example",
+            "alice@camp-a.example",
+            "reply",
+            100,
+        )
+        .await;
+        routed(&a).await;
+        routed(&b).await;
+        (a, b)
+    });
+    let base = format!("http://{}", a.hub.endpoint(cairn::app::WEB_HTTP).unwrap());
+    let code = a.hub.report.setup_code.clone().unwrap();
+    let br = Browser::start(PHONE);
+    br.goto(&format!("{base}/setup"));
+    br.fill("input[name=code]", &code);
+    br.fill("input[name=password]", "campfire-42");
+    br.fill("input[name=confirm]", "campfire-42");
+    br.click_to("form[action='/setup'] button[type=submit]", "/admin/setup");
+
+    br.goto(&format!("{base}/admin/uplinks"));
+    assert!(br.source().contains("manual"), "{}", br.source());
+    br.screenshot("20-uplinks-phone");
+    br.click_to("#sync-now", "/admin/sync");
+    br.wait_until("the summary", |b| {
+        b.source().contains("1 uplink synced, 0 failed")
+    });
+    let page = br.source();
+    br.screenshot("21-sync-done-phone");
+    assert!(
+        page.contains("sent 2 items") && page.contains("received 1 item "),
+        "{page}"
+    );
+    let events: u32 = page
+        .split("data-events=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(events >= 1, "no progress event reached the page: {page}");
+    assert!(page.contains(">done<") || page.contains(">done"), "{page}");
+
+    br.goto(&format!("{base}/admin/history"));
+    let history = br.source();
+    assert!(history.contains("link (dialled)"), "{history}");
+    assert!(history.contains("camp-b"), "{history}");
+    rt.block_on(async {
+        assert_eq!(
+            common::smtp::inbox(&b.hub, "bob@camp-b.example")
+                .await
+                .len(),
+            2
+        );
+        a.hub.shutdown().await;
+        b.hub.shutdown().await;
+    });
+}

@@ -6,7 +6,7 @@ use cairn::relay::link::{self, LinkError, LinkProgress};
 use cairn::relay::node;
 use cairn::store::SyncCounts;
 use common::relay::*;
-use common::smtp::{Client, PASSWORD, inbox};
+use common::smtp::inbox;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -95,22 +95,6 @@ async fn proxy(to: SocketAddr, cut: Option<u64>, flip: Option<u64>) -> SocketAdd
         tokio::join!(forward, back);
     });
     addr
-}
-
-/// `from` submits a plain message of about `size` bytes (needs the
-/// encryption rule off) with Message-ID `<tag@test>`.
-async fn send_plain(node: &Node, from: &str, to: &str, tag: &str, size: usize) {
-    let addr = node.hub.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap();
-    let (mut c, _) = Client::tls(addr, &node.hub).await;
-    c.cmd("EHLO phone").await;
-    assert!(c.login(from, PASSWORD).await.starts_with("235"));
-    let line = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-\r\n";
-    let body = format!(
-        "From: <{from}>\r\nTo: <{to}>\r\nMessage-ID: <{tag}@test>\r\nSubject: {tag}\r\n\r\n{}",
-        line.repeat(size / line.len() + 1)
-    );
-    let r = c.mail(from, &[to], &body).await;
-    assert!(r.starts_with("250"), "{r}");
 }
 
 #[tokio::test]

@@ -190,8 +190,8 @@ async fn cairn_sync_runs_every_ready_uplink_and_reports() {
     };
     let text = common::stdout(&out);
     assert!(out.status.success(), "{text}\n{}", common::stderr(&out));
-    assert!(text.contains("camp-b link: done — sent 1 items"), "{text}");
-    assert!(text.contains("1 uplinks synced, 0 failed"), "{text}");
+    assert!(text.contains("camp-b link: done — sent 1 item ("), "{text}");
+    assert!(text.contains("1 uplink synced, 0 failed"), "{text}");
     assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 1);
 
     // A peer with no ready uplink: a clear error, exit 1.

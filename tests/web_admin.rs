@@ -913,3 +913,99 @@ async fn an_account_gets_its_own_quota() {
     assert!(r.ok() && !r.all().contains("204800"), "{}", r.all());
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn uplinks_page_sync_now_events_and_history() {
+    use common::relay::{pair, routed, send};
+    use common::web::admin_session;
+    let (a, b) = pair(|_| {}).await;
+    let wa = a.hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+    for p in [
+        "/admin/uplinks",
+        "/admin/sync",
+        "/admin/sync/events",
+        "/admin/history",
+    ] {
+        let r = request(wa, p, "", None).await;
+        assert_eq!(
+            (r.status, r.header("location")),
+            (303, Some("/admin/login")),
+            "{p}"
+        );
+    }
+    let (jar, csrf) = admin_session(&a.hub).await;
+
+    // Nothing to sync yet: Sync now says what to do.
+    let r = request(wa, "/admin/sync", &jar, Some(&format!("csrf={csrf}"))).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("no uplink is ready"), "{}", r.body);
+
+    // A bad schedule is refused and stores nothing; a good one is added.
+    let add = |schedule: &str| {
+        format!(
+            "csrf={csrf}&peer=camp-b&carrier=link&target=&schedule={}",
+            enc(schedule)
+        )
+    };
+    let r = request(wa, "/admin/uplinks/add", &jar, Some(&add("now and then"))).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("mon-fri 08:00-18:00"), "{}", r.body);
+    assert!(a.hub.store.uplinks().await.unwrap().is_empty());
+    let r = request(wa, "/admin/uplinks/add", &jar, Some(&add("manual"))).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = request(wa, "/admin/uplinks", &jar, None).await;
+    assert!(
+        page.body.contains("camp-b") && page.body.contains("value=\"manual\""),
+        "{}",
+        page.body
+    );
+    // Without the CSRF token nothing happens.
+    let r = request(wa, "/admin/sync", &jar, Some("csrf=wrong")).await;
+    assert_eq!(r.status, 403);
+
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "m1").await;
+    routed(&a).await;
+    let r = request(wa, "/admin/sync", &jar, Some(&format!("csrf={csrf}"))).await;
+    assert_eq!((r.status, r.header("location")), (303, Some("/admin/sync")));
+    // The event stream ends with the summary of the round.
+    let events = request(wa, "/admin/sync/events", &jar, None).await;
+    assert_eq!(events.header("content-type"), Some("text/event-stream"));
+    assert!(events.body.contains("event: progress"), "{}", events.body);
+    let summary = events
+        .body
+        .split("event: summary\ndata: ")
+        .nth(1)
+        .expect("a summary event");
+    let s: serde_json::Value = serde_json::from_str(summary.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (s["ok"].as_u64(), s["items_out"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+    assert_eq!(
+        common::smtp::inbox(&b.hub, "bob@camp-b.example")
+            .await
+            .len(),
+        1
+    );
+    let history = request(wa, "/admin/history", &jar, None).await;
+    assert!(
+        history.body.contains("link (dialled)") && history.body.contains("1 item,"),
+        "{}",
+        history.body
+    );
+
+    // Removed: gone from the page.
+    let id = a.hub.store.uplinks().await.unwrap()[0].id;
+    let r = request(
+        wa,
+        &format!("/admin/uplinks/{id}/remove"),
+        &jar,
+        Some(&format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    assert!(a.hub.store.uplinks().await.unwrap().is_empty());
+    a.hub.shutdown().await;
+    b.hub.shutdown().await;
+}

@@ -21,12 +21,23 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// "1 item", "3 items": a count with its noun (English plural in -s).
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn units() {
+        assert_eq!(count(1, "item"), "1 item");
+        assert_eq!(count(0, "item"), "0 items");
         assert_eq!(human_age(-5), "0 s");
         assert_eq!(human_age(3599), "59 min");
         assert_eq!(human_age(90_000), "1 d");

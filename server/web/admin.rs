@@ -78,6 +78,17 @@ fn set_cookie(name: &str, value: &str, max_age: i64, secure: Secure) -> HeaderVa
     HeaderValue::from_str(&s).expect("cookie is ASCII")
 }
 
+/// A Unix time as people read it on the admin pages (RFC 3339, UTC).
+pub(super) fn utc(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 pub(super) fn page_error(status: StatusCode, message: &str) -> Response {
     (
         status,
@@ -534,14 +545,10 @@ async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Respons
     let disk_free = rustix::fs::statvfs(&state.config.data_dir)
         .map(|v| human_bytes(v.f_bavail.saturating_mul(v.f_frsize)))
         .unwrap_or_else(|_| "unknown".into());
-    let fmt = time::format_description::well_known::Rfc3339;
     let events = events
         .into_iter()
         .map(|e| EventLine {
-            at: time::OffsetDateTime::from_unix_timestamp(e.at)
-                .ok()
-                .and_then(|t| t.format(&fmt).ok())
-                .unwrap_or_default(),
+            at: utc(e.at),
             kind: e.kind,
             subject: e.subject.unwrap_or_default(),
             detail: e.detail.unwrap_or_default(),

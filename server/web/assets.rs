@@ -8,11 +8,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 /// (name, content type, bytes) of every embedded file.
-const FILES: &[(&str, &str, &[u8])] = &[(
-    "cairn.css",
-    "text/css; charset=utf-8",
-    include_bytes!("../../static/cairn.css"),
-)];
+const FILES: &[(&str, &str, &[u8])] = &[
+    (
+        "cairn.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/cairn.css"),
+    ),
+    (
+        "sync.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/sync.js"),
+    ),
+];
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/static/{name}", get(asset))

@@ -11,6 +11,7 @@ mod probes;
 mod relay;
 mod settings;
 mod status;
+mod sync;
 pub mod tls;
 mod wizard;
 
@@ -94,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .merge(join::router())
         .merge(settings::router())
         .merge(wizard::router())
+        .merge(sync::router())
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

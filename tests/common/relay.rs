@@ -176,3 +176,19 @@ pub async fn pair(tweak: fn(&mut cairn::config::Config)) -> (Node, Node) {
     b.add(&a).await;
     (a, b)
 }
+
+/// `from` submits a plain message of about `size` bytes (needs the
+/// encryption rule off) with Message-ID `<tag@test>`.
+pub async fn send_plain(node: &Node, from: &str, to: &str, tag: &str, size: usize) {
+    let addr = node.hub.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap();
+    let (mut c, _) = Client::tls(addr, &node.hub).await;
+    c.cmd("EHLO phone").await;
+    assert!(c.login(from, PASSWORD).await.starts_with("235"));
+    let line = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-\r\n";
+    let body = format!(
+        "From: <{from}>\r\nTo: <{to}>\r\nMessage-ID: <{tag}@test>\r\nSubject: {tag}\r\n\r\n{}",
+        line.repeat(size / line.len() + 1)
+    );
+    let r = c.mail(from, &[to], &body).await;
+    assert!(r.starts_with("250"), "{r}");
+}

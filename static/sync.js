@@ -1,0 +1,33 @@
+// Live progress of "Sync now": rows update from Server-Sent Events, and
+// the summary appears when the round ends. Without JavaScript the page
+// refreshes itself instead.
+"use strict";
+(function () {
+  const table = document.getElementById("progress");
+  if (!table || table.dataset.running !== "true") return;
+  const events = new EventSource("/admin/sync/events");
+  events.addEventListener("progress", (e) => {
+    const board = JSON.parse(e.data);
+    table.dataset.events = String(Number(table.dataset.events || 0) + 1);
+    for (const u of board.uplinks) {
+      const row = table.querySelector(`tr[data-uplink="${u.id}"]`);
+      if (!row) continue;
+      row.querySelector(".state").textContent = u.state + (u.error ? ": " + u.error : "");
+      row.querySelector(".sent").textContent = u.sent;
+      row.querySelector(".received").textContent = u.received;
+    }
+  });
+  events.addEventListener("summary", (e) => {
+    const s = JSON.parse(e.data);
+    const p = document.getElementById("summary");
+    p.textContent = s.text;
+    p.hidden = false;
+    table.dataset.running = "false";
+    events.close();
+  });
+  events.onerror = () => {
+    // The hub restarted or the connection dropped: show the latest state.
+    events.close();
+    setTimeout(() => location.reload(), 2000);
+  };
+})();
