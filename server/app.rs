@@ -171,6 +171,14 @@ impl Prepared {
                 max_message_size: config.limits.max_message_size.0,
                 max_bundle_size: config.limits.max_bundle_size.0,
                 require_encryption: config.mail.require_encryption,
+                gateway: config.gateway.clone(),
+                helo: config
+                    .hub
+                    .hostnames
+                    .iter()
+                    .find(|h| matches!(h, crate::config::Hostname::Name(_)))
+                    .map(|h| h.to_string())
+                    .unwrap_or_else(|| "cairn".into()),
             },
         )
     }

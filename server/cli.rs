@@ -164,6 +164,17 @@ enum PeerCommand {
         #[arg(long, value_name = "NODE")]
         nncp: Option<String>,
     },
+    /// Make this node a gateway: the Internet becomes a peer (default name
+    /// `internet`) with the default route and an `smtp` uplink, so mail for
+    /// every domain without a route leaves by SMTP — to `gateway.smarthost`
+    /// if set, else to each domain's MX hosts.
+    AddInternet {
+        #[arg(default_value = "internet")]
+        name: String,
+        /// When to deliver: always (default), manual, or time windows.
+        #[arg(long, default_value = "always")]
+        schedule: String,
+    },
     /// List peers with their domains and last exchanges.
     List,
     /// Remove a peer and its routes; its queued mail waits for another route.
@@ -523,6 +534,22 @@ async fn peer(config: Config, cmd: &PeerCommand) -> Result<()> {
                 for d in routes {
                     println!("route: {d} -> {}", row.name);
                 }
+            }
+            PeerCommand::AddInternet { name, schedule } => {
+                crate::relay::schedule::Schedule::parse(schedule)?;
+                let row = relay.add_internet_peer(name).await?;
+                let syncer = crate::relay::uplink::Syncer::new(relay.clone());
+                let up = syncer.add(&row.name, "smtp", "", schedule).await?;
+                println!(
+                    "added peer {} for the Internet; route: * -> {}",
+                    row.name, row.name
+                );
+                let how = if config.gateway.smarthost.is_empty() {
+                    "to each domain's MX hosts".to_string()
+                } else {
+                    format!("through {}", config.gateway.smarthost)
+                };
+                println!("uplink {}: smtp {how}, schedule {}", up.id, up.schedule);
             }
             PeerCommand::List => {
                 let peers = relay.store().peer_list().await?;

@@ -176,6 +176,34 @@ pub struct Security {
     pub allow_plaintext_auth: bool,
 }
 
+/// A secret setting: never shown in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+/// How a gateway (a node with Internet reach) hands mail to the Internet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// `host:port` of a smarthost; empty: each domain's MX by DNS.
+    pub smarthost: String,
+    /// `starttls` (port 587 style) or `tls` (port 465 style).
+    pub smarthost_tls: String,
+    pub smarthost_user: String,
+    pub smarthost_password: Secret,
+    /// A PEM certificate (file) trusted for the smarthost besides the
+    /// built-in roots; empty: none.
+    pub smarthost_ca: String,
+    /// Port of MX hosts (25; tests use others).
+    pub mx_port: u16,
+    /// DNS servers for MX lookups (`ip` or `ip:port`); empty: the system's.
+    pub dns: Vec<SocketAddr>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub profile: Profile,
@@ -185,6 +213,7 @@ pub struct Config {
     pub limits: Limits,
     pub mail: MailConfig,
     pub security: Security,
+    pub gateway: GatewayConfig,
 }
 
 fn addrs(list: &[&str]) -> Vec<SocketAddr> {
@@ -247,6 +276,7 @@ impl Config {
                 security: Security {
                     allow_plaintext_auth: false,
                 },
+                gateway: GatewayConfig::default(),
             },
             Profile::Appliance => Config {
                 profile,
@@ -288,7 +318,22 @@ impl Config {
                 security: Security {
                     allow_plaintext_auth: false,
                 },
+                gateway: GatewayConfig::default(),
             },
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            smarthost: String::new(),
+            smarthost_tls: "starttls".into(),
+            smarthost_user: String::new(),
+            smarthost_password: Secret::default(),
+            smarthost_ca: String::new(),
+            mx_port: 25,
+            dns: Vec::new(),
         }
     }
 }
@@ -753,13 +798,129 @@ pub static FIELDS: &[Field] = &[
         },
         show: |c| toml::Value::Boolean(c.security.allow_plaintext_auth),
     },
+    Field {
+        key: "gateway.smarthost",
+        env: "CAIRN_GATEWAY_SMARTHOST",
+        doc: "On a gateway (a node with a peer made by `cairn peer add-internet`): the mail server that takes its Internet mail, as host:port (\"smtp.example.org:587\"). Empty: deliver to each domain's MX hosts found by DNS, with STARTTLS when offered.",
+        kind: Kind::Text,
+        apply: |c, v| {
+            let s = text(v)?.trim().to_string();
+            if !s.is_empty() {
+                let ok = s
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+                if !ok {
+                    return Err("expected host:port, such as \"smtp.example.org:587\"".into());
+                }
+            }
+            c.gateway.smarthost = s;
+            Ok(())
+        },
+        show: |c| toml::Value::String(c.gateway.smarthost.clone()),
+    },
+    Field {
+        key: "gateway.smarthost_tls",
+        env: "CAIRN_GATEWAY_SMARTHOST_TLS",
+        doc: "How to reach the smarthost: \"starttls\" (port 587 style) or \"tls\" (port 465 style). Its certificate is checked.",
+        kind: Kind::Text,
+        apply: |c, v| {
+            let s = text(v)?.trim().to_ascii_lowercase();
+            if s != "starttls" && s != "tls" {
+                return Err("expected \"starttls\" or \"tls\"".into());
+            }
+            c.gateway.smarthost_tls = s;
+            Ok(())
+        },
+        show: |c| toml::Value::String(c.gateway.smarthost_tls.clone()),
+    },
+    Field {
+        key: "gateway.smarthost_user",
+        env: "CAIRN_GATEWAY_SMARTHOST_USER",
+        doc: "Login at the smarthost; empty: none.",
+        kind: Kind::Text,
+        apply: |c, v| {
+            let s = text(v)?;
+            if s.chars().any(char::is_control) {
+                return Err("must not contain control characters".into());
+            }
+            c.gateway.smarthost_user = s.trim().to_string();
+            Ok(())
+        },
+        show: |c| toml::Value::String(c.gateway.smarthost_user.clone()),
+    },
+    Field {
+        key: "gateway.smarthost_password",
+        env: "CAIRN_GATEWAY_SMARTHOST_PASSWORD",
+        doc: "Password at the smarthost (never logged).",
+        kind: Kind::Text,
+        apply: |c, v| {
+            let s = text(v)?;
+            if s.chars().any(char::is_control) {
+                return Err("must not contain control characters".into());
+            }
+            c.gateway.smarthost_password = Secret(s);
+            Ok(())
+        },
+        show: |c| {
+            toml::Value::String(if c.gateway.smarthost_password.0.is_empty() {
+                String::new()
+            } else {
+                "***".into()
+            })
+        },
+    },
+    Field {
+        key: "gateway.smarthost_ca",
+        env: "CAIRN_GATEWAY_SMARTHOST_CA",
+        doc: "A PEM certificate file to trust for the smarthost besides the usual authorities (a private smarthost with its own certificate); empty: none.",
+        kind: Kind::Text,
+        apply: |c, v| {
+            let s = text(v)?.trim().to_string();
+            if !s.is_empty() && !Path::new(&s).is_absolute() {
+                return Err("expected an absolute path to a PEM file".into());
+            }
+            c.gateway.smarthost_ca = s;
+            Ok(())
+        },
+        show: |c| toml::Value::String(c.gateway.smarthost_ca.clone()),
+    },
+    Field {
+        key: "gateway.mx_port",
+        env: "CAIRN_GATEWAY_MX_PORT",
+        doc: "Port of the MX hosts a gateway delivers to (25 on the Internet).",
+        kind: Kind::Number,
+        apply: |c, v| {
+            c.gateway.mx_port =
+                u16::try_from(number_in(v, 1, 65535)?).map_err(|e| e.to_string())?;
+            Ok(())
+        },
+        show: |c| toml::Value::Integer(i64::from(c.gateway.mx_port)),
+    },
+    Field {
+        key: "gateway.dns",
+        env: "CAIRN_GATEWAY_DNS",
+        doc: "DNS servers for MX lookups, as \"ip\" or \"ip:port\"; [] uses the system's (/etc/resolv.conf).",
+        kind: Kind::List,
+        apply: |c, v| {
+            c.gateway.dns = list(v, |a| {
+                a.parse::<SocketAddr>()
+                    .or_else(|_| {
+                        a.parse::<std::net::IpAddr>()
+                            .map(|ip| SocketAddr::new(ip, 53))
+                    })
+                    .map_err(|_| format!("`{a}` is not an IP address (with an optional :port)"))
+            })?;
+            Ok(())
+        },
+        show: |c| str_list(c.gateway.dns.iter().map(|a| a.to_string())),
+    },
 ];
 
 /// Environment variables that are not fields but are read by cairn.
 pub const OTHER_ENV: &[&str] = &["CAIRN_CONFIG", "CAIRN_LOG"];
 
 /// Sections of the file, for messages about a section written as a value.
-const SECTIONS: &[&str] = &["hub", "listen", "limits", "mail", "security"];
+const SECTIONS: &[&str] = &["hub", "listen", "limits", "mail", "security", "gateway"];
 
 fn field(key: &str) -> Option<&'static Field> {
     FIELDS.iter().find(|f| f.key == key)

@@ -146,6 +146,14 @@ delete_large_after_days = "week"
 outbox_lifetime_days = 0
 [security]
 allow_plaintext_auth = "yes"
+[gateway]
+smarthost = "no port"
+smarthost_tls = "ssl3"
+smarthost_user = "a\u0007b"
+smarthost_password = 42
+smarthost_ca = "relative.pem"
+mx_port = 0
+dns = ["dns.example"]
 "#;
     let e = load_str(text, &[]).unwrap_err();
     let mut fields = problem_fields(&e);

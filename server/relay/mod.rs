@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod classic;
 pub mod folder;
 pub mod fspl;
+pub mod gateway;
 pub mod link;
 pub mod nncp;
 pub mod node;
@@ -100,6 +101,10 @@ pub struct RelayConfig {
     /// The chatmail encryption rule, applied to mail from classic peers as
     /// on the MX port.
     pub require_encryption: bool,
+    /// How a gateway reaches the Internet.
+    pub gateway: crate::config::GatewayConfig,
+    /// The name this node gives itself to other mail servers.
+    pub helo: String,
 }
 
 /// The content id of an item: SHA-256 over its canonical envelope and the
@@ -359,6 +364,27 @@ impl Relay {
             .await?;
         let made = self.route_new_domains(&row, canonical).await?;
         Ok((row, made))
+    }
+
+    /// Make this node a gateway: the Internet becomes peer `name` (a
+    /// classic peer without domains) with the default route, so mail for
+    /// every domain without a route of its own leaves by SMTP (smarthost
+    /// or MX, per the `gateway` settings).
+    pub async fn add_internet_peer(&self, name: &str) -> Result<PeerRow> {
+        node::check_name(name)?;
+        let row = self
+            .store
+            .peer_add(&NewPeer {
+                name,
+                public_key: None,
+                domains: &[],
+                addresses: &[],
+                nncp_node: None,
+            })
+            .await?;
+        self.store.route_set("*", row.id).await?;
+        self.route_pending().await?;
+        Ok(row)
     }
 
     /// Route a new peer's domains to it where no route exists yet.

@@ -5,7 +5,7 @@
 
 use super::link::{self, LinkProgress, LinkState};
 use super::schedule::Schedule;
-use super::{Relay, RelayError, folder, nncp};
+use super::{Relay, RelayError, folder, gateway, nncp};
 use crate::store::relay::PeerRow;
 use crate::store::{SyncCounts, UplinkRow, now};
 use serde::Serialize;
@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// The carriers an uplink can use.
-pub const CARRIERS: [&str; 4] = ["link", "folder", "usb", "nncp"];
+pub const CARRIERS: [&str; 5] = ["link", "folder", "usb", "nncp", "smtp"];
 /// How often the scheduler looks at the uplinks.
 pub const TICK: Duration = Duration::from_secs(30);
 /// An open uplink with nothing queued still syncs this often (seconds), to
@@ -170,6 +170,14 @@ impl Syncer {
                     return Err(RelayError::Input(format!(
                         "`{target}` is not an absolute path: name the folder as /media/usb or /srv/sync/camp"
                     )));
+                }
+            }
+            "smtp" => {
+                if !p.is_classic() || !p.domain_list().is_empty() || !target.is_empty() {
+                    return Err(RelayError::Input(
+                        "an smtp uplink belongs to the Internet peer (`cairn peer add-internet`) and takes no target; the smarthost is in the gateway settings"
+                            .into(),
+                    ));
                 }
             }
             "nncp" => {
@@ -422,7 +430,8 @@ impl Syncer {
                 .map_err(|e| e.to_string());
         }
         let label = match up.carrier.as_str() {
-            "nncp" => format!("nncp {}", up.target),
+            "smtp" if relay.config.gateway.smarthost.is_empty() => "smtp (MX)".to_string(),
+            "smtp" => format!("smtp {}", relay.config.gateway.smarthost),
             other => format!("{other} {}", up.target),
         };
         let store = relay.store();
@@ -458,6 +467,20 @@ impl Syncer {
         progress: &watch::Sender<LinkProgress>,
     ) -> Result<(), RelayError> {
         let relay = &self.inner.relay;
+        if up.carrier == "smtp" {
+            let r = gateway::run(relay, peer).await?;
+            progress.send_modify(|p| {
+                p.items_out += r.done;
+                p.bytes_out += r.bytes;
+            });
+            if let Some(why) = r.retry {
+                return Err(RelayError::Outbox(format!(
+                    "{} wait for a later try: {why}",
+                    crate::domain::units::count(r.later, "item")
+                )));
+            }
+            return Ok(());
+        }
         if up.carrier != "nncp" {
             // What came first: it may hold acknowledgements, and what it
             // brings is acknowledged in the bundle left behind.

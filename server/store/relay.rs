@@ -66,6 +66,8 @@ pub struct CustodyRow {
     pub hops: i64,
     pub attempts: i64,
     pub size: i64,
+    /// Not before this (Unix seconds): an SMTP delivery's retry backoff.
+    pub next_attempt_at: Option<i64>,
 }
 
 impl CustodyRow {
@@ -126,7 +128,8 @@ macro_rules! custody_query {
     ($rest:literal) => {
         concat!(
             "SELECT o.id, o.item_id, o.peer_id, o.blob_hash, o.mail_from, o.rcpts, o.state,
-                    o.created_at, o.age_ms, o.lifetime_ms, o.hops, o.attempts, b.size
+                    o.created_at, o.age_ms, o.lifetime_ms, o.hops, o.attempts, b.size,
+                    o.next_attempt_at
              FROM outbox o JOIN blobs b ON b.hash = o.blob_hash ",
             $rest
         )
@@ -618,6 +621,55 @@ impl Store {
             let _ = self.changes.send(e);
         }
         Ok(out)
+    }
+
+    /// What one SMTP delivery attempt of item `row` did: recipients still
+    /// to try (`keep`, retried from `next_attempt_at`; none: the item is
+    /// done and leaves the outbox), and the bounce for those refused.
+    pub async fn smtp_attempted(
+        &self,
+        peer_id: i64,
+        row: i64,
+        keep: &[String],
+        next_attempt_at: i64,
+        error: Option<&str>,
+        bounce: Option<&Placement>,
+    ) -> Result<()> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        if keep.is_empty() {
+            sqlx::query("DELETE FROM outbox WHERE id = ? AND peer_id = ?")
+                .bind(row)
+                .bind(peer_id)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query(
+                "UPDATE outbox SET rcpts = ?, attempts = attempts + 1, next_attempt_at = ?,
+                        last_error = ?
+                 WHERE id = ? AND peer_id = ?",
+            )
+            .bind(serde_json::to_string(keep).expect("strings serialise"))
+            .bind(next_attempt_at)
+            .bind(error)
+            .bind(row)
+            .bind(peer_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut events = Vec::new();
+        if let Some(b) = bounce {
+            place(&mut tx, b, now(), &mut events).await?;
+        }
+        sqlx::query("UPDATE peers SET last_sent_at = ? WHERE id = ?")
+            .bind(now())
+            .bind(peer_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        for e in events {
+            let _ = self.changes.send(e);
+        }
+        Ok(())
     }
 
     /// Items handed to a carrier that takes custody itself (a classic

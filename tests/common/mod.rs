@@ -292,6 +292,7 @@ pub fn data_dir(tmp: &Path) -> PathBuf {
 pub mod browser;
 pub mod classic;
 pub mod deltachat;
+pub mod dns;
 pub mod imap;
 pub mod nncp;
 pub mod qr;
