@@ -180,3 +180,204 @@ async fn unknown_domains_bounce_and_dns_failures_wait() {
         n.hub.shutdown().await;
     }
 }
+
+/// What the fake smarthost saw: logins, and each accepted message's
+/// envelope and body.
+#[derive(Default)]
+struct Seen {
+    logins: Vec<String>,
+    accepted: Vec<(String, Vec<String>, String)>,
+}
+
+/// A smarthost on loopback with implicit TLS (its certificate in
+/// `dir/smarthost.pem`) that takes AUTH PLAIN for relay/right-password
+/// only and refuses recipients whose local part is `nobody`.
+async fn smarthost(
+    dir: &std::path::Path,
+) -> (
+    SocketAddr,
+    std::path::PathBuf,
+    std::sync::Arc<std::sync::Mutex<Seen>>,
+) {
+    use base64::Engine;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let pem = dir.join("smarthost.pem");
+    std::fs::write(&pem, key.cert.pem()).unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![key.cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let log = log.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let (rd, mut wr) = tokio::io::split(tls);
+                let mut rd = BufReader::new(rd);
+                let _ = wr.write_all(b"220 smarthost ready\r\n").await;
+                let (mut from, mut rcpts, mut authed) = (String::new(), Vec::new(), false);
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if rd.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let cmd = line.trim_end().to_string();
+                    let upper = cmd.to_ascii_uppercase();
+                    let reply: String = if upper.starts_with("EHLO") {
+                        "250-smarthost\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n".into()
+                    } else if let Some(b64) = cmd.strip_prefix("AUTH PLAIN ") {
+                        let raw = base64::engine::general_purpose::STANDARD
+                            .decode(b64.trim())
+                            .unwrap_or_default();
+                        let text = String::from_utf8_lossy(&raw).replace('\0', "/");
+                        log.lock().unwrap().logins.push(text.clone());
+                        if text == "/relay/right-password" {
+                            authed = true;
+                            "235 2.7.0 ok\r\n".into()
+                        } else {
+                            "535 5.7.8 bad credentials\r\n".into()
+                        }
+                    } else if upper.starts_with("MAIL FROM:") {
+                        if authed {
+                            from = cmd[10..].trim_matches(|c| c == '<' || c == '>').to_string();
+                            rcpts.clear();
+                            "250 2.1.0 ok\r\n".into()
+                        } else {
+                            "530 5.7.0 authentication required\r\n".into()
+                        }
+                    } else if upper.starts_with("RCPT TO:") {
+                        let r = cmd[8..].trim_matches(|c| c == '<' || c == '>').to_string();
+                        if r.starts_with("nobody@") {
+                            "550 5.1.1 no such user here\r\n".into()
+                        } else {
+                            rcpts.push(r);
+                            "250 2.1.5 ok\r\n".into()
+                        }
+                    } else if upper == "DATA" {
+                        let _ = wr.write_all(b"354 go on\r\n").await;
+                        let mut body = String::new();
+                        loop {
+                            line.clear();
+                            if rd.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == ".\r\n" {
+                                break;
+                            }
+                            body.push_str(&line);
+                        }
+                        log.lock()
+                            .unwrap()
+                            .accepted
+                            .push((from.clone(), rcpts.clone(), body));
+                        "250 2.0.0 queued\r\n".into()
+                    } else if upper == "QUIT" {
+                        let _ = wr.write_all(b"221 bye\r\n").await;
+                        return;
+                    } else if upper == "RSET" || upper == "NOOP" {
+                        "250 ok\r\n".into()
+                    } else {
+                        "502 5.5.2 what?\r\n".into()
+                    };
+                    if wr.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, pem, seen)
+}
+
+#[tokio::test]
+async fn a_smarthost_with_a_login_takes_mail_and_its_refusals_bounce() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, pem, seen) = smarthost(dir.path()).await;
+    let with = |password: &'static str| {
+        let pem = pem.clone();
+        move |c: &mut cairn::config::Config| {
+            c.gateway.smarthost = addr.to_string();
+            c.gateway.smarthost_tls = "tls".into();
+            c.gateway.smarthost_user = "relay".into();
+            c.gateway.smarthost_password = cairn::config::Secret(password.into());
+            c.gateway.smarthost_ca = pem.to_str().unwrap().into();
+        }
+    };
+    // A wrong password: nothing bounces, the mail waits, the error says what to fix.
+    let g = node_for("gw", "gw.example", with("wrong")).await;
+    g.hub.relay.add_internet_peer("internet").await.unwrap();
+    g.hub
+        .syncer
+        .add("internet", "smtp", "", "manual")
+        .await
+        .unwrap();
+    send(&g, "bob@gw.example", "friend@far.example", "pw").await;
+    routed(&g).await;
+    sync_now(&g, None).await;
+    let left = g.hub.store.outbox().await.unwrap();
+    assert_eq!(left.len(), 1);
+    let why = left[0].last_error.clone().unwrap_or_default();
+    assert!(why.contains("gateway.smarthost_password"), "{why}");
+    assert!(inbox(&g.hub, "bob@gw.example").await.is_empty());
+    // The password never shows in debug output (logs).
+    let mut c = cairn::config::Config::defaults(cairn::config::Profile::Laptop);
+    with("wrong")(&mut c);
+    assert!(!format!("{c:?}").contains("wrong"));
+    g.hub.shutdown().await;
+
+    // The right one: one recipient taken, the other refused and bounced.
+    let g = node_for("gw", "gw.example", with("right-password")).await;
+    g.hub.relay.add_internet_peer("internet").await.unwrap();
+    g.hub
+        .syncer
+        .add("internet", "smtp", "", "manual")
+        .await
+        .unwrap();
+    common::relay::send_to(
+        &g,
+        "bob@gw.example",
+        &["friend@far.example", "nobody@far.example"],
+        "two",
+    )
+    .await;
+    routed(&g).await;
+    sync_now(&g, None).await;
+    assert!(g.hub.store.outbox().await.unwrap().is_empty());
+    {
+        let s = seen.lock().unwrap();
+        assert!(s.logins.contains(&"/relay/right-password".to_string()));
+        let (from, rcpts, body) = s.accepted.last().expect("the smarthost took a message");
+        assert_eq!(from, "bob@gw.example");
+        assert_eq!(rcpts, &vec!["friend@far.example".to_string()]);
+        assert!(body.contains("Message-ID: <two@test>"), "{body}");
+    }
+    let bob = inbox(&g.hub, "bob@gw.example").await;
+    assert_eq!(bob.len(), 1, "a bounce for the refused recipient");
+    let bounce =
+        String::from_utf8(g.hub.store.blob_read(&bob[0].blob_hash).await.unwrap()).unwrap();
+    assert!(
+        bounce.contains("nobody@far.example") && bounce.contains("Status: 5.1.1"),
+        "{bounce}"
+    );
+    assert!(
+        !bounce.contains("Final-Recipient: rfc822; friend@far.example"),
+        "{bounce}"
+    );
+    g.hub.shutdown().await;
+}

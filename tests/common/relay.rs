@@ -62,6 +62,11 @@ impl Node {
 
 /// alice@`domain` submits an encrypted message to `to`; returns its body.
 pub async fn send(node: &Node, from: &str, to: &str, tag: &str) -> String {
+    send_to(node, from, &[to], tag).await
+}
+
+/// `from` submits an encrypted message to every address of `to`.
+pub async fn send_to(node: &Node, from: &str, to: &[&str], tag: &str) -> String {
     let addr = node.hub.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap();
     let (mut c, _) = Client::tls(addr, &node.hub).await;
     c.cmd("EHLO phone").await;
@@ -72,7 +77,7 @@ pub async fn send(node: &Node, from: &str, to: &str, tag: &str) -> String {
         &format!("Message-ID: <{tag}@test>\r\nSubject:"),
         1,
     );
-    let r = c.mail(from, &[to], &body).await;
+    let r = c.mail(from, to, &body).await;
     assert!(r.starts_with("250"), "{r}");
     body
 }
