@@ -372,3 +372,92 @@ fn a_second_device_sees_sent_and_received_messages() {
     drop(rpc);
     rt.block_on(hub.shutdown());
 }
+
+/// The campsite story: alice on camp hub A writes to carol on a mail
+/// server out on the Internet (hub I), reachable only through gateway G.
+/// Nothing leaves A until someone presses Sync now; then the gateway
+/// delivers by itself, carol's answer comes back to G, and the next Sync
+/// now brings it to alice. Real Delta Chat core on both ends.
+#[test]
+fn campsite_users_reach_the_internet_when_someone_presses_sync_now() {
+    use common::relay::{Camp, campsite, routed, sync_now};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Camp { a, g, i } = rt.block_on(async {
+        let camp = campsite().await;
+        // The gateway and the Internet server deliver on their own.
+        for n in [&camp.g, &camp.i] {
+            let up = n.hub.store.uplinks().await.unwrap()[0].id;
+            n.hub.syncer.set_schedule(up, "always").await.unwrap();
+        }
+        camp
+    });
+    let ports = |h: &cairn::app::Hub| {
+        (
+            h.endpoint(cairn::app::IMAP_TLS).unwrap().port(),
+            h.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap().port(),
+        )
+    };
+    let (ai, asm) = ports(&a.hub);
+    let (ii, ism) = ports(&i.hub);
+    let mut rpc = Rpc::spawn();
+    let alice = rpc.account("alice@camp-a.example", PASSWORD, ai, asm);
+    let carol = rpc.account("carol@internet.example", PASSWORD, ii, ism);
+    let chat = rpc.chat_with(alice, carol);
+    rpc.ok(
+        "misc_send_text_message",
+        json!([alice, chat, "hello from the campsite"]),
+    );
+    rt.block_on(async {
+        for _ in 0..600 {
+            let out = a.hub.store.outbox().await.unwrap();
+            if out.len() == 1 && out[0].state == "queued" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let out = a.hub.store.outbox().await.unwrap();
+        assert_eq!(out.len(), 1, "alice's message waits on A");
+        assert_eq!(out[0].next_hop.as_deref(), Some("gw"));
+        // A while later, still nothing has left A.
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        assert_eq!(a.hub.store.outbox().await.unwrap().len(), 1);
+        assert!(g.hub.store.outbox().await.unwrap().is_empty());
+        sync_now(&a, None).await;
+        assert!(a.hub.store.outbox().await.unwrap().is_empty());
+    });
+    let m = rpc.wait_message(
+        carol,
+        "carol gets alice's message through the gateway",
+        |m| m["text"] == "hello from the campsite",
+    );
+    assert_eq!(m["showPadlock"], true, "end-to-end encrypted all the way");
+
+    let back = rpc.chat_with(carol, alice);
+    rpc.ok(
+        "misc_send_text_message",
+        json!([carol, back, "hello from the Internet"]),
+    );
+    rt.block_on(async {
+        // I delivers to G (camp-a.example's MX); G holds it for A.
+        for _ in 0..600 {
+            let out = g.hub.store.outbox().await.unwrap();
+            if out.iter().any(|o| o.next_hop.as_deref() == Some("camp-a")) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        routed(&g).await;
+        sync_now(&a, None).await;
+    });
+    let m = rpc.wait_message(alice, "alice gets carol's answer at the camp", |m| {
+        m["text"] == "hello from the Internet"
+    });
+    assert_eq!(m["showPadlock"], true);
+
+    drop(rpc);
+    rt.block_on(async {
+        for n in [a, g, i] {
+            n.hub.shutdown().await;
+        }
+    });
+}

@@ -3,74 +3,9 @@
 //! a small server of the test's own (MX and A records, NXDOMAIN, SERVFAIL).
 
 mod common;
-use common::dns::{self, Entry};
 use common::relay::*;
 use common::smtp::inbox;
-use std::net::{Ipv4Addr, SocketAddr};
-
-const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Camp {
-    a: Node,
-    g: Node,
-    i: Node,
-}
-
-/// A (camp-a.example) → G (gw.example, the gateway) → I (internet.example).
-async fn campsite() -> Camp {
-    let zone = vec![
-        ("internet.example", Entry::Mx("mx.internet.example")),
-        ("mx.internet.example", Entry::A(LOCAL)),
-        ("camp-a.example", Entry::Mx("mx.gw.example")),
-        ("mx.gw.example", Entry::A(LOCAL)),
-        ("broken.example", Entry::Broken),
-        ("hostonly.example", Entry::A(LOCAL)),
-    ];
-    let dns = dns::serve(zone).await;
-    let (g_mx, i_mx) = (free_port(), free_port());
-    let gateway = move |c: &mut cairn::config::Config, own: u16, theirs: u16| {
-        c.listen.smtp_mx = vec![SocketAddr::from((LOCAL, own))];
-        c.gateway.dns = vec![dns];
-        c.gateway.mx_port = theirs;
-    };
-    let a = node_for("camp-a", "camp-a.example", |_| {}).await;
-    let g = node_for("gw", "gw.example", |c| gateway(c, g_mx, i_mx)).await;
-    let i = node_for("internet", "internet.example", |c| gateway(c, i_mx, g_mx)).await;
-
-    // A ↔ G over a live link that A dials when someone presses Sync now.
-    let g_card = g.hub.relay.card(vec![link_addr(&g).to_string()]);
-    a.hub.relay.add_peer(&g_card, None).await.unwrap();
-    a.hub.relay.add_route("*", "gw").await.unwrap();
-    a.hub.syncer.add("gw", "link", "", "manual").await.unwrap();
-    g.add(&a).await;
-    // G and I reach the Internet by MX.
-    for n in [&g, &i] {
-        n.hub.relay.add_internet_peer("internet").await.unwrap();
-        n.hub
-            .syncer
-            .add("internet", "smtp", "", "manual")
-            .await
-            .unwrap();
-    }
-    Camp { a, g, i }
-}
-
-async fn sync_now(n: &Node, peer: Option<&str>) {
-    let round = n.hub.syncer.sync_now(peer).await.unwrap();
-    let mut board = n.hub.syncer.board();
-    board
-        .wait_for(|b| b.round == round && !b.round_running)
-        .await
-        .unwrap();
-}
+use std::net::SocketAddr;
 
 #[tokio::test]
 async fn camp_mail_goes_out_through_the_gateway_and_replies_come_back() {

@@ -30,6 +30,9 @@ pub const MIN_GAP: i64 = 60;
 /// [`RETRY_MAX`]) before the next scheduled try (seconds).
 pub const RETRY_FIRST: i64 = 60;
 pub const RETRY_MAX: i64 = 1800;
+/// New mail for a peer starts its `always` (or open window) uplinks this
+/// soon, instead of at the next tick; more mail meanwhile goes along.
+pub const QUEUED_DELAY: Duration = Duration::from_secs(1);
 /// A reachability probe of a link (for `appear`) waits this long.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -553,6 +556,12 @@ impl Syncer {
     /// stop scheduled syncs whose window closed, start those due. Returns
     /// the uplinks started.
     pub async fn tick(&self, at: i64) -> Result<Vec<i64>, RelayError> {
+        self.look(at, false).await
+    }
+
+    /// A tick for new mail: only uplinks that are `always` or in an open
+    /// window and have something queued start.
+    async fn look(&self, at: i64, for_mail: bool) -> Result<Vec<i64>, RelayError> {
         let relay = &self.inner.relay;
         let peers = relay.store().peer_list().await?;
         relay.route_pending().await?;
@@ -576,6 +585,9 @@ impl Syncer {
             let Some(peer) = peers.iter().find(|p| p.id == up.peer_id) else {
                 continue;
             };
+            if for_mail && matches!(schedule, Schedule::Appear | Schedule::Manual) {
+                continue;
+            }
             let probe = schedule == Schedule::Appear;
             let present = self.present(&up, peer, probe).await;
             let fresh = relay
@@ -584,7 +596,8 @@ impl Syncer {
                 .await?
                 .iter()
                 .any(|r| r.state == "queued");
-            if self.due(&up, &schedule, present, fresh, at)
+            if (fresh || !for_mail)
+                && self.due(&up, &schedule, present, fresh, at)
                 && self.start(up.clone(), true, at).is_some()
             {
                 started.push(up.id);
@@ -610,14 +623,33 @@ impl Syncer {
         }
     }
 
-    /// Run the schedules until `stop`.
+    /// Run the schedules until `stop`; new mail starts its uplinks soon.
     pub async fn run(self, stop: CancellationToken) {
+        use crate::store::Change;
+        use tokio::sync::broadcast::error::RecvError;
         let mut every = tokio::time::interval(TICK);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut changes = self.inner.relay.store().changes();
+        let mut soon: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         loop {
             tokio::select! {
                 _ = every.tick() => {
                     if let Err(e) = self.tick(now()).await {
+                        tracing::warn!(error = %e, "looking at the uplinks failed; will retry");
+                    }
+                }
+                c = changes.recv() => match c {
+                    Ok(Change::Queued { .. } | Change::External) | Err(RecvError::Lagged(_)) => {
+                        if soon.is_none() {
+                            soon = Some(Box::pin(tokio::time::sleep(QUEUED_DELAY)));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Closed) => return,
+                },
+                _ = async { soon.as_mut().expect("guarded").await }, if soon.is_some() => {
+                    soon = None;
+                    if let Err(e) = self.look(now(), true).await {
                         tracing::warn!(error = %e, "looking at the uplinks failed; will retry");
                     }
                 }
