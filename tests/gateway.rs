@@ -316,3 +316,113 @@ async fn a_smarthost_with_a_login_takes_mail_and_its_refusals_bounce() {
     );
     g.hub.shutdown().await;
 }
+
+/// A tmpfs of `size` mounted at a fresh directory while the value lives.
+/// Mounting needs root (CI runs tests as root).
+struct SmallDisk {
+    _tmp: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let me = common::RunAs::current();
+        assert_eq!(
+            me.name, "root",
+            "this test fills a small tmpfs to make a disk full, and mounting one needs root: run it as root (CI does)"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("disk");
+        std::fs::create_dir(&path).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("run mount");
+        assert!(ok.success(), "mount -t tmpfs failed");
+        SmallDisk { _tmp: tmp, path }
+    }
+
+    /// Fill it to all but `leave` bytes with a file; returns the file.
+    fn fill(&self, leave: u64) -> std::path::PathBuf {
+        let filler = self.path.join("filler");
+        let free = rustix::fs::statvfs(&self.path)
+            .map(|v| v.f_bavail * v.f_frsize)
+            .unwrap();
+        let f = std::fs::File::create(&filler).unwrap();
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(f);
+        let chunk = vec![0x55u8; 64 << 10];
+        let mut left = free.saturating_sub(leave);
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            if w.write_all(&chunk[..n]).is_err() {
+                break;
+            }
+            left -= n as u64;
+        }
+        let _ = w.flush();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_on_the_gateway_loses_nothing_and_says_so() {
+    let disk = SmallDisk::mount("24m");
+    let data = disk.path.join("gw-data");
+    let a = node_for("camp-a", "camp-a.example", |c| {
+        c.mail.require_encryption = false
+    })
+    .await;
+    let g = node_for("gw", "gw.example", |c| {
+        c.data_dir = data.clone();
+        c.mail.require_encryption = false;
+    })
+    .await;
+    let g_card = g.hub.relay.card(vec![link_addr(&g).to_string()]);
+    a.hub.relay.add_peer(&g_card, None).await.unwrap();
+    g.add(&a).await;
+    send_plain(&a, "alice@camp-a.example", "bob@gw.example", "big", 4 << 20).await;
+    routed(&a).await;
+
+    // Room for the database, not for the message.
+    let filler = disk.fill(1 << 20);
+    let p = a.hub.relay.peer("gw").await.unwrap();
+    let (tx, _rx) = tokio::sync::watch::channel(cairn::relay::link::LinkProgress::default());
+    let r = cairn::relay::link::sync_peer(&a.hub.relay, &p, &tx).await;
+    let e = r.expect_err("the sync fails").to_string();
+    assert!(
+        e.contains("gw") && e.contains("No space left on device"),
+        "{e}"
+    );
+    // Nothing lost: A keeps it; nothing half-delivered on G.
+    let out = a.hub.store.outbox().await.unwrap();
+    assert_eq!(out.len(), 1);
+    assert!(inbox(&g.hub, "bob@gw.example").await.is_empty());
+    assert!(
+        std::fs::read_dir(data.join("partial"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "the partial copy that could not grow is gone"
+    );
+
+    // Space again: the next sync delivers it, once.
+    std::fs::remove_file(filler).unwrap();
+    let r = cairn::relay::link::sync_peer(&a.hub.relay, &p, &tx).await;
+    assert_eq!(r.expect("the sync succeeds").items_out, 1);
+    assert_eq!(inbox(&g.hub, "bob@gw.example").await.len(), 1);
+    assert!(a.hub.store.outbox().await.unwrap().is_empty());
+    a.hub.shutdown().await;
+    g.hub.shutdown().await;
+    drop(disk);
+}

@@ -542,6 +542,22 @@ async fn exchange(
     mut ch: Channel,
     progress: &watch::Sender<LinkProgress>,
 ) -> LinkResult<()> {
+    let r = exchange_steps(relay, peer, &mut ch, progress).await;
+    if let Err(LinkError::Relay(e)) = &r {
+        // Our own trouble (a full disk, say): tell the other side why.
+        let _ = ch.send(Msg::Refuse(format!("{}: {e}", relay.config.hub_name)));
+    }
+    // Let the last acknowledgements, `Done` or the refusal go out.
+    ch.close().await;
+    r
+}
+
+async fn exchange_steps(
+    relay: &Relay,
+    peer: &PeerRow,
+    ch: &mut Channel,
+    progress: &watch::Sender<LinkProgress>,
+) -> LinkResult<()> {
     let store = relay.store();
     relay.route_pending().await?;
     relay.expire().await?;
@@ -747,7 +763,14 @@ async fn exchange(
                     if cur.spool.size() + bytes.len() as u64 > cur.start.size {
                         return Err(refuse(&ch, "an item is longer than it said"));
                     }
-                    cur.spool.write(&bytes).map_err(RelayError::from)?;
+                    if let Err(e) = cur.spool.write(&bytes) {
+                        // Most likely a full disk: the partial copy cannot
+                        // grow, so it goes (and frees what it took).
+                        let name = partial_name(peer, &cur.start.id);
+                        drop(current.take());
+                        store.partial_remove(&name);
+                        return Err(RelayError::from(e).into());
+                    }
                     progress.send_modify(|p| p.bytes_in += bytes.len() as u64);
                     if let Some(done) = finish_if_complete(relay, peer, &mut current, &ch).await? {
                         expecting.remove(&done);
@@ -794,7 +817,6 @@ async fn exchange(
         .acks_delivered(peer.id, &acks_sent)
         .await
         .map_err(RelayError::from)?;
-    ch.close().await;
     progress.send_modify(|p| p.state = LinkState::Done);
     Ok(())
 }
