@@ -617,14 +617,14 @@ async fn exchange_steps(
                 theirs.extend(items);
                 their_acks.extend(acks.iter().map(|a| hex(a)));
                 if theirs.len() > MAX_INVENTORY || their_acks.len() > MAX_INVENTORY {
-                    return Err(refuse(&ch, "the inventory is larger than allowed"));
+                    return Err(refuse(ch, "the inventory is larger than allowed"));
                 }
                 if !more {
                     break;
                 }
             }
             Msg::Acks(ids) => pending_acks.extend(ids.iter().map(|a| hex(a))),
-            other => return Err(unexpected(&ch, &other, "an offer")),
+            other => return Err(unexpected(ch, &other, "an offer")),
         }
     }
     their_acks.extend(pending_acks);
@@ -675,7 +675,7 @@ async fn exchange_steps(
             Msg::Want { items, more } => {
                 sends.extend(items);
                 if sends.len() > offered.len() {
-                    return Err(refuse(&ch, "more items wanted than offered"));
+                    return Err(refuse(ch, "more items wanted than offered"));
                 }
                 if !more {
                     break;
@@ -686,7 +686,7 @@ async fn exchange_steps(
                 let n = relay.admit(peer, Vec::new(), &acks).await?.acknowledged;
                 progress.send_modify(|p| p.items_out += n as u64);
             }
-            other => return Err(unexpected(&ch, &other, "a want list")),
+            other => return Err(unexpected(ch, &other, "a want list")),
         }
     }
     // Send in our order (smallest first), only what was offered.
@@ -726,12 +726,12 @@ async fn exchange_steps(
                 Msg::Start(s) => {
                     if current.is_some() || !expecting.contains(&s.id) {
                         return Err(refuse(
-                            &ch,
+                            ch,
                             "an item that was not wanted, or one inside another",
                         ));
                     }
                     if let Err(why) = check_start(&s, max_size) {
-                        return Err(refuse(&ch, &why));
+                        return Err(refuse(ch, &why));
                     }
                     let name = partial_name(peer, &s.id);
                     let have = store.partial_len(&name);
@@ -740,7 +740,7 @@ async fn exchange_steps(
                         // (another sync): start it again next time.
                         store.partial_remove(&name);
                         return Err(refuse(
-                            &ch,
+                            ch,
                             "an item resumed at the wrong place; it restarts at the next sync",
                         ));
                     }
@@ -750,7 +750,7 @@ async fn exchange_steps(
                         .map_err(|e| LinkError::Relay(RelayError::BadItem(e.to_string())))?
                         .map_err(RelayError::from)?;
                     current = Some(Incoming { start: s, spool });
-                    if let Some(done) = finish_if_complete(relay, peer, &mut current, &ch).await? {
+                    if let Some(done) = finish_if_complete(relay, peer, &mut current, ch).await? {
                         expecting.remove(&done);
                         acks_sent.push(hex(&done));
                         progress.send_modify(|p| p.items_in += 1);
@@ -758,10 +758,10 @@ async fn exchange_steps(
                 }
                 Msg::Data(bytes) => {
                     let Some(cur) = current.as_mut() else {
-                        return Err(refuse(&ch, "data outside an item"));
+                        return Err(refuse(ch, "data outside an item"));
                     };
                     if cur.spool.size() + bytes.len() as u64 > cur.start.size {
-                        return Err(refuse(&ch, "an item is longer than it said"));
+                        return Err(refuse(ch, "an item is longer than it said"));
                     }
                     if let Err(e) = cur.spool.write(&bytes) {
                         // Most likely a full disk: the partial copy cannot
@@ -772,7 +772,7 @@ async fn exchange_steps(
                         return Err(RelayError::from(e).into());
                     }
                     progress.send_modify(|p| p.bytes_in += bytes.len() as u64);
-                    if let Some(done) = finish_if_complete(relay, peer, &mut current, &ch).await? {
+                    if let Some(done) = finish_if_complete(relay, peer, &mut current, ch).await? {
                         expecting.remove(&done);
                         acks_sent.push(hex(&done));
                         progress.send_modify(|p| p.items_in += 1);
@@ -792,7 +792,7 @@ async fn exchange_steps(
                         ));
                     }
                 }
-                other => return Err(unexpected(&ch, &other, "items")),
+                other => return Err(unexpected(ch, &other, "items")),
             }
         }
         Ok::<bool, LinkError>(done_received)
@@ -810,7 +810,7 @@ async fn exchange_steps(
         match ch.recv().await? {
             Msg::Done => done_received = true,
             Msg::Acks(_) => {}
-            other => return Err(unexpected(&ch, &other, "done")),
+            other => return Err(unexpected(ch, &other, "done")),
         }
     }
     store
