@@ -215,3 +215,46 @@ async fn cairn_sync_runs_every_ready_uplink_and_reports() {
     a.hub.shutdown().await;
     b.hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_scheduled_sync_stops_when_its_window_closes() {
+    let a = node_for("camp-a", "camp-a.example", |_| {}).await;
+    let c = node_for("camp-c", "camp-c.example", |_| {}).await;
+    // C's card points at a listener that takes connections and says nothing.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let card = c.hub.relay.card(vec![addr.to_string()]);
+    a.hub.relay.add_peer(&card, None).await.unwrap();
+    let up = a
+        .hub
+        .syncer
+        .add("camp-c", "link", "", "mon 03:00-03:30")
+        .await
+        .unwrap();
+    assert_eq!(
+        a.hub.syncer.tick(MONDAY + 3 * HOUR).await.unwrap(),
+        vec![up.id]
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(a.hub.syncer.busy(), "the sync waits for the silent peer");
+
+    // The window closes: the sync stops (its error says so, where a
+    // timeout of its own would say the peer went quiet).
+    a.hub
+        .syncer
+        .tick(MONDAY + 3 * HOUR + 30 * MIN)
+        .await
+        .unwrap();
+    a.hub.syncer.idle().await;
+    let row = a.hub.store.uplink(up.id).await.unwrap().unwrap();
+    let why = row.last_error.unwrap_or_default();
+    assert!(why.contains("time window closed"), "{why}");
+    a.hub.shutdown().await;
+    c.hub.shutdown().await;
+}
