@@ -258,3 +258,79 @@ async fn a_scheduled_sync_stops_when_its_window_closes() {
     a.hub.shutdown().await;
     c.hub.shutdown().await;
 }
+
+/// Forward every connection to `port` of loopback on to `to`.
+async fn forward(port: u16, to: std::net::SocketAddr) {
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut down, _)) = l.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut up) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                }
+            });
+        }
+    });
+}
+
+#[tokio::test]
+async fn a_peer_that_appears_on_the_network_is_synced() {
+    let a = node_for("camp-a", "camp-a.example", |_| {}).await;
+    let b = node_for("camp-b", "camp-b.example", |_| {}).await;
+    let port = free_port();
+    let card = b.hub.relay.card(vec![format!("127.0.0.1:{port}")]);
+    a.hub.relay.add_peer(&card, None).await.unwrap();
+    b.add(&a).await;
+    let up = a
+        .hub
+        .syncer
+        .add("camp-b", "link", "", "appear")
+        .await
+        .unwrap();
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "m1").await;
+    routed(&a).await;
+    assert!(a.hub.syncer.tick(MONDAY).await.unwrap().is_empty());
+
+    // B comes into reach (its link port answers now).
+    forward(port, link_addr(&b)).await;
+    assert_eq!(a.hub.syncer.tick(MONDAY + MIN).await.unwrap(), vec![up.id]);
+    a.hub.syncer.idle().await;
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 1);
+    a.hub.shutdown().await;
+    b.hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_usb_uplink_counts_only_while_a_stick_is_mounted() {
+    let (a, _b) = pair(|_| {}).await;
+    let disk = common::SmallDisk::mount("16m");
+    let mount = disk.path.join("media-usb");
+    std::fs::create_dir(&mount).unwrap();
+    let up = a
+        .hub
+        .syncer
+        .add("camp-b", "usb", mount.to_str().unwrap(), "appear")
+        .await
+        .unwrap();
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "m1").await;
+    routed(&a).await;
+    // An empty mount point: nothing is written onto the disk under it.
+    assert!(a.hub.syncer.tick(MONDAY).await.unwrap().is_empty());
+    assert!(a.hub.syncer.sync_now(Some("camp-b")).await.is_err());
+    assert!(bundles(&mount).is_empty());
+
+    // A stick is plugged in: the bundle goes onto it.
+    assert!(common::SmallDisk::plug(&mount, "8m").success());
+    let started = a.hub.syncer.tick(MONDAY + MIN).await.unwrap();
+    a.hub.syncer.idle().await;
+    let on_stick = bundles(&mount);
+    let _ = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(&mount)
+        .status();
+    assert_eq!(started, vec![up.id]);
+    assert_eq!(on_stick.len(), 1, "{on_stick:?}");
+    a.hub.shutdown().await;
+}

@@ -289,6 +289,73 @@ pub fn data_dir(tmp: &Path) -> PathBuf {
     tmp.join("cairn-data")
 }
 
+/// A tmpfs of `size` mounted at a fresh directory while the value lives.
+/// Mounting needs root (CI runs tests as root).
+pub struct SmallDisk {
+    _tmp: tempfile::TempDir,
+    pub path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(size: &str) -> SmallDisk {
+        let me = RunAs::current();
+        assert_eq!(
+            me.name, "root",
+            "this test fills a small tmpfs to make a disk full, and mounting one needs root: run it as root (CI does)"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("disk");
+        std::fs::create_dir(&path).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("run mount");
+        assert!(ok.success(), "mount -t tmpfs failed");
+        SmallDisk { _tmp: tmp, path }
+    }
+
+    /// Mount another tmpfs at `dir` (a USB stick plugged in there).
+    pub fn plug(dir: &std::path::Path, size: &str) -> std::process::ExitStatus {
+        std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount")
+    }
+
+    /// Fill it to all but `leave` bytes with a file; returns the file.
+    pub fn fill(&self, leave: u64) -> std::path::PathBuf {
+        let filler = self.path.join("filler");
+        let free = rustix::fs::statvfs(&self.path)
+            .map(|v| v.f_bavail * v.f_frsize)
+            .unwrap();
+        let f = std::fs::File::create(&filler).unwrap();
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(f);
+        let chunk = vec![0x55u8; 64 << 10];
+        let mut left = free.saturating_sub(leave);
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            if w.write_all(&chunk[..n]).is_err() {
+                break;
+            }
+            left -= n as u64;
+        }
+        let _ = w.flush();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
 pub mod browser;
 pub mod classic;
 pub mod deltachat;
