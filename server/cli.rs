@@ -477,7 +477,14 @@ async fn node(config: Config, cmd: &NodeCommand) -> Result<()> {
     let relay = open_relay(&config).await?;
     match cmd {
         NodeCommand::Card { addrs, qr } => {
-            let text = relay.card(addrs.clone()).to_text();
+            let addrs = if addrs.is_empty() {
+                let names: Vec<String> =
+                    config.hub.hostnames.iter().map(|h| h.to_string()).collect();
+                crate::relay::node::link_addrs(&config.listen.link, &names)
+            } else {
+                addrs.clone()
+            };
+            let text = relay.card(addrs).to_text();
             if *qr {
                 println!("{}", crate::relay::node::qr_text(&text)?);
             }

@@ -144,6 +144,35 @@ pub struct Card {
     pub addrs: Vec<String>,
 }
 
+/// Where peers may dial this node's live links, for its card: each link
+/// listener's address, and for one on all interfaces each of the hub's
+/// names with that port (IPv6 in brackets).
+pub fn link_addrs(listen: &[std::net::SocketAddr], hostnames: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |a: String| {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    };
+    for l in listen {
+        if l.port() == 0 {
+            continue;
+        }
+        if l.ip().is_unspecified() {
+            for h in hostnames {
+                if h.contains(':') {
+                    push(format!("[{h}]:{}", l.port()));
+                } else {
+                    push(format!("{h}:{}", l.port()));
+                }
+            }
+        } else {
+            push(l.to_string());
+        }
+    }
+    out
+}
+
 pub fn check_name(name: &str) -> Result<(), NodeError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME
@@ -246,6 +275,25 @@ pub fn qr_svg(text: &str) -> Result<String, NodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_addrs_name_the_hub_on_wildcard_listeners() {
+        let names = vec!["10.42.0.1".to_string(), "hub.camp".into(), "fd00::1".into()];
+        assert_eq!(
+            link_addrs(&["[::]:7465".parse().unwrap()], &names),
+            ["10.42.0.1:7465", "hub.camp:7465", "[fd00::1]:7465"]
+        );
+        assert_eq!(
+            link_addrs(
+                &[
+                    "127.0.0.1:7465".parse().unwrap(),
+                    "127.0.0.1:0".parse().unwrap()
+                ],
+                &names
+            ),
+            ["127.0.0.1:7465"]
+        );
+    }
 
     #[test]
     fn key_file_round_trip_and_damage() {

@@ -164,6 +164,24 @@ struct PeersPage {
     version: &'static str,
 }
 
+/// Where this hub's live links answer, for its card.
+fn own_link_addrs(state: &AppState) -> Vec<String> {
+    let bound: Vec<std::net::SocketAddr> = state
+        .services
+        .iter()
+        .filter(|s| s.name == crate::app::LINK)
+        .filter_map(|s| s.address.parse().ok())
+        .collect();
+    let names: Vec<String> = state
+        .config
+        .hub
+        .hostnames
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    node::link_addrs(&bound, &names)
+}
+
 async fn peers_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let s = match require(&state, &headers).await {
         Ok(s) => s,
@@ -173,7 +191,7 @@ async fn peers_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
         Ok(x) => x,
         Err(e) => return unavailable(e),
     };
-    let card = state.relay.card(vec![]).to_text();
+    let card = state.relay.card(own_link_addrs(&state)).to_text();
     let qr = node::qr_svg(&card).unwrap_or_default();
     let now = crate::store::now();
     let ago = |t: Option<i64>| {
@@ -245,6 +263,12 @@ async fn peer_add(
     match state.relay.add_peer(&card, name).await {
         Ok((row, _)) => {
             let _ = state.store.event("peer.add", Some(&row.name), None).await;
+            // A card with addresses: sync over a live link whenever there is mail.
+            if !card.addrs.is_empty()
+                && let Err(e) = state.syncer.add(&row.name, "link", "", "always").await
+            {
+                tracing::warn!(peer = %row.name, error = %e, "could not add the link uplink");
+            }
             Redirect::to("/admin/peers").into_response()
         }
         Err(e) => relay_error(e),
