@@ -75,6 +75,9 @@ enum Command {
     /// How and when this node syncs with its peers.
     #[command(subcommand)]
     Uplink(UplinkCommand),
+    /// Tasks of the SD-card appliance (run by its systemd units).
+    #[command(subcommand)]
+    Appliance(ApplianceCommand),
     /// Sync now: run every ready uplink at once (or those of one peer),
     /// whatever their schedules. Shows progress; exits non-zero if any failed.
     Sync {
@@ -179,6 +182,27 @@ enum PeerCommand {
     List,
     /// Remove a peer and its routes; its queued mail waits for another route.
     Remove { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum ApplianceCommand {
+    /// Apply hub.toml from the FAT partition (Wi-Fi, hostname, admin
+    /// password), make the hub's keys and setup code, write HUB-SETUP.txt;
+    /// only acts when hub.toml changed since it was last applied.
+    Firstboot {
+        /// The FAT partition's mount point.
+        #[arg(long, default_value = "/boot/firmware")]
+        boot: PathBuf,
+        /// hostapd's configuration of the access point.
+        #[arg(long, default_value = "/etc/hostapd/wlan0.conf")]
+        hostapd: PathBuf,
+        /// Write the hostname here (e.g. /etc/hostname).
+        #[arg(long)]
+        hostname_file: Option<PathBuf>,
+        /// The user that runs the hub: the data directory is given to it.
+        #[arg(long)]
+        owner: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -441,6 +465,24 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bundle(cmd) => bundle(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Sync { peer } => sync(load_config(&cli, cli.config.as_deref())?, peer).await,
         Command::Uplink(cmd) => uplink(load_config(&cli, cli.config.as_deref())?, cmd).await,
+        Command::Appliance(ApplianceCommand::Firstboot {
+            boot,
+            hostapd,
+            hostname_file,
+            owner,
+        }) => {
+            let config = load_config(&cli, cli.config.as_deref())?;
+            let paths = crate::appliance::Paths {
+                boot: boot.clone(),
+                hostapd: hostapd.clone(),
+                hostname: hostname_file.clone(),
+                owner: owner.clone(),
+            };
+            for line in crate::appliance::firstboot(&config, &paths).await? {
+                println!("cairn firstboot: {line}");
+            }
+            Ok(())
+        }
         // A carrier runs these: a bad configuration must keep its input
         // for later (75), not bounce it.
         Command::Bsmtp(BsmtpCommand::Import { input, peer }) => {

@@ -45,6 +45,7 @@
 //! | 5280 | X.509 certificate profile (self-signed, CA:FALSE) | Yes (via `rcgen`) | [`tls`] |
 
 pub mod app;
+pub mod appliance;
 pub mod cli;
 pub mod clock;
 pub mod config;

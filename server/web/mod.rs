@@ -13,7 +13,7 @@ mod settings;
 mod status;
 mod sync;
 pub mod tls;
-mod wizard;
+pub mod wizard;
 
 use crate::config::Config;
 use crate::store::Store;

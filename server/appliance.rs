@@ -1,0 +1,375 @@
+//! The appliance's first boot (`cairn appliance firstboot`): the settings
+//! file on the SD card's FAT partition (`hub.toml`, editable on any
+//! computer before the first start) is applied — the Wi-Fi access point,
+//! the hub's name, the admin password — the hub's keys, certificate and
+//! setup code are made on the device, and `HUB-SETUP.txt` tells the owner
+//! how to join and administer it. The file is then rewritten without its
+//! secrets. It runs at every boot but only acts when the file changed, so
+//! settings made later on the admin pages are not overwritten.
+
+use crate::app;
+use crate::config::Config;
+use crate::domain::Password;
+use crate::store::Store;
+use crate::web::join::{WIFI_PASSPHRASE, WIFI_SSID};
+use crate::web::wizard::WIFI_COUNTRY;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// The settings file's name on the FAT partition.
+pub const HUB_TOML: &str = "hub.toml";
+/// What first boot writes for the owner next to it.
+pub const HUB_SETUP: &str = "HUB-SETUP.txt";
+/// The stored hash of the settings file as last applied.
+const SETTING_APPLIED: &str = "appliance.hub_toml_sha256";
+/// Keys the file may hold; the secret ones are removed once applied.
+const KEYS: &[&str] = &[
+    "ssid",
+    "wifi_password",
+    "country",
+    "channel",
+    "hostname",
+    "admin_password",
+];
+const SECRETS: &[&str] = &["wifi_password", "admin_password"];
+
+/// The settings of `hub.toml`, checked; what was wrong is in `problems`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct HubSettings {
+    pub ssid: Option<String>,
+    pub wifi_password: Option<String>,
+    pub country: Option<String>,
+    pub channel: Option<u8>,
+    pub hostname: Option<String>,
+    pub admin_password: Option<String>,
+    pub problems: Vec<String>,
+}
+
+/// Read `hub.toml`; a bad value is reported and left out, never fatal (a
+/// hub must come up whatever was typed into the file).
+pub fn parse(text: &str) -> HubSettings {
+    let mut s = HubSettings::default();
+    let table: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            s.problems.push(format!(
+                "{HUB_TOML} is not valid TOML ({}); its settings were not applied",
+                e.message()
+            ));
+            return s;
+        }
+    };
+    let text_of = |k: &str, s: &mut HubSettings| -> Option<String> {
+        match table.get(k)? {
+            toml::Value::String(v) => Some(v.trim().to_string()),
+            other => {
+                s.problems.push(format!(
+                    "{k} should be a text in quotes, not {}",
+                    other.type_str()
+                ));
+                None
+            }
+        }
+    };
+    if let Some(v) = text_of("ssid", &mut s) {
+        if v.is_empty() || v.len() > 32 {
+            s.problems
+                .push("ssid must be 1 to 32 bytes; the default is used".into());
+        } else {
+            s.ssid = Some(v);
+        }
+    }
+    if let Some(v) = text_of("wifi_password", &mut s) {
+        if (8..=63).contains(&v.len()) && v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            s.wifi_password = Some(v);
+        } else {
+            s.problems.push(
+                "wifi_password must be 8 to 63 plain characters; a new one was made up".into(),
+            );
+        }
+    }
+    if let Some(v) = text_of("country", &mut s) {
+        let v = v.to_ascii_uppercase();
+        if v.len() == 2 && v.bytes().all(|b| b.is_ascii_uppercase()) {
+            s.country = Some(v);
+        } else {
+            s.problems
+                .push(format!("country `{v}` is not a two-letter code such as DE"));
+        }
+    }
+    match table.get("channel") {
+        None => {}
+        Some(toml::Value::Integer(c)) if (1..=13).contains(c) => s.channel = Some(*c as u8),
+        Some(other) => s
+            .problems
+            .push(format!("channel must be 1 to 13, not {other}; 6 is used")),
+    }
+    if let Some(v) = text_of("hostname", &mut s) {
+        let ok = !v.is_empty()
+            && v.len() <= 63
+            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !v.starts_with('-');
+        if ok {
+            s.hostname = Some(v.to_ascii_lowercase());
+        } else {
+            s.problems
+                .push(format!("hostname `{v}` must be letters, digits and -"));
+        }
+    }
+    if let Some(v) = text_of("admin_password", &mut s) {
+        match Password::chosen(&v) {
+            Ok(_) => s.admin_password = Some(v),
+            Err(e) => s.problems.push(format!(
+                "admin_password was not set ({e}); use the setup code instead"
+            )),
+        }
+    }
+    for k in table.keys() {
+        if !KEYS.contains(&k.as_str()) {
+            s.problems.push(format!(
+                "{HUB_TOML}: unknown setting `{k}` (kept, not used)"
+            ));
+        }
+    }
+    s
+}
+
+/// `hub.toml` without its secrets: their lines become comments saying so.
+pub fn scrub(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let key = line.split('=').next().unwrap_or("").trim();
+        if !line.trim_start().starts_with('#') && SECRETS.contains(&key) {
+            out.push_str(&format!(
+                "# {key} was applied at first boot and removed from this file\n"
+            ));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The access point's hostapd configuration.
+pub fn hostapd_conf(ssid: &str, passphrase: &str, country: &str, channel: u8) -> String {
+    format!(
+        "# Written by cairn; the hub's Wi-Fi (WPA2-PSK/CCMP only: the Pi's\n\
+         # brcmfmac access point fails with PMF or WPA3).\n\
+         interface=wlan0\ndriver=nl80211\nssid={ssid}\ncountry_code={country}\nieee80211d=1\n\
+         hw_mode=g\nchannel={channel}\nieee80211n=1\nwmm_enabled=1\nauth_algs=1\nwpa=2\n\
+         wpa_key_mgmt=WPA-PSK\nrsn_pairwise=CCMP\nwpa_passphrase={passphrase}\n\
+         ctrl_interface=/run/hostapd\n"
+    )
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    crate::domain::hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b).as_ref())
+}
+
+/// Where first boot reads and writes.
+pub struct Paths {
+    /// The FAT partition's mount point (`/boot/firmware`).
+    pub boot: PathBuf,
+    /// hostapd's configuration of the access point.
+    pub hostapd: PathBuf,
+    /// `/etc/hostname`, if the hostname should be written.
+    pub hostname: Option<PathBuf>,
+    /// The system user that runs the hub and must own its data.
+    pub owner: Option<String>,
+}
+
+/// What first boot did, as lines for the console.
+pub async fn firstboot(config: &Config, paths: &Paths) -> Result<Vec<String>> {
+    let mut said = Vec::new();
+    let toml_path = paths.boot.join(HUB_TOML);
+    let text = std::fs::read_to_string(&toml_path).unwrap_or_default();
+    let (prepared, _) = app::prepare(config, false).await?;
+    let store: &Store = &prepared.store;
+    let applied = store.settings_get(SETTING_APPLIED).await?;
+    let fresh = applied.as_deref() != Some(sha256_hex(text.as_bytes()).as_str());
+    let settings = parse(&text);
+    if fresh {
+        apply(store, &settings, paths, &mut said).await?;
+        if settings.admin_password.is_some() {
+            let code_file = crate::datadir::Layout::new(config.data_dir.clone()).setup_code();
+            let _ = std::fs::remove_file(code_file);
+        }
+        let scrubbed = scrub(&text);
+        if scrubbed != text {
+            write_durably(&toml_path, scrubbed.as_bytes())?;
+            said.push(format!(
+                "removed the passwords from {}",
+                toml_path.display()
+            ));
+        }
+        store
+            .settings_set(SETTING_APPLIED, &sha256_hex(scrubbed.as_bytes()))
+            .await?;
+    } else {
+        said.push(format!("{HUB_TOML} unchanged since it was applied"));
+    }
+    // The owner's sheet, rewritten each boot with what holds now.
+    let ssid = store.settings_get(WIFI_SSID).await?.unwrap_or_default();
+    let pass = store
+        .settings_get(WIFI_PASSPHRASE)
+        .await?
+        .unwrap_or_default();
+    let code = store.settings_get(app::SETTING_SETUP_CODE).await?;
+    let mut sheet = format!(
+        "cairn hub {}\r\n\r\nWi-Fi name:     {ssid}\r\nWi-Fi password: {pass}\r\n\r\n\
+         Join the Wi-Fi, then open http://hub.camp/ (or http://10.42.0.1/).\r\n",
+        prepared.config.hub.name
+    );
+    match &code {
+        Some(c) => sheet.push_str(&format!(
+            "Admin: open http://hub.camp/setup and enter the setup code {c}\r\n"
+        )),
+        None => sheet.push_str("Admin: http://hub.camp/admin (the admin password is set).\r\n"),
+    }
+    if fresh && !settings.problems.is_empty() {
+        sheet.push_str("\r\nProblems in hub.toml:\r\n");
+        for p in &settings.problems {
+            sheet.push_str(&format!("- {p}\r\n"));
+        }
+    }
+    let sheet_path = paths.boot.join(HUB_SETUP);
+    write_durably(&sheet_path, sheet.as_bytes())?;
+    said.push(format!("wrote {}", sheet_path.display()));
+    for p in &settings.problems {
+        said.push(format!("problem: {p}"));
+    }
+    store.close().await;
+    if let Some(owner) = &paths.owner {
+        let st = std::process::Command::new("chown")
+            .arg("-R")
+            .arg(format!("{owner}:{owner}"))
+            .arg(&config.data_dir)
+            .status()
+            .context("cannot run chown")?;
+        anyhow::ensure!(st.success(), "chown of the data directory failed");
+    }
+    Ok(said)
+}
+
+async fn apply(
+    store: &Store,
+    s: &HubSettings,
+    paths: &Paths,
+    said: &mut Vec<String>,
+) -> Result<()> {
+    let old_ssid = store.settings_get(WIFI_SSID).await?;
+    let old_pass = store.settings_get(WIFI_PASSPHRASE).await?;
+    let ssid = s
+        .ssid
+        .clone()
+        .or(old_ssid)
+        .unwrap_or_else(|| "cairn-hub".into());
+    let pass = match (&s.wifi_password, old_pass) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) if !p.is_empty() => p,
+        _ => Password::generate()?.expose().to_string(),
+    };
+    let country = s
+        .country
+        .clone()
+        .or(store.settings_get(WIFI_COUNTRY).await?)
+        .unwrap_or_else(|| "DE".into());
+    store.settings_set(WIFI_SSID, &ssid).await?;
+    store.settings_set(WIFI_PASSPHRASE, &pass).await?;
+    store.settings_set(WIFI_COUNTRY, &country).await?;
+    let conf = hostapd_conf(&ssid, &pass, &country, s.channel.unwrap_or(6));
+    write_durably(&paths.hostapd, conf.as_bytes())?;
+    said.push(format!(
+        "Wi-Fi `{ssid}` ({country}) in {}",
+        paths.hostapd.display()
+    ));
+    if let (Some(h), Some(path)) = (&s.hostname, &paths.hostname) {
+        write_durably(path, format!("{h}\n").as_bytes())?;
+        let _ = std::process::Command::new("hostname").arg(h).status();
+        said.push(format!("hostname {h}"));
+    }
+    if let Some(pw) = &s.admin_password {
+        let p = Password::chosen(pw)?;
+        let hash = tokio::task::spawn_blocking(move || p.hash()).await??;
+        store
+            .settings_set(app::SETTING_ADMIN_PASSWORD, hash.as_str())
+            .await?;
+        store.settings_delete(app::SETTING_SETUP_CODE).await?;
+        store
+            .event(
+                "admin.password",
+                None,
+                Some("set from hub.toml at first boot"),
+            )
+            .await?;
+        said.push("admin password set".into());
+    }
+    Ok(())
+}
+
+/// Write a file so that a power cut leaves the old or the new one.
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("cairn-new");
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    drop(f);
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_checked_and_bad_ones_reported() {
+        let s = parse(
+            "ssid = \"Lakeside\"\nwifi_password = \"short\"\ncountry = \"fr\"\nchannel = 14\n\
+             hostname = \"lake-hub\"\nadmin_password = \"campfire-42\"\ncolour = \"green\"\n",
+        );
+        assert_eq!(s.ssid.as_deref(), Some("Lakeside"));
+        assert_eq!(s.wifi_password, None);
+        assert_eq!(s.country.as_deref(), Some("FR"));
+        assert_eq!(s.channel, None);
+        assert_eq!(s.hostname.as_deref(), Some("lake-hub"));
+        assert_eq!(s.admin_password.as_deref(), Some("campfire-42"));
+        let all = s.problems.join("\n");
+        for want in ["wifi_password", "channel", "colour"] {
+            assert!(all.contains(want), "{all}");
+        }
+        assert!(parse("ssid = [").problems[0].contains("not valid TOML"));
+    }
+
+    #[test]
+    fn scrubbing_removes_only_the_secrets() {
+        let text = "ssid = \"Lake\"\nwifi_password = \"secret-pass\"\n# admin_password = \"x\"\nadmin_password = \"campfire-42\"\n";
+        let out = scrub(text);
+        assert!(
+            !out.contains("secret-pass") && !out.contains("campfire-42"),
+            "{out}"
+        );
+        assert!(out.contains("ssid = \"Lake\""));
+        assert!(out.contains("# admin_password = \"x\""));
+        assert_eq!(parse(&out).ssid.as_deref(), Some("Lake"));
+    }
+
+    #[test]
+    fn the_access_point_is_wpa2_on_the_channel_and_country() {
+        let c = hostapd_conf("Lake", "pass-word-1", "FR", 11);
+        for want in [
+            "ssid=Lake\n",
+            "wpa_passphrase=pass-word-1\n",
+            "country_code=FR\n",
+            "channel=11\n",
+            "wpa=2\n",
+        ] {
+            assert!(c.contains(want), "{c}");
+        }
+        assert!(!c.contains("ieee80211w"));
+    }
+}
