@@ -1,0 +1,74 @@
+#!/bin/sh
+# The image's smoke test, run at boot in the test image: a phone (a second
+# mac80211_hwsim radio in its own network namespace) joins the hub's Wi-Fi
+# with WPA2, gets a lease, resolves hub.camp, opens the join page, makes an
+# account, sends mail over SMTP and reads it over IMAP. Each step prints a
+# "SMOKE:" line; the last one is RESULT PASS or RESULT FAIL. Then it waits
+# for the host's own checks through port forwarding and powers off.
+say() { echo "SMOKE: $*"; }
+fail() { say "FAIL: $*"; say "RESULT FAIL"; sleep 2; systemctl poweroff; exit 1; }
+in_phone() { ip netns exec phone "$@"; }
+
+modprobe mac80211_hwsim radios=2 || fail "no mac80211_hwsim"
+for i in $(seq 60); do systemctl is-active -q hostapd@wlan0 && break; sleep 1; done
+systemctl is-active -q hostapd@wlan0 || { journalctl -u hostapd@wlan0 --no-pager | tail -20; fail "hostapd@wlan0 not active"; }
+say "hostapd@wlan0 active"
+systemctl is-active -q dnsmasq || fail "dnsmasq not active"
+for i in $(seq 60); do systemctl is-active -q cairn && break; sleep 1; done
+systemctl is-active -q cairn || { journalctl -u cairn --no-pager | tail -30; fail "cairn not active"; }
+say "cairn active"
+say "reg $(iw reg get | grep country | head -1)"
+say "$(ip -br addr show wlan0)"
+
+# First boot's results.
+[ -s /boot/firmware/HUB-SETUP.txt ] || fail "no HUB-SETUP.txt"
+grep -q "wifi_password" /boot/firmware/hub.toml && grep -q "^wifi_password" /boot/firmware/hub.toml && fail "hub.toml still holds the Wi-Fi password"
+findmnt -n /var/lib/cairn >/dev/null || fail "the data partition is not mounted"
+size=$(df -m --output=size /var/lib/cairn | tail -1 | tr -d ' ')
+[ "$size" -gt 200 ] || fail "the data partition was not grown ($size MB)"
+say "data partition ${size} MB"
+ssid=$(sed -n 's/^ssid=//p' /etc/hostapd/wlan0.conf)
+psk=$(sed -n 's/^wpa_passphrase=//p' /etc/hostapd/wlan0.conf)
+grep -q "Wi-Fi password: $psk" /boot/firmware/HUB-SETUP.txt || fail "HUB-SETUP.txt does not show the Wi-Fi password"
+
+# The phone.
+ip netns add phone
+mkdir -p /etc/netns/phone
+echo "nameserver 10.42.0.1" > /etc/netns/phone/resolv.conf
+phy=$(basename "$(readlink /sys/class/net/wlan1/phy80211)")
+iw phy "$phy" set netns name phone || fail "cannot move $phy"
+printf 'network={\n ssid="%s"\n psk="%s"\n key_mgmt=WPA-PSK\n}\n' "$ssid" "$psk" > /run/phone.conf
+in_phone ip link set lo up
+in_phone wpa_supplicant -B -i wlan1 -c /run/phone.conf -P /run/phone-wpas.pid || fail "wpa_supplicant"
+for i in $(seq 30); do in_phone iw dev wlan1 link | grep -q Connected && break; sleep 1; done
+in_phone iw dev wlan1 link | grep -q Connected || fail "the phone did not join $ssid"
+say "phone joined $ssid with WPA2"
+in_phone busybox udhcpc -i wlan1 -n -q -t 10 -s /usr/local/sbin/udhcpc-script || fail "no DHCP lease"
+say "phone $(in_phone ip -br addr show wlan1)"
+in_phone busybox nslookup hub.camp 10.42.0.1 | grep -q "10.42.0.1" || fail "hub.camp does not resolve"
+say "dns hub.camp is 10.42.0.1"
+code=$(in_phone curl -s -o /dev/null -w '%{http_code}' http://connectivitycheck.gstatic.com/generate_204)
+[ "$code" = 204 ] || fail "Android's probe got $code"
+say "android probe 204"
+in_phone curl -sf http://hub.camp/join | grep -qi "delta chat" || fail "no join page"
+say "join page loads"
+acct=$(in_phone curl -sf -X POST http://hub.camp/new) || fail "POST /new"
+email=$(echo "$acct" | sed -n 's/.*"email":"\([^"]*\)".*/\1/p')
+pass=$(echo "$acct" | sed -n 's/.*"password":"\([^"]*\)".*/\1/p')
+[ -n "$email" ] && [ -n "$pass" ] || fail "no account in $acct"
+say "account $email"
+printf 'From: <%s>\r\nTo: <%s>\r\nSubject: [...]\r\nContent-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary="b"\r\n\r\n--b\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n--b\r\nContent-Type: application/octet-stream\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n\r\nwwQFBQUF0hQJCQkJCQkJCQkJCQkJCQkJCQkJCQ==\r\n-----END PGP MESSAGE-----\r\n\r\n--b--\r\n' "$email" "$email" > /run/message.eml
+in_phone curl -s --ssl-reqd -k "smtp://hub.camp:587" --mail-from "$email" --mail-rcpt "$email" \
+    --user "$email:$pass" -T /run/message.eml || fail "SMTP submission"
+say "sent over SMTP (STARTTLS)"
+got=""
+for i in $(seq 10); do
+    got=$(in_phone curl -s -k "imaps://hub.camp:993/INBOX;UID=1" --user "$email:$pass") && [ -n "$got" ] && break
+    sleep 1
+done
+echo "$got" | grep -q "BEGIN PGP MESSAGE" || fail "the message is not in the INBOX over IMAP"
+say "read over IMAP (TLS)"
+say "RESULT PASS"
+# The host checks the admin page through port forwarding meanwhile.
+sleep "${SMOKE_LINGER:-45}"
+systemctl poweroff

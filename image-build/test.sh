@@ -1,0 +1,71 @@
+#!/bin/bash
+# Boot the test image under QEMU and run its smoke test:
+#   sudo image-build/test.sh [arm64|amd64]
+# Builds it first (build.sh --test), boots it with its own kernel on
+# `-M virt` (arm64, emulated: no KVM needed) or `-M q35` (amd64), on a
+# copy-on-write disk larger than the image so first boot grows the data
+# partition. Inside, smoke.sh plays a phone on a mac80211_hwsim radio;
+# outside, the admin page is fetched through port forwarding. Fails loudly
+# on any step; the serial log is kept in image-build/out/.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ARCH=${1:-arm64}
+OUT=${OUT:-$HERE/out}
+NAME=cairn-$ARCH-test
+PORT=${PORT:-18080}
+
+"$HERE/build.sh" "$ARCH" --test
+command -v "qemu-system-$([ "$ARCH" = arm64 ] && echo aarch64 || echo x86_64)" >/dev/null || {
+    if [ "$ARCH" = arm64 ]; then pkg=qemu-system-arm; else pkg=qemu-system-x86; fi
+    suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
+    if dpkg-query -W -f '${Version}' qemu-utils 2>/dev/null | grep -q bpo; then
+        list=$(mktemp)
+        echo "deb $(apt-get indextargets --format '$(REPO_URI)' 'Label: Debian' 'Identifier: Packages' | sort -u | head -1) $suite-backports main" > "$list"
+        apt-get -o Dir::Etc::sourcelist="$list" update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -t "$suite-backports" -o Dir::Etc::sourcelist="$list" $pkg
+        rm -f "$list"
+    else
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $pkg
+    fi
+}
+
+disk=$OUT/$NAME.qcow2
+log=$OUT/$NAME.serial.log
+rm -f "$disk" "$log"
+qemu-img create -q -f qcow2 -F raw -b "$OUT/$NAME.img" "$disk" 3G
+fwd="hostfwd=tcp:127.0.0.1:$PORT-:80"
+if [ "$ARCH" = arm64 ]; then
+    qemu=(qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024
+          -append "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0 rootwait"
+          -drive if=none,id=hd0,file="$disk",format=qcow2 -device virtio-blk-pci,drive=hd0
+          -device virtio-net-pci,netdev=n0)
+else
+    qemu=(qemu-system-x86_64 -M q35 -smp 2 -m 1024
+          -append "root=LABEL=RASPIROOT rw console=ttyS0 net.ifnames=0 rootwait"
+          -drive if=virtio,file="$disk",format=qcow2
+          -device virtio-net-pci,netdev=n0)
+fi
+qemu+=(-nographic -no-reboot -kernel "$OUT/$NAME.vmlinuz" -initrd "$OUT/$NAME.initrd"
+       -netdev "user,id=n0,$fwd" -object rng-random,filename=/dev/urandom,id=rng0 -device virtio-rng-pci,rng=rng0)
+
+echo "== booting $NAME under QEMU (serial log: $log)"
+start=$(date +%s)
+timeout 1200 "${qemu[@]}" > "$log" 2>&1 < /dev/null &
+vm=$!
+# The host's view: the admin page through port forwarding.
+host=fail
+while kill -0 "$vm" 2>/dev/null; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/setup" || true)
+    if [ "$code" = 200 ] && curl -s --max-time 5 "http://127.0.0.1:$PORT/setup" | grep -qi "setup code"; then
+        host=pass
+        echo "== host: the setup page answers through port forwarding after $(( $(date +%s) - start )) s"
+        break
+    fi
+    sleep 3
+done
+wait "$vm" || true
+grep 'SMOKE:' "$log" || true
+echo "== $(( $(date +%s) - start )) s in QEMU"
+grep -q 'SMOKE: RESULT PASS' "$log" || { echo "test.sh: the smoke test inside the VM did not pass; see $log" >&2; tail -40 "$log" >&2; exit 1; }
+[ "$host" = pass ] || { echo "test.sh: the admin setup page never answered on 127.0.0.1:$PORT" >&2; exit 1; }
+echo "== PASS"
