@@ -157,7 +157,7 @@ customize() {
     mkdir -p "$rootfs/var/lib/cairn" "$rootfs/boot/firmware"
     printf 'LABEL=RASPIROOT / ext4 rw,noatime 0 1\n' > "$rootfs/etc/fstab"
     [ "$ARCH" = arm64 ] && printf 'LABEL=RASPIFIRM /boot/firmware vfat rw,noatime 0 2\n' >> "$rootfs/etc/fstab"
-    printf 'LABEL=CAMPDATA /var/lib/cairn ext4 rw,noatime,commit=60,nofail,x-systemd.growfs 0 2\n' >> "$rootfs/etc/fstab"
+    printf 'LABEL=CAMPDATA /var/lib/cairn ext4 rw,noatime,commit=60,nofail 0 2\n' >> "$rootfs/etc/fstab"
     echo cairn > "$rootfs/etc/hostname"
     printf '127.0.0.1 localhost\n127.0.1.1 cairn\n10.42.0.1 hub.camp\n' > "$rootfs/etc/hosts"
     chroot "$rootfs" adduser --system --group --home /var/lib/cairn --no-create-home cairn >&2

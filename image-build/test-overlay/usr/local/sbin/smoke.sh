@@ -15,7 +15,19 @@ systemctl is-active -q hostapd@wlan0 || { journalctl -u hostapd@wlan0 --no-pager
 say "hostapd@wlan0 active"
 systemctl is-active -q dnsmasq || fail "dnsmasq not active"
 for i in $(seq 60); do systemctl is-active -q cairn && break; sleep 1; done
-systemctl is-active -q cairn || { journalctl -u cairn --no-pager | tail -30; fail "cairn not active"; }
+if ! systemctl is-active -q cairn; then
+    systemctl --no-pager status cairn-firstboot cairn 2>&1 | sed 's/^/SMOKE: | /'
+    systemctl --no-pager list-jobs 2>&1 | sed 's/^/SMOKE: | /'
+    journalctl -b --no-pager -u cairn-firstboot -u cairn 2>&1 | tail -30 | sed 's/^/SMOKE: | /'
+    systemctl get-default | sed 's/^/SMOKE: | default /'
+    systemctl show -p Requires,After,WantedBy,RequiresMountsFor cairn.service | sed 's/^/SMOKE: | /'
+    systemctl show -p ActiveState,Result,Names var-lib-cairn.mount | sed 's/^/SMOKE: | /'
+    journalctl -b -p warning --no-pager 2>&1 | tail -30 | sed 's/^/SMOKE: | /'
+    systemctl start cairn 2>&1 | sed 's/^/SMOKE: | start: /'
+    sleep 3
+    systemctl --no-pager status cairn 2>&1 | tail -15 | sed 's/^/SMOKE: | /'
+    fail "cairn not active"
+fi
 say "cairn active"
 say "reg $(iw reg get | grep country | head -1)"
 say "$(ip -br addr show wlan0)"
