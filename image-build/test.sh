@@ -6,10 +6,20 @@
 # copy-on-write disk larger than the image so first boot grows the data
 # partition. Inside, smoke.sh plays a phone on a mac80211_hwsim radio;
 # outside, the admin page is fetched through port forwarding. Fails loudly
-# on any step; the serial log is kept in image-build/out/.
+# on any step; the serial log is kept in image-build/out/. With --record,
+# a pass is written to image-build/tested (CI then skips this variant
+# until image-build/ changes).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ARCH=${1:-arm64}
+ARCH=arm64
+RECORD=0
+for a in "$@"; do
+    case "$a" in
+        arm64|amd64) ARCH=$a ;;
+        --record) RECORD=1 ;;
+        *) echo "usage: $0 [arm64|amd64] [--record]" >&2; exit 2 ;;
+    esac
+done
 OUT=${OUT:-$HERE/out}
 NAME=cairn-$ARCH-test
 PORT=${PORT:-18080}
@@ -69,3 +79,4 @@ echo "== $(( $(date +%s) - start )) s in QEMU"
 grep -q 'SMOKE: RESULT PASS' "$log" || { echo "test.sh: the smoke test inside the VM did not pass; see $log" >&2; tail -40 "$log" >&2; exit 1; }
 [ "$host" = pass ] || { echo "test.sh: the admin setup page never answered on 127.0.0.1:$PORT" >&2; exit 1; }
 echo "== PASS"
+if [ "$RECORD" = 1 ]; then "$HERE/tree-hash" --record "$ARCH"; fi
