@@ -134,12 +134,7 @@ fn across_two_hops_by_folder() {
     use common::relay::{carry, three_nodes};
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (a, g, b) = rt.block_on(three_nodes());
-    let ports = |h: &cairn::app::Hub| {
-        (
-            h.endpoint(cairn::app::IMAP_TLS).unwrap().port(),
-            h.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap().port(),
-        )
-    };
+    let ports = common::deltachat::ports;
     let (ai, asm) = ports(&a.hub);
     let (bi, bsm) = ports(&b.hub);
     let mut rpc = Rpc::spawn();
@@ -158,13 +153,7 @@ fn across_two_hops_by_folder() {
     };
     rt.block_on(async {
         // Delta Chat sends in the background: wait for A to hold the item.
-        for _ in 0..600 {
-            let out = a.hub.store.outbox().await.unwrap();
-            if out.len() == 1 && out[0].state == "queued" {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        common::relay::wait_queued(&a).await;
         assert_eq!(
             a.hub.store.outbox().await.unwrap().len(),
             1,
@@ -391,12 +380,7 @@ fn campsite_users_reach_the_internet_when_someone_presses_sync_now() {
         }
         camp
     });
-    let ports = |h: &cairn::app::Hub| {
-        (
-            h.endpoint(cairn::app::IMAP_TLS).unwrap().port(),
-            h.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap().port(),
-        )
-    };
+    let ports = common::deltachat::ports;
     let (ai, asm) = ports(&a.hub);
     let (ii, ism) = ports(&i.hub);
     let mut rpc = Rpc::spawn();
@@ -408,13 +392,7 @@ fn campsite_users_reach_the_internet_when_someone_presses_sync_now() {
         json!([alice, chat, "hello from the campsite"]),
     );
     rt.block_on(async {
-        for _ in 0..600 {
-            let out = a.hub.store.outbox().await.unwrap();
-            if out.len() == 1 && out[0].state == "queued" {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        common::relay::wait_queued(&a).await;
         let out = a.hub.store.outbox().await.unwrap();
         assert_eq!(out.len(), 1, "alice's message waits on A");
         assert_eq!(out[0].next_hop.as_deref(), Some("gw"));

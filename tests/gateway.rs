@@ -256,12 +256,7 @@ async fn a_smarthost_with_a_login_takes_mail_and_its_refusals_bounce() {
     };
     // A wrong password: nothing bounces, the mail waits, the error says what to fix.
     let g = node_for("gw", "gw.example", with("wrong")).await;
-    g.hub.relay.add_internet_peer("internet").await.unwrap();
-    g.hub
-        .syncer
-        .add("internet", "smtp", "", "manual")
-        .await
-        .unwrap();
+    make_gateway(&g).await;
     send(&g, "bob@gw.example", "friend@far.example", "pw").await;
     routed(&g).await;
     sync_now(&g, None).await;
@@ -278,12 +273,7 @@ async fn a_smarthost_with_a_login_takes_mail_and_its_refusals_bounce() {
 
     // The right one: one recipient taken, the other refused and bounced.
     let g = node_for("gw", "gw.example", with("right-password")).await;
-    g.hub.relay.add_internet_peer("internet").await.unwrap();
-    g.hub
-        .syncer
-        .add("internet", "smtp", "", "manual")
-        .await
-        .unwrap();
+    make_gateway(&g).await;
     common::relay::send_to(
         &g,
         "bob@gw.example",

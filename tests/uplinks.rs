@@ -160,6 +160,25 @@ async fn an_appearing_folder_is_synced_when_it_appears() {
     b.hub.shutdown().await;
 }
 
+/// Run `cairn --config CFG --data DATA ARGS…` on `node`'s data directory
+/// off the async workers (the hubs in this process must keep answering).
+async fn cairn_cli(node: &Node, cfg: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let cfg = cfg.to_path_buf();
+    let data = node.hub.report.data_dir.clone();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut c = common::cairn(cfg.parent().unwrap());
+        c.arg("--config")
+            .arg(&cfg)
+            .arg("--data")
+            .arg(&data)
+            .args(&args);
+        common::run(&mut c)
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn cairn_sync_runs_every_ready_uplink_and_reports() {
     let (a, b) = pair(|_| {}).await;
@@ -172,22 +191,7 @@ async fn cairn_sync_runs_every_ready_uplink_and_reports() {
     routed(&a).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_file(dir.path(), "camp-a", "camp-a.example");
-    let node = &a;
-    let out = {
-        let cfg = cfg.clone();
-        let data = node.hub.report.data_dir.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut c = common::cairn(cfg.parent().unwrap());
-            c.arg("--config")
-                .arg(&cfg)
-                .arg("--data")
-                .arg(&data)
-                .arg("sync");
-            common::run(&mut c)
-        })
-        .await
-        .unwrap()
-    };
+    let out = cairn_cli(&a, &cfg, &["sync"]).await;
     let text = common::stdout(&out);
     assert!(out.status.success(), "{text}\n{}", common::stderr(&out));
     assert!(text.contains("camp-b link: done — sent 1 item ("), "{text}");
@@ -195,20 +199,7 @@ async fn cairn_sync_runs_every_ready_uplink_and_reports() {
     assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 1);
 
     // A peer with no ready uplink: a clear error, exit 1.
-    let out = {
-        let data = node.hub.report.data_dir.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut c = common::cairn(cfg.parent().unwrap());
-            c.arg("--config")
-                .arg(&cfg)
-                .arg("--data")
-                .arg(&data)
-                .args(["sync", "--peer", "nobody"]);
-            common::run(&mut c)
-        })
-        .await
-        .unwrap()
-    };
+    let out = cairn_cli(&a, &cfg, &["sync", "--peer", "nobody"]).await;
     assert!(!out.status.success());
     assert!(common::stderr(&out).contains("no peer named nobody"));
 

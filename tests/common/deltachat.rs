@@ -431,3 +431,11 @@ impl Drop for Rpc {
         let _ = self.child.wait();
     }
 }
+
+/// The IMAP and SMTP implicit-TLS ports of a hub, for [`Rpc::account`].
+pub fn ports(h: &cairn::app::Hub) -> (u16, u16) {
+    (
+        h.endpoint(cairn::app::IMAP_TLS).unwrap().port(),
+        h.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap().port(),
+    )
+}

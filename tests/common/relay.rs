@@ -245,14 +245,8 @@ pub async fn campsite() -> Camp {
     a.hub.syncer.add("gw", "link", "", "manual").await.unwrap();
     g.add(&a).await;
     // G and I reach the Internet by MX.
-    for n in [&g, &i] {
-        n.hub.relay.add_internet_peer("internet").await.unwrap();
-        n.hub
-            .syncer
-            .add("internet", "smtp", "", "manual")
-            .await
-            .unwrap();
-    }
+    make_gateway(&g).await;
+    make_gateway(&i).await;
     Camp { a, g, i }
 }
 
@@ -263,4 +257,31 @@ pub async fn sync_now(n: &Node, peer: Option<&str>) {
         .wait_for(|b| b.round == round && !b.round_running)
         .await
         .unwrap();
+}
+
+/// Make `n` a gateway: the Internet peer with a manual smtp uplink.
+pub async fn make_gateway(n: &Node) {
+    n.hub.relay.add_internet_peer("internet").await.unwrap();
+    n.hub
+        .syncer
+        .add("internet", "smtp", "", "manual")
+        .await
+        .unwrap();
+}
+
+/// Wait until `node` holds one queued outbox item (mail a client sends in
+/// the background).
+pub async fn wait_queued(node: &Node) {
+    for _ in 0..600 {
+        let out = node.hub.store.outbox().await.unwrap();
+        if out.len() == 1 && out[0].state == "queued" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "no queued item on {}: {:?}",
+        node.hub.name,
+        node.hub.store.outbox().await.unwrap()
+    );
 }
