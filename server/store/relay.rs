@@ -212,6 +212,16 @@ async fn place(
     Ok(())
 }
 
+/// Something went to `peer_id` just now.
+async fn sent_to(tx: &mut SqliteConnection, peer_id: i64) -> Result<()> {
+    sqlx::query("UPDATE peers SET last_sent_at = ? WHERE id = ?")
+        .bind(now())
+        .bind(peer_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 async fn forget_acks(tx: &mut SqliteConnection, peer_id: i64, acks: &[String]) -> Result<()> {
     for a in acks {
         sqlx::query("DELETE FROM acks_due WHERE peer_id = ? AND item_id = ?")
@@ -504,11 +514,7 @@ impl Store {
             .await?;
         }
         forget_acks(&mut tx, peer_id, acks).await?;
-        sqlx::query("UPDATE peers SET last_sent_at = ? WHERE id = ?")
-            .bind(now())
-            .bind(peer_id)
-            .execute(&mut *tx)
-            .await?;
+        sent_to(&mut tx, peer_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -517,11 +523,7 @@ impl Store {
     pub async fn acks_delivered(&self, peer_id: i64, acks: &[String]) -> Result<()> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         forget_acks(&mut tx, peer_id, acks).await?;
-        sqlx::query("UPDATE peers SET last_sent_at = ? WHERE id = ?")
-            .bind(now())
-            .bind(peer_id)
-            .execute(&mut *tx)
-            .await?;
+        sent_to(&mut tx, peer_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -660,11 +662,7 @@ impl Store {
         if let Some(b) = bounce {
             place(&mut tx, b, now(), &mut events).await?;
         }
-        sqlx::query("UPDATE peers SET last_sent_at = ? WHERE id = ?")
-            .bind(now())
-            .bind(peer_id)
-            .execute(&mut *tx)
-            .await?;
+        sent_to(&mut tx, peer_id).await?;
         tx.commit().await?;
         for e in events {
             let _ = self.changes.send(e);
@@ -683,11 +681,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("UPDATE peers SET last_sent_at = ? WHERE id = ?")
-            .bind(now())
-            .bind(peer_id)
-            .execute(&mut *tx)
-            .await?;
+        sent_to(&mut tx, peer_id).await?;
         tx.commit().await?;
         Ok(())
     }
