@@ -18,6 +18,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
+# shellcheck source=image-build/lib.sh
+. "$HERE/lib.sh"
 ARCH=arm64
 TEST=0
 for a in "$@"; do
@@ -57,17 +59,7 @@ host_prepare() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
     fi
     if [ "$ARCH" = arm64 ] && ! need qemu-aarch64-static && ! [ -e /usr/bin/qemu-aarch64 ]; then
-        # qemu-user-static must match the host's qemu-utils (bookworm-backports on these machines).
-        suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
-        if dpkg-query -W -f '${Version}' qemu-utils 2>/dev/null | grep -q bpo; then
-            list=$(mktemp); echo "deb $(mirror) $suite-backports main" > "$list"
-            apt-get -o Dir::Etc::sourcelist="$list" update -q
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-                -t "$suite-backports" -o Dir::Etc::sourcelist="$list" qemu-user-static
-            rm -f "$list"
-        else
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends qemu-user-static
-        fi
+        install_qemu qemu-user-static
     fi
     if [ "$ARCH" = arm64 ]; then
         mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
@@ -76,10 +68,6 @@ host_prepare() {
     fi
 }
 
-# The Debian archive of the build machine's own apt configuration.
-mirror() {
-    echo "${MIRROR:-$(apt-get indextargets --format '$(REPO_URI)' 'Label: Debian' 'Identifier: Packages' | sort -u | head -1)}"
-}
 security_mirror() {
     echo "${SECURITY_MIRROR:-$(apt-get indextargets --format '$(REPO_URI)' 'Label: Debian-Security' 'Identifier: Packages' | sort -u | head -1)}"
 }

@@ -25,19 +25,13 @@ NAME=cairn-$ARCH-test
 PORT=${PORT:-18080}
 
 "$HERE/build.sh" "$ARCH" --test
-command -v "qemu-system-$([ "$ARCH" = arm64 ] && echo aarch64 || echo x86_64)" >/dev/null || {
-    if [ "$ARCH" = arm64 ]; then pkg=qemu-system-arm; else pkg=qemu-system-x86; fi
-    suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
-    if dpkg-query -W -f '${Version}' qemu-utils 2>/dev/null | grep -q bpo; then
-        list=$(mktemp)
-        echo "deb $(apt-get indextargets --format '$(REPO_URI)' 'Label: Debian' 'Identifier: Packages' | sort -u | head -1) $suite-backports main" > "$list"
-        apt-get -o Dir::Etc::sourcelist="$list" update -q
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -t "$suite-backports" -o Dir::Etc::sourcelist="$list" $pkg
-        rm -f "$list"
-    else
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $pkg
-    fi
-}
+# shellcheck source=image-build/lib.sh
+. "$HERE/lib.sh"
+if [ "$ARCH" = arm64 ]; then
+    command -v qemu-system-aarch64 >/dev/null || install_qemu qemu-system-arm
+else
+    command -v qemu-system-x86_64 >/dev/null || install_qemu qemu-system-x86
+fi
 
 disk=$OUT/$NAME.qcow2
 log=$OUT/$NAME.serial.log
