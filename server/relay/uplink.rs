@@ -500,11 +500,7 @@ impl Syncer {
         let store = relay.store();
         relay.route_pending().await?;
         let owed = !store.acks_due(peer.id).await?.is_empty();
-        let fresh = store
-            .outbox_for_peer(peer.id)
-            .await?
-            .iter()
-            .any(|r| r.state == "queued");
+        let fresh = store.outbox_has_queued(peer.id).await?;
         if !(fresh || owed) {
             return Ok(());
         }
@@ -590,12 +586,7 @@ impl Syncer {
             }
             let probe = schedule == Schedule::Appear;
             let present = self.present(&up, peer, probe).await;
-            let fresh = relay
-                .store()
-                .outbox_for_peer(peer.id)
-                .await?
-                .iter()
-                .any(|r| r.state == "queued");
+            let fresh = relay.store().outbox_has_queued(peer.id).await?;
             if (fresh || !for_mail)
                 && self.due(&up, &schedule, present, fresh, at)
                 && self.start(up.clone(), true, at).is_some()

@@ -421,6 +421,17 @@ impl Store {
         .await?)
     }
 
+    /// Whether a peer has items not yet handed to any carrier (the
+    /// scheduler asks for every uplink on every tick).
+    pub async fn outbox_has_queued(&self, peer_id: i64) -> Result<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE peer_id = ? AND state = 'queued')",
+        )
+        .bind(peer_id)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// Every item not yet acknowledged or dropped (for expiry).
     pub async fn outbox_live(&self) -> Result<Vec<CustodyRow>> {
         Ok(sqlx::query_as(custody_query!(

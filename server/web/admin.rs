@@ -445,10 +445,11 @@ async fn login_submit(
     start_session(&state, ip, secure, "/admin").await
 }
 
+/// A form that carries only the CSRF token (buttons that post).
 #[derive(serde::Deserialize)]
-struct CsrfForm {
+pub(super) struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 async fn logout(

@@ -2,7 +2,7 @@
 //! peers and routes (this node's card as a QR code), and bundles by hand:
 //! upload one to import it, download one for a peer.
 
-use super::admin::{page_error, require, require_form, unavailable};
+use super::admin::{CsrfForm, page_error, require, require_form, unavailable};
 use super::{AppState, no_store};
 use crate::domain::units::{human_age, human_bytes};
 use crate::relay::node;
@@ -32,7 +32,9 @@ pub fn router(max_upload: usize) -> Router<AppState> {
         .route("/admin/bundles/export", get(bundle_export))
 }
 
-fn relay_error(e: crate::relay::RelayError) -> Response {
+/// A relay error as a page: 503 for the disk or database, 404 for what
+/// is not there, 400 for the rest.
+pub(super) fn relay_error(e: crate::relay::RelayError) -> Response {
     use crate::relay::RelayError as E;
     let status = match e {
         _ if e.is_temporary() => StatusCode::SERVICE_UNAVAILABLE,
@@ -100,12 +102,6 @@ async fn outbox_page(State(state): State<AppState>, headers: HeaderMap) -> Respo
         }
         .into_response(),
     )
-}
-
-#[derive(serde::Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 async fn outbox_action(

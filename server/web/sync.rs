@@ -1,10 +1,10 @@
 //! Uplinks and syncing in the admin: the uplinks with their schedules,
 //! "Sync now" with live progress (Server-Sent Events), and the sync history.
 
-use super::admin::{page_error, require, require_form, unavailable};
+use super::admin::{CsrfForm, page_error, require, require_form, unavailable};
+use super::relay::relay_error;
 use super::{AppState, no_store};
 use crate::domain::units::{count, human_age, human_bytes};
-use crate::relay::RelayError;
 use crate::relay::uplink::{Board, UplinkStatus};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -29,21 +29,6 @@ pub fn router() -> Router<AppState> {
         .route("/admin/sync", get(sync_page).post(sync_now))
         .route("/admin/sync/events", get(sync_events))
         .route("/admin/history", get(history_page))
-}
-
-fn relay_error(e: RelayError) -> Response {
-    let status = if e.is_temporary() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::BAD_REQUEST
-    };
-    page_error(status, &e.to_string())
-}
-
-#[derive(serde::Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 // ---------------------------------------------------------------- uplinks
