@@ -46,6 +46,7 @@
 
 pub mod app;
 pub mod appliance;
+pub mod carriers;
 pub mod cli;
 pub mod clock;
 pub mod config;

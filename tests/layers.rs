@@ -61,3 +61,26 @@ fn the_bundle_codec_does_no_io() {
         assert!(!text.contains(banned), "relay/bundle.rs uses {banned}");
     }
 }
+
+#[test]
+fn carriers_know_nothing_of_the_store() {
+    let mut files = Vec::new();
+    rust_files(&server().join("carriers"), &mut files);
+    assert!(!files.is_empty(), "server/carriers/ not found");
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for banned in ["crate::store", "crate::mail", "crate::web", "sqlx"] {
+            assert!(!text.contains(banned), "{} uses {banned}", f.display());
+        }
+    }
+}
+
+#[test]
+fn the_radio_codecs_do_no_io() {
+    for codec in ["kiss.rs", "at.rs", "airtime.rs"] {
+        let text = std::fs::read_to_string(server().join("carriers/lora").join(codec)).unwrap();
+        for banned in ["tokio", "std::fs", "std::net", "serialport"] {
+            assert!(!text.contains(banned), "carriers/lora/{codec} uses {banned}");
+        }
+    }
+}
