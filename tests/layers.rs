@@ -80,7 +80,10 @@ fn the_radio_codecs_do_no_io() {
     for codec in ["kiss.rs", "at.rs", "airtime.rs"] {
         let text = std::fs::read_to_string(server().join("carriers/lora").join(codec)).unwrap();
         for banned in ["tokio", "std::fs", "std::net", "serialport"] {
-            assert!(!text.contains(banned), "carriers/lora/{codec} uses {banned}");
+            assert!(
+                !text.contains(banned),
+                "carriers/lora/{codec} uses {banned}"
+            );
         }
     }
 }
