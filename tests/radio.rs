@@ -231,3 +231,243 @@ async fn loss_collisions_and_half_duplex_are_modelled() {
     assert_eq!(stats.collided, 2, "{stats:?}");
     assert!(timeout(Duration::from_secs(5), a.recv()).await.is_err());
 }
+
+// ---- the session layer over the simulated radio ----------------------
+
+use cairn::carriers::lora::airtime::Airtime;
+use cairn::relay::bundle::generate_keypair;
+use cairn::relay::radio::frame::{Frame, Hello};
+use cairn::relay::radio::session::{self, Air, Outcome, Tuning};
+use cairn::relay::radio::{self as radio, RadioIo};
+use tokio::sync::mpsc;
+
+/// Two radios that have shaken hands: (A's io, B's io, A's keys, B's keys).
+async fn handshake(
+    sim: &std::sync::Arc<Sim>,
+    model: Model,
+) -> (
+    RadioIo,
+    RadioIo,
+    snow::StatelessTransportState,
+    snow::StatelessTransportState,
+    [u8; 32],
+) {
+    let (a_priv, _a_pub) = generate_keypair();
+    let (b_priv, b_pub) = generate_keypair();
+    let mut a = RadioIo::new(
+        Modem::open(sim.open("a").unwrap(), &settings(model))
+            .await
+            .unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    let mut sb = settings(model);
+    sb.address = 2;
+    let mut b = RadioIo::new(
+        Modem::open(sim.open("b").unwrap(), &sb).await.unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    let h = Hello {
+        version: 1,
+        mtu: a.mtu() as u16,
+        budget_ms: 0,
+        reserved: 0,
+    };
+    for attempt in 0..10 {
+        let (hs, first) = radio::hello(&a_priv, &b_pub, 0x4242 + attempt, &h).unwrap();
+        a.send(vec![first]).await.unwrap();
+        let Ok(Ok(got)) = timeout(Duration::from_secs(10), b.recv()).await else {
+            continue;
+        };
+        let f = Frame::decode(&got.data).unwrap();
+        let (_key, _theirs, rhs) = radio::hello_sender(&b_priv, &f).expect("a hello for b");
+        let (b_keys, reply) = radio::answer(rhs, f.session, &h).unwrap();
+        b.send(vec![reply]).await.unwrap();
+        let Ok(Ok(got)) = timeout(Duration::from_secs(10), a.recv()).await else {
+            continue;
+        };
+        let (a_keys, _) = radio::finish(hs, &Frame::decode(&got.data).unwrap()).unwrap();
+        return (a, b, a_keys, b_keys, a_priv);
+    }
+    panic!("no handshake in ten tries");
+}
+
+fn records(n: usize, size: usize, tag: u8) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let mut r = vec![tag; size];
+            r[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            r
+        })
+        .collect()
+}
+
+/// Runs a session both ways; returns what each side received and the
+/// outcomes.
+#[allow(clippy::type_complexity)]
+async fn stream_both_ways(
+    model: Model,
+    conditions: Conditions,
+    a_out: Vec<Vec<u8>>,
+    b_out: Vec<Vec<u8>>,
+) -> (
+    Vec<Vec<u8>>,
+    Vec<Vec<u8>>,
+    Outcome,
+    Outcome,
+    std::sync::Arc<Sim>,
+) {
+    let sim = Sim::new(11, Conditions::default());
+    sim.add("a", model);
+    sim.add("b", model);
+    let (mut a, mut b, ka, kb, _) = handshake(&sim, model).await;
+    sim.ether().set(conditions);
+    let tuning = Tuning::default();
+    let feed = |recs: Vec<Vec<u8>>| {
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            for r in recs {
+                if tx.send(r).await.is_err() {
+                    return;
+                }
+            }
+        });
+        rx
+    };
+    let (a_in_tx, mut a_in) = mpsc::channel(1024);
+    let (b_in_tx, mut b_in) = mpsc::channel(1024);
+    let never = |_: &Frame| false;
+    let (ra, rb) = tokio::join!(
+        session::run(
+            &mut a,
+            &ka,
+            0x4242,
+            true,
+            feed(a_out),
+            a_in_tx,
+            &tuning,
+            1,
+            &never
+        ),
+        session::run(
+            &mut b,
+            &kb,
+            0x4242,
+            false,
+            feed(b_out),
+            b_in_tx,
+            &tuning,
+            2,
+            &never
+        ),
+    );
+    let (oa, ob) = match (ra, rb) {
+        (Ok(a), Ok(b)) => (a, b),
+        (ra, rb) => panic!("A: {ra:?}\nB: {rb:?}\n{:?}", sim.ether().stats()),
+    };
+    let mut got_a = Vec::new();
+    while let Ok(r) = a_in.try_recv() {
+        got_a.push(r);
+    }
+    let mut got_b = Vec::new();
+    while let Ok(r) = b_in.try_recv() {
+        got_b.push(r);
+    }
+    (got_a, got_b, oa, ob, sim)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_streams_records_both_ways_without_loss() {
+    for model in [Model::Rnode, Model::Rylr] {
+        let a_out = records(40, 700, 0xAA);
+        let b_out = records(5, 300, 0xBB);
+        let (at_a, at_b, oa, ob, sim) =
+            stream_both_ways(model, Conditions::default(), a_out.clone(), b_out.clone()).await;
+        assert_eq!(at_b, a_out, "{model:?}: B got A's records in order, once");
+        assert_eq!(at_a, b_out, "{model:?}: A got B's records in order, once");
+        assert_eq!(
+            oa.resent + ob.resent,
+            0,
+            "{model:?}: nothing resent on a clean channel"
+        );
+        sim.ether().check_duty(Region::Eu868).unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_survives_ten_and_thirty_percent_loss() {
+    for loss in [0.1, 0.3] {
+        let a_out = records(30, 1000, 0xAA);
+        let b_out = records(10, 500, 0xBB);
+        let cond = Conditions {
+            loss,
+            corrupt: 0.02,
+            ..Conditions::default()
+        };
+        let (at_a, at_b, oa, _ob, sim) =
+            stream_both_ways(Model::Rnode, cond, a_out.clone(), b_out.clone()).await;
+        assert_eq!(at_b, a_out, "at {loss}: in order, once, none missing");
+        assert_eq!(at_a, b_out);
+        assert!(oa.resent > 0, "at {loss} something had to be resent");
+        let stats = sim.ether().stats();
+        assert!(stats.corrupted > 0 || loss < 0.2, "{stats:?}");
+        sim.ether().check_duty(Region::Eu868).unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_hour_of_traffic_stays_inside_the_duty_cycle() {
+    // A sends far more than an hour's budget allows at SF9; the session
+    // keeps going, waiting for air time, and the oracle finds no hour over
+    // the legal 10 %.
+    let sim = Sim::new(21, Conditions::default());
+    sim.add("a", Model::Rnode);
+    sim.add("b", Model::Rnode);
+    let (mut a, mut b, ka, kb, _) = handshake(&sim, Model::Rnode).await;
+    let tuning = Tuning::default();
+    let (a_tx, a_rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        for r in records(2000, 1000, 0x11) {
+            if a_tx.send(r).await.is_err() {
+                return;
+            }
+        }
+    });
+    let (_b_tx, b_rx) = mpsc::channel::<Vec<u8>>(4);
+    let (a_in_tx, _a_in) = mpsc::channel(1024);
+    let (b_in_tx, mut b_in) = mpsc::channel(100_000);
+    let never = |_: &Frame| false;
+    let run = async {
+        tokio::join!(
+            session::run(&mut a, &ka, 0x4242, true, a_rx, a_in_tx, &tuning, 1, &never),
+            session::run(
+                &mut b, &kb, 0x4242, false, b_rx, b_in_tx, &tuning, 2, &never
+            ),
+        )
+    };
+    // Ninety simulated minutes, then stop.
+    if let Ok((ra, rb)) = timeout(Duration::from_secs(90 * 60), run).await {
+        panic!("the session ended early: {ra:?} {rb:?}");
+    }
+    let mut got = 0usize;
+    while b_in.try_recv().is_ok() {
+        got += 1;
+    }
+    let worst = sim.ether().check_duty(Region::Eu868).unwrap();
+    let (_, _, a_air) = worst.iter().find(|(n, _, _)| n == "a").unwrap().clone();
+    // A used most of its budget (the ledger allows 95 % of 360 s) …
+    assert!(a_air > Airtime(300_000_000), "A used only {a_air}");
+    // … and moved what that budget carries at SF9 (≈ 180 B/s of air).
+    // 90 minutes at 95 % of 10 % is 513 s of air; at SF9 a full frame
+    // carries 232 B in 1.29 s: at most ≈ 92 kB, less polls and turns.
+    assert!(
+        got >= 60,
+        "only {got} records of 1000 B crossed in 90 minutes"
+    );
+    // The ledger is close to its limit: the sender was held back by it.
+    let (used, limit) = a.ledger_use();
+    assert!(used.0 * 10 >= limit.0 * 8, "ledger {used} of {limit}");
+}

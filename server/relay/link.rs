@@ -164,6 +164,29 @@ enum Msg {
     Refuse(String),
 }
 
+/// How an exchange fits its carrier.
+#[derive(Debug, Clone)]
+pub struct ExchangeOptions {
+    /// Bytes of a message per `Data` record: also how much a resumed item
+    /// can lose, since a partial copy grows by whole records.
+    pub data_chunk: usize,
+    /// Items larger than this are not offered (they wait for another
+    /// carrier), if set.
+    pub max_item: Option<u64>,
+    /// How long closing waits for the last messages to leave.
+    pub close_wait: Duration,
+}
+
+impl Default for ExchangeOptions {
+    fn default() -> ExchangeOptions {
+        ExchangeOptions {
+            data_chunk: DATA_CHUNK,
+            max_item: None,
+            close_wait: HANDSHAKE_TIMEOUT,
+        }
+    }
+}
+
 /// Where a sync is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -257,6 +280,8 @@ struct Channel {
     data: mpsc::Sender<Msg>,
     reader: tokio::task::JoinHandle<()>,
     writer: tokio::task::JoinHandle<()>,
+    /// How long closing waits for the last messages to go out.
+    close_wait: Duration,
 }
 
 impl Drop for Channel {
@@ -347,6 +372,62 @@ impl Channel {
             data,
             reader,
             writer,
+            close_wait: HANDSHAKE_TIMEOUT,
+        }
+    }
+
+    /// A channel over a carrier that moves whole records reliably and in
+    /// order (the radio's session layer): each record is one postcard(Msg).
+    /// Closing `out` tells the carrier this side has nothing more to say.
+    fn over_records(
+        out: mpsc::Sender<Vec<u8>>,
+        mut records: mpsc::Receiver<Vec<u8>>,
+        close_wait: Duration,
+    ) -> Channel {
+        let (in_tx, incoming) = mpsc::channel(4);
+        let (control, mut control_rx) = mpsc::unbounded_channel::<Msg>();
+        let (data, mut data_rx) = mpsc::channel::<Msg>(1);
+        let reader = tokio::spawn(async move {
+            loop {
+                let got = match records.recv().await {
+                    None => Err(LinkError::Closed),
+                    Some(r) => postcard::from_bytes::<Msg>(&r)
+                        .map_err(|e| LinkError::Protocol(format!("a record does not decode: {e}"))),
+                };
+                let stop = got.is_err();
+                if in_tx.send(got).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
+        let writer = tokio::spawn(async move {
+            let mut control_open = true;
+            let mut data_open = true;
+            while control_open || data_open {
+                let msg = tokio::select! {
+                    biased;
+                    m = control_rx.recv(), if control_open => match m {
+                        Some(m) => m,
+                        None => { control_open = false; continue; }
+                    },
+                    m = data_rx.recv(), if data_open => match m {
+                        Some(m) => m,
+                        None => { data_open = false; continue; }
+                    },
+                };
+                let record = postcard::to_allocvec(&msg).expect("messages serialise");
+                if out.send(record).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Channel {
+            incoming,
+            control,
+            data,
+            reader,
+            writer,
+            close_wait,
         }
     }
 
@@ -357,7 +438,7 @@ impl Channel {
         drop(std::mem::replace(&mut self.control, control));
         let (data, _) = mpsc::channel(1);
         drop(std::mem::replace(&mut self.data, data));
-        let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, &mut self.writer).await;
+        let _ = tokio::time::timeout(self.close_wait, &mut self.writer).await;
     }
 
     async fn recv(&mut self) -> LinkResult<Msg> {
@@ -541,8 +622,9 @@ async fn exchange(
     peer: &PeerRow,
     mut ch: Channel,
     progress: &watch::Sender<LinkProgress>,
+    options: &ExchangeOptions,
 ) -> LinkResult<()> {
-    let r = exchange_steps(relay, peer, &mut ch, progress).await;
+    let r = exchange_steps(relay, peer, &mut ch, progress, options).await;
     if let Err(LinkError::Relay(e)) = &r {
         // Our own trouble (a full disk, say): tell the other side why.
         let _ = ch.send(Msg::Refuse(format!("{}: {e}", relay.config.hub_name)));
@@ -557,6 +639,7 @@ async fn exchange_steps(
     peer: &PeerRow,
     ch: &mut Channel,
     progress: &watch::Sender<LinkProgress>,
+    options: &ExchangeOptions,
 ) -> LinkResult<()> {
     let store = relay.store();
     relay.route_pending().await?;
@@ -570,7 +653,12 @@ async fn exchange_steps(
         .map_err(RelayError::from)?;
     let mut ours: HashMap<ContentId, CustodyRow> = HashMap::new();
     let mut offered = Vec::new();
-    for r in rows.into_iter().take(MAX_INVENTORY) {
+    let fits = |r: &CustodyRow| {
+        options
+            .max_item
+            .is_none_or(|max| u64::try_from(r.size).unwrap_or(u64::MAX) <= max)
+    };
+    for r in rows.into_iter().filter(fits).take(MAX_INVENTORY) {
         if let Some(id) = r.item_id.as_deref().and_then(unhex) {
             offered.push(Offered {
                 id,
@@ -708,7 +796,7 @@ async fn exchange_steps(
 
     // 4. Items both ways at once.
     let data = ch.data.clone();
-    let sender = send_items(relay, plan, data, progress);
+    let sender = send_items(relay, plan, data, progress, options.data_chunk);
     let receiver = async {
         let mut current: Option<Incoming> = None;
         let mut done_received = false;
@@ -909,6 +997,7 @@ async fn send_items(
     plan: Vec<(CustodyRow, u64)>,
     data: mpsc::Sender<Msg>,
     progress: &watch::Sender<LinkProgress>,
+    chunk: usize,
 ) -> LinkResult<()> {
     let t = crate::store::now();
     for (row, from) in plan {
@@ -946,7 +1035,7 @@ async fn send_items(
             .map_err(|_| LinkError::Closed)?;
         let mut left = size - from;
         while left > 0 {
-            let mut buf = vec![0u8; DATA_CHUNK.min(left as usize)];
+            let mut buf = vec![0u8; chunk.min(left as usize)];
             file.read_exact(&mut buf)
                 .await
                 .map_err(|e| RelayError::Io {
@@ -1036,7 +1125,7 @@ where
             Some(s) => handshake_dial(relay, s, &key).await?,
             None => handshake_dial(relay, connect(peer).await?, &key).await?,
         };
-        exchange(relay, peer, ch, progress).await
+        exchange(relay, peer, ch, progress, &ExchangeOptions::default()).await
     }
     .await;
     record(relay, Some(run), &peer.name, &result, progress).await;
@@ -1061,8 +1150,31 @@ where
         .sync_started(Some(peer.id), &peer.name, "link (answered)")
         .await
         .map_err(RelayError::from)?;
-    let result = exchange(relay, &peer, ch, &progress).await;
+    let result = exchange(relay, &peer, ch, &progress, &ExchangeOptions::default()).await;
     record(relay, Some(run), &peer.name, &result, &progress).await;
+    result.map(|()| progress.borrow().counts())
+}
+
+/// One sync with `peer` over a carrier that moves records reliably and in
+/// order (the radio), recorded in the history as `carrier`. Returns when
+/// both sides are done; dropping `out` tells the carrier this side is.
+pub async fn exchange_records(
+    relay: &Relay,
+    peer: &PeerRow,
+    out: mpsc::Sender<Vec<u8>>,
+    records: mpsc::Receiver<Vec<u8>>,
+    progress: &watch::Sender<LinkProgress>,
+    options: &ExchangeOptions,
+    carrier: &str,
+) -> LinkResult<SyncCounts> {
+    let run = relay
+        .store()
+        .sync_started(Some(peer.id), &peer.name, carrier)
+        .await
+        .map_err(RelayError::from)?;
+    let ch = Channel::over_records(out, records, options.close_wait);
+    let result = exchange(relay, peer, ch, progress, options).await;
+    record(relay, Some(run), &peer.name, &result, progress).await;
     result.map(|()| progress.borrow().counts())
 }
 

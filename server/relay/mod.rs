@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod link;
 pub mod nncp;
 pub mod node;
+pub mod radio;
 pub mod schedule;
 pub mod uplink;
 

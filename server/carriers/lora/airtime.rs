@@ -326,6 +326,9 @@ const US915: [SubBand; 1] = [SubBand {
     note: "400 ms per packet",
 }];
 
+/// The pacing window: the duty cycle also holds over every six minutes.
+pub const PACE_WINDOW: Duration = Duration::from_secs(360);
+
 /// Share of the legal budget the ledger lets cairn use: the rest is margin
 /// for the modem's own rounding and a clock that drifts between restarts.
 pub const LEDGER_SHARE_PERMILLE: u64 = 950;
@@ -336,6 +339,7 @@ pub const LEDGER_SHARE_PERMILLE: u64 = 950;
 #[derive(Clone, Debug)]
 pub struct Ledger {
     limit: Airtime,
+    window_ms: u64,
     entries: VecDeque<(u64, Airtime)>,
     used: Airtime,
 }
@@ -347,8 +351,16 @@ impl Ledger {
     }
 
     pub fn with_limit(limit: Airtime) -> Ledger {
+        Ledger::with_window(limit, WINDOW)
+    }
+
+    /// A ledger over another window: [`PACE_WINDOW`] with a tenth of the
+    /// hour's limit spreads the hour's air time so that a sender that used
+    /// it up waits minutes, not most of an hour.
+    pub fn with_window(limit: Airtime, window: Duration) -> Ledger {
         Ledger {
             limit,
+            window_ms: window.as_millis() as u64,
             entries: VecDeque::new(),
             used: Airtime(0),
         }
@@ -373,7 +385,7 @@ impl Ledger {
     }
 
     fn expire(&mut self, now_ms: u64) {
-        let window = WINDOW.as_millis() as u64;
+        let window = self.window_ms;
         while let Some(&(t, a)) = self.entries.front() {
             if t + window <= now_ms {
                 self.entries.pop_front();
@@ -407,7 +419,7 @@ impl Ledger {
         if used + cost.0 <= self.limit.0 {
             return Some(now_ms);
         }
-        let window = WINDOW.as_millis() as u64;
+        let window = self.window_ms;
         for &(t, a) in &self.entries {
             used -= a.0;
             if used + cost.0 <= self.limit.0 {
@@ -426,6 +438,12 @@ impl Ledger {
         } else {
             false
         }
+    }
+
+    /// Records a transmission starting at `at_ms` (a later frame of a
+    /// burst already checked with [`Ledger::earliest`]).
+    pub fn spend_at(&mut self, at_ms: u64, cost: Airtime) {
+        self.push(at_ms, cost);
     }
 
     /// Entries still inside the window (for a page or a test).
