@@ -408,6 +408,8 @@ pub struct Hub {
     pub relay: relay::Relay,
     /// Runs uplinks: "Sync now" and schedules.
     pub syncer: relay::uplink::Syncer,
+    /// The LoRa radio, when `radio.port` is set.
+    pub radio: Option<relay::radio::service::Radio>,
     stop: CancellationToken,
     tracker: TaskTracker,
     _lock: Option<Lock>,
@@ -562,6 +564,10 @@ impl Hub {
 
         let reload = CancellationToken::new();
         let syncer = relay::uplink::Syncer::new(relay.clone());
+        let radio = relay::radio::service::Radio::from_config(relay.clone(), &config.radio);
+        if let Some(r) = &radio {
+            syncer.set_radio(r.clone());
+        }
         let name = config.hub.name.clone();
         let bound: Vec<(&'static str, SocketAddr)> =
             listeners.iter().map(|(f, a, _)| (*f, *a)).collect();
@@ -583,6 +589,7 @@ impl Hub {
             )),
             relay: relay.clone(),
             syncer: syncer.clone(),
+            radio: radio.clone(),
         };
         let router = web::router(state);
 
@@ -668,6 +675,9 @@ impl Hub {
         ));
         tracker.spawn(route_and_expire(relay.clone(), stop.clone()));
         tracker.spawn(syncer.clone().run(stop.clone()));
+        if let Some(r) = radio.clone() {
+            tracker.spawn(r.run(stop.clone()));
+        }
         tracker.spawn(
             prepared
                 .store
@@ -684,6 +694,7 @@ impl Hub {
             store: prepared.store,
             relay,
             syncer,
+            radio,
             stop,
             tracker,
             _lock: lock,

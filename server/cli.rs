@@ -212,7 +212,7 @@ enum UplinkCommand {
     /// point: used only while mounted), `nncp NODE`.
     Add {
         peer: String,
-        #[arg(value_parser = ["link", "folder", "usb", "nncp"])]
+        #[arg(value_parser = ["link", "folder", "usb", "nncp", "lora"])]
         carrier: String,
         /// The directory or NNCP node; none for a link.
         target: Option<String>,

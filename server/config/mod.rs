@@ -204,7 +204,28 @@ pub struct GatewayConfig {
     pub dns: Vec<SocketAddr>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The hub's LoRa modem, if it has one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RadioConfig {
+    /// The modem's serial device ("/dev/ttyUSB0", a udev symlink, or the
+    /// simulator's); empty: no radio.
+    pub port: String,
+    pub settings: crate::carriers::lora::modem::Settings,
+    /// Items larger than this stay off the air (for another carrier).
+    pub max_item: ByteSize,
+}
+
+impl Default for RadioConfig {
+    fn default() -> RadioConfig {
+        RadioConfig {
+            port: String::new(),
+            settings: crate::carriers::lora::modem::Settings::default(),
+            max_item: ByteSize(64 << 10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub profile: Profile,
     pub data_dir: PathBuf,
@@ -214,6 +235,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub security: Security,
     pub gateway: GatewayConfig,
+    pub radio: RadioConfig,
 }
 
 fn addrs(list: &[&str]) -> Vec<SocketAddr> {
@@ -277,6 +299,7 @@ impl Config {
                     allow_plaintext_auth: false,
                 },
                 gateway: GatewayConfig::default(),
+                radio: RadioConfig::default(),
             },
             Profile::Appliance => Config {
                 profile,
@@ -319,6 +342,7 @@ impl Config {
                     allow_plaintext_auth: false,
                 },
                 gateway: GatewayConfig::default(),
+                radio: RadioConfig::default(),
             },
         }
     }
@@ -914,13 +938,150 @@ pub static FIELDS: &[Field] = &[
         },
         show: |c| str_list(c.gateway.dns.iter().map(|a| a.to_string())),
     },
+    Field {
+        key: "radio.port",
+        env: "CAIRN_RADIO_PORT",
+        doc: "The LoRa modem's serial device (\"/dev/ttyUSB0\", a stable /dev/serial/by-id/ link, or a `cairn radio sim` link); empty: no radio.",
+        kind: Kind::Text,
+        apply: |c, v| {
+            let s = text(v)?.trim().to_string();
+            if !s.is_empty() && !Path::new(&s).is_absolute() {
+                return Err("expected an absolute path such as \"/dev/ttyUSB0\"".into());
+            }
+            c.radio.port = s;
+            Ok(())
+        },
+        show: |c| toml::Value::String(c.radio.port.clone()),
+    },
+    Field {
+        key: "radio.modem",
+        env: "CAIRN_RADIO_MODEM",
+        doc: "Which modem: \"rnode\" (RNode firmware, KISS) or \"rylr\" (REYAX RYLR998, AT commands).",
+        kind: Kind::Text,
+        apply: |c, v| {
+            c.radio.settings.model = text(v)?.trim().parse()?;
+            Ok(())
+        },
+        show: |c| {
+            toml::Value::String(match c.radio.settings.model {
+                crate::carriers::lora::sim::Model::Rnode => "rnode".into(),
+                crate::carriers::lora::sim::Model::Rylr => "rylr".into(),
+            })
+        },
+    },
+    Field {
+        key: "radio.region",
+        env: "CAIRN_RADIO_REGION",
+        doc: "Whose rules the radio obeys: \"eu868\" (duty cycle per sub-band) or \"us915\" (500 kHz, 400 ms per frame; check your rules).",
+        kind: Kind::Text,
+        apply: |c, v| {
+            c.radio.settings.region = text(v)?.trim().parse()?;
+            Ok(())
+        },
+        show: |c| toml::Value::String(c.radio.settings.region.as_str().into()),
+    },
+    Field {
+        key: "radio.frequency",
+        env: "CAIRN_RADIO_FREQUENCY",
+        doc: "Centre frequency in Hz. 869525000 is the EU 869.4–869.65 MHz sub-band: 10 % duty cycle, 500 mW.",
+        kind: Kind::Number,
+        apply: |c, v| {
+            c.radio.settings.frequency = u32::try_from(number_in(v, 137_000_000, 1_020_000_000)?)
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        },
+        show: |c| toml::Value::Integer(i64::from(c.radio.settings.frequency)),
+    },
+    Field {
+        key: "radio.bandwidth",
+        env: "CAIRN_RADIO_BANDWIDTH",
+        doc: "Bandwidth in Hz: 125000, 250000 or 500000.",
+        kind: Kind::Number,
+        apply: |c, v| {
+            let bw = number_in(v, 7_800, 500_000)?;
+            if ![125_000, 250_000, 500_000].contains(&bw) {
+                return Err(format!("{bw} is not offered: use 125000, 250000 or 500000"));
+            }
+            c.radio.settings.bandwidth = bw as u32;
+            Ok(())
+        },
+        show: |c| toml::Value::Integer(i64::from(c.radio.settings.bandwidth)),
+    },
+    Field {
+        key: "radio.sf",
+        env: "CAIRN_RADIO_SF",
+        doc: "Spreading factor 7–12: each step reaches farther and takes twice the air time.",
+        kind: Kind::Number,
+        apply: |c, v| {
+            c.radio.settings.sf = number_in(v, 7, 12)? as u8;
+            Ok(())
+        },
+        show: |c| toml::Value::Integer(i64::from(c.radio.settings.sf)),
+    },
+    Field {
+        key: "radio.cr",
+        env: "CAIRN_RADIO_CR",
+        doc: "Coding rate 1–4 (4/5 to 4/8): more is sturdier and slower.",
+        kind: Kind::Number,
+        apply: |c, v| {
+            c.radio.settings.cr = number_in(v, 1, 4)? as u8;
+            Ok(())
+        },
+        show: |c| toml::Value::Integer(i64::from(c.radio.settings.cr)),
+    },
+    Field {
+        key: "radio.txpower",
+        env: "CAIRN_RADIO_TXPOWER",
+        doc: "Transmit power in dBm at the modem; with the antenna's gain it must stay within the band's limit (EU g3: 27 dBm e.r.p.).",
+        kind: Kind::Number,
+        apply: |c, v| {
+            c.radio.settings.txpower = number_in(v, 0, 22)? as u8;
+            Ok(())
+        },
+        show: |c| toml::Value::Integer(i64::from(c.radio.settings.txpower)),
+    },
+    Field {
+        key: "radio.network",
+        env: "CAIRN_RADIO_NETWORK",
+        doc: "RYLR network id (3–15, or 18): every hub of one network uses the same.",
+        kind: Kind::Number,
+        apply: |c, v| {
+            c.radio.settings.network = number_in(v, 0, 255)? as u8;
+            Ok(())
+        },
+        show: |c| toml::Value::Integer(i64::from(c.radio.settings.network)),
+    },
+    Field {
+        key: "radio.address",
+        env: "CAIRN_RADIO_ADDRESS",
+        doc: "RYLR address of this hub (0–65535).",
+        kind: Kind::Number,
+        apply: |c, v| {
+            c.radio.settings.address = number_in(v, 0, 65_535)? as u16;
+            Ok(())
+        },
+        show: |c| toml::Value::Integer(i64::from(c.radio.settings.address)),
+    },
+    Field {
+        key: "radio.max_item",
+        env: "CAIRN_RADIO_MAX_ITEM",
+        doc: "Largest message sent over the radio; larger ones wait for another carrier. A 64 KiB message takes about 6 minutes of air at SF9.",
+        kind: Kind::Number,
+        apply: |c, v| {
+            c.radio.max_item = size_in(v, 1 << 10, 16 << 20)?;
+            Ok(())
+        },
+        show: |c| toml::Value::String(c.radio.max_item.to_string()),
+    },
 ];
 
 /// Environment variables that are not fields but are read by cairn.
 pub const OTHER_ENV: &[&str] = &["CAIRN_CONFIG", "CAIRN_LOG"];
 
 /// Sections of the file, for messages about a section written as a value.
-const SECTIONS: &[&str] = &["hub", "listen", "limits", "mail", "security", "gateway"];
+const SECTIONS: &[&str] = &[
+    "hub", "listen", "limits", "mail", "security", "gateway", "radio",
+];
 
 fn field(key: &str) -> Option<&'static Field> {
     FIELDS.iter().find(|f| f.key == key)
@@ -1174,6 +1335,23 @@ impl Config {
                 } else {
                     seen.push((*addr, key));
                 }
+            }
+        }
+        if !self.radio.port.is_empty() {
+            for message in self.radio.settings.problems() {
+                let (field, message) = match message.split_once(": ") {
+                    Some((f, m))
+                        if ["sf", "bandwidth", "txpower", "network", "frequency"].contains(&f) =>
+                    {
+                        (format!("radio.{f}"), m.to_string())
+                    }
+                    _ => ("radio".to_string(), message),
+                };
+                problems.push(Problem {
+                    field,
+                    origin: None,
+                    message,
+                });
             }
         }
         problems

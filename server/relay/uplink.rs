@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// The carriers an uplink can use.
-pub const CARRIERS: [&str; 5] = ["link", "folder", "usb", "nncp", "smtp"];
+pub const CARRIERS: [&str; 6] = ["link", "folder", "usb", "nncp", "smtp", "lora"];
 /// How often the scheduler looks at the uplinks.
 pub const TICK: Duration = Duration::from_secs(30);
 /// An open uplink with nothing queued still syncs this often (seconds), to
@@ -102,6 +102,7 @@ struct Inner {
     relay: Relay,
     board: watch::Sender<Board>,
     memory: Mutex<HashMap<i64, Memory>>,
+    radio: Mutex<Option<super::radio::service::Radio>>,
 }
 
 /// Runs uplinks: by hand and on their schedules.
@@ -131,12 +132,22 @@ impl Syncer {
                 relay,
                 board: watch::channel(Board::default()).0,
                 memory: Mutex::new(HashMap::new()),
+                radio: Mutex::new(None),
             }),
         }
     }
 
     pub fn relay(&self) -> &Relay {
         &self.inner.relay
+    }
+
+    /// Gives the syncer the hub's radio, for `lora` uplinks.
+    pub fn set_radio(&self, radio: super::radio::service::Radio) {
+        *self.inner.radio.lock().expect("not poisoned") = Some(radio);
+    }
+
+    fn radio(&self) -> Option<super::radio::service::Radio> {
+        self.inner.radio.lock().expect("not poisoned").clone()
     }
 
     /// Follow the board.
@@ -165,6 +176,22 @@ impl Syncer {
                     return Err(RelayError::Input(
                         "a link uplink uses the peer's addresses from its card; give no target"
                             .into(),
+                    ));
+                }
+            }
+            "lora" => {
+                if p.is_classic() {
+                    return Err(RelayError::Classic(p.name));
+                }
+                if !target.is_empty() {
+                    return Err(RelayError::Input(
+                        "a lora uplink uses the hub's radio (radio.port in the configuration); give no target"
+                            .into(),
+                    ));
+                }
+                if self.radio().is_none() {
+                    return Err(RelayError::Input(
+                        "this hub has no radio: set radio.port in its configuration first".into(),
                     ));
                 }
             }
@@ -267,6 +294,7 @@ impl Syncer {
             }
             "folder" => Path::new(&up.target).is_dir(),
             "usb" => Path::new(&up.target).is_dir() && is_mount_point(Path::new(&up.target)),
+            "lora" => self.radio().is_some_and(|r| r.ready()),
             _ => true,
         }
     }
@@ -432,6 +460,12 @@ impl Syncer {
                 .await
                 .map_err(|e| e.to_string());
         }
+        if up.carrier == "lora" {
+            let Some(radio) = self.radio() else {
+                return Err("this hub has no radio: set radio.port in its configuration".into());
+            };
+            return radio.sync(&peer, progress).await;
+        }
         let label = match up.carrier.as_str() {
             "smtp" if relay.config.gateway.smarthost.is_empty() => "smtp (MX)".to_string(),
             "smtp" => format!("smtp {}", relay.config.gateway.smarthost),
@@ -541,10 +575,13 @@ impl Syncer {
             }
         }
         let since = at - m.last_attempt;
+        // Air time is scarce: a radio peer calls when it has something,
+        // so a radio uplink never polls an idle peer.
+        let polls = up.carrier != "lora";
         match schedule {
             Schedule::Manual => false,
             Schedule::Appear => appeared || (fresh && since >= MIN_GAP),
-            _ => (fresh && since >= MIN_GAP) || since >= POLL_EVERY,
+            _ => (fresh && since >= MIN_GAP) || (polls && since >= POLL_EVERY),
         }
     }
 

@@ -37,6 +37,8 @@ pub struct AppState {
     pub join_limit: Arc<crate::mail::ratelimit::RateLimiter<std::net::IpAddr>>,
     pub relay: crate::relay::Relay,
     pub syncer: crate::relay::uplink::Syncer,
+    /// The hub's radio, if it has one.
+    pub radio: Option<crate::relay::radio::service::Radio>,
     /// Cancel to have the hub restarted with changed settings.
     pub reload: tokio_util::sync::CancellationToken,
 }

@@ -10,6 +10,7 @@
 //! sent, and the sender waits rather than exceed the band's duty cycle.
 
 pub mod frame;
+pub mod service;
 pub mod session;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -140,11 +140,10 @@ impl Sim {
     /// Serves a radio on a pseudo-terminal and points `link` at it, as a
     /// udev rule would for a USB modem.
     pub fn open_pty(&self, name: &str, link: &Path) -> std::io::Result<()> {
-        let (master, mut slave) = serialport::TTYPort::pair()
+        // The slave end is kept open here (without a lock, so the hub can
+        // open it exclusively as it would a USB modem).
+        let (master, slave) = serialport::TTYPort::pair()
             .map_err(|e| std::io::Error::other(format!("cannot make a pseudo-terminal: {e}")))?;
-        slave
-            .set_exclusive(false)
-            .map_err(|e| std::io::Error::other(format!("pseudo-terminal: {e}")))?;
         let path = serialport::SerialPort::name(&slave)
             .ok_or_else(|| std::io::Error::other("pseudo-terminal without a name"))?;
         let port = Port::from_tty(master, &format!("{name} (modem)"))?;

@@ -1,0 +1,636 @@
+//! The radio as a hub service: it owns the modem, answers hellos from
+//! peers, starts sessions when an uplink asks ("Sync now", a schedule, new
+//! mail), reopens the modem when it is unplugged or reboots, and publishes
+//! its state for the radio page.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, timeout_at};
+use tokio_util::sync::CancellationToken;
+
+use super::frame::{Frame, HELLO_ANSWER, Hello, Kind};
+use super::session::{self, Air, AirError, SessionError, Tuning};
+use super::{RadioIo, VERSION, answer, finish, hello, hello_sender};
+use crate::carriers::lora::modem::{Modem, Received};
+use crate::carriers::lora::port::Port;
+use crate::carriers::lora::sim::Sim;
+use crate::config::RadioConfig;
+use crate::relay::Relay;
+use crate::relay::link::{self, ExchangeOptions, LinkProgress, LinkState};
+use crate::store::SyncCounts;
+use crate::store::relay::PeerRow;
+
+/// After a failed open, try again this soon.
+const REOPEN: Duration = Duration::from_secs(5);
+/// Hellos sent before a sync gives up on a silent peer.
+const HELLO_TRIES: u32 = 4;
+/// How long a finished session's `BYE` is repeated to a late poll.
+const LINGER: Duration = Duration::from_secs(120);
+/// Item data per record on the air: a resumed item loses at most this.
+const AIR_CHUNK: usize = 1024;
+/// Signal samples are written to the store this often.
+const SAMPLE_FLUSH: Duration = Duration::from_secs(60);
+
+/// What the radio is doing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RadioState {
+    #[default]
+    Off,
+    Opening,
+    Ready,
+    Session,
+    Failed,
+}
+
+impl RadioState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RadioState::Off => "off",
+            RadioState::Opening => "opening the modem",
+            RadioState::Ready => "listening",
+            RadioState::Session => "in a session",
+            RadioState::Failed => "failed",
+        }
+    }
+}
+
+/// The radio page's view.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RadioStatus {
+    pub state: RadioState,
+    pub port: String,
+    pub identity: String,
+    pub error: Option<String>,
+    pub band: String,
+    /// Air time used in the last hour, and what the ledger allows.
+    pub used_ms: u64,
+    pub limit_ms: u64,
+    /// The legal budget of the band per hour.
+    pub legal_ms: u64,
+    pub frames_sent: u64,
+    pub frames_heard: u64,
+    pub last_rssi: Option<i16>,
+    pub last_snr: Option<f32>,
+    /// Noise and errors the modem driver saw.
+    pub noise_frames: u64,
+    /// The peer of the session in progress.
+    pub peer: Option<String>,
+    pub progress: LinkProgress,
+    /// Sessions since start, and how the last one ended.
+    pub sessions: u64,
+    pub last_session: Option<String>,
+}
+
+enum Request {
+    Sync {
+        peer: PeerRow,
+        progress: watch::Sender<LinkProgress>,
+        done: oneshot::Sender<Result<SyncCounts, String>>,
+    },
+}
+
+/// Where the modem is.
+#[derive(Clone)]
+pub enum Opener {
+    /// A serial device path.
+    Serial(String),
+    /// A radio of an in-process simulator (tests in paused time).
+    Sim(Arc<Sim>, String),
+}
+
+impl Opener {
+    fn open(&self) -> std::io::Result<Port> {
+        match self {
+            Opener::Serial(path) => Port::open_serial(path),
+            Opener::Sim(sim, name) => sim.open(name),
+        }
+    }
+    fn name(&self) -> String {
+        match self {
+            Opener::Serial(p) => p.clone(),
+            Opener::Sim(_, n) => format!("simulated radio {n}"),
+        }
+    }
+}
+
+struct Inner {
+    relay: Relay,
+    config: RadioConfig,
+    opener: Opener,
+    tuning: Tuning,
+    status: watch::Sender<RadioStatus>,
+    requests: mpsc::Sender<Request>,
+    receiver: Mutex<Option<mpsc::Receiver<Request>>>,
+}
+
+/// A handle on the radio service.
+#[derive(Clone)]
+pub struct Radio {
+    inner: Arc<Inner>,
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    u64::from_le_bytes(b)
+}
+
+impl Radio {
+    pub fn new(relay: Relay, config: RadioConfig, opener: Opener, tuning: Tuning) -> Radio {
+        let (requests, receiver) = mpsc::channel(8);
+        let status = RadioStatus {
+            port: opener.name(),
+            ..RadioStatus::default()
+        };
+        Radio {
+            inner: Arc::new(Inner {
+                relay,
+                config,
+                opener,
+                tuning,
+                status: watch::channel(status).0,
+                requests,
+                receiver: Mutex::new(Some(receiver)),
+            }),
+        }
+    }
+
+    /// The radio configured for this hub, if it has one.
+    pub fn from_config(relay: Relay, config: &RadioConfig) -> Option<Radio> {
+        if config.port.is_empty() {
+            return None;
+        }
+        Some(Radio::new(
+            relay,
+            config.clone(),
+            Opener::Serial(config.port.clone()),
+            Tuning::default(),
+        ))
+    }
+
+    pub fn status(&self) -> watch::Receiver<RadioStatus> {
+        self.inner.status.subscribe()
+    }
+
+    pub fn config(&self) -> &RadioConfig {
+        &self.inner.config
+    }
+
+    /// Whether the modem is open and listening (an uplink over it can run).
+    pub fn ready(&self) -> bool {
+        matches!(
+            self.inner.status.borrow().state,
+            RadioState::Ready | RadioState::Session
+        )
+    }
+
+    /// Syncs with `peer` over the radio; `progress` follows it.
+    pub async fn sync(
+        &self,
+        peer: &PeerRow,
+        progress: &watch::Sender<LinkProgress>,
+    ) -> Result<SyncCounts, String> {
+        let (done, wait) = oneshot::channel();
+        progress.send_modify(|p| p.state = LinkState::Connecting);
+        self.inner
+            .requests
+            .send(Request::Sync {
+                peer: peer.clone(),
+                progress: progress.clone(),
+                done,
+            })
+            .await
+            .map_err(|_| "the radio service has stopped".to_string())?;
+        wait.await
+            .map_err(|_| "the radio service stopped during the sync".to_string())?
+    }
+
+    fn set(&self, f: impl FnOnce(&mut RadioStatus)) {
+        self.inner.status.send_modify(f);
+    }
+
+    fn publish_io(&self, io: &mut RadioIo) {
+        let (used, limit) = io.ledger_use();
+        let band = io.band();
+        let stats = io.stats.clone();
+        let noise = io.modem().status().noise_frames;
+        self.set(|s| {
+            s.band = band.name.to_string();
+            s.used_ms = used.0 / 1000;
+            s.limit_ms = limit.0 / 1000;
+            s.legal_ms = band.budget().0 / 1000;
+            s.frames_sent = stats.frames_sent;
+            s.frames_heard = stats.frames_heard;
+            s.last_rssi = stats.last_rssi;
+            s.last_snr = stats.last_snr;
+            s.noise_frames = noise;
+        });
+    }
+
+    async fn flush_samples(&self, io: &mut RadioIo, peer: Option<i64>) {
+        let samples: Vec<(i64, Option<i64>, i64, f64)> = io
+            .samples
+            .drain(..)
+            .map(|(at, rssi, snr)| (at, peer, i64::from(rssi), f64::from(snr)))
+            .collect();
+        if let Err(e) = self.inner.relay.store().signal_add(&samples).await {
+            tracing::warn!(error = %e, "could not record radio signal samples");
+        }
+    }
+
+    /// Runs the radio until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        let Some(mut requests) = self
+            .inner
+            .receiver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return;
+        };
+        loop {
+            self.set(|s| {
+                s.state = RadioState::Opening;
+            });
+            let opened = async {
+                let port = self.inner.opener.open().map_err(|e| e.to_string())?;
+                let modem = Modem::open(port, &self.inner.config.settings)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                RadioIo::new(modem, Some(self.inner.relay.store().clone()))
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            let mut io = tokio::select! {
+                r = opened => match r {
+                    Ok(io) => io,
+                    Err(e) => {
+                        tracing::warn!(port = %self.inner.opener.name(), error = %e, "the radio could not start");
+                        self.set(|s| { s.state = RadioState::Failed; s.error = Some(e); });
+                        // Syncs asked for meanwhile fail at once, clearly.
+                        while let Ok(Request::Sync { done, .. }) = requests.try_recv() {
+                            let _ = done.send(Err("the radio is not working: see the radio page".into()));
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(REOPEN) => continue,
+                            _ = stop.cancelled() => return,
+                        }
+                    }
+                },
+                _ = stop.cancelled() => return,
+            };
+            let identity = io.modem().status().identity.clone();
+            tracing::info!(port = %self.inner.opener.name(), modem = %identity, band = io.band().name, "radio listening");
+            self.set(|s| {
+                s.state = RadioState::Ready;
+                s.identity = identity;
+                s.error = None;
+            });
+            self.publish_io(&mut io);
+            let why = self.serve(&mut io, &mut requests, &stop).await;
+            self.flush_samples(&mut io, None).await;
+            match why {
+                None => {
+                    io.into_modem().close().await;
+                    self.set(|s| s.state = RadioState::Off);
+                    return;
+                }
+                Some(e) => {
+                    tracing::warn!(port = %self.inner.opener.name(), error = %e, "the radio stopped; reopening");
+                    self.set(|s| {
+                        s.state = RadioState::Failed;
+                        s.error = Some(e);
+                    });
+                    tokio::select! {
+                        _ = tokio::time::sleep(REOPEN) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Listens and runs sessions until the modem fails (`Some(why)`) or
+    /// `stop` (`None`).
+    async fn serve(
+        &self,
+        io: &mut RadioIo,
+        requests: &mut mpsc::Receiver<Request>,
+        stop: &CancellationToken,
+    ) -> Option<String> {
+        let mut linger: Option<(u16, Vec<u8>, Instant)> = None;
+        let mut flush = tokio::time::interval(SAMPLE_FLUSH);
+        loop {
+            let next = tokio::select! {
+                r = io.recv() => Next::Heard(r),
+                q = requests.recv() => match q {
+                    Some(q) => Next::Asked(q),
+                    None => return None,
+                },
+                _ = flush.tick() => Next::Flush,
+                _ = stop.cancelled() => return None,
+            };
+            match next {
+                Next::Flush => {
+                    self.flush_samples(io, None).await;
+                    self.publish_io(io);
+                }
+                Next::Heard(Err(e)) => return Some(e.to_string()),
+                Next::Heard(Ok(r)) => {
+                    let Some(f) = Frame::decode(&r.data) else {
+                        continue;
+                    };
+                    if f.kind == Kind::Hello && f.flags & HELLO_ANSWER == 0 {
+                        linger = None;
+                        if let Some(e) = self.answer_hellos(io, r).await {
+                            return Some(e);
+                        }
+                    } else if let Some((tag, bye, until)) = &linger
+                        && f.kind == Kind::Turn
+                        && f.session == *tag
+                        && Instant::now() < *until
+                    {
+                        // The other side missed our BYE and polls.
+                        let bye = bye.clone();
+                        if let Err(e) = io.send(vec![bye]).await {
+                            return Some(e.to_string());
+                        }
+                    }
+                }
+                Next::Asked(Request::Sync {
+                    peer,
+                    progress,
+                    done,
+                }) => {
+                    let r = self.call(io, &peer, &progress).await;
+                    let mut restart = None;
+                    let (result, radio_error) = match r {
+                        Ok((counts, bye)) => {
+                            linger = bye;
+                            (Ok(counts), None)
+                        }
+                        Err(Failure::Radio(e)) => (Err(e.clone()), Some(e)),
+                        Err(Failure::Session(e)) => (Err(e), None),
+                        Err(Failure::Restarted(r)) => {
+                            restart = Some(r);
+                            (
+                                Err(format!(
+                                    "{} started over during the sync; it continues in a new session",
+                                    peer.name
+                                )),
+                                None,
+                            )
+                        }
+                    };
+                    let _ = done.send(result);
+                    if let Some(e) = radio_error {
+                        return Some(e);
+                    }
+                    if let Some(r) = restart
+                        && let Some(e) = self.answer_hellos(io, r).await
+                    {
+                        return Some(e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn our_hello(&self, io: &mut RadioIo) -> Hello {
+        Hello {
+            version: VERSION,
+            mtu: io.mtu() as u16,
+            budget_ms: io.budget_ms(),
+            reserved: 0,
+        }
+    }
+
+    /// Calls `peer`: hellos until it answers, then the session.
+    async fn call(
+        &self,
+        io: &mut RadioIo,
+        peer: &PeerRow,
+        progress: &watch::Sender<LinkProgress>,
+    ) -> Result<(SyncCounts, Option<(u16, Vec<u8>, Instant)>), Failure> {
+        let relay = &self.inner.relay;
+        let Some(key) = peer.key() else {
+            return Err(Failure::Session(format!(
+                "{} is a classic peer: it has no radio",
+                peer.name
+            )));
+        };
+        let private = relay.identity().private;
+        let ours = relay.identity().public;
+        let hello_air = io.airtime(160).as_duration();
+        let wait = hello_air * 2 + self.inner.tuning.turnaround * 2 + Duration::from_secs(2);
+        for attempt in 0..HELLO_TRIES {
+            let tag = (random_u64() & 0xFFFF) as u16;
+            let h = self.our_hello(io);
+            let Some((hs, first)) = hello(&private, &key, tag, &h) else {
+                return Err(Failure::Session(
+                    "the radio handshake could not start".into(),
+                ));
+            };
+            io.send(vec![first]).await.map_err(radio_failure)?;
+            let deadline =
+                Instant::now() + wait * (attempt + 1) + Duration::from_millis(random_u64() % 1500);
+            loop {
+                let r = match timeout_at(deadline, io.recv()).await {
+                    Err(_) => break,
+                    Ok(r) => r.map_err(radio_failure)?,
+                };
+                let Some(f) = Frame::decode(&r.data) else {
+                    continue;
+                };
+                if f.kind != Kind::Hello {
+                    continue;
+                }
+                if f.flags & HELLO_ANSWER != 0 && f.session == tag {
+                    let Some((keys, _theirs)) = finish(hs, &f) else {
+                        return Err(Failure::Session(format!(
+                            "{}'s answer over the radio failed authentication",
+                            peer.name
+                        )));
+                    };
+                    return self
+                        .session(io, peer, keys, tag, true, progress)
+                        .await
+                        .map(|(c, bye)| (c, bye.map(|b| (tag, b, Instant::now() + LINGER))));
+                }
+                // Both called at once: the hub with the smaller key answers.
+                if f.flags & HELLO_ANSWER == 0
+                    && let Some((their_key, _, rhs)) = hello_sender(&private, &f)
+                    && their_key == key
+                    && ours > key
+                {
+                    let h = self.our_hello(io);
+                    let Some((keys, reply)) = answer(rhs, f.session, &h) else {
+                        continue;
+                    };
+                    io.send(vec![reply]).await.map_err(radio_failure)?;
+                    return self
+                        .session(io, peer, keys, f.session, false, progress)
+                        .await
+                        .map(|(c, bye)| (c, bye.map(|b| (f.session, b, Instant::now() + LINGER))));
+                }
+            }
+        }
+        Err(Failure::Session(format!(
+            "{} did not answer over the radio ({HELLO_TRIES} hellos): out of range, or its radio is off",
+            peer.name
+        )))
+    }
+
+    /// Answers a hello, and the next if the peer starts over again;
+    /// `Some` when the radio failed.
+    async fn answer_hellos(&self, io: &mut RadioIo, mut r: Received) -> Option<String> {
+        loop {
+            match self.answer_hello(io, r).await {
+                Ok(()) => return None,
+                Err(Failure::Radio(e)) => return Some(e),
+                Err(Failure::Session(e)) => {
+                    tracing::info!(error = %e, "radio session ended");
+                    return None;
+                }
+                Err(Failure::Restarted(next)) => r = next,
+            }
+        }
+    }
+
+    /// Answers a hello; runs the session if it is from a peer.
+    async fn answer_hello(&self, io: &mut RadioIo, r: Received) -> Result<(), Failure> {
+        let relay = &self.inner.relay;
+        let private = relay.identity().private;
+        let Some(f) = Frame::decode(&r.data) else {
+            return Ok(());
+        };
+        let Some((key, theirs, hs)) = hello_sender(&private, &f) else {
+            // Another network's hub, or noise that looked like a hello.
+            return Ok(());
+        };
+        let peer = match relay.store().peer_by_key(&key).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                tracing::warn!(
+                    node = %crate::relay::node::fingerprint(&key),
+                    "a hello over the radio from a node that is not a peer; ignored"
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(Failure::Session(e.to_string())),
+        };
+        if theirs.version != VERSION {
+            tracing::warn!(peer = %peer.name, version = theirs.version, "a radio hello of another protocol version; ignored");
+            return Ok(());
+        }
+        let h = self.our_hello(io);
+        let Some((keys, reply)) = answer(hs, f.session, &h) else {
+            return Ok(());
+        };
+        io.send(vec![reply]).await.map_err(radio_failure)?;
+        let (progress, _) = watch::channel(LinkProgress::default());
+        self.session(io, &peer, keys, f.session, false, &progress)
+            .await
+            .map(|_| ())
+    }
+
+    /// One session with `peer`: the exchange over the record stream.
+    async fn session(
+        &self,
+        io: &mut RadioIo,
+        peer: &PeerRow,
+        keys: snow::StatelessTransportState,
+        tag: u16,
+        initiator: bool,
+        progress: &watch::Sender<LinkProgress>,
+    ) -> Result<(SyncCounts, Option<Vec<u8>>), Failure> {
+        let relay = &self.inner.relay;
+        let private = relay.identity().private;
+        let key = peer.key();
+        let same_peer =
+            move |f: &Frame| hello_sender(&private, f).is_some_and(|(k, _, _)| Some(k) == key);
+        self.set(|s| {
+            s.state = RadioState::Session;
+            s.peer = Some(peer.name.clone());
+            s.progress = LinkProgress::default();
+        });
+        // Mirror the exchange's progress onto the radio page.
+        let mut follow = progress.subscribe();
+        let me = self.clone();
+        let mirror = tokio::spawn(async move {
+            while follow.changed().await.is_ok() {
+                let p = follow.borrow().clone();
+                me.set(|s| s.progress = p);
+            }
+        });
+        let (out_tx, out_rx) = mpsc::channel(2);
+        let (in_tx, in_rx) = mpsc::channel(16);
+        let options = ExchangeOptions {
+            data_chunk: AIR_CHUNK,
+            max_item: Some(self.inner.config.max_item.0),
+            close_wait: self.inner.tuning.max_silence,
+        };
+        let label = if initiator {
+            "lora (called)"
+        } else {
+            "lora (answered)"
+        };
+        let (s, e) = tokio::join!(
+            session::run(
+                io,
+                &keys,
+                tag,
+                initiator,
+                out_rx,
+                in_tx,
+                &self.inner.tuning,
+                random_u64(),
+                &same_peer,
+            ),
+            link::exchange_records(relay, peer, out_tx, in_rx, progress, &options, label),
+        );
+        mirror.abort();
+        self.flush_samples(io, Some(peer.id)).await;
+        self.publish_io(io);
+        let summary = match (&s, &e) {
+            (_, Ok(c)) => format!("with {}: {} out, {} in", peer.name, c.items_out, c.items_in),
+            (_, Err(e)) => format!("with {}: {e}", peer.name),
+        };
+        self.set(|st| {
+            st.state = RadioState::Ready;
+            st.peer = None;
+            st.sessions += 1;
+            st.last_session = Some(summary);
+        });
+        match (s, e) {
+            (Err(SessionError::Air(a)), _) => Err(Failure::Radio(a.to_string())),
+            (Err(SessionError::Interrupted(r)), _) => Err(Failure::Restarted(r)),
+            (_, Err(e)) => Err(Failure::Session(e.to_string())),
+            // The exchange finished: everything agreed has moved, even if
+            // the session's last goodbye was lost.
+            (s, Ok(c)) => Ok((c, s.ok().and_then(|o| o.bye))),
+        }
+    }
+}
+
+enum Next {
+    Heard(Result<Received, AirError>),
+    Asked(Request),
+    Flush,
+}
+
+/// A failed sync: the radio itself (reopen it), just this session, or
+/// the peer started over with a new hello (answer it).
+enum Failure {
+    Radio(String),
+    Session(String),
+    Restarted(Received),
+}
+
+fn radio_failure(e: AirError) -> Failure {
+    Failure::Radio(e.to_string())
+}

@@ -1,0 +1,264 @@
+//! Two hubs whose radios are simulated modems on pseudo-terminals: each
+//! hub opens its serial device as it would a USB modem. Mail crosses both
+//! ways, at 10 % frame loss, and a transfer cut by unplugging a modem
+//! resumes after it is plugged in again, with nothing doubled.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn::carriers::lora::airtime::Region;
+use cairn::carriers::lora::modem::Settings;
+use cairn::carriers::lora::sim::ether::Conditions;
+use cairn::carriers::lora::sim::{Model, Sim};
+use cairn::relay::radio::service::RadioState;
+use common::relay::{Node, node_for, send, send_plain};
+use common::smtp::inbox;
+
+/// Fast settings for tests: SF7 at 250 kHz fills the EU 10 % sub-band.
+fn fast(model: Model, address: u16) -> Settings {
+    Settings {
+        model,
+        bandwidth: 250_000,
+        sf: 7,
+        address,
+        ..Settings::default()
+    }
+}
+
+struct Radios {
+    sim: Arc<Sim>,
+    _dir: tempfile::TempDir,
+    a: Node,
+    b: Node,
+}
+
+async fn radio_pair(model: Model, conditions: Conditions, plain: bool) -> Radios {
+    let sim = Sim::new(17, conditions);
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a", "b"] {
+        sim.add(name, model);
+        sim.open_pty(name, &dir.path().join(format!("radio-{name}")))
+            .unwrap();
+    }
+    let port = |n: &str| dir.path().join(format!("radio-{n}")).display().to_string();
+    let (pa, pb) = (port("a"), port("b"));
+    let a = node_for("camp-a", "camp-a.example", |c| {
+        c.radio.port = pa;
+        c.radio.settings = fast(model, 1);
+        c.mail.require_encryption = !plain;
+    })
+    .await;
+    let b = node_for("camp-b", "camp-b.example", |c| {
+        c.radio.port = pb;
+        c.radio.settings = fast(model, 2);
+        c.mail.require_encryption = !plain;
+    })
+    .await;
+    a.add(&b).await;
+    b.add(&a).await;
+    a.hub
+        .syncer
+        .add("camp-b", "lora", "", "always")
+        .await
+        .unwrap();
+    b.hub
+        .syncer
+        .add("camp-a", "lora", "", "always")
+        .await
+        .unwrap();
+    for n in [&a, &b] {
+        wait_radio(n, RadioState::Ready).await;
+    }
+    Radios {
+        sim,
+        _dir: dir,
+        a,
+        b,
+    }
+}
+
+async fn wait_radio(n: &Node, state: RadioState) {
+    let radio = n.hub.radio.clone().expect("the hub has a radio");
+    let mut status = radio.status();
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        status.wait_for(|s| s.state == state),
+    )
+    .await;
+    assert!(
+        r.is_ok(),
+        "{}'s radio never reached {state:?}: {:?}",
+        n.hub.name,
+        radio.status().borrow()
+    );
+}
+
+async fn wait_inbox(n: &Node, user: &str, count: usize, within: Duration) {
+    let t = tokio::time::Instant::now();
+    loop {
+        let have = inbox(&n.hub, user).await.len();
+        if have >= count {
+            assert_eq!(have, count, "{user} on {} has more than sent", n.hub.name);
+            return;
+        }
+        if t.elapsed() > within {
+            let status = n.hub.radio.as_ref().map(|r| r.status().borrow().clone());
+            panic!(
+                "{user} on {} has {have} of {count} messages after {within:?}; radio: {status:?}; outbox: {:?}",
+                n.hub.name,
+                n.hub.store.outbox().await.unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn no_one_over_the_duty_cycle(sim: &Sim) {
+    if let Err(e) = sim.ether().check_duty(Region::Eu868) {
+        panic!("{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_crosses_the_radio_both_ways_on_each_modem() {
+    for model in [Model::Rnode, Model::Rylr] {
+        let r = radio_pair(model, Conditions::default(), false).await;
+        send(
+            &r.a,
+            "alice@camp-a.example",
+            "bob@camp-b.example",
+            "over the air",
+        )
+        .await;
+        wait_inbox(&r.b, "bob@camp-b.example", 1, Duration::from_secs(60)).await;
+        send(
+            &r.b,
+            "bob@camp-b.example",
+            "alice@camp-a.example",
+            "and back",
+        )
+        .await;
+        wait_inbox(&r.a, "alice@camp-a.example", 1, Duration::from_secs(60)).await;
+        // Custody ends with the acknowledgement: both outboxes empty.
+        for n in [&r.a, &r.b] {
+            let mut empty = false;
+            for _ in 0..100 {
+                if n.hub.store.outbox().await.unwrap().is_empty() {
+                    empty = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            assert!(
+                empty,
+                "{model:?}: {} still holds {:?}",
+                n.hub.name,
+                n.hub.store.outbox().await.unwrap()
+            );
+        }
+        let history = r.a.hub.store.sync_history(10).await.unwrap();
+        assert!(
+            history
+                .iter()
+                .any(|h| h.carrier.starts_with("lora") && h.error.is_none()),
+            "{model:?}: {history:?}"
+        );
+        no_one_over_the_duty_cycle(&r.sim);
+        let status = r.a.hub.radio.as_ref().unwrap().status().borrow().clone();
+        assert!(status.frames_sent > 0 && status.used_ms > 0, "{status:?}");
+        assert!(status.last_rssi.is_some(), "{status:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_crosses_at_ten_percent_frame_loss() {
+    let r = radio_pair(
+        Model::Rnode,
+        Conditions {
+            loss: 0.1,
+            corrupt: 0.01,
+            ..Conditions::default()
+        },
+        false,
+    )
+    .await;
+    for i in 0..3 {
+        send(
+            &r.a,
+            "alice@camp-a.example",
+            "bob@camp-b.example",
+            &format!("a{i}"),
+        )
+        .await;
+        send(
+            &r.b,
+            "bob@camp-b.example",
+            "alice@camp-a.example",
+            &format!("b{i}"),
+        )
+        .await;
+    }
+    wait_inbox(&r.b, "bob@camp-b.example", 3, Duration::from_secs(240)).await;
+    wait_inbox(&r.a, "alice@camp-a.example", 3, Duration::from_secs(240)).await;
+    assert!(
+        r.sim.ether().stats().lost > 0,
+        "{:?}",
+        r.sim.ether().stats()
+    );
+    no_one_over_the_duty_cycle(&r.sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unplugged_modem_resumes_the_transfer_without_duplicates() {
+    let r = radio_pair(Model::Rnode, Conditions::default(), true).await;
+    const SIZE: usize = 24_000;
+    send_plain(
+        &r.a,
+        "alice@camp-a.example",
+        "bob@camp-b.example",
+        "big",
+        SIZE,
+    )
+    .await;
+    // Wait until part of it has crossed, then pull A's modem.
+    let b_radio = r.b.hub.radio.clone().unwrap();
+    let mut status = b_radio.status();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        status.wait_for(|s| s.progress.bytes_in > 6_000),
+    )
+    .await
+    .expect("the transfer started")
+    .unwrap();
+    r.sim.unplug("a");
+    wait_radio(&r.a, RadioState::Failed).await;
+    let a_status = r.a.hub.radio.as_ref().unwrap().status().borrow().clone();
+    assert!(
+        a_status
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("gone") || e.contains("open")),
+        "{a_status:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    r.sim.plug("a").unwrap();
+    wait_radio(&r.a, RadioState::Ready).await;
+    // The next sync continues from B's partial copy.
+    common::relay::sync_now(&r.a, Some("camp-b")).await;
+    wait_inbox(&r.b, "bob@camp-b.example", 1, Duration::from_secs(120)).await;
+    let runs = r.b.hub.store.sync_history(10).await.unwrap();
+    let moved: i64 = runs.iter().map(|h| h.bytes_in).sum();
+    let last = runs
+        .iter()
+        .find(|h| h.error.is_none() && h.items_in == 1)
+        .expect("a run that took it");
+    assert!(
+        (last.bytes_in as usize) < SIZE,
+        "the finishing run moved {} bytes: it started over instead of resuming ({runs:?})",
+        last.bytes_in
+    );
+    assert!(moved as usize >= SIZE, "{runs:?}");
+    no_one_over_the_duty_cycle(&r.sim);
+}
