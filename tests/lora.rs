@@ -212,6 +212,10 @@ async fn mail_crosses_at_ten_percent_frame_loss() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unplugged_modem_resumes_the_transfer_without_duplicates() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("cairn=debug")
+        .with_test_writer()
+        .try_init();
     let r = radio_pair(Model::Rnode, Conditions::default(), true).await;
     const SIZE: usize = 24_000;
     send_plain(

@@ -340,6 +340,7 @@ pub async fn run<A: Air>(
                 if silent >= tuning.max_silence {
                     return Err(SessionError::Silent(silent));
                 }
+                tracing::debug!(session, silent = ?silent, "radio poll");
                 // Poll: say our turn again (it may be the part that was lost).
                 polls_in_a_row += 1;
                 st.outcome.polls += 1;
@@ -388,6 +389,7 @@ impl State {
         // a reboot) and this session is over. Hellos from others wait
         // until this session ends.
         if f.kind == Kind::Hello {
+            tracing::debug!(session, theirs = f.session, "radio hello during a session");
             if f.flags & frame::HELLO_ANSWER == 0 && same_peer(&f) {
                 return Ok(Some(Err(SessionError::Interrupted(r))));
             }

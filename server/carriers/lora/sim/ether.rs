@@ -327,6 +327,14 @@ impl Ether {
         }
     }
 
+    /// Ends every transmission of a radio whose modem vanished mid-frame
+    /// (unplugged, or power-cycled): nobody receives them.
+    pub fn silence(&self, node: usize) {
+        let mut g = self.lock();
+        g.active.retain(|a| a.node != node);
+        g.nodes[node].transmitting = false;
+    }
+
     pub fn stats(&self) -> Stats {
         self.lock().stats
     }

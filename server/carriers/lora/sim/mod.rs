@@ -126,6 +126,7 @@ impl Sim {
         }
         if let Some(t) = r.task.take() {
             t.abort();
+            self.ether.silence(r.node);
         }
         let (host, modem) = Port::pair(name, &format!("{name} (modem)"));
         let (model, node) = (r.model, r.node);
@@ -159,6 +160,7 @@ impl Sim {
             })?;
             if let Some(t) = r.task.take() {
                 t.abort();
+                self.ether.silence(r.node);
             }
             r.plugged = true;
             r.pty_slave = Some(slave);
@@ -180,6 +182,7 @@ impl Sim {
             r.plugged = false;
             if let Some(t) = r.task.take() {
                 t.abort();
+                self.ether.silence(r.node);
             }
             r.pty_slave = None;
             self.ether.tune(r.node, None);
