@@ -266,3 +266,68 @@ async fn an_unplugged_modem_resumes_the_transfer_without_duplicates() {
     assert!(moved as usize >= SIZE, "{runs:?}");
     no_one_over_the_duty_cycle(&r.sim);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_radio_simulator_command_serves_modems_a_driver_can_open() {
+    use cairn::carriers::lora::modem::{Modem, ModemError};
+    use cairn::carriers::lora::port::Port;
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args([
+            "radio", "sim", "--modem", "rylr", "--radios", "x,y", "--dir",
+        ])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..3 {
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        lines.push(l);
+    }
+    assert!(
+        lines[0].contains("radio x:") && lines[2].contains("radio.port"),
+        "{lines:?}"
+    );
+    let x = dir.path().join("x").display().to_string();
+    let y = dir.path().join("y").display().to_string();
+    let settings = |address| Settings {
+        model: Model::Rylr,
+        address,
+        ..Settings::default()
+    };
+    let mut mx = Modem::open(Port::open_serial(&x).unwrap(), &settings(1))
+        .await
+        .unwrap();
+    let mut my = Modem::open(Port::open_serial(&y).unwrap(), &settings(2))
+        .await
+        .unwrap();
+    assert!(
+        mx.status().identity.contains("RYLR998"),
+        "{:?}",
+        mx.status()
+    );
+    mx.send(&[b"through the simulator".to_vec()]).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), my.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.data, b"through the simulator");
+    // Unplugging on its command line closes the hub's port.
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "unplug x").unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), mx.recv())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, ModemError::Gone(_)), "{err}");
+    // A wrong device is a clear error, not a hang.
+    let err = Port::open_serial(&dir.path().join("none").display().to_string()).unwrap_err();
+    assert!(err.to_string().contains("cannot open"), "{err}");
+    child.kill().unwrap();
+    let _ = child.wait();
+}
