@@ -169,7 +169,33 @@ async fn mail_crosses_the_radio_both_ways_on_each_modem() {
         let status = r.a.hub.radio.as_ref().unwrap().status().borrow().clone();
         assert!(status.frames_sent > 0 && status.used_ms > 0, "{status:?}");
         assert!(status.last_rssi.is_some(), "{status:?}");
+        radio_page_shows_it(&r.a).await;
     }
+}
+
+/// The radio page after traffic: the modem, air time against the band's
+/// budget, and the signal plot.
+async fn radio_page_shows_it(n: &Node) {
+    use common::web::{admin_session, request};
+    let web = n.hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+    let (jar, _) = admin_session(&n.hub).await;
+    let page = request(web, "/admin/radio", &jar, None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let b = &page.body;
+    assert!(
+        b.contains(r#"<td id="radio-state">listening</td>"#)
+            || b.contains(r#"<td id="radio-state">in a session</td>"#),
+        "{b}"
+    );
+    assert!(b.contains("eu868-g3") && b.contains("10 %, 500 mW"), "{b}");
+    assert!(b.contains("<meter"), "{b}");
+    assert!(
+        b.contains(r#"<svg id="signal-plot""#) && b.contains(r#"class="rssi""#),
+        "{b}"
+    );
+    // Without a login: no page.
+    let anon = request(web, "/admin/radio", "", None).await;
+    assert_ne!(anon.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,4 +356,87 @@ async fn the_radio_simulator_command_serves_modems_a_driver_can_open() {
     assert!(err.to_string().contains("cannot open"), "{err}");
     child.kill().unwrap();
     let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modem_that_never_answers_is_a_clear_error_on_the_page() {
+    use common::web::{admin_session, enc, request};
+    // A serial device where nothing answers: a pseudo-terminal nobody
+    // serves.
+    let (_master, slave) = serialport::TTYPort::pair().unwrap();
+    let path = serialport::SerialPort::name(&slave).unwrap();
+    drop(slave);
+    let p = path.clone();
+    let n = node_for("camp-a", "camp-a.example", move |c| {
+        c.radio.port = p;
+    })
+    .await;
+    wait_radio(&n, RadioState::Failed).await;
+    let web = n.hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+    let (jar, csrf) = admin_session(&n.hub).await;
+    let page = request(web, "/admin/radio", &jar, None).await;
+    assert!(page.body.contains(r#"id="radio-error""#), "{}", page.body);
+    assert!(
+        page.body.contains(&format!("no RNode answered on {path}"))
+            && page.body.contains("RNode firmware"),
+        "{}",
+        page.body
+    );
+    // A setting the modem cannot take is refused with the reason, and
+    // nothing changes.
+    let form = |sf: &str, modem: &str| {
+        format!(
+            "csrf={}&port={}&modem={modem}&region=eu868&frequency=869525000&bandwidth=125000&sf={sf}&cr=1&txpower=14&network=18&address=0&max_item=64+KiB",
+            enc(&csrf),
+            enc(&path)
+        )
+    };
+    let r = request(
+        web,
+        "/admin/radio/settings",
+        &jar,
+        Some(&form("12", "rylr")),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("SF11"), "{}", r.body);
+    let r = request(
+        web,
+        "/admin/radio/settings",
+        &jar,
+        Some(&form("13", "rnode")),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("radio.sf"), "{}", r.body);
+    assert!(
+        n.hub
+            .store
+            .settings_with_prefix("config.radio.")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A good change is stored and the hub restarts to apply it.
+    let r = request(
+        web,
+        "/admin/radio/settings",
+        &jar,
+        Some(&form("10", "rnode")),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("restarts"), "{}", r.body);
+    let stored = n
+        .hub
+        .store
+        .settings_with_prefix("config.radio.")
+        .await
+        .unwrap();
+    assert!(
+        stored
+            .iter()
+            .any(|(k, v)| k == "config.radio.sf" && v == "10"),
+        "{stored:?}"
+    );
 }

@@ -46,6 +46,16 @@ impl Store {
         .await?)
     }
 
+    /// Air time per band since `since_ms`, in µs, for the radio page.
+    pub async fn airtime_by_band(&self, since_ms: i64) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT band, SUM(airtime_us) FROM radio_airtime WHERE at_ms >= ? GROUP BY band ORDER BY band",
+        )
+        .bind(since_ms)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// Adds link-quality samples, keeping the newest [`SIGNAL_KEPT`].
     pub async fn signal_add(&self, samples: &[(i64, Option<i64>, i64, f64)]) -> Result<()> {
         if samples.is_empty() {

@@ -8,6 +8,7 @@ pub mod admin;
 mod assets;
 pub mod join;
 mod probes;
+mod radio;
 mod relay;
 mod settings;
 mod status;
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .merge(settings::router())
         .merge(wizard::router())
         .merge(sync::router())
+        .merge(radio::router())
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

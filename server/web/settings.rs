@@ -260,7 +260,7 @@ struct RestartingPage {
     version: &'static str,
 }
 
-fn restarting(state: &AppState, what: &str) -> Response {
+pub(super) fn restarting(state: &AppState, what: &str) -> Response {
     no_store(RestartingPage {
         name: state.config.hub.name.clone(),
         what: what.to_string(),

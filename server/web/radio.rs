@@ -1,0 +1,339 @@
+//! The radio page: the modem and its state, link quality over time (RSSI
+//! and SNR as an SVG plot drawn here, no script needed), air time against
+//! each band's budget, the session in progress, and the radio's settings.
+
+use super::admin::{page_error, require, require_form, unavailable};
+use super::settings::{restart_soon, restarting};
+use super::{AppState, no_store};
+use crate::carriers::lora::airtime::{Airtime, Region, WINDOW};
+use crate::carriers::lora::sim::Model;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+/// The plot covers this much time.
+const PLOT_SPAN_MS: i64 = 24 * 3600 * 1000;
+/// Points per line at most: more than a phone screen shows.
+const PLOT_POINTS: usize = 300;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/radio", get(radio_page))
+        .route("/admin/radio/settings", post(radio_settings))
+}
+
+struct BandLine {
+    name: String,
+    note: String,
+    used: String,
+    budget: String,
+    /// Percent of the legal budget used, for a meter.
+    percent: u32,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "radio.html")]
+struct RadioPage {
+    name: String,
+    csrf: String,
+    version: &'static str,
+    configured: bool,
+    state: String,
+    port: String,
+    identity: String,
+    error: String,
+    last_rssi: String,
+    last_snr: String,
+    frames: String,
+    peer: String,
+    progress: String,
+    last_session: String,
+    bands: Vec<BandLine>,
+    plot: String,
+    // Settings as they run.
+    modem: String,
+    region: String,
+    frequency: String,
+    bandwidth: String,
+    sf: u8,
+    cr: u8,
+    txpower: u8,
+    network: u8,
+    address: u16,
+    max_item: String,
+    bit_rate: String,
+    frame_time: String,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// RSSI (dBm) and SNR (dB) over the last day as an inline SVG: two lines
+/// on one time axis, RSSI on the left scale, SNR on the right.
+fn plot(samples: &[crate::store::radio::SignalRow], now: i64) -> String {
+    if samples.is_empty() {
+        return String::new();
+    }
+    let (w, h, left, right, top, bottom) = (600.0, 200.0, 44.0, 36.0, 10.0, 24.0);
+    let x0 = now - PLOT_SPAN_MS;
+    let x = |t: i64| left + (t - x0).max(0) as f64 / PLOT_SPAN_MS as f64 * (w - left - right);
+    let (rssi_lo, rssi_hi) = (-140.0, -30.0);
+    let (snr_lo, snr_hi) = (-20.0, 15.0);
+    let y = |v: f64, lo: f64, hi: f64| {
+        top + (1.0 - ((v - lo) / (hi - lo)).clamp(0.0, 1.0)) * (h - top - bottom)
+    };
+    let step = samples.len().div_ceil(PLOT_POINTS).max(1);
+    let mut rssi = String::new();
+    let mut snr = String::new();
+    for chunk in samples.chunks(step) {
+        let t = chunk[chunk.len() / 2].at_ms;
+        let r = chunk.iter().map(|s| s.rssi as f64).sum::<f64>() / chunk.len() as f64;
+        let n = chunk.iter().map(|s| s.snr).sum::<f64>() / chunk.len() as f64;
+        rssi.push_str(&format!("{:.1},{:.1} ", x(t), y(r, rssi_lo, rssi_hi)));
+        snr.push_str(&format!("{:.1},{:.1} ", x(t), y(n, snr_lo, snr_hi)));
+    }
+    let mut svg = format!(
+        r##"<svg id="signal-plot" viewBox="0 0 {w} {h}" role="img" aria-label="RSSI and SNR over the last 24 hours" xmlns="http://www.w3.org/2000/svg"><rect x="{left}" y="{top}" width="{}" height="{}" fill="none" stroke="#999"/>"##,
+        w - left - right,
+        h - top - bottom
+    );
+    for (v, label) in [
+        (-130.0, "-130"),
+        (-100.0, "-100"),
+        (-70.0, "-70"),
+        (-40.0, "-40"),
+    ] {
+        svg.push_str(&format!(
+            r##"<text x="{}" y="{:.1}" font-size="10" text-anchor="end" fill="#06c">{label}</text>"##,
+            left - 4.0,
+            y(v, rssi_lo, rssi_hi) + 3.0
+        ));
+    }
+    for (v, label) in [(-15.0, "-15"), (-5.0, "-5"), (5.0, "5"), (15.0, "15")] {
+        svg.push_str(&format!(
+            r##"<text x="{}" y="{:.1}" font-size="10" fill="#c60">{label}</text>"##,
+            w - right + 4.0,
+            y(v, snr_lo, snr_hi) + 3.0
+        ));
+    }
+    svg.push_str(&format!(
+        r##"<text x="{left}" y="{}" font-size="10">24 h ago</text><text x="{}" y="{}" font-size="10" text-anchor="end">now</text>"##,
+        h - 6.0,
+        w - right,
+        h - 6.0
+    ));
+    svg.push_str(&format!(
+        r##"<polyline class="rssi" fill="none" stroke="#06c" stroke-width="1.5" points="{}"/><polyline class="snr" fill="none" stroke="#c60" stroke-width="1.5" points="{}"/></svg>"##,
+        rssi.trim_end(),
+        snr.trim_end()
+    ));
+    svg
+}
+
+async fn radio_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match require(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = now_ms();
+    let hour_ago = now - WINDOW.as_millis() as i64;
+    let (by_band, samples) = match tokio::try_join!(
+        state.store.airtime_by_band(hour_ago),
+        state.store.signal_since(now - PLOT_SPAN_MS)
+    ) {
+        Ok(x) => x,
+        Err(e) => return unavailable(e),
+    };
+    let c = &state.config.radio;
+    let settings = &c.settings;
+    let status = state
+        .radio
+        .as_ref()
+        .map(|r| r.status().borrow().clone())
+        .unwrap_or_default();
+    let region = settings.region;
+    let band_of = |name: &str| {
+        [Region::Eu868, Region::Us915]
+            .iter()
+            .flat_map(|r| r.bands())
+            .find(|b| b.name == name)
+    };
+    let mut bands: Vec<BandLine> = by_band
+        .into_iter()
+        .filter_map(|(name, us)| {
+            let b = band_of(&name)?;
+            let budget = b.budget();
+            Some(BandLine {
+                name: name.clone(),
+                note: b.note.to_string(),
+                used: Airtime(us as u64).to_string(),
+                budget: budget.to_string(),
+                percent: ((us as u64).saturating_mul(100) / budget.0.max(1)).min(100) as u32,
+            })
+        })
+        .collect();
+    if bands.is_empty()
+        && let Ok(b) = region.band_for(settings.frequency, settings.bandwidth)
+    {
+        bands.push(BandLine {
+            name: b.name.to_string(),
+            note: b.note.to_string(),
+            used: "0 ms".into(),
+            budget: b.budget().to_string(),
+            percent: 0,
+        });
+    }
+    let p = &status.progress;
+    no_store(RadioPage {
+        name: state.config.hub.name.clone(),
+        csrf: s.csrf,
+        version: env!("CARGO_PKG_VERSION"),
+        configured: state.radio.is_some(),
+        state: status.state.as_str().to_string(),
+        port: c.port.clone(),
+        identity: status.identity.clone(),
+        error: status.error.clone().unwrap_or_default(),
+        last_rssi: status
+            .last_rssi
+            .map(|r| format!("{r} dBm"))
+            .unwrap_or_default(),
+        last_snr: status
+            .last_snr
+            .map(|r| format!("{r:.1} dB"))
+            .unwrap_or_default(),
+        frames: format!("{} sent, {} heard", status.frames_sent, status.frames_heard),
+        peer: status.peer.clone().unwrap_or_default(),
+        progress: format!(
+            "{}: {} of {} items out, {} of {} in; {} bytes out, {} in",
+            p.state.as_str(),
+            p.items_out,
+            p.to_send,
+            p.items_in,
+            p.to_receive,
+            p.bytes_out,
+            p.bytes_in
+        ),
+        last_session: status.last_session.clone().unwrap_or_default(),
+        bands,
+        plot: plot(&samples, now),
+        modem: match settings.model {
+            Model::Rnode => "rnode".into(),
+            Model::Rylr => "rylr".into(),
+        },
+        region: region.as_str().into(),
+        frequency: settings.frequency.to_string(),
+        bandwidth: settings.bandwidth.to_string(),
+        sf: settings.sf,
+        cr: settings.cr,
+        txpower: settings.txpower,
+        network: settings.network,
+        address: settings.address,
+        max_item: c.max_item.to_string(),
+        bit_rate: format!("{:.0} bit/s", settings.modulation().bit_rate()),
+        frame_time: settings.airtime(settings.mtu()).to_string(),
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct RadioForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    port: String,
+    #[serde(default)]
+    modem: String,
+    #[serde(default)]
+    region: String,
+    #[serde(default)]
+    frequency: String,
+    #[serde(default)]
+    bandwidth: String,
+    #[serde(default)]
+    sf: String,
+    #[serde(default)]
+    cr: String,
+    #[serde(default)]
+    txpower: String,
+    #[serde(default)]
+    network: String,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    max_item: String,
+}
+
+async fn radio_settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<RadioForm>,
+) -> Response {
+    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
+        return r;
+    }
+    let text = |s: &str| toml::Value::String(s.trim().to_string());
+    let number = |what: &str, s: &str| -> Result<toml::Value, String> {
+        s.trim()
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("{what}: `{}` is not a whole number", s.trim()))
+    };
+    let fields: Result<Vec<(&str, toml::Value)>, String> = (|| {
+        Ok(vec![
+            ("radio.port", text(&f.port)),
+            ("radio.modem", text(&f.modem)),
+            ("radio.region", text(&f.region)),
+            ("radio.frequency", number("Frequency", &f.frequency)?),
+            ("radio.bandwidth", number("Bandwidth", &f.bandwidth)?),
+            ("radio.sf", number("Spreading factor", &f.sf)?),
+            ("radio.cr", number("Coding rate", &f.cr)?),
+            ("radio.txpower", number("Power", &f.txpower)?),
+            ("radio.network", number("Network id", &f.network)?),
+            ("radio.address", number("Address", &f.address)?),
+            ("radio.max_item", text(&f.max_item)),
+        ])
+    })();
+    let fields = match fields {
+        Ok(x) => x,
+        Err(e) => return page_error(StatusCode::BAD_REQUEST, &e),
+    };
+    let mut next = (*state.config).clone();
+    for (key, value) in &fields {
+        if let Err(e) = next.set_field(key, value) {
+            return page_error(StatusCode::BAD_REQUEST, &format!("{key}: {e}"));
+        }
+    }
+    if !next.radio.port.is_empty() {
+        let problems = next.radio.settings.problems();
+        if !problems.is_empty() {
+            return page_error(StatusCode::BAD_REQUEST, &problems.join("; "));
+        }
+    }
+    if next.radio == state.config.radio {
+        return axum::response::IntoResponse::into_response(axum::response::Redirect::to(
+            "/admin/radio",
+        ));
+    }
+    let result = async {
+        for (key, value) in &fields {
+            state
+                .store
+                .settings_set(&crate::app::config_setting(key), &value.to_string())
+                .await?;
+        }
+        state.store.event("settings.changed", None, None).await
+    }
+    .await;
+    if let Err(e) = result {
+        return unavailable(e);
+    }
+    restart_soon(&state);
+    restarting(&state, "The hub restarts with the new radio settings.")
+}
