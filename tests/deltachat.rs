@@ -439,3 +439,58 @@ fn campsite_users_reach_the_internet_when_someone_presses_sync_now() {
         }
     });
 }
+
+/// Two camps joined only by LoRa (simulated modems on pseudo-terminals, 10 %
+/// of frames lost): Delta Chat users chat across, encrypted, on each modem.
+#[test]
+fn two_camps_chat_over_a_lossy_radio_on_each_modem() {
+    use cairn::carriers::lora::sim::Model;
+    use cairn::carriers::lora::sim::ether::Conditions;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for model in [Model::Rnode, Model::Rylr] {
+        let lossy = Conditions {
+            loss: 0.1,
+            ..Conditions::default()
+        };
+        let r = rt.block_on(common::radio::radio_pair(model, lossy, false));
+        let (ai, asm) = common::deltachat::ports(&r.a.hub);
+        let (bi, bsm) = common::deltachat::ports(&r.b.hub);
+        let mut rpc = Rpc::spawn();
+        let alice = rpc.account("alice@camp-a.example", PASSWORD, ai, asm);
+        let bob = rpc.account("bob@camp-b.example", PASSWORD, bi, bsm);
+        let chat = rpc.chat_with(alice, bob);
+        let hello = format!("over the hills by {model:?}");
+        rpc.ok("misc_send_text_message", json!([alice, chat, hello]));
+        let m = rpc.wait_message(bob, "bob gets alice's message by radio", |m| {
+            m["text"] == hello.as_str()
+        });
+        assert_eq!(m["showPadlock"], true, "end-to-end encrypted over the air");
+        let bob_chat = m["chatId"].clone();
+        rpc.ok("accept_chat", json!([bob, bob_chat]));
+        rpc.ok(
+            "misc_send_text_message",
+            json!([bob, bob_chat, "heard you"]),
+        );
+        let back = rpc.wait_message(alice, "alice gets bob's answer by radio", |m| {
+            m["text"] == "heard you"
+        });
+        assert_eq!(back["showPadlock"], true);
+        let stats = r.sim.ether().stats();
+        assert!(
+            stats.lost > 0,
+            "{model:?}: the channel lost nothing: {stats:?}"
+        );
+        if let Err(e) = r
+            .sim
+            .ether()
+            .check_duty(cairn::carriers::lora::airtime::Region::Eu868)
+        {
+            panic!("{e}");
+        }
+        drop(rpc);
+        rt.block_on(async {
+            r.a.hub.shutdown().await;
+            r.b.hub.shutdown().await;
+        });
+    }
+}

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use cairn::carriers::lora::airtime::Region;
@@ -13,87 +12,9 @@ use cairn::carriers::lora::modem::Settings;
 use cairn::carriers::lora::sim::ether::Conditions;
 use cairn::carriers::lora::sim::{Model, Sim};
 use cairn::relay::radio::service::RadioState;
+use common::radio::{radio_pair, wait_radio};
 use common::relay::{Node, node_for, send, send_plain};
 use common::smtp::inbox;
-
-/// Fast settings for tests: SF7 at 250 kHz fills the EU 10 % sub-band.
-fn fast(model: Model, address: u16) -> Settings {
-    Settings {
-        model,
-        bandwidth: 250_000,
-        sf: 7,
-        address,
-        ..Settings::default()
-    }
-}
-
-struct Radios {
-    sim: Arc<Sim>,
-    _dir: tempfile::TempDir,
-    a: Node,
-    b: Node,
-}
-
-async fn radio_pair(model: Model, conditions: Conditions, plain: bool) -> Radios {
-    let sim = Sim::new(17, conditions);
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["a", "b"] {
-        sim.add(name, model);
-        sim.open_pty(name, &dir.path().join(format!("radio-{name}")))
-            .unwrap();
-    }
-    let port = |n: &str| dir.path().join(format!("radio-{n}")).display().to_string();
-    let (pa, pb) = (port("a"), port("b"));
-    let a = node_for("camp-a", "camp-a.example", |c| {
-        c.radio.port = pa;
-        c.radio.settings = fast(model, 1);
-        c.mail.require_encryption = !plain;
-    })
-    .await;
-    let b = node_for("camp-b", "camp-b.example", |c| {
-        c.radio.port = pb;
-        c.radio.settings = fast(model, 2);
-        c.mail.require_encryption = !plain;
-    })
-    .await;
-    a.add(&b).await;
-    b.add(&a).await;
-    a.hub
-        .syncer
-        .add("camp-b", "lora", "", "always")
-        .await
-        .unwrap();
-    b.hub
-        .syncer
-        .add("camp-a", "lora", "", "always")
-        .await
-        .unwrap();
-    for n in [&a, &b] {
-        wait_radio(n, RadioState::Ready).await;
-    }
-    Radios {
-        sim,
-        _dir: dir,
-        a,
-        b,
-    }
-}
-
-async fn wait_radio(n: &Node, state: RadioState) {
-    let radio = n.hub.radio.clone().expect("the hub has a radio");
-    let mut status = radio.status();
-    let r = tokio::time::timeout(
-        Duration::from_secs(30),
-        status.wait_for(|s| s.state == state),
-    )
-    .await;
-    assert!(
-        r.is_ok(),
-        "{}'s radio never reached {state:?}: {:?}",
-        n.hub.name,
-        radio.status().borrow()
-    );
-}
 
 async fn wait_inbox(n: &Node, user: &str, count: usize, within: Duration) {
     let t = tokio::time::Instant::now();

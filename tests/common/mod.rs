@@ -363,6 +363,7 @@ pub mod dns;
 pub mod imap;
 pub mod nncp;
 pub mod qr;
+pub mod radio;
 pub mod relay;
 pub mod smtp;
 pub mod web;

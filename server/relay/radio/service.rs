@@ -25,7 +25,7 @@ use crate::store::relay::PeerRow;
 /// After a failed open, try again this soon.
 const REOPEN: Duration = Duration::from_secs(5);
 /// Hellos sent before a sync gives up on a silent peer.
-const HELLO_TRIES: u32 = 4;
+const HELLO_TRIES: u32 = 6;
 /// How long a finished session's `BYE` is repeated to a late poll.
 const LINGER: Duration = Duration::from_secs(120);
 /// Item data per record on the air: a resumed item loses at most this.
@@ -345,9 +345,9 @@ impl Radio {
                         continue;
                     };
                     if f.kind == Kind::Hello && f.flags & HELLO_ANSWER == 0 {
-                        linger = None;
-                        if let Some(e) = self.answer_hellos(io, r).await {
-                            return Some(e);
+                        match self.answer_hellos(io, r).await {
+                            Err(e) => return Some(e),
+                            Ok(bye) => linger = bye,
                         }
                     } else if let Some((tag, bye, until)) = &linger
                         && f.kind == Kind::Turn
@@ -390,10 +390,11 @@ impl Radio {
                     if let Some(e) = radio_error {
                         return Some(e);
                     }
-                    if let Some(r) = restart
-                        && let Some(e) = self.answer_hellos(io, r).await
-                    {
-                        return Some(e);
+                    if let Some(r) = restart {
+                        match self.answer_hellos(io, r).await {
+                            Err(e) => return Some(e),
+                            Ok(bye) => linger = bye,
+                        }
                     }
                 }
             }
@@ -435,9 +436,11 @@ impl Radio {
                     "the radio handshake could not start".into(),
                 ));
             };
+            tracing::debug!(peer = %peer.name, attempt, tag, "radio hello");
             io.send(vec![first]).await.map_err(radio_failure)?;
-            let deadline =
-                Instant::now() + wait * (attempt + 1) + Duration::from_millis(random_u64() % 1500);
+            // A random part keeps two hubs calling each other from
+            // colliding again and again.
+            let deadline = Instant::now() + wait + Duration::from_millis(random_u64() % 1500);
             loop {
                 let r = match timeout_at(deadline, io.recv()).await {
                     Err(_) => break,
@@ -446,6 +449,7 @@ impl Radio {
                 let Some(f) = Frame::decode(&r.data) else {
                     continue;
                 };
+                tracing::debug!(kind = ?f.kind, session = f.session, flags = f.flags, "heard while calling");
                 if f.kind != Kind::Hello {
                     continue;
                 }
@@ -485,16 +489,17 @@ impl Radio {
         )))
     }
 
-    /// Answers a hello, and the next if the peer starts over again;
-    /// `Some` when the radio failed.
-    async fn answer_hellos(&self, io: &mut RadioIo, mut r: Received) -> Option<String> {
+    /// Answers a hello, and the next if the peer starts over again.
+    /// Returns the session's last frame to repeat to late polls; an error
+    /// when the radio failed.
+    async fn answer_hellos(&self, io: &mut RadioIo, mut r: Received) -> Result<Lingering, String> {
         loop {
             match self.answer_hello(io, r).await {
-                Ok(()) => return None,
-                Err(Failure::Radio(e)) => return Some(e),
+                Ok(bye) => return Ok(bye),
+                Err(Failure::Radio(e)) => return Err(e),
                 Err(Failure::Session(e)) => {
                     tracing::info!(error = %e, "radio session ended");
-                    return None;
+                    return Ok(None);
                 }
                 Err(Failure::Restarted(next)) => r = next,
             }
@@ -502,15 +507,15 @@ impl Radio {
     }
 
     /// Answers a hello; runs the session if it is from a peer.
-    async fn answer_hello(&self, io: &mut RadioIo, r: Received) -> Result<(), Failure> {
+    async fn answer_hello(&self, io: &mut RadioIo, r: Received) -> Result<Lingering, Failure> {
         let relay = &self.inner.relay;
         let private = relay.identity().private;
         let Some(f) = Frame::decode(&r.data) else {
-            return Ok(());
+            return Ok(None);
         };
         let Some((key, theirs, hs)) = hello_sender(&private, &f) else {
             // Another network's hub, or noise that looked like a hello.
-            return Ok(());
+            return Ok(None);
         };
         let peer = match relay.store().peer_by_key(&key).await {
             Ok(Some(p)) => p,
@@ -519,23 +524,24 @@ impl Radio {
                     node = %crate::relay::node::fingerprint(&key),
                     "a hello over the radio from a node that is not a peer; ignored"
                 );
-                return Ok(());
+                return Ok(None);
             }
             Err(e) => return Err(Failure::Session(e.to_string())),
         };
         if theirs.version != VERSION {
             tracing::warn!(peer = %peer.name, version = theirs.version, "a radio hello of another protocol version; ignored");
-            return Ok(());
+            return Ok(None);
         }
         let h = self.our_hello(io);
         let Some((keys, reply)) = answer(hs, f.session, &h) else {
-            return Ok(());
+            return Ok(None);
         };
         io.send(vec![reply]).await.map_err(radio_failure)?;
         let (progress, _) = watch::channel(LinkProgress::default());
-        self.session(io, &peer, keys, f.session, false, &progress)
+        let tag = f.session;
+        self.session(io, &peer, keys, tag, false, &progress)
             .await
-            .map(|_| ())
+            .map(|(_, bye)| bye.map(|b| (tag, b, Instant::now() + LINGER)))
     }
 
     /// One session with `peer`: the exchange over the record stream.
@@ -616,6 +622,9 @@ impl Radio {
         }
     }
 }
+
+/// A finished session's last frame, repeated to late polls until then.
+type Lingering = Option<(u16, Vec<u8>, Instant)>;
 
 enum Next {
     Heard(Result<Received, AirError>),

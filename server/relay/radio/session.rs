@@ -187,6 +187,7 @@ pub async fn run<A: Air>(
     let mut deadline = Instant::now() + reply_wait;
     let mut polls_in_a_row = 0u32;
 
+    tracing::debug!(session, initiator, "radio session starts");
     loop {
         if st.my_turn {
             // Wait, listening, until the duty cycle allows a frame and a

@@ -282,15 +282,18 @@ impl Ether {
             g.stats.collided += 1;
         }
         let cond = g.conditions.clone();
+        tracing::trace!(node, len = a.bytes.len(), collided = a.collided, deaf = ?a.deaf, active = g.active.len(), "ether: frame ends");
         for i in 0..g.nodes.len() {
             if i == node || a.deaf.contains(&i) {
                 continue;
             }
             let hears = g.nodes[i].tuning.is_some_and(|t| t.hears(&a.tuning));
             if !hears || g.nodes[i].rx.is_none() {
+                tracing::trace!(to = i, hears, "ether: not tuned");
                 continue;
             }
             if a.collided || g.rng.unit() < cond.loss {
+                tracing::trace!(to = i, "ether: lost");
                 g.stats.lost += 1;
                 continue;
             }
