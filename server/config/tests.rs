@@ -154,6 +154,18 @@ smarthost_password = 42
 smarthost_ca = "relative.pem"
 mx_port = 0
 dns = ["dns.example"]
+[radio]
+port = "ttyUSB0"
+modem = "meshtastic"
+region = "mars"
+frequency = 12
+bandwidth = 100000
+sf = 13
+cr = 9
+txpower = 30
+network = -1
+address = 70000
+max_item = "huge"
 "#;
     let e = load_str(text, &[]).unwrap_err();
     let mut fields = problem_fields(&e);
@@ -360,4 +372,28 @@ fn example_file_is_in_sync() {
     for f in FIELDS {
         assert!(committed.contains(f.env), "{} undocumented", f.key);
     }
+}
+
+/// Radio settings that each parse but do not fit together are reported
+/// by field, and only when a radio is configured.
+#[test]
+fn radio_settings_are_checked_together() {
+    let text = r#"
+[radio]
+port = "/dev/ttyUSB0"
+modem = "rylr"
+sf = 12
+frequency = 869525000
+bandwidth = 500000
+"#;
+    let e = load_str(text, &[]).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("radio.sf") && msg.contains("SF11"), "{msg}");
+    assert!(
+        msg.contains("radio.frequency") && msg.contains("869.400–869.650"),
+        "{msg}"
+    );
+    // Without a port the same values are only kept, not checked.
+    let c = load_str(&text.replace("/dev/ttyUSB0", ""), &[]).unwrap();
+    assert!(c.radio.port.is_empty());
 }
