@@ -94,7 +94,7 @@ pub mod turn {
     pub const BYE: u8 = 4;
 }
 
-/// The body of a `TURN` frame (before encryption): 24 bytes.
+/// The body of a `TURN` frame (before encryption): 28 bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Turn {
     /// The next segment number the sender expects (all below arrived).
@@ -106,12 +106,15 @@ pub struct Turn {
     pub fin: u32,
     /// The sender's remaining air time in this hour, milliseconds.
     pub budget_ms: u32,
+    /// The sender cannot transmit for this long (its duty cycle): the
+    /// other side waits that much longer before it polls.
+    pub hold_ms: u32,
     /// The last frame the sender heard from us: RSSI dBm, SNR in 0.25 dB.
     pub rssi: i16,
     pub snr_q: i8,
 }
 
-pub const TURN_LEN: usize = 24;
+pub const TURN_LEN: usize = 28;
 
 impl Turn {
     pub fn encode(&self) -> [u8; TURN_LEN] {
@@ -121,8 +124,9 @@ impl Turn {
         b[12] = self.flags;
         b[13..17].copy_from_slice(&self.fin.to_be_bytes());
         b[17..21].copy_from_slice(&self.budget_ms.to_be_bytes());
-        b[21..23].copy_from_slice(&self.rssi.to_be_bytes());
-        b[23] = self.snr_q as u8;
+        b[21..25].copy_from_slice(&self.hold_ms.to_be_bytes());
+        b[25..27].copy_from_slice(&self.rssi.to_be_bytes());
+        b[27] = self.snr_q as u8;
         b
     }
 
@@ -136,8 +140,9 @@ impl Turn {
             flags: b[12],
             fin: u32::from_be_bytes(b[13..17].try_into().ok()?),
             budget_ms: u32::from_be_bytes(b[17..21].try_into().ok()?),
-            rssi: i16::from_be_bytes(b[21..23].try_into().ok()?),
-            snr_q: b[23] as i8,
+            hold_ms: u32::from_be_bytes(b[21..25].try_into().ok()?),
+            rssi: i16::from_be_bytes(b[25..27].try_into().ok()?),
+            snr_q: b[27] as i8,
         })
     }
 
@@ -200,8 +205,8 @@ mod tests {
 
         #[test]
         fn turns_round_trip(cum in any::<u32>(), bitmap in any::<u64>(), flags in any::<u8>(), fin in any::<u32>(),
-                            budget_ms in any::<u32>(), rssi in any::<i16>(), snr_q in any::<i8>()) {
-            let t = Turn { cum, bitmap, flags, fin, budget_ms, rssi, snr_q };
+                            budget_ms in any::<u32>(), hold_ms in any::<u32>(), rssi in any::<i16>(), snr_q in any::<i8>()) {
+            let t = Turn { cum, bitmap, flags, fin, budget_ms, hold_ms, rssi, snr_q };
             prop_assert_eq!(Turn::decode(&t.encode()), Some(t));
         }
 

@@ -268,6 +268,10 @@ impl Air for RadioIo {
         }
     }
 
+    fn limit(&self) -> Airtime {
+        self.pace.limit().min(self.ledger.limit())
+    }
+
     async fn send(&mut self, frames: Vec<Vec<u8>>) -> Result<(), AirError> {
         let mut group = Vec::new();
         let mut costs = Vec::new();

@@ -33,8 +33,11 @@ pub trait Air {
     fn airtime(&self, len: usize) -> Airtime;
     /// Air time left in this hour's budget, milliseconds.
     fn budget_ms(&mut self) -> u32;
-    /// How long until `cost` of air may be spent (zero: now).
+    /// How long until `cost` of air may be spent (zero: now, or never
+    /// whole — then frames go one by one as the budget allows).
     fn wait_for(&mut self, cost: Airtime) -> Duration;
+    /// The most air any stretch of time allows (the pacing window's share).
+    fn limit(&self) -> Airtime;
     /// Sends a burst; returns once it has left (waiting for budget if the
     /// ledger says so).
     fn send(&mut self, frames: Vec<Vec<u8>>) -> impl Future<Output = Result<(), AirError>> + Send;
@@ -181,6 +184,7 @@ pub async fn run<A: Air>(
         peer_idle: false,
         last_heard: Instant::now(),
         last_signal: (0, 0),
+        peer_hold_until: Instant::now(),
     };
     let mut turn_no: u32 = 0;
     let mut idle_hold = Duration::from_millis(300);
@@ -193,7 +197,8 @@ pub async fn run<A: Air>(
             // Wait, listening, until the duty cycle allows a frame and a
             // turn; the other side's polls meanwhile only update its
             // acknowledgements.
-            let need = air.airtime(mtu) + air.airtime(frame::HEADER + frame::TURN_LEN + TAG);
+            fill(&mut st.o, &mut out);
+            let need = burst_need(&st.o, air, tuning, seg_payload);
             let wait = air.wait_for(need);
             if !wait.is_zero() {
                 st.outcome.waited += wait;
@@ -230,6 +235,7 @@ pub async fn run<A: Air>(
                     &st.i,
                     turn::BYE | turn::FIN | turn::IDLE,
                     air.budget_ms(),
+                    Duration::ZERO,
                     st.last_signal,
                 );
                 let f = seal_turn(noise, session, &mut turn_no, &t)?;
@@ -305,14 +311,21 @@ pub async fn run<A: Air>(
             if !st.o.open && st.o.pending.is_empty() {
                 flags |= turn::FIN;
             }
-            let t = make_turn(&st.o, &st.i, flags, air.budget_ms(), st.last_signal);
+            // Tell the other side how long our duty cycle will keep us
+            // quiet after this burst, so it does not poll meanwhile.
+            let this: Airtime = burst.iter().map(|f| air.airtime(f.len())).sum();
+            let hold = air.wait_for(this + burst_need(&st.o, air, tuning, seg_payload));
+            let t = make_turn(&st.o, &st.i, flags, air.budget_ms(), hold, st.last_signal);
             burst.push(seal_turn(noise, session, &mut turn_no, &t)?);
             st.outcome.frames_sent += burst.len() as u64;
             st.outcome.airtime += burst.iter().map(|f| air.airtime(f.len())).sum();
             air.send(burst).await?;
             st.my_turn = false;
             polls_in_a_row = 0;
-            deadline = Instant::now() + reply_wait + Duration::from_millis(rand_ms(500));
+            deadline = Instant::now()
+                + reply_wait
+                + st.peer_hold_until.saturating_duration_since(Instant::now())
+                + Duration::from_millis(rand_ms(500));
             continue;
         }
 
@@ -329,13 +342,25 @@ pub async fn run<A: Air>(
             }
             _ = sleep_until(deadline) => {
                 let silent = st.last_heard.elapsed();
-                // Both streams complete: only the other side's final word
-                // (its BYE, or its acknowledgement of our last segments)
-                // is missing. Everything both ways was delivered, and the
-                // exchange above tolerates a lost last acknowledgement, so
-                // wait a little, then leave in good order.
+                // Both streams complete and acknowledged: only the other
+                // side's BYE is missing (lost). Leave in good order.
                 let closing = !st.o.open && st.o.pending.is_empty() && st.i.fin == Some(st.i.cum);
-                if closing && (st.o.unacked.is_empty() || silent >= reply_wait * 8) {
+                if closing && st.o.unacked.is_empty() {
+                    // Say so (the other side may lack our FIN), and keep
+                    // the goodbye for late polls.
+                    let t = make_turn(
+                        &st.o,
+                        &st.i,
+                        turn::BYE | turn::FIN | turn::IDLE,
+                        air.budget_ms(),
+                        Duration::ZERO,
+                        st.last_signal,
+                    );
+                    let f = seal_turn(noise, session, &mut turn_no, &t)?;
+                    st.outcome.airtime += air.airtime(f.len());
+                    st.outcome.frames_sent += 1;
+                    air.send(vec![f.clone()]).await?;
+                    st.outcome.bye = Some(f);
                     return Ok(st.outcome);
                 }
                 if silent >= tuning.max_silence {
@@ -349,13 +374,17 @@ pub async fn run<A: Air>(
                 if !st.o.open && st.o.pending.is_empty() {
                     flags |= turn::FIN;
                 }
-                let t = make_turn(&st.o, &st.i, flags, air.budget_ms(), st.last_signal);
+                let hold = air.wait_for(burst_need(&st.o, air, tuning, seg_payload));
+                let t = make_turn(&st.o, &st.i, flags, air.budget_ms(), hold, st.last_signal);
                 let f = seal_turn(noise, session, &mut turn_no, &t)?;
                 st.outcome.frames_sent += 1;
                 st.outcome.airtime += air.airtime(f.len());
                 air.send(vec![f]).await?;
                 let backoff = reply_wait * 2u32.pow(polls_in_a_row.min(5));
-                deadline = Instant::now() + backoff.min(Duration::from_secs(120)) + Duration::from_millis(rand_ms(1000));
+                deadline = Instant::now()
+                    + backoff.min(Duration::from_secs(120))
+                    + st.peer_hold_until.saturating_duration_since(Instant::now())
+                    + Duration::from_millis(rand_ms(1000));
             }
         }
     }
@@ -370,6 +399,8 @@ struct State {
     peer_idle: bool,
     last_heard: Instant,
     last_signal: (i16, i8),
+    /// The other side said its duty cycle keeps it quiet until then.
+    peer_hold_until: Instant,
 }
 
 impl State {
@@ -429,6 +460,12 @@ impl State {
                     self.i.fin = Some(t.fin);
                 }
                 self.peer_idle = t.flags & turn::IDLE != 0;
+                // Bounded: a peer cannot silence us for more than an hour.
+                let hold =
+                    Duration::from_millis(u64::from(t.hold_ms)).min(Duration::from_secs(3600));
+                self.peer_hold_until = Instant::now() + hold;
+                // Its silence while it waits for air time is not silence.
+                self.last_heard = self.last_heard.max(self.peer_hold_until);
                 if t.flags & turn::BYE != 0 {
                     let complete = self.o.unacked.is_empty()
                         && self.o.pending.is_empty()
@@ -445,6 +482,20 @@ impl State {
         }
         Ok(None)
     }
+}
+
+/// Air time the next burst needs: what is unacknowledged or pending, as
+/// full frames up to the burst's limits, and the turn frame; capped so a
+/// strict band can still be served frame by frame.
+fn burst_need<A: Air>(o: &Out, air: &A, tuning: &Tuning, seg_payload: usize) -> Airtime {
+    let mtu = air.mtu();
+    let full = air.airtime(mtu);
+    let turn = air.airtime(frame::HEADER + frame::TURN_LEN + TAG);
+    let frames = (o.unacked.len() + o.pending.len().div_ceil(seg_payload))
+        .min(tuning.burst_frames)
+        .min((tuning.burst_air.as_micros() as u64 / full.0.max(1)).max(1) as usize);
+    let need = Airtime(full.0 * frames as u64) + turn;
+    need.min(Airtime(air.limit().0 / 2).max(full + turn))
 }
 
 fn fill(o: &mut Out, out: &mut mpsc::Receiver<Vec<u8>>) {
@@ -490,7 +541,14 @@ fn next_record(buf: &mut Vec<u8>) -> Result<Option<Vec<u8>>, SessionError> {
     Ok(Some(rec))
 }
 
-fn make_turn(o: &Out, i: &In, flags: u8, budget_ms: u32, signal: (i16, i8)) -> Turn {
+fn make_turn(
+    o: &Out,
+    i: &In,
+    flags: u8,
+    budget_ms: u32,
+    hold: Duration,
+    signal: (i16, i8),
+) -> Turn {
     let mut bitmap = 0u64;
     for &seq in i.ooo.keys() {
         let d = seq - i.cum;
@@ -508,6 +566,7 @@ fn make_turn(o: &Out, i: &In, flags: u8, budget_ms: u32, signal: (i16, i8)) -> T
             0
         },
         budget_ms,
+        hold_ms: hold.as_millis().min(u128::from(u32::MAX)) as u32,
         rssi: signal.0,
         snr_q: signal.1,
     }
