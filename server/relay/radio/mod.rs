@@ -12,6 +12,7 @@
 pub mod frame;
 pub mod service;
 pub mod session;
+pub mod squeeze;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -28,8 +28,10 @@ const REOPEN: Duration = Duration::from_secs(5);
 const HELLO_TRIES: u32 = 6;
 /// How long a finished session's `BYE` is repeated to a late poll.
 const LINGER: Duration = Duration::from_secs(120);
-/// Item data per record on the air: a resumed item loses at most this.
-const AIR_CHUNK: usize = 1024;
+/// Item data per record on the air: a resumed item loses at most this,
+/// and each record is compressed alone (a Delta Chat text message fits
+/// one).
+const AIR_CHUNK: usize = 4096;
 /// Signal samples are written to the store this often.
 const SAMPLE_FLUSH: Duration = Duration::from_secs(60);
 

@@ -63,6 +63,8 @@ pub enum SessionError {
     PeerLeft,
     #[error("the other hub sent a record of {0} bytes, more than allowed")]
     RecordTooLarge(usize),
+    #[error("the other hub sent a record that does not unpack: {0}")]
+    BadRecord(String),
     #[error("the session ran out of segment numbers")]
     Exhausted,
     #[error("a new hello from the other hub interrupted the session")]
@@ -242,6 +244,7 @@ pub async fn run<A: Air>(
                 st.outcome.airtime += air.airtime(f.len());
                 st.outcome.frames_sent += 1;
                 air.send(vec![f.clone()]).await?;
+                linger(air, &f, session, reply_wait * 2, &mut st.outcome).await?;
                 st.outcome.bye = Some(f);
                 return Ok(st.outcome);
             }
@@ -360,6 +363,7 @@ pub async fn run<A: Air>(
                     st.outcome.airtime += air.airtime(f.len());
                     st.outcome.frames_sent += 1;
                     air.send(vec![f.clone()]).await?;
+                    linger(air, &f, session, reply_wait * 2, &mut st.outcome).await?;
                     st.outcome.bye = Some(f);
                     return Ok(st.outcome);
                 }
@@ -438,9 +442,9 @@ impl State {
         self.last_signal = (r.rssi, (r.snr * 4.0).round().clamp(-128.0, 127.0) as i8);
         match f.kind {
             Kind::Seg => {
+                self.outcome.bytes_in += plain.len() as u64;
                 take_segment(&mut self.i, f.counter, plain, tuning.window);
                 while let Some(rec) = next_record(&mut self.i.buf)? {
-                    self.outcome.bytes_in += rec.len() as u64 + 4;
                     if inc.send(rec).await.is_err() {
                         // The upper layer stopped: finish what we owe.
                         self.o.open = false;
@@ -484,6 +488,38 @@ impl State {
     }
 }
 
+/// After our BYE: a poll from the other side means it was lost, so it
+/// goes again (a few times), until the other side is quiet for `quiet`.
+/// A hello ends the wait (the service's own lingering answers later polls).
+async fn linger<A: Air>(
+    air: &mut A,
+    bye: &[u8],
+    session: u16,
+    quiet: Duration,
+    outcome: &mut Outcome,
+) -> Result<(), SessionError> {
+    let mut left = 3;
+    let mut until = Instant::now() + quiet;
+    while left > 0 {
+        let r = tokio::select! {
+            r = air.recv() => r?,
+            _ = sleep_until(until) => return Ok(()),
+        };
+        match Frame::decode(&r.data) {
+            Some(f) if f.kind == Kind::Turn && f.session == session => {
+                left -= 1;
+                outcome.frames_sent += 1;
+                outcome.airtime += air.airtime(bye.len());
+                air.send(vec![bye.to_vec()]).await?;
+                until = Instant::now() + quiet;
+            }
+            Some(f) if f.kind == Kind::Hello => return Ok(()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Air time the next burst needs: what is unacknowledged or pending, as
 /// full frames up to the burst's limits, and the turn frame; capped so a
 /// strict band can still be served frame by frame.
@@ -509,9 +545,11 @@ fn fill(o: &mut Out, out: &mut mpsc::Receiver<Vec<u8>>) {
     }
 }
 
+/// Queues a record: compressed for the air, then length-prefixed.
 fn push_record(o: &mut Out, rec: &[u8]) {
-    o.pending.extend((rec.len() as u32).to_be_bytes());
-    o.pending.extend(rec);
+    let packed = super::squeeze::pack(rec);
+    o.pending.extend((packed.len() as u32).to_be_bytes());
+    o.pending.extend(packed);
 }
 
 fn take_segment(i: &mut In, seq: u32, plain: Vec<u8>, window: u32) {
@@ -530,13 +568,14 @@ fn next_record(buf: &mut Vec<u8>) -> Result<Option<Vec<u8>>, SessionError> {
         return Ok(None);
     }
     let len = u32::from_be_bytes(buf[..4].try_into().expect("4 bytes")) as usize;
-    if len > MAX_RECORD {
+    if len > MAX_RECORD + 1 {
         return Err(SessionError::RecordTooLarge(len));
     }
     if buf.len() < 4 + len {
         return Ok(None);
     }
-    let rec = buf[4..4 + len].to_vec();
+    let rec = super::squeeze::unpack(&buf[4..4 + len], MAX_RECORD)
+        .map_err(|e| SessionError::BadRecord(e.to_string()))?;
     buf.drain(..4 + len);
     Ok(Some(rec))
 }
