@@ -481,3 +481,37 @@ async fn an_hour_of_traffic_stays_inside_the_duty_cycle() {
     let (used, limit) = a.ledger_use();
     assert!(used.0 * 10 >= limit.0 * 8, "ledger {used} of {limit}");
 }
+
+#[tokio::test]
+async fn the_ledger_survives_a_restart() {
+    // Air time spent before a restart still counts after it: the ledger
+    // is in the database, written before each frame goes out.
+    let dir = tempfile::tempdir().unwrap();
+    let store = cairn::store::Store::open(dir.path()).await.unwrap();
+    let sim = Sim::new(4, Conditions::default());
+    sim.add("a", Model::Rylr);
+    let s = settings(Model::Rylr);
+    let mut io = RadioIo::new(
+        Modem::open(sim.open("a").unwrap(), &s).await.unwrap(),
+        Some(store.clone()),
+    )
+    .await
+    .unwrap();
+    let full = io.airtime(io.mtu());
+    io.send(vec![vec![7u8; 180]; 3]).await.unwrap();
+    let (used, limit) = io.ledger_use();
+    assert_eq!(used, Airtime(full.0 * 3));
+    drop(io);
+    drop(store);
+    // "Restart": a new store handle, a new modem, a new ledger.
+    let store = cairn::store::Store::open(dir.path()).await.unwrap();
+    let mut io = RadioIo::new(
+        Modem::open(sim.open("a").unwrap(), &s).await.unwrap(),
+        Some(store),
+    )
+    .await
+    .unwrap();
+    let (again, limit_again) = io.ledger_use();
+    assert_eq!((again, limit_again), (used, limit));
+    assert!(io.budget_ms() < (limit.0 / 1000) as u32);
+}
