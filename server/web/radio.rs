@@ -3,7 +3,7 @@
 //! each band's budget, the session in progress, and the radio's settings.
 
 use super::admin::{page_error, require, require_form, unavailable};
-use super::settings::{restart_soon, restarting};
+use super::settings::{restart_soon, restarting, save_config_fields};
 use super::{AppState, no_store};
 use crate::carriers::lora::airtime::{Airtime, Region, WINDOW};
 use crate::carriers::lora::sim::Model;
@@ -321,17 +321,7 @@ async fn radio_settings(
             "/admin/radio",
         ));
     }
-    let result = async {
-        for (key, value) in &fields {
-            state
-                .store
-                .settings_set(&crate::app::config_setting(key), &value.to_string())
-                .await?;
-        }
-        state.store.event("settings.changed", None, None).await
-    }
-    .await;
-    if let Err(e) = result {
+    if let Err(e) = save_config_fields(&state.store, &fields).await {
         return unavailable(e);
     }
     restart_soon(&state);

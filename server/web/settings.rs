@@ -224,13 +224,7 @@ async fn save(
         let join = if f.join.is_some() { "1" } else { "0" };
         state.store.settings_set(JOIN_ENABLED, join).await?;
         save_wifi(&state.store, ssid, passphrase).await?;
-        for (key, value) in &fields {
-            state
-                .store
-                .settings_set(&crate::app::config_setting(key), &value.to_string())
-                .await?;
-        }
-        state.store.event("settings.changed", None, None).await
+        save_config_fields(&state.store, &fields).await
     }
     .await;
     if let Err(e) = result {
@@ -241,6 +235,20 @@ async fn save(
         return restarting(&state, "The hub restarts with the new settings.");
     }
     Redirect::to("/admin/settings").into_response()
+}
+
+/// Store configuration fields the admin changed (applied over the file's
+/// at the next start) and say that settings changed.
+pub(super) async fn save_config_fields(
+    store: &crate::store::Store,
+    fields: &[(&str, toml::Value)],
+) -> Result<(), crate::store::Error> {
+    for (key, value) in fields {
+        store
+            .settings_set(&crate::app::config_setting(key), &value.to_string())
+            .await?;
+    }
+    store.event("settings.changed", None, None).await
 }
 
 /// Ask the hub's runner for a restart once this answer has gone out.

@@ -232,21 +232,7 @@ pub async fn run<A: Air>(
             let done_here = !st.o.open && nothing;
             let done_there = st.i.fin == Some(st.i.cum);
             if done_here && done_there {
-                let t = make_turn(
-                    &st.o,
-                    &st.i,
-                    turn::BYE | turn::FIN | turn::IDLE,
-                    air.budget_ms(),
-                    Duration::ZERO,
-                    st.last_signal,
-                );
-                let f = seal_turn(noise, session, &mut turn_no, &t)?;
-                st.outcome.airtime += air.airtime(f.len());
-                st.outcome.frames_sent += 1;
-                air.send(vec![f.clone()]).await?;
-                linger(air, &f, session, reply_wait * 2, &mut st.outcome).await?;
-                st.outcome.bye = Some(f);
-                return Ok(st.outcome);
+                return say_bye(air, &mut st, noise, session, &mut turn_no, reply_wait * 2).await;
             }
             if nothing && st.o.open {
                 let hold = if st.peer_idle {
@@ -351,21 +337,7 @@ pub async fn run<A: Air>(
                 if closing && st.o.unacked.is_empty() {
                     // Say so (the other side may lack our FIN), and keep
                     // the goodbye for late polls.
-                    let t = make_turn(
-                        &st.o,
-                        &st.i,
-                        turn::BYE | turn::FIN | turn::IDLE,
-                        air.budget_ms(),
-                        Duration::ZERO,
-                        st.last_signal,
-                    );
-                    let f = seal_turn(noise, session, &mut turn_no, &t)?;
-                    st.outcome.airtime += air.airtime(f.len());
-                    st.outcome.frames_sent += 1;
-                    air.send(vec![f.clone()]).await?;
-                    linger(air, &f, session, reply_wait * 2, &mut st.outcome).await?;
-                    st.outcome.bye = Some(f);
-                    return Ok(st.outcome);
+                    return say_bye(air, &mut st, noise, session, &mut turn_no, reply_wait * 2).await;
                 }
                 if silent >= tuning.max_silence {
                     return Err(SessionError::Silent(silent));
@@ -486,6 +458,33 @@ impl State {
         }
         Ok(None)
     }
+}
+
+/// Ends the session: a TURN with BYE and FIN (acknowledging everything
+/// heard), repeated to polls for a moment, and kept for later ones.
+async fn say_bye<A: Air>(
+    air: &mut A,
+    st: &mut State,
+    noise: &StatelessTransportState,
+    session: u16,
+    turn_no: &mut u32,
+    quiet: Duration,
+) -> Result<Outcome, SessionError> {
+    let t = make_turn(
+        &st.o,
+        &st.i,
+        turn::BYE | turn::FIN | turn::IDLE,
+        air.budget_ms(),
+        Duration::ZERO,
+        st.last_signal,
+    );
+    let f = seal_turn(noise, session, turn_no, &t)?;
+    st.outcome.airtime += air.airtime(f.len());
+    st.outcome.frames_sent += 1;
+    air.send(vec![f.clone()]).await?;
+    linger(air, &f, session, quiet, &mut st.outcome).await?;
+    st.outcome.bye = Some(f);
+    Ok(std::mem::take(&mut st.outcome))
 }
 
 /// After our BYE: a poll from the other side means it was lost, so it

@@ -50,6 +50,15 @@ struct Radio {
     link: Option<PathBuf>,
 }
 
+fn find<'a>(radios: &'a mut [Radio], name: &str) -> std::io::Result<&'a mut Radio> {
+    radios.iter_mut().find(|r| r.name == name).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no simulated radio `{name}`"),
+        )
+    })
+}
+
 /// The simulator: radios on one channel.
 pub struct Sim {
     ether: Ether,
@@ -112,12 +121,7 @@ impl Sim {
     /// host's end; fails while the radio is unplugged.
     pub fn open(&self, name: &str) -> std::io::Result<Port> {
         let mut radios = self.lock();
-        let r = radios.iter_mut().find(|r| r.name == name).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("no simulated radio `{name}`"),
-            )
-        })?;
+        let r = find(&mut radios, name)?;
         if !r.plugged {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
@@ -152,12 +156,7 @@ impl Sim {
         std::os::unix::fs::symlink(&path, link)?;
         let (model, node) = {
             let mut radios = self.lock();
-            let r = radios.iter_mut().find(|r| r.name == name).ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("no simulated radio `{name}`"),
-                )
-            })?;
+            let r = find(&mut radios, name)?;
             if let Some(t) = r.task.take() {
                 t.abort();
                 self.ether.silence(r.node);
