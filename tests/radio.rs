@@ -515,3 +515,32 @@ async fn the_ledger_survives_a_restart() {
     assert_eq!((again, limit_again), (used, limit));
     assert!(io.budget_ms() < (limit.0 / 1000) as u32);
 }
+
+/// The committed fuzz seeds are valid inputs (so the fuzzers start from
+/// real traffic): an RNode's detect answer and a data frame, an RYLR's
+/// replies, a radio frame.
+#[test]
+fn the_radio_fuzz_seeds_are_valid_inputs() {
+    use cairn::carriers::lora::at::{Command, LineReader, Reply};
+    use cairn::carriers::lora::kiss::Deframer;
+    let seed = |t: &str| {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("tests/fuzz/corpus/{t}/seed")),
+        )
+        .unwrap()
+    };
+    let k = seed("kiss_deframer");
+    let frames = Deframer::new().feed(&k[1..]);
+    assert_eq!(frames.len(), 5, "{frames:?}");
+    assert_eq!(frames[4].data, vec![0x41, 0xC0, 0x42, 0xDB]);
+    let a = seed("at_lines");
+    let lines = LineReader::new().feed(&a[1..]);
+    assert_eq!(lines.len(), 5);
+    assert!(matches!(Reply::parse(&lines[1]), Ok(Reply::Rcv { .. })));
+    assert!(matches!(
+        Command::parse(&lines[2]),
+        Ok(Command::Send { .. })
+    ));
+    assert!(Frame::decode(&seed("radio_frame")).is_some());
+}
