@@ -13,8 +13,41 @@ use cairn::carriers::lora::sim::ether::Conditions;
 use cairn::carriers::lora::sim::{Model, Sim};
 use cairn::relay::radio::service::RadioState;
 use common::radio::{radio_pair, wait_radio};
-use common::relay::{Node, node_for, send, send_plain};
+use common::relay::{Node, node_for, send};
 use common::smtp::inbox;
+
+/// `from` submits a plain message whose body is about `size` bytes of
+/// base64 of random bytes: it compresses no better than armoured
+/// ciphertext, so its transfer takes many frames.
+async fn send_noise(node: &Node, from: &str, to: &str, size: usize) {
+    use base64::Engine;
+    use common::smtp::{Client, PASSWORD};
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let raw: Vec<u8> = (0..size * 3 / 4)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let body = format!(
+        "From: <{from}>\r\nTo: <{to}>\r\nMessage-ID: <noise@test>\r\nSubject: noise\r\n\r\n{}\r\n",
+        lines.join("\r\n")
+    );
+    let addr = node.hub.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap();
+    let (mut c, _) = Client::tls(addr, &node.hub).await;
+    c.cmd("EHLO phone").await;
+    assert!(c.login(from, PASSWORD).await.starts_with("235"));
+    let r = c.mail(from, &[to], &body).await;
+    assert!(r.starts_with("250"), "{r}");
+}
 
 async fn wait_inbox(n: &Node, user: &str, count: usize, within: Duration) {
     let t = tokio::time::Instant::now();
@@ -159,20 +192,9 @@ async fn mail_crosses_at_ten_percent_frame_loss() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unplugged_modem_resumes_the_transfer_without_duplicates() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("cairn=debug")
-        .with_test_writer()
-        .try_init();
     let r = radio_pair(Model::Rnode, Conditions::default(), true).await;
     const SIZE: usize = 24_000;
-    send_plain(
-        &r.a,
-        "alice@camp-a.example",
-        "bob@camp-b.example",
-        "big",
-        SIZE,
-    )
-    .await;
+    send_noise(&r.a, "alice@camp-a.example", "bob@camp-b.example", SIZE).await;
     // Wait until part of it has crossed, then pull A's modem.
     let b_radio = r.b.hub.radio.clone().unwrap();
     let mut status = b_radio.status();
