@@ -1417,7 +1417,8 @@ async fn radio_sim(
     corrupt: f64,
     seed: u64,
 ) -> Result<()> {
-    use crate::carriers::lora::sim::{Model, Sim, ether::Conditions};
+    use crate::carriers::lora::modem::Model;
+    use crate::carriers::lora::sim::{Sim, ether::Conditions};
     use tokio::io::AsyncBufReadExt;
     let model: Model = modem.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     for (what, p) in [("--loss", loss), ("--corrupt", corrupt)] {

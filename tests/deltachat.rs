@@ -444,7 +444,7 @@ fn campsite_users_reach_the_internet_when_someone_presses_sync_now() {
 /// of frames lost): Delta Chat users chat across, encrypted, on each modem.
 #[test]
 fn two_camps_chat_over_a_lossy_radio_on_each_modem() {
-    use cairn::carriers::lora::sim::Model;
+    use cairn::carriers::lora::modem::Model;
     use cairn::carriers::lora::sim::ether::Conditions;
     let rt = tokio::runtime::Runtime::new().unwrap();
     for model in [Model::Rnode, Model::Rylr] {

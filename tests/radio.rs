@@ -7,10 +7,11 @@
 use std::time::Duration;
 
 use cairn::carriers::lora::airtime::Region;
+use cairn::carriers::lora::modem::Model;
 use cairn::carriers::lora::modem::{Modem, ModemError, Settings};
 use cairn::carriers::lora::port::Port;
+use cairn::carriers::lora::sim::Sim;
 use cairn::carriers::lora::sim::ether::Conditions;
-use cairn::carriers::lora::sim::{Model, Sim};
 use tokio::time::{Instant, timeout};
 
 fn settings(model: Model) -> Settings {

@@ -962,12 +962,7 @@ pub static FIELDS: &[Field] = &[
             c.radio.settings.model = text(v)?.trim().parse()?;
             Ok(())
         },
-        show: |c| {
-            toml::Value::String(match c.radio.settings.model {
-                crate::carriers::lora::sim::Model::Rnode => "rnode".into(),
-                crate::carriers::lora::sim::Model::Rylr => "rylr".into(),
-            })
-        },
+        show: |c| toml::Value::String(c.radio.settings.model.as_str().into()),
     },
     Field {
         key: "radio.region",

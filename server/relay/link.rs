@@ -271,6 +271,47 @@ async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> std::io:
     w.write_all(&out).await
 }
 
+/// A channel's two ways out, control first so acknowledgements never wait
+/// behind item data; `None` once both are closed.
+struct Outgoing {
+    control: mpsc::UnboundedReceiver<Msg>,
+    data: mpsc::Receiver<Msg>,
+    control_open: bool,
+    data_open: bool,
+}
+
+impl Outgoing {
+    fn new(control: mpsc::UnboundedReceiver<Msg>, data: mpsc::Receiver<Msg>) -> Outgoing {
+        Outgoing {
+            control,
+            data,
+            control_open: true,
+            data_open: true,
+        }
+    }
+
+    /// The next message to send, or a `Ping` after `keepalive` of quiet.
+    async fn next(&mut self, keepalive: Option<Duration>) -> Option<Msg> {
+        while self.control_open || self.data_open {
+            tokio::select! {
+                biased;
+                m = self.control.recv(), if self.control_open => match m {
+                    Some(m) => return Some(m),
+                    None => self.control_open = false,
+                },
+                m = self.data.recv(), if self.data_open => match m {
+                    Some(m) => return Some(m),
+                    None => self.data_open = false,
+                },
+                _ = tokio::time::sleep(keepalive.unwrap_or(Duration::MAX)), if keepalive.is_some() => {
+                    return Some(Msg::Ping);
+                }
+            }
+        }
+        None
+    }
+}
+
 /// The encrypted channel after the handshake: incoming messages, and two
 /// ways out — control messages (never blocking, so acknowledgements always
 /// get through) and item data (bounded, so a large item streams).
@@ -299,8 +340,8 @@ impl Channel {
         let noise = Arc::new(noise);
         let (mut rd, mut wr) = tokio::io::split(stream);
         let (in_tx, incoming) = mpsc::channel(4);
-        let (control, mut control_rx) = mpsc::unbounded_channel::<Msg>();
-        let (data, mut data_rx) = mpsc::channel::<Msg>(4);
+        let (control, control_rx) = mpsc::unbounded_channel::<Msg>();
+        let (data, data_rx) = mpsc::channel::<Msg>(4);
         let n = noise.clone();
         let reader = tokio::spawn(async move {
             let mut nonce = 0u64;
@@ -339,21 +380,8 @@ impl Channel {
         let writer = tokio::spawn(async move {
             let mut nonce = 0u64;
             let mut frame = vec![0u8; NOISE_MAX];
-            let mut control_open = true;
-            let mut data_open = true;
-            while control_open || data_open {
-                let msg = tokio::select! {
-                    biased;
-                    m = control_rx.recv(), if control_open => match m {
-                        Some(m) => m,
-                        None => { control_open = false; continue; }
-                    },
-                    m = data_rx.recv(), if data_open => match m {
-                        Some(m) => m,
-                        None => { data_open = false; continue; }
-                    },
-                    _ = tokio::time::sleep(KEEPALIVE) => Msg::Ping,
-                };
+            let mut outgoing = Outgoing::new(control_rx, data_rx);
+            while let Some(msg) = outgoing.next(Some(KEEPALIVE)).await {
                 let plain = postcard::to_allocvec(&msg).expect("messages serialise");
                 let Ok(len) = noise.write_message(nonce, &plain, &mut frame) else {
                     tracing::error!(len = plain.len(), "a link message does not fit a frame");
@@ -385,8 +413,8 @@ impl Channel {
         close_wait: Duration,
     ) -> Channel {
         let (in_tx, incoming) = mpsc::channel(4);
-        let (control, mut control_rx) = mpsc::unbounded_channel::<Msg>();
-        let (data, mut data_rx) = mpsc::channel::<Msg>(1);
+        let (control, control_rx) = mpsc::unbounded_channel::<Msg>();
+        let (data, data_rx) = mpsc::channel::<Msg>(1);
         let reader = tokio::spawn(async move {
             loop {
                 let got = match records.recv().await {
@@ -401,20 +429,9 @@ impl Channel {
             }
         });
         let writer = tokio::spawn(async move {
-            let mut control_open = true;
-            let mut data_open = true;
-            while control_open || data_open {
-                let msg = tokio::select! {
-                    biased;
-                    m = control_rx.recv(), if control_open => match m {
-                        Some(m) => m,
-                        None => { control_open = false; continue; }
-                    },
-                    m = data_rx.recv(), if data_open => match m {
-                        Some(m) => m,
-                        None => { data_open = false; continue; }
-                    },
-                };
+            let mut outgoing = Outgoing::new(control_rx, data_rx);
+            // The radio's session keeps its own watch on silence: no pings.
+            while let Some(msg) = outgoing.next(None).await {
                 let record = postcard::to_allocvec(&msg).expect("messages serialise");
                 if out.send(record).await.is_err() {
                     return;

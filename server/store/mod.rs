@@ -74,6 +74,14 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Unix time in milliseconds (the radio's ledger and signal samples).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// Changes queued for subscribers that have not read them yet; a slower
 /// subscriber gets `Lagged` and must re-read its mailbox state.
 pub const CHANGE_QUEUE: usize = 4096;

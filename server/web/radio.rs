@@ -6,7 +6,6 @@ use super::admin::{page_error, require, require_form, unavailable};
 use super::settings::{restart_soon, restarting, save_config_fields};
 use super::{AppState, no_store};
 use crate::carriers::lora::airtime::{Airtime, Region, WINDOW};
-use crate::carriers::lora::sim::Model;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
@@ -67,13 +66,6 @@ struct RadioPage {
     max_item: String,
     bit_rate: String,
     frame_time: String,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// RSSI (dBm) and SNR (dB) over the last day as an inline SVG: two lines
@@ -143,7 +135,7 @@ async fn radio_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
         Ok(s) => s,
         Err(r) => return r,
     };
-    let now = now_ms();
+    let now = crate::store::now_ms();
     let hour_ago = now - WINDOW.as_millis() as i64;
     let (by_band, samples) = match tokio::try_join!(
         state.store.airtime_by_band(hour_ago),
@@ -224,10 +216,7 @@ async fn radio_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
         last_session: status.last_session.clone().unwrap_or_default(),
         bands,
         plot: plot(&samples, now),
-        modem: match settings.model {
-            Model::Rnode => "rnode".into(),
-            Model::Rylr => "rylr".into(),
-        },
+        modem: settings.model.as_str().into(),
         region: region.as_str().into(),
         frequency: settings.frequency.to_string(),
         bandwidth: settings.bandwidth.to_string(),

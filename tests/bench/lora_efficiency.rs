@@ -11,9 +11,10 @@
 //! Run: `cargo bench --bench lora_efficiency`.
 
 use cairn::carriers::lora::airtime::Airtime;
+use cairn::carriers::lora::modem::Model;
 use cairn::carriers::lora::modem::{Modem, Settings};
+use cairn::carriers::lora::sim::Sim;
 use cairn::carriers::lora::sim::ether::Conditions;
-use cairn::carriers::lora::sim::{Model, Sim};
 use cairn::relay::bundle::generate_keypair;
 use cairn::relay::radio::frame::{Frame, Hello};
 use cairn::relay::radio::session::{self, Air, Tuning};

@@ -2,9 +2,10 @@
 #![allow(dead_code)]
 
 use super::relay::{Node, node_for};
+use cairn::carriers::lora::modem::Model;
 use cairn::carriers::lora::modem::Settings;
+use cairn::carriers::lora::sim::Sim;
 use cairn::carriers::lora::sim::ether::Conditions;
-use cairn::carriers::lora::sim::{Model, Sim};
 use cairn::relay::radio::service::RadioState;
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,7 +13,6 @@ use super::airtime::{Airtime, Modulation, Region, rnode_preamble};
 use super::at::{self, Command, LineReader, Reply};
 use super::kiss::{self, Deframer, cmd};
 use super::port::Port;
-use super::sim::Model;
 
 /// The firmware the RNode driver needs (Reticulum's `REQUIRED_FW_VER`).
 const RNODE_MIN_FW: (u8, u8) = (1, 52);
@@ -34,6 +33,35 @@ pub const RYLR_MTU: usize = 180;
 const RYLR_PREAMBLE: u16 = 12;
 /// Bytes the RYLR adds on air to every send.
 const RYLR_OVERHEAD: usize = 8;
+
+/// Which modem family: RNode (KISS) or REYAX RYLR998 (AT commands).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Model {
+    Rnode,
+    Rylr,
+}
+
+impl Model {
+    /// The name in the configuration (`radio.modem`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Model::Rnode => "rnode",
+            Model::Rylr => "rylr",
+        }
+    }
+}
+
+impl std::str::FromStr for Model {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Model, String> {
+        match s {
+            "rnode" => Ok(Model::Rnode),
+            "rylr" | "rylr998" => Ok(Model::Rylr),
+            _ => Err(format!("unknown modem `{s}`: use rnode or rylr")),
+        }
+    }
+}
 
 /// The radio settings of one LoRa carrier.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

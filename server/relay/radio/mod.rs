@@ -14,7 +14,7 @@ pub mod service;
 pub mod session;
 pub mod squeeze;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use snow::{HandshakeState, StatelessTransportState};
 use tokio::time::Instant;
@@ -121,13 +121,6 @@ pub fn finish(mut hs: HandshakeState, f: &Frame) -> Option<(StatelessTransportSt
     Some((hs.into_stateless_transport_mode().ok()?, theirs))
 }
 
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// What the radio did, for the page.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AirStats {
@@ -170,7 +163,7 @@ impl RadioIo {
         let mut ledger = Ledger::new(band);
         let hour = WINDOW.as_secs() / PACE_WINDOW.as_secs();
         let mut pace = Ledger::with_window(Airtime(ledger.limit().0 / hour), PACE_WINDOW);
-        let now = wall_ms();
+        let now = u64::try_from(crate::store::now_ms()).unwrap_or(0);
         if let Some(store) = &store {
             let since = now.saturating_sub(WINDOW.as_millis() as u64) as i64;
             let rows = store

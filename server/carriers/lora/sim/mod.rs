@@ -17,26 +17,8 @@ use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
 use self::ether::{Conditions, Ether};
+use super::modem::Model;
 use super::port::Port;
-
-/// Which modem a simulated radio is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Model {
-    Rnode,
-    Rylr,
-}
-
-impl std::str::FromStr for Model {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Model, String> {
-        match s {
-            "rnode" => Ok(Model::Rnode),
-            "rylr" | "rylr998" => Ok(Model::Rylr),
-            _ => Err(format!("unknown modem `{s}`: use rnode or rylr")),
-        }
-    }
-}
 
 struct Radio {
     name: String,
