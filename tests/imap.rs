@@ -369,6 +369,40 @@ async fn first_login_creates_an_account() {
     hub.shutdown().await;
 }
 
+/// Delta Chat logs in over IMAP and SMTP at the same moment; whichever
+/// creates the account, the other login must still succeed (a login that
+/// looked before the account existed and after it appeared once failed).
+#[tokio::test(flavor = "multi_thread")]
+async fn simultaneous_first_logins_all_succeed() {
+    let (_t, hub) = hub(|_| {}).await;
+    let imap = hub.endpoint(cairn::app::IMAP_TLS).unwrap();
+    let smtp = hub.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap();
+    for round in 0..4 {
+        let user = format!("racer{round}@[127.0.0.1]");
+        let mut logins = tokio::task::JoinSet::new();
+        for i in 0..6 {
+            let (cert, user) = (hub_cert(&hub), user.clone());
+            logins.spawn(async move {
+                if i % 2 == 0 {
+                    let (mut c, _) = Imap::tls_with(imap, cert).await;
+                    let r = c.login(&user, "a long enough pw").await;
+                    (r.ok(), r.all())
+                } else {
+                    let (mut s, _) = Client::tls_with(smtp, cert).await;
+                    s.cmd("EHLO x").await;
+                    let r = s.login(&user, "a long enough pw").await;
+                    (r.starts_with("235"), r)
+                }
+            });
+        }
+        while let Some(r) = logins.join_next().await {
+            let (ok, said) = r.unwrap();
+            assert!(ok, "{user}: a simultaneous first login failed: {said}");
+        }
+    }
+    hub.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn self_service_can_be_switched_off() {
     let (_t, hub) = hub(|c| c.mail.create_on_login = false).await;

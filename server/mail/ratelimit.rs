@@ -72,6 +72,14 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
             Err(Duration::from_secs_f64((1.0 - *tokens) / rate))
         }
     }
+
+    /// Give back a token taken for work that turned out not to happen.
+    pub fn refund(&self, key: &K) {
+        let mut map = self.buckets.lock().expect("rate limiter lock");
+        if let Some((tokens, _)) = map.get_mut(key) {
+            *tokens = (*tokens + 1.0).min(self.burst);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -101,5 +109,15 @@ mod tests {
             rl.take_at(&"a", later).unwrap();
         }
         assert!(rl.take_at(&"a", later).is_err());
+        // A refunded token can be taken again, but never beyond the burst.
+        rl.refund(&"a");
+        rl.take_at(&"a", later).unwrap();
+        for _ in 0..20 {
+            rl.refund(&"b");
+        }
+        for _ in 0..10 {
+            rl.take_at(&"b", t0).unwrap();
+        }
+        assert!(rl.take_at(&"b", t0).is_err());
     }
 }

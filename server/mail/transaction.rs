@@ -190,7 +190,13 @@ impl MailRules {
             return Ok(None);
         };
         if self.store.account_find(&address).await?.is_some() {
-            return Ok(None); // exists: the password was simply wrong
+            // It exists: either the password was wrong, or the other
+            // protocol's login created it a moment after ours looked.
+            return self
+                .accounts
+                .verify(user, &pw)
+                .await
+                .map_err(|e| MailError::Internal(e.to_string()));
         }
         if let Err(wait) = self.creations.take(&ip) {
             tracing::warn!(target: "cairn::auth", %ip, "self-service account creation rate-limited");
@@ -205,11 +211,14 @@ impl MailRules {
                 tracing::info!(target: "cairn::auth", %ip, address = %created.address, "account created on first login");
                 Ok(Some(created.id))
             }
-            Err(super::AccountError::Store(crate::store::Error::AccountExists(_))) => self
-                .accounts
-                .verify(user, &pw)
-                .await
-                .map_err(|e| MailError::Internal(e.to_string())),
+            Err(super::AccountError::Store(crate::store::Error::AccountExists(_))) => {
+                // The other protocol's login made it: one phone, one creation.
+                self.creations.refund(&ip);
+                self.accounts
+                    .verify(user, &pw)
+                    .await
+                    .map_err(|e| MailError::Internal(e.to_string()))
+            }
             Err(e) => Err(MailError::Internal(e.to_string())),
         }
     }
