@@ -1,8 +1,10 @@
-//! SMTP under faults, against the real binary: SIGKILL during submissions,
-//! a gigantic line, failed logins in the log.
+//! SMTP under faults: against the real binary, SIGKILL during submissions,
+//! a gigantic line, failed logins in the log; in process, a full disk and
+//! a database locked by another program.
 
 mod common;
-use common::smtp::{Client, PASSWORD, encrypted};
+use common::imap::Imap;
+use common::smtp::{Client, PASSWORD, encrypted, hub as smtp_hub, inbox};
 use common::*;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -234,3 +236,154 @@ async fn failed_logins_are_logged_with_the_ip() {
         "passwords never appear in logs"
     );
 }
+
+/// A message of about `size` bytes that passes the encryption rule: an
+/// OpenPGP key packet and an encrypted-data packet of `size` bytes.
+fn sized(n: usize, size: usize) -> String {
+    use base64::Engine;
+    let mut packets = vec![0xC3, 4, 5, 5, 5, 5]; // SKESK
+    packets.extend_from_slice(&[0xD2, 0xFF]); // SEIPD, 4-byte length
+    packets.extend_from_slice(&(size as u32).to_be_bytes());
+    packets.extend((0..size).map(|i| (i * 7 + n) as u8));
+    let b64 = base64::engine::general_purpose::STANDARD.encode(packets);
+    let armour: Vec<&str> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let m = message(n);
+    let begin = "-----BEGIN PGP MESSAGE-----\r\n\r\n";
+    let start = m.find(begin).unwrap() + begin.len();
+    let end = m.find("\r\n-----END PGP MESSAGE-----").unwrap();
+    format!("{}{}{}", &m[..start], armour.join("\r\n"), &m[end..])
+}
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A full data partition: the submission is refused with 452 4.3.1 (the
+/// sender keeps it and retries), nothing half-written stays behind, other
+/// users can still read their mail, and once there is room the same
+/// connection delivers it, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_refuses_mail_clearly_and_service_resumes() {
+    let disk = SmallDisk::mount("32m");
+    let data = disk.path.join("data");
+    let (_t, hub) = smtp_hub(|c| c.data_dir = data.clone()).await;
+    let (mut c, _) =
+        Client::tls(hub.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap(), &hub).await;
+    c.cmd("EHLO x").await;
+    assert!(c.login(ALICE, PASSWORD).await.starts_with("235"));
+    assert!(c.mail(ALICE, &[BOB], &message(0)).await.starts_with("250"));
+
+    let filler = disk.fill(128 << 10);
+    let r = c.mail(ALICE, &[BOB], &sized(1, 1 << 20)).await;
+    assert!(
+        r.starts_with("452 4.3.1") && r.contains("disk is full"),
+        "a full disk must be a clear temporary refusal: {r}"
+    );
+    assert_eq!(
+        inbox(&hub, BOB).await.len(),
+        1,
+        "nothing of the refused message"
+    );
+    assert!(
+        files_in(&data.join("tmp")).is_empty(),
+        "{:?}",
+        files_in(&data.join("tmp"))
+    );
+    // Bob reads his mail meanwhile.
+    let (mut i, _) = Imap::tls(hub.endpoint(cairn::app::IMAP_TLS).unwrap(), &hub).await;
+    assert!(i.login(BOB, PASSWORD).await.ok());
+    let r = i.cmd("SELECT INBOX").await;
+    assert!(
+        r.ok() && r.untagged.iter().any(|l| l == "* 1 EXISTS"),
+        "{}",
+        r.all()
+    );
+    assert!(i.cmd("FETCH 1 BODY.PEEK[]").await.ok());
+
+    std::fs::remove_file(filler).unwrap();
+    let r = c.mail(ALICE, &[BOB], &sized(1, 1 << 20)).await;
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(inbox(&hub, BOB).await.len(), 2);
+    hub.shutdown().await;
+    drop(disk);
+}
+
+/// Another program (an admin's `sqlite3`, a backup) holds the database's
+/// write lock longer than the hub waits for it: the submission gets a
+/// temporary 451 and leaves nothing behind, readers carry on, and after
+/// the lock is gone the same connection delivers it, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_database_refuses_mail_for_a_while_and_service_resumes() {
+    let (tmp, hub) = smtp_hub(|_| {}).await;
+    let db = tmp.path().join("data/cairn.db");
+    let (mut c, _) =
+        Client::tls(hub.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap(), &hub).await;
+    c.cmd("EHLO x").await;
+    assert!(c.login(ALICE, PASSWORD).await.starts_with("235"));
+    assert!(c.mail(ALICE, &[BOB], &message(0)).await.starts_with("250"));
+
+    let hold = cairn::store::BUSY_TIMEOUT + Duration::from_secs(5);
+    let mut locker = std::process::Command::new("python3")
+        .args(["-c", LOCKER])
+        .arg(&db)
+        .arg(hold.as_secs().to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is needed for this test: apt-get install python3");
+    let mut said = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(locker.stdout.take().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    assert_eq!(said.trim(), "locked");
+
+    let r = c.mail(ALICE, &[BOB], &message(1)).await;
+    assert!(
+        r.starts_with("451 4.3.0"),
+        "a locked database is a temporary refusal: {r}"
+    );
+    assert_eq!(inbox(&hub, BOB).await.len(), 1);
+    // Readers are not blocked by a writer.
+    let (mut i, _) = Imap::tls(hub.endpoint(cairn::app::IMAP_TLS).unwrap(), &hub).await;
+    assert!(i.login(BOB, PASSWORD).await.ok());
+    let r = i.cmd("EXAMINE INBOX").await;
+    assert!(
+        r.ok() && r.untagged.iter().any(|l| l == "* 1 EXISTS"),
+        "{}",
+        r.all()
+    );
+
+    assert!(
+        tokio::task::spawn_blocking(move || locker.wait())
+            .await
+            .unwrap()
+            .unwrap()
+            .success()
+    );
+    let r = c.mail(ALICE, &[BOB], &message(1)).await;
+    assert!(r.starts_with("250"), "{r}");
+    let got = inbox(&hub, BOB).await;
+    assert_eq!(got.len(), 2);
+    assert!(files_in(&tmp.path().join("data/tmp")).is_empty());
+    hub.shutdown().await;
+}
+
+/// Holds SQLite's write lock on argv[1] for argv[2] seconds.
+const LOCKER: &str = r#"
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+db.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("ROLLBACK")
+"#;

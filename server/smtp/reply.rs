@@ -64,6 +64,14 @@ impl From<&MailError> for Reply {
             MailError::Intake(IntakeError::TooBig { .. } | IntakeError::HeaderTooBig) => {
                 Reply::new(552, "5.3.4", text)
             }
+            MailError::Intake(IntakeError::Store(s)) | MailError::Store(s) if s.is_disk_full() => {
+                tracing::error!(error = %e, "mail refused: the disk is full");
+                Reply::new(
+                    452,
+                    "4.3.1",
+                    "insufficient system storage: the hub's disk is full; try again later",
+                )
+            }
             MailError::Intake(IntakeError::Store(_))
             | MailError::Store(_)
             | MailError::Internal(_) => {

@@ -60,15 +60,18 @@ impl Spool {
         self.mem.extend_from_slice(bytes);
         if self.mem.len() > SPILL_THRESHOLD {
             let path = self.tmp_dir.join(format!("{}.part", random_name()));
-            let mut f = std::fs::OpenOptions::new()
+            let f = std::fs::OpenOptions::new()
                 .write(true)
                 .read(true)
                 .create_new(true)
                 .open(&path)
                 .map_err(io(&path))?;
-            f.write_all(&self.mem).map_err(io(&path))?;
-            self.mem = Vec::new();
+            // Owned by the spool from here, so a failed write (a full
+            // disk) leaves no file behind when the spool is dropped.
             self.file = Some((f, path));
+            let (f, path) = self.file.as_mut().expect("just set");
+            f.write_all(&self.mem).map_err(io(path))?;
+            self.mem = Vec::new();
         }
         Ok(())
     }
@@ -103,7 +106,10 @@ impl Spool {
                 None => {
                     let tmp = tmp_dir.join(format!("{}.part", random_name()));
                     let mut f = std::fs::File::create_new(&tmp).map_err(io(&tmp))?;
-                    f.write_all(&mem).map_err(io(&tmp))?;
+                    if let Err(e) = f.write_all(&mem) {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(io(&tmp)(e));
+                    }
                     (f, tmp)
                 }
             };
@@ -174,7 +180,10 @@ impl Store {
                     }
                     None => {
                         let tmp = tmp_dir.join(format!("{}.part", random_name()));
-                        std::fs::write(&tmp, &spool.mem).map_err(io(&tmp))?;
+                        if let Err(e) = std::fs::write(&tmp, &spool.mem) {
+                            let _ = std::fs::remove_file(&tmp);
+                            return Err(io(&tmp)(e));
+                        }
                         tmp
                     }
                 };

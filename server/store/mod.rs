@@ -64,6 +64,24 @@ pub enum Error {
     AccountExists(String),
 }
 
+impl Error {
+    /// The disk (or the data partition) is full: a file write failed with
+    /// ENOSPC, or SQLite said SQLITE_FULL. Mail servers answer this with a
+    /// temporary 452 so senders retry later.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
+            Error::Database(sqlx::Error::Io(e)) => e.kind() == std::io::ErrorKind::StorageFull,
+            // SQLITE_FULL is 13; extended codes keep it in the low byte.
+            Error::Database(sqlx::Error::Database(e)) => e
+                .code()
+                .and_then(|c| c.parse::<i64>().ok())
+                .is_some_and(|c| c & 0xff == 13),
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Seconds since the Unix epoch, as stored in every `*_at` column.
