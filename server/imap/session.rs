@@ -230,6 +230,10 @@ where
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         match server.next() {
+            // After BYE nothing more runs: what is queued goes out, and the
+            // connection closes when the input runs dry. (Answering the
+            // BYE's own "sent" event with another BYE looped forever.)
+            Ok(_) | Err(Interrupt::Error(_)) if s.logout => {}
             Ok(event) => {
                 handle_event(&mut s, &mut server, event).await;
                 if s.errors >= MAX_ERRORS {
