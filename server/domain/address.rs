@@ -147,7 +147,11 @@ impl Domain {
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    if s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix) {
+    // Compared as bytes: slicing the str at a byte count could cut a
+    // multi-byte character in two (and panic) on a peer's input.
+    let head = s.as_bytes().get(..prefix.len())?;
+    if head.eq_ignore_ascii_case(prefix.as_bytes()) {
+        // The matched bytes are ASCII, so this is a character boundary.
         Some(&s[prefix.len()..])
     } else {
         None
@@ -247,6 +251,22 @@ impl FromStr for Address {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A literal with a multi-byte character where `IPv6:` would end used
+    /// to panic (found by the smtp_session fuzz target via AUTH).
+    #[test]
+    fn literals_with_odd_characters_are_refused_not_panicked_on() {
+        for input in [
+            "u@[127-\u{FFFD}.0.1]",
+            "u@[IPv\u{e9}:::1]",
+            "u@[\u{1F600}]",
+            "u@[IPv6\u{e9}]",
+        ] {
+            assert!(Address::parse(input).is_err(), "{input}");
+        }
+        assert_eq!(strip_prefix_ci("ab\u{e9}", "abc"), None);
+        assert_eq!(strip_prefix_ci("IPV6:x", "IPv6:"), Some("x"));
+    }
 
     #[test]
     fn canonical_forms() {
