@@ -2,6 +2,10 @@
 //! IDLE pushes, several sessions of one account, bad input, isolation.
 
 mod common;
+// The session fuzz targets' small hub, shared so their seeds are checked.
+#[path = "fuzz/fuzz_targets/hub/mod.rs"]
+#[allow(dead_code)]
+mod fuzz_hub;
 use common::imap::Imap;
 use common::smtp::*;
 use std::time::Duration;
@@ -475,5 +479,47 @@ async fn a_flag_change_never_splits_a_fetched_message() {
         .position(|l| l.starts_with("* 2 FETCH"))
         .expect("UID 2's flag change is reported");
     assert!(i2 > i1, "{}", r.all());
+    hub.shutdown().await;
+}
+
+/// The seed of the `imap_session` fuzz target logs in and gets every
+/// command answered OK, so fuzzing starts deep inside a session.
+#[test]
+fn the_imap_fuzz_seed_is_a_whole_good_session() {
+    let seed = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fuzz/corpus/imap_session/seed"
+    ))
+    .unwrap();
+    let out = fuzz_hub::imap(seed[0] & 1 == 0, &seed[1..]);
+    let out = String::from_utf8_lossy(&out);
+    for tag in 'a'..='u' {
+        assert!(
+            out.contains(&format!("\r\n{tag} OK")),
+            "{tag} was not answered OK:\n{out}"
+        );
+    }
+    assert!(
+        out.contains("APPENDUID") && out.contains("hello from the seed"),
+        "{out}"
+    );
+}
+
+/// A client that makes too many errors is told BYE once and disconnected
+/// (the BYE used to answer its own sending, forever: found by fuzzing).
+#[tokio::test(flavor = "multi_thread")]
+async fn too_many_errors_end_in_one_bye_and_a_closed_connection() {
+    let (_t, hub) = hub(|_| {}).await;
+    let (mut c, _) = Imap::tls(hub.endpoint(cairn::app::IMAP_TLS).unwrap(), &hub).await;
+    let garbage: String = (0..40).map(|i| format!("x{i} NOSUCHCOMMAND\r\n")).collect();
+    c.send(garbage.as_bytes()).await;
+    let mut byes = 0;
+    while let Some(line) = c.line().await {
+        if line.starts_with("* BYE") {
+            byes += 1;
+            assert!(byes == 1, "more than one BYE: {line}");
+        }
+    }
+    assert_eq!(byes, 1, "the server closed without a BYE");
     hub.shutdown().await;
 }

@@ -2,6 +2,10 @@
 //! exact replies to bad input, and what ends up in the store.
 
 mod common;
+// The session fuzz targets' small hub, shared so their seeds are checked.
+#[path = "fuzz/fuzz_targets/hub/mod.rs"]
+#[allow(dead_code)]
+mod fuzz_hub;
 use common::smtp::*;
 use std::time::Duration;
 
@@ -523,4 +527,30 @@ async fn mx_port_takes_bounces_but_is_no_open_relay() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].rcpts, "[\"bob@valley.example\"]");
     hub.shutdown().await;
+}
+
+/// The seed of the `smtp_session` fuzz target logs in and delivers, so
+/// fuzzing starts from a whole good transaction.
+#[test]
+fn the_smtp_fuzz_seed_is_a_whole_good_session() {
+    let seed = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fuzz/corpus/smtp_session/seed"
+    ))
+    .unwrap();
+    assert_eq!(seed[0], 0x81, "implicit TLS submission, no encryption rule");
+    let out = fuzz_hub::smtp(cairn::smtp::Mode::SubmissionTls, false, &seed[1..]);
+    let out = String::from_utf8_lossy(&out);
+    let codes: Vec<&str> = out
+        .lines()
+        .filter(|l| l.as_bytes().get(3) == Some(&b' '))
+        .map(|l| &l[..3])
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "220", "250", "235", "250", "250", "250", "354", "250", "250", "250", "221"
+        ],
+        "{out}"
+    );
 }
