@@ -63,6 +63,7 @@ impl Store {
                 });
             }
         }
+        let _in_order = self.publishing().await;
         tx.commit().await?;
         let n = events.len() as u64;
         for e in events {

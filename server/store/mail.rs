@@ -138,6 +138,11 @@ impl Store {
         }
     }
 
+    /// Hold while committing a transaction and publishing its changes.
+    pub(crate) async fn publishing(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.publish.lock().await
+    }
+
     /// Subscribe to changes committed from now on.
     pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Change> {
         self.changes.subscribe()
@@ -177,6 +182,7 @@ impl Store {
             out.queued = Some(ItemId(id));
             events.push(Change::Queued { item: ItemId(id) });
         }
+        let _in_order = self.publishing().await;
         tx.commit().await?;
         for e in events {
             // No subscriber is fine: nobody is idling.
@@ -270,5 +276,67 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(refs, 2, "one message row and one outbox row");
+    }
+
+    /// Deliveries that race each other still publish their changes in
+    /// commit (UID) order, so IDLE sessions never fall back to re-reading
+    /// the mailbox (with 100 sessions idling that cut delivery to a fifth).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn changes_are_published_in_uid_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let a = crate::domain::Address::parse("a@[127.0.0.1]").unwrap();
+        let hash = crate::domain::Password::chosen("password one")
+            .unwrap()
+            .hash()
+            .unwrap();
+        let alice = store.account_insert(&a, &hash).await.unwrap();
+        let mut changes = store.changes();
+        // A busy runtime, as with many IDLE sessions: a task woken after
+        // its commit may run late.
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for _ in 0..8 {
+            let done = done.clone();
+            tokio::spawn(async move {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    tokio::task::yield_now().await;
+                }
+            });
+        }
+        let mut tasks = Vec::new();
+        for n in 0..16 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for k in 0..10 {
+                    let mut spool = store.spool();
+                    spool
+                        .write(format!("Subject: {n}.{k}\r\n\r\nbody\r\n").as_bytes())
+                        .unwrap();
+                    let blob = spool.commit().await.unwrap();
+                    store
+                        .deliver(Delivery {
+                            blob: &blob,
+                            local: &[alice],
+                            outbound: None,
+                        })
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut last = 0;
+        for _ in 0..160 {
+            match changes.recv().await.unwrap() {
+                Change::Appended { uid, .. } => {
+                    assert_eq!(uid.0, last + 1, "published out of order");
+                    last = uid.0;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
     }
 }

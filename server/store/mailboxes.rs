@@ -261,6 +261,7 @@ impl Store {
                 flags: new_flags,
             });
         }
+        let _in_order = self.publishing().await;
         tx.commit().await?;
         for e in events {
             let _ = self.changes.send(e);
@@ -306,6 +307,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let _in_order = self.publishing().await;
         tx.commit().await?;
         for uid in &removed {
             let _ = self.changes.send(Change::Expunged {
@@ -351,6 +353,7 @@ impl Store {
         .bind(internal_date)
         .execute(&mut *tx)
         .await?;
+        let _in_order = self.publishing().await;
         tx.commit().await?;
         let uid = Uid(u32::try_from(uid).unwrap_or(u32::MAX));
         let _ = self.changes.send(Change::Appended {
@@ -442,6 +445,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let _in_order = self.publishing().await;
         tx.commit().await?;
         for e in events {
             let _ = self.changes.send(e);

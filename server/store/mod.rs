@@ -119,6 +119,10 @@ pub struct Store {
     pool: SqlitePool,
     dirs: Arc<Dirs>,
     changes: tokio::sync::broadcast::Sender<Change>,
+    /// Held from commit to publication, so change events go out in commit
+    /// order: an IDLE session then sees UIDs one after another and adds
+    /// them without asking the database.
+    publish: Arc<tokio::sync::Mutex<()>>,
     /// Shared by blob writers, exclusive for garbage collection.
     gc: Arc<tokio::sync::RwLock<()>>,
 }
@@ -158,6 +162,7 @@ impl Store {
             pool,
             dirs: Arc::new(dirs),
             changes: tokio::sync::broadcast::channel(CHANGE_QUEUE).0,
+            publish: Arc::default(),
             gc: Arc::new(tokio::sync::RwLock::new(())),
         };
         store.migrate(path).await?;

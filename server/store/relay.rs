@@ -602,6 +602,7 @@ impl Store {
             .bind(peer_id)
             .execute(&mut *tx)
             .await?;
+        let _in_order = self.publishing().await;
         tx.commit().await?;
         for e in events {
             let _ = self.changes.send(e);
@@ -629,6 +630,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let _in_order = self.publishing().await;
         tx.commit().await?;
         for e in events {
             let _ = self.changes.send(e);
@@ -674,6 +676,7 @@ impl Store {
             place(&mut tx, b, now(), &mut events).await?;
         }
         sent_to(&mut tx, peer_id).await?;
+        let _in_order = self.publishing().await;
         tx.commit().await?;
         for e in events {
             let _ = self.changes.send(e);
@@ -705,6 +708,7 @@ impl Store {
         for p in placements {
             place(&mut tx, p, t, &mut events).await?;
         }
+        let _in_order = self.publishing().await;
         tx.commit().await?;
         for e in events {
             let _ = self.changes.send(e);
@@ -728,6 +732,7 @@ impl Store {
         for p in bounces {
             place(&mut tx, p, t, &mut events).await?;
         }
+        let _in_order = self.publishing().await;
         tx.commit().await?;
         for e in events {
             let _ = self.changes.send(e);
@@ -787,6 +792,7 @@ impl Store {
         if gone && let Some(b) = bounce {
             place(&mut tx, b, now(), &mut events).await?;
         }
+        let _in_order = self.publishing().await;
         tx.commit().await?;
         for e in events {
             let _ = self.changes.send(e);

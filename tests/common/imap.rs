@@ -53,6 +53,7 @@ impl Imap {
             .with_root_certificates(roots)
             .with_no_client_auth();
         let tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
         let s = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
@@ -69,6 +70,7 @@ impl Imap {
 
     pub async fn plain(addr: SocketAddr) -> (Imap, String) {
         let tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
         let mut c = Imap {
             stream: Box::new(tcp),
             buf: Vec::new(),

@@ -82,6 +82,8 @@ pub fn hub_cert(hub: &Hub) -> rustls::pki_types::CertificateDer<'static> {
 impl Client {
     pub async fn plain(addr: SocketAddr) -> (Client, String) {
         let s = TcpStream::connect(addr).await.unwrap();
+        // As mail clients do: no Nagle delay between a body and its final dot.
+        s.set_nodelay(true).unwrap();
         let mut c = Client {
             stream: Box::new(s),
             buf: Vec::new(),
@@ -101,6 +103,7 @@ impl Client {
         cert: rustls::pki_types::CertificateDer<'static>,
     ) -> Option<(Client, String)> {
         let s = TcpStream::connect(addr).await.ok()?;
+        s.set_nodelay(true).ok()?;
         let connector = tokio_rustls::TlsConnector::from(tls_config(cert));
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
         let s = connector.connect(name, s).await.ok()?;
@@ -117,6 +120,8 @@ impl Client {
         cert: rustls::pki_types::CertificateDer<'static>,
     ) -> (Client, String) {
         let s = TcpStream::connect(addr).await.unwrap();
+        // As mail clients do: no Nagle delay between a body and its final dot.
+        s.set_nodelay(true).unwrap();
         let connector = tokio_rustls::TlsConnector::from(tls_config(cert));
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
         let s = connector.connect(name, s).await.unwrap();
