@@ -229,10 +229,8 @@ impl Store {
 mod tests {
     use super::*;
 
-    /// A delivery that fails half-way leaves nothing: no message in the
-    /// first INBOX, no outbox item.
-    #[tokio::test]
-    async fn delivery_is_all_or_nothing() {
+    /// A fresh store in a temporary directory with one account.
+    async fn store_with_alice() -> (tempfile::TempDir, Store, AccountId) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
         let a = crate::domain::Address::parse("a@[127.0.0.1]").unwrap();
@@ -241,6 +239,14 @@ mod tests {
             .hash()
             .unwrap();
         let alice = store.account_insert(&a, &hash).await.unwrap();
+        (dir, store, alice)
+    }
+
+    /// A delivery that fails half-way leaves nothing: no message in the
+    /// first INBOX, no outbox item.
+    #[tokio::test]
+    async fn delivery_is_all_or_nothing() {
+        let (_dir, store, alice) = store_with_alice().await;
         let mut spool = store.spool();
         spool.write(b"Subject: x\r\n\r\nbody\r\n").unwrap();
         let blob = spool.commit().await.unwrap();
@@ -283,14 +289,7 @@ mod tests {
     /// the mailbox (with 100 sessions idling that cut delivery to a fifth).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn changes_are_published_in_uid_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        let a = crate::domain::Address::parse("a@[127.0.0.1]").unwrap();
-        let hash = crate::domain::Password::chosen("password one")
-            .unwrap()
-            .hash()
-            .unwrap();
-        let alice = store.account_insert(&a, &hash).await.unwrap();
+        let (_dir, store, alice) = store_with_alice().await;
         let mut changes = store.changes();
         // A busy runtime, as with many IDLE sessions: a task woken after
         // its commit may run late.

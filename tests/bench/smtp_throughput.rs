@@ -21,20 +21,7 @@ fn env_or(name: &str, default: usize) -> usize {
 }
 
 fn message(from: &str, n: usize) -> String {
-    let base = smtp::encrypted(from).replacen(
-        "Subject: [...]",
-        &format!("Message-ID: <{n}.{from}>\r\nSubject: [...]"),
-        1,
-    );
-    // Pad the armour to ~4 KB with more base64 lines of a larger SEIPD.
-    let pad = "X-Pad: ".to_string() + &"p".repeat(70) + "\r\n";
-    let header_end = base.find("\r\n\r\n").unwrap();
-    let mut m = base[..header_end + 2].to_string();
-    while m.len() + base.len() - header_end < 4096 {
-        m.push_str(&pad);
-    }
-    m.push_str(&base[header_end + 2..]);
-    m
+    smtp::encrypted_padded(from, &format!("Message-ID: <{n}.{from}>\r\n"), 4096)
 }
 
 #[tokio::main(flavor = "multi_thread")]

@@ -488,19 +488,7 @@ postlog   unix-dgram n - n - 1 postlogd
 
 /// A ~4 KB message that passes cairn's encryption rule, with an id.
 fn message(from: &str, id: &str) -> String {
-    let base = smtp::encrypted(from).replacen(
-        "Subject: [...]",
-        &format!("Message-ID: <{id}@{DOMAIN}>\r\nTo: <bob@{DOMAIN}>\r\nSubject: [...]"),
-        1,
-    );
-    let pad = "X-Pad: ".to_string() + &"p".repeat(70) + "\r\n";
-    let header_end = base.find("\r\n\r\n").unwrap();
-    let mut m = base[..header_end + 2].to_string();
-    while m.len() + base.len() - header_end < 4096 {
-        m.push_str(&pad);
-    }
-    m.push_str(&base[header_end + 2..]);
-    m
+    smtp::encrypted_padded(from, &format!("Message-ID: <{id}@{DOMAIN}>\r\n"), 4096)
 }
 
 /// The temporary directory, kept when VERSUS_KEEP is set.

@@ -232,3 +232,18 @@ pub fn encrypted(from: &str) -> String {
          -----BEGIN PGP MESSAGE-----\r\n\r\n{armour}\r\n-----END PGP MESSAGE-----\r\n\r\n--b--\r\n"
     )
 }
+
+/// [`encrypted`] with `headers` (each ending in CRLF) before its Subject,
+/// padded with `X-Pad` header lines to about `size` bytes: the benches'
+/// 4 KB Delta Chat-like message.
+pub fn encrypted_padded(from: &str, headers: &str, size: usize) -> String {
+    let base = encrypted(from).replacen("Subject: [...]", &format!("{headers}Subject: [...]"), 1);
+    let pad = "X-Pad: ".to_string() + &"p".repeat(70) + "\r\n";
+    let header_end = base.find("\r\n\r\n").unwrap();
+    let mut m = base[..header_end + 2].to_string();
+    while m.len() + base.len() - header_end < size {
+        m.push_str(&pad);
+    }
+    m.push_str(&base[header_end + 2..]);
+    m
+}
