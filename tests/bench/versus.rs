@@ -491,29 +491,6 @@ fn message(from: &str, id: &str) -> String {
     smtp::encrypted_padded(from, &format!("Message-ID: <{id}@{DOMAIN}>\r\n"), 4096)
 }
 
-/// The temporary directory, kept when VERSUS_KEEP is set.
-struct Kept(Option<tempfile::TempDir>);
-
-impl Kept {
-    fn path(&self) -> &Path {
-        self.0.as_ref().unwrap().path()
-    }
-}
-
-impl Drop for Kept {
-    fn drop(&mut self) {
-        if std::env::var_os("VERSUS_KEEP").is_some()
-            && let Some(t) = self.0.take()
-        {
-            let _ = t.keep();
-        }
-    }
-}
-
-fn scopeguard(t: tempfile::TempDir) -> Kept {
-    Kept(Some(t))
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -666,20 +643,24 @@ async fn main() {
     let senders = env_or("SENDERS", 20);
     let per = env_or("PER_SENDER", 100);
     let tmp = tempfile::tempdir().unwrap();
-    if std::env::var_os("VERSUS_KEEP").is_some() {
-        // Logs and configuration stay for a look afterwards.
-        println!("versus: keeping {}", tmp.path().display());
-    }
-    let tmp = scopeguard(tmp);
+    // VERSUS_KEEP: logs and configuration stay for a look afterwards.
+    let (_cleanup, root) = if std::env::var_os("VERSUS_KEEP").is_some() {
+        let root = tmp.keep();
+        println!("versus: keeping {}", root.display());
+        (None, root)
+    } else {
+        let root = tmp.path().to_path_buf();
+        (Some(tmp), root)
+    };
 
-    let (cairn, cert, key) = start_cairn(&tmp.path().join("cairn"), senders);
+    let (cairn, cert, key) = start_cairn(&root.join("cairn"), senders);
     let ours = measure(&cairn, samples, watchers, senders, per).await;
     drop(cairn);
     if std::env::var("VERSUS_ONLY").as_deref() == Ok("cairn") {
         println!("cairn alone: {ours:?}");
         return;
     }
-    let classic = start_postfix_dovecot(&tmp.path().join("pfdc"), &cert, &key, senders);
+    let classic = start_postfix_dovecot(&root.join("pfdc"), &cert, &key, senders);
     let theirs = measure(&classic, samples, watchers, senders, per).await;
     drop(classic);
 
