@@ -15,9 +15,11 @@
 //!   every process of the system (Dovecot and Postfix are many processes;
 //!   PSS counts shared pages once).
 //!
-//! Needs root (Postfix and Dovecot start as root and drop privileges) and
-//! installs `postfix dovecot-imapd dovecot-lmtpd` when missing.
-//! Run: `cargo bench --bench versus` (SAMPLES, WATCHERS, SENDERS, PER_SENDER).
+//! Needs root (Postfix and Dovecot start as root and drop privileges);
+//! installs `dovecot-imapd dovecot-lmtpd` when missing and unpacks Debian's
+//! `postfix` package under target/tmp (installing it would remove Exim).
+//! Run: `cargo bench --bench versus` (SAMPLES, WATCHERS, SENDERS, PER_SENDER;
+//! VERSUS_ONLY=cairn measures cairn alone, without root).
 
 #[path = "../common/imap.rs"]
 mod imap;
@@ -634,10 +636,6 @@ async fn measure(
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    assert!(
-        Command::new("id").arg("-u").output().unwrap().stdout == b"0\n",
-        "the versus bench starts Postfix and Dovecot, which needs root: run it as root"
-    );
     let samples = env_or("SAMPLES", 200);
     let watchers = env_or("WATCHERS", 100);
     let senders = env_or("SENDERS", 20);
@@ -660,6 +658,11 @@ async fn main() {
         println!("cairn alone: {ours:?}");
         return;
     }
+    assert!(
+        Command::new("id").arg("-u").output().unwrap().stdout == b"0\n",
+        "the versus bench starts Postfix and Dovecot, which needs root: run it as root \
+         (or VERSUS_ONLY=cairn for cairn alone)"
+    );
     let classic = start_postfix_dovecot(&root.join("pfdc"), &cert, &key, senders);
     let theirs = measure(&classic, samples, watchers, senders, per).await;
     drop(classic);
