@@ -348,6 +348,88 @@ async fn bad_bundles_are_refused_and_change_nothing() {
     }
 }
 
+/// A route change moves queued items that no carrier has taken yet; an
+/// item already carried stays with the peer that has it (moving it could
+/// deliver it twice).
+#[tokio::test]
+async fn a_changed_route_takes_the_items_no_carrier_has_taken() {
+    let (a, g, b) = three_nodes().await;
+    let hops = |n: &Node| {
+        let store = n.hub.store.clone();
+        async move {
+            let mut v: Vec<(String, String)> = store
+                .outbox()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| (o.next_hop.unwrap_or_default(), o.state))
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "carried").await;
+    routed(&a).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, e) = folder::export(&a.hub.relay, "gw", dir.path())
+        .await
+        .unwrap();
+    assert_eq!(e.rows.len(), 1);
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "waiting").await;
+    routed(&a).await;
+    assert_eq!(
+        hops(&a).await,
+        [
+            ("gw".into(), "in-flight".into()),
+            ("gw".into(), "queued".into())
+        ]
+    );
+
+    // A meets B directly: B's domain is routed to it, and the waiting item
+    // follows; the carried one stays with the gateway.
+    a.add(&b).await;
+    assert_eq!(
+        hops(&a).await,
+        [
+            ("camp-b".into(), "queued".into()),
+            ("gw".into(), "in-flight".into())
+        ]
+    );
+    // The route goes again: the item falls back to the default route.
+    a.hub.relay.remove_route("camp-b.example").await.unwrap();
+    assert_eq!(
+        hops(&a).await,
+        [
+            ("gw".into(), "in-flight".into()),
+            ("gw".into(), "queued".into())
+        ]
+    );
+    // A route to B again by hand; removing the default route afterwards
+    // moves nothing.
+    a.hub
+        .relay
+        .add_route("camp-b.example", "camp-b")
+        .await
+        .unwrap();
+    a.hub.relay.remove_route("*").await.unwrap();
+    assert_eq!(
+        hops(&a).await,
+        [
+            ("camp-b".into(), "queued".into()),
+            ("gw".into(), "in-flight".into())
+        ]
+    );
+    // The moved item carries the same content id: B takes it once, even
+    // if the gateway's copy of the other one comes round too.
+    b.add(&a).await;
+    let r = carry(&a, "camp-b", &b, dir.path()).await;
+    assert_eq!(r.applied.delivered, 1, "{r}");
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 1);
+    for n in [a, g, b] {
+        n.hub.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn a_peer_cannot_speak_for_domains_that_are_not_behind_it() {
     let a = node_for("camp-a", "camp-a.example", |_| {}).await;

@@ -384,7 +384,7 @@ impl Relay {
             })
             .await?;
         self.store.route_set("*", row.id).await?;
-        self.route_pending().await?;
+        self.reroute().await?;
         Ok(row)
     }
 
@@ -404,7 +404,7 @@ impl Relay {
                 made.push(d);
             }
         }
-        self.route_pending().await?;
+        self.reroute().await?;
         Ok(made)
     }
 
@@ -433,16 +433,47 @@ impl Relay {
         let domain = Self::route_key(domain)?;
         let p = self.peer(peer.trim()).await?;
         self.store.route_set(&domain, p.id).await?;
-        self.route_pending().await?;
+        self.reroute().await?;
         Ok(())
     }
 
+    /// Remove a route; items waiting for its peer follow what routes are
+    /// left (or wait for a new one).
     pub async fn remove_route(&self, domain: &str) -> Result<()> {
         if self.store.route_remove(&Self::route_key(domain)?).await? {
+            self.reroute().await?;
             Ok(())
         } else {
             Err(RelayError::NoSuchRoute(domain.trim().to_string()))
         }
+    }
+
+    /// After a route change: items queued for a peer that the routes no
+    /// longer choose, and never handed to any carrier, go to their new next
+    /// hop. Items already carried stay with their peer until acknowledged
+    /// or expired — moving them could deliver them twice. Returns how many
+    /// items moved.
+    pub async fn reroute(&self) -> Result<usize> {
+        let routes = self.store.routes().await?;
+        let moved: Vec<i64> = self
+            .store
+            .outbox_untouched()
+            .await?
+            .into_iter()
+            .filter(|row| {
+                row.recipients().iter().any(|rcpt| {
+                    domain_of(rcpt).and_then(|d| Self::next_hop(&routes, &d)) != row.peer_id
+                })
+            })
+            .map(|row| row.id)
+            .collect();
+        let n = if moved.is_empty() {
+            0
+        } else {
+            self.store.outbox_unroute(&moved).await?
+        };
+        self.route_pending().await?;
+        Ok(n)
     }
 
     /// Remove a peer and its routes; its queued items wait for a new route.

@@ -421,6 +421,35 @@ impl Store {
         .await?)
     }
 
+    /// Items routed to a peer but never handed to a carrier: these may
+    /// follow a changed route without any chance of arriving twice.
+    pub async fn outbox_untouched(&self) -> Result<Vec<CustodyRow>> {
+        Ok(sqlx::query_as(custody_query!(
+            "WHERE o.state = 'queued' AND o.attempts = 0 AND o.peer_id IS NOT NULL ORDER BY o.id"
+        ))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Send routed items back to routing (the routes changed). Only rows
+    /// still queued and never attempted move; returns how many did.
+    pub async fn outbox_unroute(&self, rows: &[i64]) -> Result<usize> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut n = 0;
+        for id in rows {
+            let r = sqlx::query(
+                "UPDATE outbox SET peer_id = NULL, item_id = NULL, state = 'no-route'
+                 WHERE id = ? AND state = 'queued' AND attempts = 0",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            n += r.rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Whether a peer has items not yet handed to any carrier (the
     /// scheduler asks for every uplink on every tick).
     pub async fn outbox_has_queued(&self, peer_id: i64) -> Result<bool> {
