@@ -252,6 +252,12 @@ enum UplinkCommand {
         /// mounted), or windows such as "mon-fri 08:00-18:00; sat 10:00-12:00 +02:00".
         #[arg(long, default_value = "always")]
         schedule: String,
+        /// For a folder or USB uplink: when the peer deletes a bundle this
+        /// hub left (its import does, once committed), count the items as
+        /// acknowledged at once. Only for a folder nobody else tidies up:
+        /// a bundle a person deletes is lost mail.
+        #[arg(long)]
+        deletion_acks: bool,
     },
     /// List uplinks with their schedules and last runs.
     List,
@@ -601,7 +607,7 @@ async fn peer(config: Config, cmd: &PeerCommand) -> Result<()> {
                 }
                 if !card.addrs.is_empty() {
                     let syncer = crate::relay::uplink::Syncer::new(relay.clone());
-                    let up = syncer.add(&row.name, "link", "", schedule).await?;
+                    let up = syncer.add(&row.name, "link", "", schedule, false).await?;
                     println!(
                         "uplink {}: live link to {} ({}), schedule {}",
                         up.id,
@@ -628,7 +634,7 @@ async fn peer(config: Config, cmd: &PeerCommand) -> Result<()> {
                 crate::relay::schedule::Schedule::parse(schedule)?;
                 let row = relay.add_internet_peer(name).await?;
                 let syncer = crate::relay::uplink::Syncer::new(relay.clone());
-                let up = syncer.add(&row.name, "smtp", "", schedule).await?;
+                let up = syncer.add(&row.name, "smtp", "", schedule, false).await?;
                 println!(
                     "added peer {} for the Internet; route: * -> {}",
                     row.name, row.name
@@ -720,13 +726,29 @@ async fn uplink(config: Config, cmd: &UplinkCommand) -> Result<()> {
                 carrier,
                 target,
                 schedule,
+                deletion_acks,
             } => {
                 let up = syncer
-                    .add(peer, carrier, target.as_deref().unwrap_or(""), schedule)
+                    .add(
+                        peer,
+                        carrier,
+                        target.as_deref().unwrap_or(""),
+                        schedule,
+                        *deletion_acks,
+                    )
                     .await?;
                 println!(
-                    "uplink {}: {} {} {}, schedule {}",
-                    up.id, up.peer_name, up.carrier, up.target, up.schedule
+                    "uplink {}: {} {} {}, schedule {}{}",
+                    up.id,
+                    up.peer_name,
+                    up.carrier,
+                    up.target,
+                    up.schedule,
+                    if up.deletion_acks {
+                        ", a deleted bundle counts as acknowledged"
+                    } else {
+                        ""
+                    }
                 );
             }
             UplinkCommand::List => {
@@ -742,8 +764,18 @@ async fn uplink(config: Config, cmd: &UplinkCommand) -> Result<()> {
                         (Some(t), Some(e)) => format!("failed {} ago: {e}", human_age(now - t)),
                     };
                     println!(
-                        "{}  {}  {} {}  schedule {}  {}",
-                        u.id, u.peer_name, u.carrier, u.target, u.schedule, last
+                        "{}  {}  {} {}  schedule {}{}  {}",
+                        u.id,
+                        u.peer_name,
+                        u.carrier,
+                        u.target,
+                        u.schedule,
+                        if u.deletion_acks {
+                            "  deletion = ack"
+                        } else {
+                            ""
+                        },
+                        last
                     );
                 }
             }

@@ -161,7 +161,7 @@ fn sync_now_shows_live_progress_and_a_summary() {
         let (a, b) = pair(|c| c.mail.require_encryption = false).await;
         a.hub
             .syncer
-            .add("camp-b", "link", "", "manual")
+            .add("camp-b", "link", "", "manual", false)
             .await
             .unwrap();
         // A large message keeps the round running while the page loads.

@@ -15,7 +15,7 @@ async fn a_window_opens_a_sync_runs_and_after_it_closes_nothing_syncs() {
     let (a, b) = pair(|_| {}).await;
     let syncer = &a.hub.syncer;
     let up = syncer
-        .add("camp-b", "link", "", "Mon 03:00-03:30")
+        .add("camp-b", "link", "", "Mon 03:00-03:30", false)
         .await
         .unwrap();
     assert_eq!(up.schedule, "mon 03:00-03:30");
@@ -97,7 +97,7 @@ async fn an_appearing_folder_is_synced_when_it_appears() {
     let up = a
         .hub
         .syncer
-        .add("camp-b", "folder", mount.to_str().unwrap(), "appear")
+        .add("camp-b", "folder", mount.to_str().unwrap(), "appear", false)
         .await
         .unwrap();
     send(&a, "alice@camp-a.example", "bob@camp-b.example", "m1").await;
@@ -123,7 +123,7 @@ async fn an_appearing_folder_is_synced_when_it_appears() {
     let on_b = b
         .hub
         .syncer
-        .add("camp-a", "folder", mount.to_str().unwrap(), "manual")
+        .add("camp-a", "folder", mount.to_str().unwrap(), "manual", false)
         .await
         .unwrap();
     b.hub.syncer.sync_now(Some("camp-a")).await.unwrap();
@@ -148,13 +148,145 @@ async fn an_appearing_folder_is_synced_when_it_appears() {
         let e = a
             .hub
             .syncer
-            .add("camp-b", carrier, target, schedule)
+            .add("camp-b", carrier, target, schedule, false)
             .await
             .unwrap_err()
             .to_string();
         assert!(e.contains(want), "{carrier}: {e}");
     }
     assert_eq!(a.hub.store.uplinks().await.unwrap().len(), 1);
+
+    a.hub.shutdown().await;
+    b.hub.shutdown().await;
+}
+
+/// A shared folder (Syncthing, a stick that goes back and forth) holds one
+/// bundle per direction: a new one replaces the old and carries its
+/// acknowledgements again. With `deletion_acks` the peer deleting a bundle
+/// acknowledges what it carried — but not when the folder is another one
+/// (an empty mount point), where a missing bundle proves nothing.
+#[tokio::test]
+async fn a_folder_holds_one_bundle_per_peer_and_a_taken_bundle_can_acknowledge() {
+    let a = node_for("camp-a", "camp-a.example", |_| {}).await;
+    let b = node_for("camp-b", "camp-b.example", |_| {}).await;
+    a.add(&b).await;
+    b.add(&a).await;
+    let shared = tempfile::tempdir().unwrap();
+    let dir = shared.path().join("sync");
+    std::fs::create_dir(&dir).unwrap();
+    let target = dir.to_str().unwrap();
+    let sync = |n: &Node, peer: &'static str| {
+        let syncer = n.hub.syncer.clone();
+        async move {
+            syncer.sync_now(Some(peer)).await.unwrap();
+            syncer.idle().await;
+        }
+    };
+    let outbox = |n: &Node| {
+        let store = n.hub.store.clone();
+        async move {
+            store
+                .outbox()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| o.state)
+                .collect::<Vec<_>>()
+        }
+    };
+    let from = |dir: &std::path::Path, fp: &str| -> Vec<std::path::PathBuf> {
+        bundles(dir)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains(&format!("-from-{fp}-")))
+            .collect()
+    };
+    let fp_a = cairn::relay::node::fingerprint(&a.hub.relay.identity().public);
+    let fp_b = cairn::relay::node::fingerprint(&b.hub.relay.identity().public);
+    a.hub
+        .syncer
+        .add("camp-b", "folder", target, "manual", false)
+        .await
+        .unwrap();
+    b.hub
+        .syncer
+        .add("camp-a", "folder", target, "manual", false)
+        .await
+        .unwrap();
+
+    // Two trips with new mail: one bundle from A, the newer.
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "m1").await;
+    routed(&a).await;
+    sync(&a, "camp-b").await;
+    let first = from(&dir, &fp_a);
+    assert_eq!(first.len(), 1);
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "m2").await;
+    routed(&a).await;
+    sync(&a, "camp-b").await;
+    let second = from(&dir, &fp_a);
+    assert_eq!(second.len(), 1, "the newer bundle replaced the older");
+    assert_ne!(first, second);
+    assert_eq!(outbox(&a).await, ["in-flight", "in-flight"]);
+
+    // B takes both messages and leaves its acknowledgements; then a reply
+    // to alice: still one bundle from B, carrying those acknowledgements.
+    sync(&b, "camp-a").await;
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 2);
+    assert!(from(&dir, &fp_a).is_empty(), "B deleted what it imported");
+    let acks_only = from(&dir, &fp_b);
+    assert_eq!(acks_only.len(), 1);
+    send(&b, "bob@camp-b.example", "alice@camp-a.example", "r1").await;
+    routed(&b).await;
+    sync(&b, "camp-a").await;
+    let reply = from(&dir, &fp_b);
+    assert_eq!(reply.len(), 1);
+    assert_ne!(reply, acks_only);
+    // Without deletion acknowledgements, A learned nothing from the
+    // deletion; the replacing bundle brings the acknowledgements.
+    assert_eq!(outbox(&a).await, ["in-flight", "in-flight"]);
+    sync(&a, "camp-b").await;
+    assert_eq!(inbox(&a.hub, "alice@camp-a.example").await.len(), 1);
+    assert!(outbox(&a).await.is_empty(), "acknowledged by B's bundle");
+
+    // Now with deletion acknowledgements, and B importing by hand (no
+    // bundle back): the deletion alone empties A's outbox.
+    a.hub
+        .syncer
+        .add("camp-b", "folder", target, "manual", true)
+        .await
+        .unwrap();
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "m3").await;
+    routed(&a).await;
+    sync(&a, "camp-b").await;
+    assert_eq!(outbox(&a).await, ["in-flight"]);
+    let got = cairn::relay::folder::import(&b.hub.relay, &dir, true)
+        .await
+        .unwrap();
+    assert_eq!(got.imported.len(), 1);
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 3);
+    sync(&a, "camp-b").await;
+    assert!(outbox(&a).await.is_empty(), "the deletion acknowledged m3");
+
+    // Another folder at the same path (an empty mount point): the bundle
+    // is not there, and that proves nothing.
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "m4").await;
+    routed(&a).await;
+    sync(&a, "camp-b").await;
+    let away = shared.path().join("away");
+    std::fs::rename(&dir, &away).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    sync(&a, "camp-b").await;
+    assert_eq!(outbox(&a).await, ["in-flight"]);
+    assert!(bundles(&dir).is_empty(), "nothing new to leave");
+    std::fs::remove_dir(&dir).unwrap();
+    std::fs::rename(&away, &dir).unwrap();
+    sync(&a, "camp-b").await;
+    assert_eq!(outbox(&a).await, ["in-flight"], "still there: not taken");
+    cairn::relay::folder::import(&b.hub.relay, &dir, true)
+        .await
+        .unwrap();
+    sync(&a, "camp-b").await;
+    assert!(outbox(&a).await.is_empty());
+    assert_eq!(inbox(&b.hub, "bob@camp-b.example").await.len(), 4);
 
     a.hub.shutdown().await;
     b.hub.shutdown().await;
@@ -184,7 +316,7 @@ async fn cairn_sync_runs_every_ready_uplink_and_reports() {
     let (a, b) = pair(|_| {}).await;
     a.hub
         .syncer
-        .add("camp-b", "link", "", "manual")
+        .add("camp-b", "link", "", "manual", false)
         .await
         .unwrap();
     send(&a, "alice@camp-a.example", "bob@camp-b.example", "m1").await;
@@ -225,7 +357,7 @@ async fn a_scheduled_sync_stops_when_its_window_closes() {
     let up = a
         .hub
         .syncer
-        .add("camp-c", "link", "", "mon 03:00-03:30")
+        .add("camp-c", "link", "", "mon 03:00-03:30", false)
         .await
         .unwrap();
     assert_eq!(
@@ -277,7 +409,7 @@ async fn a_peer_that_appears_on_the_network_is_synced() {
     let up = a
         .hub
         .syncer
-        .add("camp-b", "link", "", "appear")
+        .add("camp-b", "link", "", "appear", false)
         .await
         .unwrap();
     send(&a, "alice@camp-a.example", "bob@camp-b.example", "m1").await;
@@ -302,7 +434,7 @@ async fn a_usb_uplink_counts_only_while_a_stick_is_mounted() {
     let up = a
         .hub
         .syncer
-        .add("camp-b", "usb", mount.to_str().unwrap(), "appear")
+        .add("camp-b", "usb", mount.to_str().unwrap(), "appear", false)
         .await
         .unwrap();
     send(&a, "alice@camp-a.example", "bob@camp-b.example", "m1").await;

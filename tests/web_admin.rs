@@ -961,6 +961,46 @@ async fn uplinks_page_sync_now_events_and_history() {
         "{}",
         page.body
     );
+    // Deletion acknowledgements: only for a folder, and shown when on.
+    let r = request(
+        wa,
+        "/admin/uplinks/add",
+        &jar,
+        Some(&format!("{}&deletion_acks=on", add("manual"))),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("only a folder or USB uplink"), "{}", r.body);
+    let folder = tempfile::tempdir().unwrap();
+    let r = request(
+        wa,
+        "/admin/uplinks/add",
+        &jar,
+        Some(&format!(
+            "csrf={csrf}&peer=camp-b&carrier=folder&target={}&schedule=manual&deletion_acks=on",
+            enc(folder.path().to_str().unwrap())
+        )),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = request(wa, "/admin/uplinks", &jar, None).await;
+    assert!(
+        page.body
+            .contains("a deleted bundle counts as acknowledged"),
+        "{}",
+        page.body
+    );
+    let folder_up = a
+        .hub
+        .store
+        .uplinks()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.carrier == "folder")
+        .unwrap();
+    assert!(folder_up.deletion_acks);
+    a.hub.syncer.remove(folder_up.id).await.unwrap();
     // Without the CSRF token nothing happens.
     let r = request(wa, "/admin/sync", &jar, Some("csrf=wrong")).await;
     assert_eq!(r.status, 403);

@@ -62,6 +62,16 @@ pub fn is_candidate(name: &str) -> bool {
 /// Export a bundle for `peer` into `dir`; returns its path and what it
 /// carries. The outbox changes only once the file is complete and synced.
 pub async fn export(relay: &Relay, peer: &str, dir: &Path) -> Result<(PathBuf, Exported)> {
+    write(relay, peer, dir, &[]).await
+}
+
+/// [`export`], acknowledging `again` too.
+async fn write(
+    relay: &Relay,
+    peer: &str,
+    dir: &Path,
+    again: &[String],
+) -> Result<(PathBuf, Exported)> {
     let meta = std::fs::metadata(dir).map_err(io(dir))?;
     if !meta.is_dir() {
         return Err(RelayError::Io {
@@ -75,7 +85,11 @@ pub async fn export(relay: &Relay, peer: &str, dir: &Path) -> Result<(PathBuf, E
     let file = std::fs::File::create_new(&tmp).map_err(io(&tmp))?;
     let result = async {
         let (file, exported) = relay
-            .export(peer, std::io::BufWriter::with_capacity(256 << 10, file))
+            .export_with(
+                peer,
+                std::io::BufWriter::with_capacity(256 << 10, file),
+                again,
+            )
             .await?;
         let name = export_name(&exported, &relay.identity().public);
         let dest = dir.join(name);
@@ -105,6 +119,125 @@ pub async fn export(relay: &Relay, peer: &str, dir: &Path) -> Result<(PathBuf, E
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// The file that names a folder: a random id, made when this node first
+/// leaves a bundle there. A hidden name, so no reader takes it for a
+/// bundle; Syncthing carries it to the other side like any file.
+pub const FOLDER_ID_FILE: &str = ".cairn-folder";
+
+/// The folder's id, if it has a valid one.
+fn folder_id(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(FOLDER_ID_FILE)).ok()?;
+    let id = text.trim();
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_string())
+}
+
+/// The folder's id, made now if it has none (or a damaged one).
+fn folder_id_or_make(dir: &Path) -> Result<String> {
+    if let Some(id) = folder_id(dir) {
+        return Ok(id);
+    }
+    let mut rnd = [0u8; 16];
+    getrandom::fill(&mut rnd).expect("system random source");
+    let id = crate::domain::hex(&rnd);
+    let path = dir.join(FOLDER_ID_FILE);
+    let mut f = std::fs::File::create(&path).map_err(io(&path))?;
+    f.write_all(format!("{id}\n").as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(io(&path))?;
+    Ok(id)
+}
+
+/// Look at the bundles this node left in `dir` for a peer: one that is
+/// gone was taken (the peer's import deletes what it committed) or
+/// removed by hand. With `deletion_acks` that counts as the peer's
+/// acknowledgement of the items it carried; without, the bundle is just
+/// forgotten and its items wait for the real acknowledgement. A missing
+/// bundle proves nothing when the folder is not the one it was written to
+/// (an empty mount point, another stick): its record waits. Returns how
+/// many items left the outbox.
+pub async fn taken(relay: &Relay, peer_id: i64, dir: &Path, deletion_acks: bool) -> Result<usize> {
+    let store = relay.store();
+    let key = dir.display().to_string();
+    let left = store.folder_bundles(&key, peer_id).await?;
+    if left.is_empty() {
+        return Ok(0);
+    }
+    let Some(here) = folder_id(dir) else {
+        return Ok(0);
+    };
+    let mut acked = 0;
+    for b in left {
+        if b.folder_id != here || dir.join(&b.name).exists() {
+            continue;
+        }
+        if deletion_acks {
+            let n = store.folder_bundle_taken(&b).await?;
+            tracing::info!(bundle = %b.name, items = n, "a bundle was taken from the folder: its items count as acknowledged");
+            acked += n;
+        } else {
+            store.folder_bundle_forget(&b.dir, &b.name).await?;
+        }
+    }
+    Ok(acked)
+}
+
+/// What [`replace`] did.
+#[derive(Debug)]
+pub struct Left {
+    pub path: PathBuf,
+    pub exported: Exported,
+    /// Older bundles of ours for the same peer that the new one replaced.
+    pub replaced: usize,
+}
+
+/// Leave a new bundle for a peer in `dir` (an uplink's folder) in place
+/// of the ones this node left there before: the new one carries every item
+/// still in flight and the acknowledgements the old ones carried, so a
+/// stick that goes back and forth holds one bundle per peer, not one per
+/// trip.
+pub async fn replace(relay: &Relay, peer: &str, dir: &Path) -> Result<Left> {
+    let store = relay.store();
+    let p = relay.peer(peer).await?;
+    let key = dir.display().to_string();
+    let here = folder_id_or_make(dir)?;
+    let older: Vec<_> = store
+        .folder_bundles(&key, p.id)
+        .await?
+        .into_iter()
+        .filter(|b| b.folder_id == here && dir.join(&b.name).exists())
+        .collect();
+    let again: Vec<String> = older.iter().flat_map(|b| b.ack_list()).collect();
+    let (path, exported) = write(relay, peer, dir, &again).await?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    if exported.peer_key.is_some() {
+        store
+            .folder_bundle_add(&key, &name, p.id, &here, &exported.item_ids, &exported.acks)
+            .await?;
+    }
+    let mut replaced = 0;
+    for b in older {
+        // Forgotten first: a crash between the two leaves a stray old
+        // bundle (harmless: its items are in the new one, the peer takes
+        // them once), never a missing one that would read as taken.
+        store.folder_bundle_forget(&b.dir, &b.name).await?;
+        let old = dir.join(&b.name);
+        match std::fs::remove_file(&old) {
+            Ok(()) => replaced += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&old)(e)),
+        }
+    }
+    Ok(Left {
+        path,
+        exported,
+        replaced,
+    })
 }
 
 /// What one pass over a folder did.
@@ -154,7 +287,13 @@ pub async fn import(relay: &Relay, dir: &Path, delete: bool) -> Result<FolderImp
         {
             Ok(report) => {
                 if delete {
-                    std::fs::remove_file(&path).map_err(io(&path))?;
+                    match std::fs::remove_file(&path) {
+                        // Replaced by its sender meanwhile: gone either way.
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(io(&path)(e));
+                        }
+                        _ => {}
+                    }
                 }
                 out.imported.push((path, report));
             }

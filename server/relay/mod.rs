@@ -162,6 +162,8 @@ pub struct Exported {
     pub peer_key: Option<bundle::NodeKey>,
     pub seq: u64,
     pub rows: Vec<i64>,
+    /// The content ids of `rows` (hex), for a cairn peer.
+    pub item_ids: Vec<String>,
     pub acks: Vec<String>,
     pub bytes: u64,
     pub message_bytes: u64,
@@ -176,6 +178,7 @@ impl Exported {
             peer_key: None,
             seq: 0,
             rows: Vec::new(),
+            item_ids: Vec::new(),
             acks: Vec::new(),
             bytes: 0,
             message_bytes: 0,
@@ -185,6 +188,7 @@ impl Exported {
     /// Count `more` (a later export to the same peer) in with this one.
     fn absorb(&mut self, more: Exported) {
         self.rows.extend(more.rows);
+        self.item_ids.extend(more.item_ids);
         self.acks.extend(more.acks);
         self.bytes += more.bytes;
         self.message_bytes += more.message_bytes;
@@ -552,6 +556,17 @@ impl Relay {
         peer: &str,
         out: W,
     ) -> Result<(W, Exported)> {
+        self.export_with(peer, out, &[]).await
+    }
+
+    /// [`Relay::export`], acknowledging `again` too: acknowledgements an
+    /// earlier bundle carried that this one replaces.
+    pub async fn export_with<W: Write + Send + 'static>(
+        &self,
+        peer: &str,
+        out: W,
+        again: &[String],
+    ) -> Result<(W, Exported)> {
         self.route_pending().await?;
         self.expire().await?;
         let p = self.peer(peer).await?;
@@ -559,7 +574,12 @@ impl Relay {
             return self.export_classic(p, out, None).await;
         };
         let rows = self.store.outbox_for_peer(p.id).await?;
-        let acks = self.store.acks_due(p.id).await?;
+        let mut acks = self.store.acks_due(p.id).await?;
+        for a in again {
+            if !acks.contains(a) {
+                acks.push(a.clone());
+            }
+        }
         let seq = self.store.peer_take_seq(p.id).await?;
         let header = Header {
             from: self.identity.public,
@@ -568,10 +588,12 @@ impl Relay {
         };
         let t = now();
         let mut items = Vec::with_capacity(rows.len());
+        let mut item_ids = Vec::with_capacity(rows.len());
         for r in &rows {
             let Some(id) = r.item_id.as_deref().and_then(unhex) else {
                 continue;
             };
+            item_ids.push(r.item_id.clone().unwrap_or_default());
             items.push((
                 r.id,
                 self.store.blob_path(&r.blob_hash),
@@ -617,6 +639,7 @@ impl Relay {
                 peer_key: Some(key),
                 seq,
                 rows: rows_done,
+                item_ids,
                 acks,
                 bytes,
                 message_bytes,
@@ -976,6 +999,13 @@ impl Relay {
                 "forgot content ids older than {SEEN_LIFETIMES} lifetimes"
             );
         }
+        // Bundles left on a stick that never came back: whatever they
+        // carried has expired here by now.
+        self.store
+            .folder_bundles_prune(
+                t.saturating_sub(i64::try_from(self.config.lifetime_ms / 1000).unwrap_or(i64::MAX)),
+            )
+            .await?;
         // Half-received link items nobody resumed within a lifetime.
         let stale = self.store.partial_prune(
             t.saturating_sub(i64::try_from(self.config.lifetime_ms / 1000).unwrap_or(i64::MAX)),

@@ -162,6 +162,7 @@ impl Syncer {
         carrier: &str,
         target: &str,
         schedule: &str,
+        deletion_acks: bool,
     ) -> Result<UplinkRow, RelayError> {
         let relay = &self.inner.relay;
         let p = relay.peer(peer.trim()).await?;
@@ -228,9 +229,15 @@ impl Syncer {
                 )));
             }
         }
+        if deletion_acks && !matches!(carrier, "folder" | "usb") {
+            return Err(RelayError::Input(
+                "only a folder or USB uplink can read a deleted bundle as the acknowledgement"
+                    .into(),
+            ));
+        }
         Ok(relay
             .store()
-            .uplink_set(p.id, carrier, target, &schedule)
+            .uplink_set(p.id, carrier, target, &schedule, deletion_acks)
             .await?)
     }
 
@@ -518,10 +525,11 @@ impl Syncer {
             }
             return Ok(());
         }
+        let dir = Path::new(&up.target);
         if up.carrier != "nncp" {
             // What came first: it may hold acknowledgements, and what it
             // brings is acknowledged in the bundle left behind.
-            let got = folder::import(relay, Path::new(&up.target), true).await?;
+            let got = folder::import(relay, dir, true).await?;
             for (path, r) in &got.refused {
                 tracing::warn!(path = %path.display(), error = %r, "a bundle in an uplink's folder was refused");
             }
@@ -530,6 +538,7 @@ impl Syncer {
                     p.items_in += i.items as u64;
                 }
             });
+            folder::taken(relay, peer.id, dir, up.deletion_acks).await?;
         }
         let store = relay.store();
         relay.route_pending().await?;
@@ -541,9 +550,15 @@ impl Syncer {
         let e = if up.carrier == "nncp" {
             nncp::send(relay, &peer.name, Some(&up.target), None, None).await?
         } else {
-            let (path, e) = folder::export(relay, &peer.name, Path::new(&up.target)).await?;
-            tracing::info!(path = %path.display(), items = e.rows.len(), "bundle left for {}", peer.name);
-            e
+            let left = folder::replace(relay, &peer.name, dir).await?;
+            tracing::info!(
+                path = %left.path.display(),
+                items = left.exported.rows.len(),
+                replaced = left.replaced,
+                "bundle left for {}",
+                peer.name
+            );
+            left.exported
         };
         progress.send_modify(|p| {
             p.items_out += e.rows.len() as u64;

@@ -261,7 +261,10 @@ async fn peer_add(
             let _ = state.store.event("peer.add", Some(&row.name), None).await;
             // A card with addresses: sync over a live link whenever there is mail.
             if !card.addrs.is_empty()
-                && let Err(e) = state.syncer.add(&row.name, "link", "", "always").await
+                && let Err(e) = state
+                    .syncer
+                    .add(&row.name, "link", "", "always", false)
+                    .await
             {
                 tracing::warn!(peer = %row.name, error = %e, "could not add the link uplink");
             }

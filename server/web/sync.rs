@@ -39,6 +39,7 @@ struct UplinkLine {
     carrier: String,
     target: String,
     schedule: String,
+    deletion_acks: bool,
     last: String,
     error: String,
 }
@@ -77,6 +78,7 @@ async fn uplinks_page(State(state): State<AppState>, headers: HeaderMap) -> Resp
             carrier: u.carrier,
             target: u.target,
             schedule: u.schedule,
+            deletion_acks: u.deletion_acks,
         })
         .collect();
     no_store(UplinksPage {
@@ -97,6 +99,9 @@ struct UplinkForm {
     #[serde(default)]
     target: String,
     schedule: String,
+    /// A checkbox: present ("on") when ticked.
+    #[serde(default)]
+    deletion_acks: Option<String>,
 }
 
 async fn uplink_add(
@@ -112,7 +117,13 @@ async fn uplink_add(
     }
     match state
         .syncer
-        .add(&f.peer, &f.carrier, &f.target, &f.schedule)
+        .add(
+            &f.peer,
+            &f.carrier,
+            &f.target,
+            &f.schedule,
+            f.deletion_acks.is_some(),
+        )
         .await
     {
         Ok(u) => {

@@ -56,12 +56,12 @@ pub async fn radio_pair(model: Model, conditions: Conditions, plain: bool) -> Ra
     b.add(&a).await;
     a.hub
         .syncer
-        .add("camp-b", "lora", "", "always")
+        .add("camp-b", "lora", "", "always", false)
         .await
         .unwrap();
     b.hub
         .syncer
-        .add("camp-a", "lora", "", "always")
+        .add("camp-a", "lora", "", "always", false)
         .await
         .unwrap();
     for n in [&a, &b] {

@@ -97,10 +97,12 @@ pub async fn routed(node: &Node) {
     );
 }
 
+/// The files in `dir` but hidden ones (the folder's `.cairn-folder` id).
 pub fn bundles(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
         .collect();
     v.sort();
     v
@@ -242,7 +244,11 @@ pub async fn campsite() -> Camp {
     let g_card = g.hub.relay.card(vec![link_addr(&g).to_string()]);
     a.hub.relay.add_peer(&g_card, None).await.unwrap();
     a.hub.relay.add_route("*", "gw").await.unwrap();
-    a.hub.syncer.add("gw", "link", "", "manual").await.unwrap();
+    a.hub
+        .syncer
+        .add("gw", "link", "", "manual", false)
+        .await
+        .unwrap();
     g.add(&a).await;
     // G and I reach the Internet by MX.
     make_gateway(&g).await;
@@ -264,7 +270,7 @@ pub async fn make_gateway(n: &Node) {
     n.hub.relay.add_internet_peer("internet").await.unwrap();
     n.hub
         .syncer
-        .add("internet", "smtp", "", "manual")
+        .add("internet", "smtp", "", "manual", false)
         .await
         .unwrap();
 }
