@@ -239,3 +239,83 @@ fn sync_now_shows_live_progress_and_a_summary() {
         b.hub.shutdown().await;
     });
 }
+
+/// The bundle import page uploads with a progress bar, then shows what the
+/// import did — or why a file was refused — on the same page.
+#[test]
+fn a_bundle_upload_shows_its_progress_and_what_it_did() {
+    use common::relay::{pair, routed, send};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let (a, b, bundle) = rt.block_on(async {
+        let (a, b) = pair(|_| {}).await;
+        send(&b, "bob@camp-b.example", "alice@camp-a.example", "hello").await;
+        routed(&b).await;
+        let (bundle, _) = cairn::relay::folder::export(&b.hub.relay, "camp-a", files.path())
+            .await
+            .unwrap();
+        (a, b, bundle)
+    });
+    // 24 MB of noise named like a bundle: long enough to upload in steps.
+    let noise = files.path().join("noise.cairn");
+    let mut bytes = vec![0u8; 24 << 20];
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for chunk in bytes.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(&noise, &bytes).unwrap();
+
+    let base = format!("http://{}", a.hub.endpoint(cairn::app::WEB_HTTP).unwrap());
+    let code = a.hub.report.setup_code.clone().unwrap();
+    let br = Browser::start(DESKTOP);
+    br.goto(&format!("{base}/setup"));
+    br.fill("input[name=code]", &code);
+    br.fill("input[name=password]", "campfire-42");
+    br.fill("input[name=confirm]", "campfire-42");
+    br.click_to("form[action='/setup'] button[type=submit]", "/admin/setup");
+
+    br.goto(&format!("{base}/admin/bundles"));
+    br.upload("#import input[type=file]", &noise);
+    br.click("#import button[type=submit]");
+    br.wait_until("the refusal", |b| {
+        b.attribute("#upload-status", "class").as_deref() == Some("error")
+    });
+    br.screenshot("30-bundle-refused-desktop");
+    let status = br.source();
+    assert!(br.url().ends_with("/admin/bundles"), "stayed on the page");
+    assert!(status.contains("not a cairn bundle"), "{status}");
+    let max = br.attribute("#upload-progress", "max").unwrap();
+    let value = br.attribute("#upload-progress", "value").unwrap();
+    assert_eq!(max, value, "the bar reached its end");
+    assert!(max.parse::<u64>().unwrap() >= 24 << 20, "{max}");
+    let events: u32 = br
+        .attribute("#upload-progress", "data-events")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(events >= 1, "no upload progress event reached the page");
+
+    // The real bundle: imported, and the page says what it did.
+    br.upload("#import input[type=file]", &bundle);
+    br.click("#import button[type=submit]");
+    br.wait_until("the import report", |b| {
+        b.attribute("#upload-status", "class").as_deref() == Some("ok")
+            && b.source().contains("Imported ")
+    });
+    br.screenshot("31-bundle-imported-desktop");
+    let page = br.source();
+    assert!(page.contains("1 delivered here"), "{page}");
+    rt.block_on(async {
+        assert_eq!(
+            common::smtp::inbox(&a.hub, "alice@camp-a.example")
+                .await
+                .len(),
+            1
+        );
+        a.hub.shutdown().await;
+        b.hub.shutdown().await;
+    });
+}

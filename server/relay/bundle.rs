@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use snow::{Builder, HandshakeState, TransportState};
 use std::io::{self, Read, Write};
 
-pub const MAGIC: &[u8; 8] = b"CAIRNBDL";
+pub const MAGIC: &[u8; 8] = b"CAIRNBDL"; // also named in `BundleError::NotABundle`
 pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 8 + 1 + 32 + 32 + 8;
 /// The Noise protocol every bundle uses.
@@ -46,7 +46,7 @@ pub type ContentId = [u8; 32];
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     #[error(
-        "not a cairn bundle (it does not start with {MAGIC:?}): check that this is the right file"
+        "not a cairn bundle (it does not start with \"CAIRNBDL\"): check that this is the right file"
     )]
     NotABundle,
     #[error(
@@ -604,6 +604,12 @@ pub fn generate_keypair() -> ([u8; 32], NodeKey) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_not_a_bundle_message_names_the_magic() {
+        let magic = std::str::from_utf8(MAGIC).unwrap();
+        assert!(BundleError::NotABundle.to_string().contains(magic));
+    }
 
     const LIMITS: Limits = Limits {
         max_plain: 64 << 20,

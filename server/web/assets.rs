@@ -15,6 +15,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/cairn.css"),
     ),
     (
+        "bundles.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/bundles.js"),
+    ),
+    (
         "sync.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/sync.js"),

@@ -204,6 +204,24 @@ impl Browser {
         );
     }
 
+    /// Choose the file at `path` in the file input `css`.
+    pub fn upload(&self, css: &str, path: &std::path::Path) {
+        let e = self.element(css);
+        self.cmd(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({"text": path.to_str().unwrap()})),
+        );
+    }
+
+    /// An attribute of the element `css` as the page has it now.
+    pub fn attribute(&self, css: &str, name: &str) -> Option<String> {
+        let e = self.element(css);
+        self.cmd("GET", &format!("/element/{e}/attribute/{name}"), None)
+            .as_str()
+            .map(str::to_string)
+    }
+
     pub fn click(&self, css: &str) {
         let e = self.element(css);
         self.cmd("POST", &format!("/element/{e}/click"), Some(json!({})));
