@@ -84,6 +84,31 @@ async fn rylr_frames_cross_the_simulated_channel() {
     frames_cross(Model::Rylr).await;
 }
 
+/// A burst larger than the RNode's queue (6 KB on an ESP32): the firmware
+/// drops what does not fit without a word, so the driver asks READY before
+/// each frame and waits for room. Every frame arrives, in order.
+#[tokio::test(start_paused = true)]
+async fn an_rnode_burst_larger_than_its_queue_waits_for_room() {
+    let (_sim, mut a, mut b) = pair(Model::Rnode, Conditions::default()).await;
+    let mtu = a.mtu();
+    let frames: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; mtu]).collect();
+    assert!(frames.len() * mtu > 6144);
+    let (sent, got) = tokio::join!(a.send(&frames), async {
+        let mut got = Vec::new();
+        while got.len() < frames.len() {
+            match timeout(Duration::from_secs(120), b.recv()).await {
+                Ok(r) => got.push(r.unwrap().data),
+                Err(_) => break,
+            }
+        }
+        got
+    });
+    sent.unwrap();
+    assert_eq!(got.len(), frames.len(), "frames were dropped by the modem");
+    assert_eq!(got, frames);
+    assert!(a.status().queue_waits > 0, "{:?}", a.status());
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_silent_port_is_a_clear_error() {
     for model in [Model::Rnode, Model::Rylr] {

@@ -23,6 +23,8 @@ const ANSWER: Duration = Duration::from_millis(1500);
 /// A frame whose bytes stop arriving for this long is abandoned
 /// (Reticulum's 100 ms), so a glitch cannot glue two frames together.
 const FRAME_GAP: Duration = Duration::from_millis(100);
+/// How long an RNode's send queue may stay full before sending fails.
+const QUEUE_FULL_LIMIT: Duration = Duration::from_secs(60);
 /// Host frames never reach RNode's split mode (255–508 bytes), where
 /// losing either half loses both and halves can be spliced.
 pub const RNODE_MTU: usize = 254;
@@ -242,6 +244,8 @@ pub struct Status {
     pub noise_frames: u64,
     /// Modem errors seen (RYLR `+ERR` on receive, RNode memory warnings).
     pub errors: u64,
+    /// Times an RNode said its send queue was full and the host waited.
+    pub queue_waits: u64,
 }
 
 /// An open, configured modem.
@@ -256,6 +260,8 @@ pub struct Modem {
     rssi: Option<i16>,
     snr: Option<f32>,
     opening: bool,
+    /// The RNode answers READY queries (all current firmware does).
+    ready_answers: bool,
 }
 
 impl Modem {
@@ -273,6 +279,7 @@ impl Modem {
             rssi: None,
             snr: None,
             opening: true,
+            ready_answers: true,
         };
         match settings.model {
             Model::Rnode => m.open_rnode().await?,
@@ -312,12 +319,70 @@ impl Modem {
                 Err(_) => return Ok(false),
                 Ok(r) => r?,
             };
+            // Every frame of the read is handled, also those after the one
+            // waited for: a data frame in the same read is kept.
+            let mut found = false;
             for frame in self.kiss.feed(&bytes) {
-                if want(&frame) {
-                    return Ok(true);
+                if !found && want(&frame) {
+                    found = true;
+                } else {
+                    self.on_kiss(frame)?;
                 }
-                self.on_kiss(frame)?;
             }
+            if found {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// RNode: waits until the modem's queue has room for one more frame.
+    /// The firmware drops serial bytes silently when its queue is full,
+    /// and READY is a query (`C0 0F 00 C0` → `0F 01` room, `0F 00` full).
+    /// A modem that does not answer it is paced by air time alone from
+    /// then on.
+    async fn rnode_room(&mut self) -> Result<()> {
+        if !self.ready_answers {
+            return Ok(());
+        }
+        let give_up = Instant::now() + QUEUE_FULL_LIMIT;
+        // Room comes back as the modem sends: about one frame's air time.
+        let poll = self
+            .settings
+            .airtime(self.mtu())
+            .as_duration()
+            .max(Duration::from_millis(50));
+        loop {
+            self.port.write(&kiss::encode(cmd::READY, &[0])).await?;
+            let mut room = None;
+            let answered = self
+                .kiss_until(Instant::now() + ANSWER, |f| {
+                    if f.command == cmd::READY {
+                        room = f.data.first().copied();
+                        true
+                    } else {
+                        false
+                    }
+                })
+                .await?;
+            if !answered {
+                self.ready_answers = false;
+                tracing::warn!(port = %self.port.name, "RNode does not answer READY: pacing by air time only");
+                return Ok(());
+            }
+            if room != Some(0) {
+                return Ok(());
+            }
+            self.status.queue_waits += 1;
+            if Instant::now() >= give_up {
+                return Err(ModemError::Refused {
+                    port: self.port.name.clone(),
+                    text: format!(
+                        "its send queue stayed full for {} s: is the channel busy, or the air-time lock set too low?",
+                        QUEUE_FULL_LIMIT.as_secs()
+                    ),
+                });
+            }
+            tokio::time::sleep(poll).await;
         }
     }
 
@@ -615,8 +680,9 @@ impl Modem {
 
     // ---- both --------------------------------------------------------
 
-    /// Hands a burst of frames to the modem. RNode queues them and sends
-    /// them back to back after one channel check; an RYLR sends one at a
+    /// Hands a burst of frames to the modem. RNode queues them (each
+    /// after a READY query says there is room) and sends them back to back
+    /// after one channel check; an RYLR sends one at a
     /// time and answers `+OK` when each has left. The caller paces bursts
     /// by their air time ([`Settings::airtime`]).
     pub async fn send(&mut self, frames: &[Vec<u8>]) -> Result<()> {
@@ -625,11 +691,10 @@ impl Modem {
         }
         match self.settings.model {
             Model::Rnode => {
-                let mut out = Vec::new();
                 for f in frames {
-                    out.extend(kiss::encode(cmd::DATA, f));
+                    self.rnode_room().await?;
+                    self.port.write(&kiss::encode(cmd::DATA, f)).await?;
                 }
-                self.port.write(&out).await?;
                 Ok(())
             }
             Model::Rylr => {
