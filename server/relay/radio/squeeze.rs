@@ -5,14 +5,21 @@
 //! the outer headers and MIME boilerplate repeat from message to message.
 //! Each record is compressed on its own with zstd and a small built-in
 //! dictionary of that boilerplate (a raw-content dictionary: zstd uses the
-//! bytes as prior context), and sent compressed only when that is
-//! smaller. Per record, so a resumed transfer needs nothing from before.
-//! Sans-I/O.
+//! bytes as prior context), after its runs of base64 lines (the armour,
+//! base64 MIME parts) are folded back into the bytes they encode — 6 bits
+//! a character instead of 8 — when unfolding gives the record back byte
+//! for byte. The smallest of raw, compressed and folded-then-compressed
+//! goes on the air. Per record, so a resumed transfer needs nothing from
+//! before. Sans-I/O.
+
+use base64::Engine;
 
 /// First byte of a record on the air: how the rest is written.
 const RAW: u8 = 0;
 /// zstd with [`DICTIONARY`] version 1.
 const ZSTD_DICT_1: u8 = 1;
+/// [`fold`]ed, then zstd with [`DICTIONARY`] version 1.
+const FOLDED_ZSTD_DICT_1: u8 = 2;
 /// zstd's strongest levels cost milliseconds on records of a few KiB,
 /// nothing next to their air time.
 const LEVEL: i32 = 19;
@@ -43,23 +50,190 @@ pub enum SqueezeError {
 
 /// The record as sent: a method byte and the (maybe compressed) bytes.
 pub fn pack(record: &[u8]) -> Vec<u8> {
-    let squeezed = zstd::bulk::Compressor::with_dictionary(LEVEL, DICTIONARY)
-        .and_then(|mut c| c.compress(record))
-        .ok();
-    match squeezed {
-        Some(z) if z.len() < record.len() => {
-            let mut out = Vec::with_capacity(1 + z.len());
-            out.push(ZSTD_DICT_1);
-            out.extend(z);
-            out
-        }
-        _ => {
-            let mut out = Vec::with_capacity(1 + record.len());
-            out.push(RAW);
-            out.extend_from_slice(record);
-            out
+    let mut best = (RAW, record.to_vec());
+    let Ok(mut z) = zstd::bulk::Compressor::with_dictionary(LEVEL, DICTIONARY) else {
+        return with_method(best);
+    };
+    if let Ok(c) = z.compress(record)
+        && c.len() < best.1.len()
+    {
+        best = (ZSTD_DICT_1, c);
+    }
+    let folded = fold(record);
+    if folded.len() < record.len()
+        && unfold(&folded, record.len()).as_deref() == Some(record)
+        && let Ok(c) = z.compress(&folded)
+        && c.len() < best.1.len()
+    {
+        best = (FOLDED_ZSTD_DICT_1, c);
+    }
+    with_method(best)
+}
+
+fn with_method((method, bytes): (u8, Vec<u8>)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + bytes.len());
+    out.push(method);
+    out.extend(bytes);
+    out
+}
+
+/// Segments of a folded record: bytes as they are, or lines of base64
+/// that end in CRLF or in LF.
+const SEG_BYTES: u8 = 0;
+const SEG_LINES_CRLF: u8 = 1;
+const SEG_LINES_LF: u8 = 2;
+/// Fewer base64 characters than this in a run are left as they are (the
+/// segment's own bytes would eat the gain).
+const MIN_RUN_CHARS: usize = 16;
+
+fn is_base64(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn get_varint(b: &[u8], at: &mut usize) -> Option<usize> {
+    let mut n = 0usize;
+    for shift in (0..35).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        n |= usize::from(byte & 0x7F) << shift;
+        if byte & 0x80 == 0 {
+            return Some(n);
         }
     }
+    None
+}
+
+/// The base64 line at `i`: its length in characters (a multiple of 4,
+/// no padding) and the length of its line end, if it is one.
+fn base64_line(r: &[u8], i: usize) -> Option<(usize, usize)> {
+    let chars = r[i..].iter().take_while(|b| is_base64(**b)).count();
+    let end = match &r[i + chars..] {
+        [b'\r', b'\n', ..] => 2,
+        [b'\n', ..] => 1,
+        _ => return None,
+    };
+    (chars > 0 && chars % 4 == 0).then_some((chars, end))
+}
+
+/// Runs of equally long base64 lines with the same line end become the
+/// bytes they encode; everything else stays. See [`unfold`].
+pub fn fold(r: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(r.len());
+    let mut plain = 0; // start of bytes not yet written
+    let mut i = 0; // start of a line
+    let flush = |out: &mut Vec<u8>, from: usize, to: usize| {
+        if to > from {
+            out.push(SEG_BYTES);
+            put_varint(out, to - from);
+            out.extend_from_slice(&r[from..to]);
+        }
+    };
+    while i < r.len() {
+        if let Some((chars, end)) = base64_line(r, i) {
+            let mut lines = 1;
+            let mut j = i + chars + end;
+            while j < r.len() && base64_line(r, j) == Some((chars, end)) {
+                lines += 1;
+                j += chars + end;
+            }
+            if chars * lines >= MIN_RUN_CHARS {
+                flush(&mut out, plain, i);
+                out.push(if end == 2 {
+                    SEG_LINES_CRLF
+                } else {
+                    SEG_LINES_LF
+                });
+                put_varint(&mut out, chars / 4);
+                put_varint(&mut out, lines);
+                let engine = &base64::engine::general_purpose::STANDARD;
+                let mut at = i;
+                for _ in 0..lines {
+                    // Whole groups of base64 characters always decode;
+                    // should one not, the record simply stays unfolded.
+                    if engine.decode_vec(&r[at..at + chars], &mut out).is_err() {
+                        return unfolded(r);
+                    }
+                    at += chars + end;
+                }
+                i = j;
+                plain = j;
+                continue;
+            }
+        }
+        // On to the next line.
+        i = match r[i..].iter().position(|b| *b == b'\n') {
+            Some(p) => i + p + 1,
+            None => r.len(),
+        };
+    }
+    flush(&mut out, plain, r.len());
+    out
+}
+
+/// `r` as one segment of bytes as they are.
+fn unfolded(r: &[u8]) -> Vec<u8> {
+    let mut out = vec![SEG_BYTES];
+    put_varint(&mut out, r.len());
+    out.extend_from_slice(r);
+    out
+}
+
+/// A folded record back, if it is well formed and at most `max` bytes.
+pub fn unfold(f: &[u8], max: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < f.len() {
+        let kind = f[at];
+        at += 1;
+        match kind {
+            SEG_BYTES => {
+                let n = get_varint(f, &mut at)?;
+                let bytes = f.get(at..at.checked_add(n)?)?;
+                if out.len() + n > max {
+                    return None;
+                }
+                out.extend_from_slice(bytes);
+                at += n;
+            }
+            SEG_LINES_CRLF | SEG_LINES_LF => {
+                let groups = get_varint(f, &mut at)?;
+                let lines = get_varint(f, &mut at)?;
+                let eol: &[u8] = if kind == SEG_LINES_CRLF {
+                    b"\r\n"
+                } else {
+                    b"\n"
+                };
+                let line_bytes = groups.checked_mul(3)?;
+                let total = line_bytes.checked_mul(lines)?;
+                let text = groups
+                    .checked_mul(4)?
+                    .checked_add(eol.len())?
+                    .checked_mul(lines)?;
+                if groups == 0 || out.len().checked_add(text)? > max {
+                    return None;
+                }
+                let bin = f.get(at..at.checked_add(total)?)?;
+                let engine = &base64::engine::general_purpose::STANDARD;
+                for line in bin.chunks(line_bytes) {
+                    let mut s = String::with_capacity(groups * 4);
+                    engine.encode_string(line, &mut s);
+                    out.extend_from_slice(s.as_bytes());
+                    out.extend_from_slice(eol);
+                }
+                at += total;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 /// The record back, at most `max` bytes long (a peer cannot make us
@@ -72,6 +246,12 @@ pub fn unpack(packed: &[u8], max: usize) -> Result<Vec<u8>, SqueezeError> {
         ZSTD_DICT_1 => zstd::bulk::Decompressor::with_dictionary(DICTIONARY)
             .and_then(|mut d| d.decompress(body, max))
             .map_err(|_| SqueezeError::Corrupt(max)),
+        // Folded bytes are never longer than the record.
+        FOLDED_ZSTD_DICT_1 => zstd::bulk::Decompressor::with_dictionary(DICTIONARY)
+            .and_then(|mut d| d.decompress(body, max))
+            .ok()
+            .and_then(|folded| unfold(&folded, max))
+            .ok_or(SqueezeError::Corrupt(max)),
         m => Err(SqueezeError::Method(m)),
     }
 }
@@ -99,14 +279,85 @@ mod tests {
         }
         mail.extend(b"-----END PGP MESSAGE-----\r\n\r\n--18ebae4b--\r\n");
         let packed = pack(&mail);
-        assert_eq!(packed[0], ZSTD_DICT_1);
+        assert_eq!(packed[0], FOLDED_ZSTD_DICT_1);
         assert!(
-            packed.len() * 100 < mail.len() * 80,
+            packed.len() * 100 < mail.len() * 78,
             "{} of {}",
             packed.len(),
             mail.len()
         );
         assert_eq!(unpack(&packed, 1 << 20).unwrap(), mail);
+    }
+
+    /// Real Delta Chat 2.65 messages: folded, their armour costs 6 bits a
+    /// character; without folding, zstd alone gets about 75 %.
+    #[test]
+    fn real_delta_chat_messages_fold_below_seventy_percent() {
+        for mail in [
+            &include_bytes!("../../../tests/bench/fixtures/deltachat-0.eml")[..],
+            &include_bytes!("../../../tests/bench/fixtures/deltachat-1.eml")[..],
+        ] {
+            let packed = pack(mail);
+            assert_eq!(packed[0], FOLDED_ZSTD_DICT_1);
+            assert!(
+                packed.len() * 100 < mail.len() * 70,
+                "{} of {}",
+                packed.len(),
+                mail.len()
+            );
+            assert_eq!(unpack(&packed, mail.len()).unwrap(), mail);
+            // Any slice of it, as a record cut from a longer stream.
+            for start in [0, 1, 7, 100, 777] {
+                for len in [0, 1, 65, 300, 2000] {
+                    let part = &mail[start.min(mail.len())..(start + len).min(mail.len())];
+                    assert_eq!(unpack(&pack(part), part.len()).unwrap(), part);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn folding_keeps_what_is_not_whole_base64_lines() {
+        for (text, folds) in [
+            (&b"QUJDREVGR0hJSktMTU5PUA==\r\n"[..], false),
+            (b"QUJDREVGR0hJSktMTU5PUA\r\n", false),
+            (b"QUJDREVGR0hJSktMTU5PUABC\r\n", true),
+            (
+                b"QUJDREVGR0hJSktMTU5PUABC\nQUJDREVGR0hJSktMTU5PUABC\n",
+                true,
+            ),
+            (
+                b"QUJDREVGR0hJSktMTU5PUABC\r\nQUJD\nQUJDREVGR0hJSktMTU5PUABC",
+                true,
+            ),
+            (b"QUJDREVGR0hJSktMTU5PUABC", false),
+            (b"-----BEGIN PGP MESSAGE-----\r\n", false),
+            (b"abcd\r\n", false),
+        ] {
+            let f = fold(text);
+            assert_eq!(
+                f.len() < text.len(),
+                folds,
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+            assert_eq!(unfold(&f, text.len()).unwrap(), text);
+        }
+        // A bound below the unfolded size, and malformed segments.
+        let f = fold(b"QUJDREVGR0hJSktMTU5PUABC\r\n");
+        assert_eq!(unfold(&f, 10), None);
+        for bad in [
+            &[9u8][..],
+            &[SEG_BYTES, 5, 1],
+            &[SEG_LINES_LF, 0, 1],
+            &[SEG_LINES_CRLF, 1, 2, 0, 0, 0],
+        ] {
+            assert_eq!(unfold(bad, 1000), None, "{bad:?}");
+        }
+        assert_eq!(
+            unpack(&[FOLDED_ZSTD_DICT_1, 1, 2, 3], 10),
+            Err(SqueezeError::Corrupt(10))
+        );
     }
 
     #[test]
@@ -130,6 +381,33 @@ mod tests {
             let packed = pack(&record);
             prop_assert!(packed.len() <= record.len() + 1);
             prop_assert_eq!(unpack(&packed, 5000).unwrap(), record);
+        }
+
+        /// Records made mostly of base64 lines, line ends and a few other
+        /// bytes: folding and unfolding give every one back.
+        #[test]
+        fn base64_like_records_fold_and_come_back(
+            record in proptest::collection::vec(
+                prop_oneof![
+                    8 => proptest::sample::select(
+                        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".to_vec()),
+                    2 => Just(b'\n'),
+                    2 => Just(b'\r'),
+                    1 => any::<u8>(),
+                ],
+                0..3000,
+            )
+        ) {
+            let f = fold(&record);
+            prop_assert_eq!(unfold(&f, record.len()), Some(record.clone()));
+            prop_assert_eq!(unpack(&pack(&record), 3000).unwrap(), record);
+        }
+
+        #[test]
+        fn unfolding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Some(out) = unfold(&bytes, 4000) {
+                prop_assert!(out.len() <= 4000);
+            }
         }
     }
 }
