@@ -300,7 +300,7 @@ async fn handshake(
         version: 1,
         mtu: a.mtu() as u16,
         budget_ms: 0,
-        reserved: 0,
+        caps: 0,
     };
     for attempt in 0..10 {
         let (hs, first) = radio::hello(&a_priv, &b_pub, 0x4242 + attempt, &h).unwrap();

@@ -69,7 +69,7 @@ async fn joined(
         version: 1,
         mtu: a.mtu() as u16,
         budget_ms: 0,
-        reserved: 0,
+        caps: 0,
     };
     let (hs, first) = radio::hello(&a_priv, &b_pub, 7, &h).unwrap();
     a.send(vec![first]).await.unwrap();

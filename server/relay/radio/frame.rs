@@ -163,8 +163,13 @@ pub struct Hello {
     pub mtu: u16,
     /// The sender's remaining air time in this hour, milliseconds.
     pub budget_ms: u32,
-    pub reserved: u8,
+    /// What the sender understands beyond version 1: [`CAP_FOLD`]. Older
+    /// hubs send 0.
+    pub caps: u8,
 }
+
+/// Hello capability: records may be sent folded (`squeeze`, method 2).
+pub const CAP_FOLD: u8 = 0x01;
 
 impl Hello {
     pub fn encode(&self) -> [u8; 8] {
@@ -172,7 +177,7 @@ impl Hello {
         b[0] = self.version;
         b[1..3].copy_from_slice(&self.mtu.to_be_bytes());
         b[3..7].copy_from_slice(&self.budget_ms.to_be_bytes());
-        b[7] = self.reserved;
+        b[7] = self.caps;
         b
     }
 
@@ -184,7 +189,7 @@ impl Hello {
             version: b[0],
             mtu: u16::from_be_bytes([b[1], b[2]]),
             budget_ms: u32::from_be_bytes(b[3..7].try_into().ok()?),
-            reserved: b[7],
+            caps: b[7],
         })
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 
-use super::frame::{Frame, HELLO_ANSWER, Hello, Kind};
+use super::frame::{CAP_FOLD, Frame, HELLO_ANSWER, Hello, Kind};
 use super::session::{self, Air, AirError, SessionError, Tuning};
 use super::{RadioIo, VERSION, answer, finish, hello, hello_sender};
 use crate::carriers::lora::modem::{Modem, Received};
@@ -21,6 +21,17 @@ use crate::relay::Relay;
 use crate::relay::link::{self, ExchangeOptions, LinkProgress, LinkState};
 use crate::store::SyncCounts;
 use crate::store::relay::PeerRow;
+
+/// A session the handshake just opened.
+struct Opened {
+    keys: snow::StatelessTransportState,
+    /// The session tag in every frame's header.
+    tag: u16,
+    /// This side called.
+    initiator: bool,
+    /// The other side's hello capabilities.
+    their_caps: u8,
+}
 
 /// After a failed open, try again this soon.
 const REOPEN: Duration = Duration::from_secs(5);
@@ -408,7 +419,7 @@ impl Radio {
             version: VERSION,
             mtu: io.mtu() as u16,
             budget_ms: io.budget_ms(),
-            reserved: 0,
+            caps: CAP_FOLD,
         }
     }
 
@@ -456,20 +467,30 @@ impl Radio {
                     continue;
                 }
                 if f.flags & HELLO_ANSWER != 0 && f.session == tag {
-                    let Some((keys, _theirs)) = finish(hs, &f) else {
+                    let Some((keys, theirs)) = finish(hs, &f) else {
                         return Err(Failure::Session(format!(
                             "{}'s answer over the radio failed authentication",
                             peer.name
                         )));
                     };
                     return self
-                        .session(io, peer, keys, tag, true, progress)
+                        .session(
+                            io,
+                            peer,
+                            Opened {
+                                keys,
+                                tag,
+                                initiator: true,
+                                their_caps: theirs.caps,
+                            },
+                            progress,
+                        )
                         .await
                         .map(|(c, bye)| (c, bye.map(|b| (tag, b, Instant::now() + LINGER))));
                 }
                 // Both called at once: the hub with the smaller key answers.
                 if f.flags & HELLO_ANSWER == 0
-                    && let Some((their_key, _, rhs)) = hello_sender(&private, &f)
+                    && let Some((their_key, theirs, rhs)) = hello_sender(&private, &f)
                     && their_key == key
                     && ours > key
                 {
@@ -479,7 +500,17 @@ impl Radio {
                     };
                     io.send(vec![reply]).await.map_err(radio_failure)?;
                     return self
-                        .session(io, peer, keys, f.session, false, progress)
+                        .session(
+                            io,
+                            peer,
+                            Opened {
+                                keys,
+                                tag: f.session,
+                                initiator: false,
+                                their_caps: theirs.caps,
+                            },
+                            progress,
+                        )
                         .await
                         .map(|(c, bye)| (c, bye.map(|b| (f.session, b, Instant::now() + LINGER))));
                 }
@@ -541,7 +572,13 @@ impl Radio {
         io.send(vec![reply]).await.map_err(radio_failure)?;
         let (progress, _) = watch::channel(LinkProgress::default());
         let tag = f.session;
-        self.session(io, &peer, keys, tag, false, &progress)
+        let opened = Opened {
+            keys,
+            tag,
+            initiator: false,
+            their_caps: theirs.caps,
+        };
+        self.session(io, &peer, opened, &progress)
             .await
             .map(|(_, bye)| bye.map(|b| (tag, b, Instant::now() + LINGER)))
     }
@@ -551,11 +588,15 @@ impl Radio {
         &self,
         io: &mut RadioIo,
         peer: &PeerRow,
-        keys: snow::StatelessTransportState,
-        tag: u16,
-        initiator: bool,
+        opened: Opened,
         progress: &watch::Sender<LinkProgress>,
     ) -> Result<(SyncCounts, Option<Vec<u8>>), Failure> {
+        let Opened {
+            keys,
+            tag,
+            initiator,
+            their_caps,
+        } = opened;
         let relay = &self.inner.relay;
         let private = relay.identity().private;
         let key = peer.key();
@@ -587,6 +628,10 @@ impl Radio {
         } else {
             "lora (answered)"
         };
+        let tuning = Tuning {
+            fold: their_caps & CAP_FOLD != 0,
+            ..self.inner.tuning.clone()
+        };
         let (s, e) = tokio::join!(
             session::run(
                 io,
@@ -595,7 +640,7 @@ impl Radio {
                 initiator,
                 out_rx,
                 in_tx,
-                &self.inner.tuning,
+                &tuning,
                 random_u64(),
                 &same_peer,
             ),

@@ -88,6 +88,8 @@ pub struct Tuning {
     /// Time from the end of one side's burst to the start of the other's
     /// (serial, CSMA and processing), beyond air time.
     pub turnaround: Duration,
+    /// The other side reads folded records (its hello says so).
+    pub fold: bool,
 }
 
 impl Default for Tuning {
@@ -99,6 +101,7 @@ impl Default for Tuning {
             idle_hold: Duration::from_secs(3),
             max_silence: Duration::from_secs(900),
             turnaround: Duration::from_millis(1500),
+            fold: true,
         }
     }
 }
@@ -125,6 +128,8 @@ pub struct Outcome {
 }
 
 struct Out {
+    /// Records may be folded for the air ([`Tuning::fold`]).
+    fold: bool,
     pending: VecDeque<u8>,
     open: bool,
     next_seq: u32,
@@ -169,6 +174,7 @@ pub async fn run<A: Air>(
 
     let mut st = State {
         o: Out {
+            fold: tuning.fold,
             pending: VecDeque::new(),
             open: true,
             next_seq: 0,
@@ -546,7 +552,7 @@ fn fill(o: &mut Out, out: &mut mpsc::Receiver<Vec<u8>>) {
 
 /// Queues a record: compressed for the air, then length-prefixed.
 fn push_record(o: &mut Out, rec: &[u8]) {
-    let packed = super::squeeze::pack(rec);
+    let packed = super::squeeze::pack(rec, o.fold);
     o.pending.extend((packed.len() as u32).to_be_bytes());
     o.pending.extend(packed);
 }
@@ -674,7 +680,7 @@ mod tests {
             swaps in proptest::collection::vec((0usize..64, 0usize..64), 0..40),
             dups in proptest::collection::vec(0usize..64, 0..10),
         ) {
-            let mut o = Out { pending: VecDeque::new(), open: true, next_seq: 0, unacked: BTreeMap::new() };
+            let mut o = Out { fold: true, pending: VecDeque::new(), open: true, next_seq: 0, unacked: BTreeMap::new() };
             for r in &records {
                 push_record(&mut o, r);
             }

@@ -49,7 +49,8 @@ pub enum SqueezeError {
 }
 
 /// The record as sent: a method byte and the (maybe compressed) bytes.
-pub fn pack(record: &[u8]) -> Vec<u8> {
+/// Folded only with `fold` (the other side understands it).
+pub fn pack(record: &[u8], fold: bool) -> Vec<u8> {
     let mut best = (RAW, record.to_vec());
     let Ok(mut z) = zstd::bulk::Compressor::with_dictionary(LEVEL, DICTIONARY) else {
         return with_method(best);
@@ -59,7 +60,10 @@ pub fn pack(record: &[u8]) -> Vec<u8> {
     {
         best = (ZSTD_DICT_1, c);
     }
-    let folded = fold(record);
+    if !fold {
+        return with_method(best);
+    }
+    let folded = self::fold(record);
     if folded.len() < record.len()
         && unfold(&folded, record.len()).as_deref() == Some(record)
         && let Ok(c) = z.compress(&folded)
@@ -278,7 +282,7 @@ mod tests {
             let _ = line;
         }
         mail.extend(b"-----END PGP MESSAGE-----\r\n\r\n--18ebae4b--\r\n");
-        let packed = pack(&mail);
+        let packed = pack(&mail, true);
         assert_eq!(packed[0], FOLDED_ZSTD_DICT_1);
         assert!(
             packed.len() * 100 < mail.len() * 78,
@@ -297,7 +301,7 @@ mod tests {
             &include_bytes!("../../../tests/bench/fixtures/deltachat-0.eml")[..],
             &include_bytes!("../../../tests/bench/fixtures/deltachat-1.eml")[..],
         ] {
-            let packed = pack(mail);
+            let packed = pack(mail, true);
             assert_eq!(packed[0], FOLDED_ZSTD_DICT_1);
             assert!(
                 packed.len() * 100 < mail.len() * 70,
@@ -306,11 +310,16 @@ mod tests {
                 mail.len()
             );
             assert_eq!(unpack(&packed, mail.len()).unwrap(), mail);
+            // For a hub that does not read folded records (an older one).
+            let plain = pack(mail, false);
+            assert_eq!(plain[0], ZSTD_DICT_1);
+            assert!(plain.len() > packed.len());
+            assert_eq!(unpack(&plain, mail.len()).unwrap(), mail);
             // Any slice of it, as a record cut from a longer stream.
             for start in [0, 1, 7, 100, 777] {
                 for len in [0, 1, 65, 300, 2000] {
                     let part = &mail[start.min(mail.len())..(start + len).min(mail.len())];
-                    assert_eq!(unpack(&pack(part), part.len()).unwrap(), part);
+                    assert_eq!(unpack(&pack(part, true), part.len()).unwrap(), part);
                 }
             }
         }
@@ -369,7 +378,7 @@ mod tests {
             Err(SqueezeError::Corrupt(10))
         );
         // A bomb: a megabyte of zeros may not inflate past the bound.
-        let bomb = pack(&vec![0u8; 1 << 20]);
+        let bomb = pack(&vec![0u8; 1 << 20], true);
         assert!(bomb.len() < 1000);
         assert_eq!(unpack(&bomb, 1000), Err(SqueezeError::Corrupt(1000)));
         assert_eq!(unpack(&[RAW, 1, 2, 3], 2), Err(SqueezeError::Corrupt(2)));
@@ -378,7 +387,7 @@ mod tests {
     proptest! {
         #[test]
         fn any_record_round_trips(record in proptest::collection::vec(any::<u8>(), 0..5000)) {
-            let packed = pack(&record);
+            let packed = pack(&record, true);
             prop_assert!(packed.len() <= record.len() + 1);
             prop_assert_eq!(unpack(&packed, 5000).unwrap(), record);
         }
@@ -400,7 +409,7 @@ mod tests {
         ) {
             let f = fold(&record);
             prop_assert_eq!(unfold(&f, record.len()), Some(record.clone()));
-            prop_assert_eq!(unpack(&pack(&record), 3000).unwrap(), record);
+            prop_assert_eq!(unpack(&pack(&record, true), 3000).unwrap(), record);
         }
 
         #[test]
