@@ -319,3 +319,61 @@ fn a_bundle_upload_shows_its_progress_and_what_it_did() {
         b.hub.shutdown().await;
     });
 }
+
+/// The radio page follows the radio without a reload: frames sent and
+/// heard, and the band's air time, change while mail crosses.
+#[test]
+fn the_radio_page_follows_the_radio_live() {
+    use cairn::carriers::lora::modem::Model;
+    use cairn::carriers::lora::sim::ether::Conditions;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt.block_on(common::radio::radio_pair(
+        Model::Rnode,
+        Conditions::default(),
+        false,
+    ));
+    let base = format!("http://{}", r.a.hub.endpoint(cairn::app::WEB_HTTP).unwrap());
+    let code = r.a.hub.report.setup_code.clone().unwrap();
+    let br = Browser::start(PHONE);
+    br.goto(&format!("{base}/setup"));
+    br.fill("input[name=code]", &code);
+    br.fill("input[name=password]", "campfire-42");
+    br.fill("input[name=confirm]", "campfire-42");
+    br.click_to("form[action='/setup'] button[type=submit]", "/admin/setup");
+    br.goto(&format!("{base}/admin/radio"));
+    let frames = |b: &Browser| {
+        let page = b.source();
+        page.split("id=\"radio-frames\">")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let before = frames(&br);
+    assert!(before.starts_with("0 sent"), "{before}");
+    rt.block_on(common::relay::send(
+        &r.a,
+        "alice@camp-a.example",
+        "bob@camp-b.example",
+        "live",
+    ));
+    br.wait_until("the frames count to change on the open page", |b| {
+        !frames(b).starts_with("0 sent")
+    });
+    br.wait_until("the band's air time to show use", |b| {
+        b.attribute("tr[data-band] meter", "value")
+            .is_some_and(|v| v != "0")
+            || !b.source().contains(">0 ms<")
+    });
+    br.screenshot("40-radio-live-phone");
+    let events: u32 = br
+        .attribute("#radio", "data-events")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(events >= 2, "{events} status events");
+    rt.block_on(async {
+        r.a.hub.shutdown().await;
+        r.b.hub.shutdown().await;
+    });
+}

@@ -148,8 +148,22 @@ async fn radio_page_shows_it(n: &Node) {
         b.contains(r#"<svg id="signal-plot""#) && b.contains(r#"class="rssi""#),
         "{b}"
     );
-    // Without a login: no page.
+    // The live part: status events with the frames and the band's air
+    // time; a second one follows without the page asking again.
+    let ev = common::web::first_events(web, "/admin/radio/events", &jar, 2).await;
+    let live: serde_json::Value = serde_json::from_str(&ev[1].1).unwrap();
+    assert_eq!(ev[1].0, "status");
+    assert!(
+        live["frames"].as_str().unwrap().contains(" sent, "),
+        "{live}"
+    );
+    assert!(!live["heard"].as_str().unwrap().is_empty(), "{live}");
+    assert_eq!(live["bands"][0]["name"], "eu868-g3", "{live}");
+    assert!(live["bands"][0]["percent"].as_u64().is_some(), "{live}");
+    // Without a login: no page, no events.
     let anon = request(web, "/admin/radio", "", None).await;
+    assert_ne!(anon.status, 200);
+    let anon = request(web, "/admin/radio/events", "", None).await;
     assert_ne!(anon.status, 200);
 }
 
@@ -319,7 +333,24 @@ async fn a_modem_that_never_answers_is_a_clear_error_on_the_page() {
     let web = n.hub.endpoint(cairn::app::WEB_HTTP).unwrap();
     let (jar, csrf) = admin_session(&n.hub).await;
     let page = request(web, "/admin/radio", &jar, None).await;
-    assert!(page.body.contains(r#"id="radio-error""#), "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"<td class="error" id="radio-error">no RNode answered"#),
+        "{}",
+        page.body
+    );
+    // The page's live part says the same.
+    let ev = common::web::first_events(web, "/admin/radio/events", &jar, 1).await;
+    assert_eq!(ev[0].0, "status");
+    let live: serde_json::Value = serde_json::from_str(&ev[0].1).unwrap();
+    assert_eq!(live["state"], "failed", "{live}");
+    assert!(
+        live["error"]
+            .as_str()
+            .unwrap()
+            .contains("no RNode answered"),
+        "{live}"
+    );
     assert!(
         page.body.contains(&format!("no RNode answered on {path}"))
             && page.body.contains("RNode firmware"),

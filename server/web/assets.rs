@@ -20,6 +20,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/bundles.js"),
     ),
     (
+        "radio.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/radio.js"),
+    ),
+    (
         "sync.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/sync.js"),

@@ -1,6 +1,9 @@
 //! The radio page: the modem and its state, link quality over time (RSSI
 //! and SNR as an SVG plot drawn here, no script needed), air time against
 //! each band's budget, the session in progress, and the radio's settings.
+//! The state, the session and the air time follow live over Server-Sent
+//! Events (`/admin/radio/events`); without script the page shows them as
+//! they were when it loaded.
 
 use super::admin::{page_error, require, require_form, unavailable};
 use super::settings::{restart_soon, restarting, save_config_fields};
@@ -11,8 +14,10 @@ use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use std::time::Duration;
 
 /// The plot covers this much time.
 const PLOT_SPAN_MS: i64 = 24 * 3600 * 1000;
@@ -23,8 +28,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/radio", get(radio_page))
         .route("/admin/radio/settings", post(radio_settings))
+        .route("/admin/radio/events", get(radio_events))
 }
 
+#[derive(serde::Serialize)]
 struct BandLine {
     name: String,
     note: String,
@@ -34,6 +41,141 @@ struct BandLine {
     percent: u32,
 }
 
+/// What of the radio changes while the page is open, as the page shows it
+/// and as each `status` event carries it.
+#[derive(serde::Serialize)]
+struct Live {
+    state: String,
+    identity: String,
+    error: String,
+    /// "-92 dBm, SNR 7.5 dB", or empty when nothing was heard yet.
+    heard: String,
+    frames: String,
+    peer: String,
+    progress: String,
+    last_session: String,
+    bands: Vec<BandLine>,
+}
+
+/// Events at most this often: a session changes its progress many times
+/// a second.
+const EVENT_GAP: Duration = Duration::from_millis(500);
+/// And at least this often, for the air-time ledger.
+const EVENT_EVERY: Duration = Duration::from_secs(5);
+
+/// The radio as it is now, with the air time of the last hour.
+async fn live(state: &AppState) -> Result<Live, crate::store::Error> {
+    let now = crate::store::now_ms();
+    let by_band = state
+        .store
+        .airtime_by_band(now - WINDOW.as_millis() as i64)
+        .await?;
+    let settings = &state.config.radio.settings;
+    let status = state
+        .radio
+        .as_ref()
+        .map(|r| r.status().borrow().clone())
+        .unwrap_or_default();
+    let band_of = |name: &str| {
+        [Region::Eu868, Region::Us915]
+            .iter()
+            .flat_map(|r| r.bands())
+            .find(|b| b.name == name)
+    };
+    let mut bands: Vec<BandLine> = by_band
+        .into_iter()
+        .filter_map(|(name, us)| {
+            let b = band_of(&name)?;
+            let budget = b.budget();
+            Some(BandLine {
+                name: name.clone(),
+                note: b.note.to_string(),
+                used: Airtime(us as u64).to_string(),
+                budget: budget.to_string(),
+                percent: ((us as u64).saturating_mul(100) / budget.0.max(1)).min(100) as u32,
+            })
+        })
+        .collect();
+    if bands.is_empty()
+        && let Ok(b) = settings
+            .region
+            .band_for(settings.frequency, settings.bandwidth)
+    {
+        bands.push(BandLine {
+            name: b.name.to_string(),
+            note: b.note.to_string(),
+            used: "0 ms".into(),
+            budget: b.budget().to_string(),
+            percent: 0,
+        });
+    }
+    let p = &status.progress;
+    Ok(Live {
+        state: status.state.as_str().to_string(),
+        identity: status.identity.clone(),
+        error: status.error.clone().unwrap_or_default(),
+        heard: match (status.last_rssi, status.last_snr) {
+            (Some(r), Some(s)) => format!("{r} dBm, SNR {s:.1} dB"),
+            (Some(r), None) => format!("{r} dBm"),
+            _ => String::new(),
+        },
+        frames: format!("{} sent, {} heard", status.frames_sent, status.frames_heard),
+        peer: status.peer.clone().unwrap_or_default(),
+        progress: format!(
+            "{}: {} of {} items out, {} of {} in; {} bytes out, {} in",
+            p.state.as_str(),
+            p.items_out,
+            p.to_send,
+            p.items_in,
+            p.to_receive,
+            p.bytes_out,
+            p.bytes_in
+        ),
+        last_session: status.last_session.clone().unwrap_or_default(),
+        bands,
+    })
+}
+
+/// The radio page's live part: a `status` event with [`Live`] at once,
+/// then on every change of the radio (at most every [`EVENT_GAP`]) and at
+/// least every [`EVENT_EVERY`]. 404 on a hub without a radio.
+async fn radio_events(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = require(&state, &headers).await {
+        return r;
+    }
+    let Some(radio) = state.radio.clone() else {
+        return (StatusCode::NOT_FOUND, "this hub has no radio\n").into_response();
+    };
+    let status = radio.status();
+    let stream = futures_util::stream::unfold(
+        (state, status, true),
+        |(state, mut status, first)| async move {
+            if !first {
+                tokio::time::sleep(EVENT_GAP).await;
+                // A closed status (hub stopping) ends the stream.
+                if let Ok(Err(_)) = tokio::time::timeout(EVENT_EVERY, status.changed()).await {
+                    return None;
+                }
+                status.borrow_and_update();
+            }
+            let event = match live(&state).await {
+                Ok(l) => Event::default()
+                    .event("status")
+                    .json_data(&l)
+                    .unwrap_or_else(|_| Event::default().comment("unserialisable")),
+                Err(e) => Event::default()
+                    .event("problem")
+                    .data(format!("the hub's database is not answering: {e}")),
+            };
+            Some((
+                Ok::<Event, std::convert::Infallible>(event),
+                (state, status, false),
+            ))
+        },
+    );
+    no_store(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "radio.html")]
 struct RadioPage {
@@ -41,17 +183,8 @@ struct RadioPage {
     csrf: String,
     version: &'static str,
     configured: bool,
-    state: String,
     port: String,
-    identity: String,
-    error: String,
-    last_rssi: String,
-    last_snr: String,
-    frames: String,
-    peer: String,
-    progress: String,
-    last_session: String,
-    bands: Vec<BandLine>,
+    live: Live,
     plot: String,
     // Settings as they run.
     modem: String,
@@ -136,85 +269,21 @@ async fn radio_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
         Err(r) => return r,
     };
     let now = crate::store::now_ms();
-    let hour_ago = now - WINDOW.as_millis() as i64;
-    let (by_band, samples) = match tokio::try_join!(
-        state.store.airtime_by_band(hour_ago),
-        state.store.signal_since(now - PLOT_SPAN_MS)
-    ) {
-        Ok(x) => x,
-        Err(e) => return unavailable(e),
-    };
+    let (live, samples) =
+        match tokio::try_join!(live(&state), state.store.signal_since(now - PLOT_SPAN_MS)) {
+            Ok(x) => x,
+            Err(e) => return unavailable(e),
+        };
     let c = &state.config.radio;
     let settings = &c.settings;
-    let status = state
-        .radio
-        .as_ref()
-        .map(|r| r.status().borrow().clone())
-        .unwrap_or_default();
     let region = settings.region;
-    let band_of = |name: &str| {
-        [Region::Eu868, Region::Us915]
-            .iter()
-            .flat_map(|r| r.bands())
-            .find(|b| b.name == name)
-    };
-    let mut bands: Vec<BandLine> = by_band
-        .into_iter()
-        .filter_map(|(name, us)| {
-            let b = band_of(&name)?;
-            let budget = b.budget();
-            Some(BandLine {
-                name: name.clone(),
-                note: b.note.to_string(),
-                used: Airtime(us as u64).to_string(),
-                budget: budget.to_string(),
-                percent: ((us as u64).saturating_mul(100) / budget.0.max(1)).min(100) as u32,
-            })
-        })
-        .collect();
-    if bands.is_empty()
-        && let Ok(b) = region.band_for(settings.frequency, settings.bandwidth)
-    {
-        bands.push(BandLine {
-            name: b.name.to_string(),
-            note: b.note.to_string(),
-            used: "0 ms".into(),
-            budget: b.budget().to_string(),
-            percent: 0,
-        });
-    }
-    let p = &status.progress;
     no_store(RadioPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
         version: env!("CARGO_PKG_VERSION"),
         configured: state.radio.is_some(),
-        state: status.state.as_str().to_string(),
         port: c.port.clone(),
-        identity: status.identity.clone(),
-        error: status.error.clone().unwrap_or_default(),
-        last_rssi: status
-            .last_rssi
-            .map(|r| format!("{r} dBm"))
-            .unwrap_or_default(),
-        last_snr: status
-            .last_snr
-            .map(|r| format!("{r:.1} dB"))
-            .unwrap_or_default(),
-        frames: format!("{} sent, {} heard", status.frames_sent, status.frames_heard),
-        peer: status.peer.clone().unwrap_or_default(),
-        progress: format!(
-            "{}: {} of {} items out, {} of {} in; {} bytes out, {} in",
-            p.state.as_str(),
-            p.items_out,
-            p.to_send,
-            p.items_in,
-            p.to_receive,
-            p.bytes_out,
-            p.bytes_in
-        ),
-        last_session: status.last_session.clone().unwrap_or_default(),
-        bands,
+        live,
         plot: plot(&samples, now),
         modem: settings.model.as_str().into(),
         region: region.as_str().into(),

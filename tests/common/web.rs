@@ -190,3 +190,46 @@ pub async fn admin_session(hub: &cairn::app::Hub) -> (String, String) {
     let dash = request(web, "/admin", &jar, None).await;
     (jar, dash.hidden("csrf").unwrap())
 }
+
+/// The first `n` events of a Server-Sent Events stream that does not end
+/// by itself, as (event name, data); panics after 30 s.
+pub async fn first_events(
+    addr: SocketAddr,
+    path: &str,
+    cookies: &str,
+    n: usize,
+) -> Vec<(String, String)> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: hub\r\nCookie: {cookies}\r\nAccept: text/event-stream\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        // Chunked framing aside, each event is "event: …\ndata: …\n\n".
+        let text = String::from_utf8_lossy(&buf).to_string();
+        got.clear();
+        for block in text.split("\n\n") {
+            let name = block.lines().find_map(|l| l.strip_prefix("event: "));
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "));
+            if let (Some(name), Some(data)) = (name, data) {
+                got.push((name.to_string(), data.to_string()));
+            }
+        }
+        if got.len() >= n {
+            got.truncate(n);
+            return got;
+        }
+        let mut chunk = [0u8; 4096];
+        let r = tokio::time::timeout_at(deadline, s.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("fewer than {n} events within 30 s: {text}"))
+            .unwrap();
+        assert!(r > 0, "the stream ended after: {text}");
+        buf.extend_from_slice(&chunk[..r]);
+    }
+}
