@@ -72,9 +72,10 @@ pub fn parse(text: &str) -> HubSettings {
         }
     };
     if let Some(v) = text_of("ssid", &mut s) {
-        if v.is_empty() || v.len() > 32 {
-            s.problems
-                .push("ssid must be 1 to 32 bytes; the default is used".into());
+        if v.is_empty() || v.len() > 32 || v.chars().any(char::is_control) {
+            s.problems.push(
+                "ssid must be 1 to 32 bytes without control characters; the default is used".into(),
+            );
         } else {
             s.ssid = Some(v);
         }
@@ -151,14 +152,21 @@ pub fn scrub(text: &str) -> String {
     out
 }
 
-/// The access point's hostapd configuration.
+/// The access point's hostapd configuration; an empty passphrase makes
+/// an open network.
 pub fn hostapd_conf(ssid: &str, passphrase: &str, country: &str, channel: u8) -> String {
+    let security = if passphrase.is_empty() {
+        "auth_algs=1\n".to_string()
+    } else {
+        format!(
+            "auth_algs=1\nwpa=2\nwpa_key_mgmt=WPA-PSK\nrsn_pairwise=CCMP\nwpa_passphrase={passphrase}\n"
+        )
+    };
     format!(
         "# Written by cairn; the hub's Wi-Fi (WPA2-PSK/CCMP only: the Pi's\n\
          # brcmfmac access point fails with PMF or WPA3).\n\
          interface=wlan0\ndriver=nl80211\nssid={ssid}\ncountry_code={country}\nieee80211d=1\n\
-         hw_mode=g\nchannel={channel}\nieee80211n=1\nwmm_enabled=1\nauth_algs=1\nwpa=2\n\
-         wpa_key_mgmt=WPA-PSK\nrsn_pairwise=CCMP\nwpa_passphrase={passphrase}\n\
+         hw_mode=g\nchannel={channel}\nieee80211n=1\nwmm_enabled=1\n{security}\
          ctrl_interface=/run/hostapd\n"
     )
 }
@@ -278,7 +286,11 @@ async fn apply(
     store.settings_set(WIFI_SSID, &ssid).await?;
     store.settings_set(WIFI_PASSPHRASE, &pass).await?;
     store.settings_set(WIFI_COUNTRY, &country).await?;
-    let conf = hostapd_conf(&ssid, &pass, &country, s.channel.unwrap_or(6));
+    let channel = s.channel.unwrap_or(6);
+    store
+        .settings_set(WIFI_CHANNEL, &channel.to_string())
+        .await?;
+    let conf = hostapd_conf(&ssid, &pass, &country, channel);
     write_durably(&paths.hostapd, conf.as_bytes())?;
     said.push(format!(
         "Wi-Fi `{ssid}` ({country}) in {}",
@@ -306,6 +318,110 @@ async fn apply(
         said.push("admin password set".into());
     }
     Ok(())
+}
+
+/// The Wi-Fi the hub asks for, in its data directory: written by the hub
+/// (user `cairn`) when the admin changes the Wi-Fi, read by the root-run
+/// `cairn appliance wifi` (a systemd path unit starts it), which writes
+/// hostapd's configuration from these four values only.
+pub const WIFI_REQUEST: &str = "wifi.json";
+/// The Wi-Fi channel from `hub.toml` (hostapd needs one).
+pub const WIFI_CHANNEL: &str = "wifi.channel";
+
+/// The access point's settings, checked before hostapd sees them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Wifi {
+    pub ssid: String,
+    /// Empty: an open network.
+    pub passphrase: String,
+    pub country: String,
+    pub channel: u8,
+}
+
+impl Wifi {
+    /// Whether hostapd may be given these; the message says what is wrong.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.ssid.is_empty() || self.ssid.len() > 32 || self.ssid.chars().any(char::is_control) {
+            return Err("the Wi-Fi name must be 1 to 32 bytes without control characters".into());
+        }
+        if !self.passphrase.is_empty()
+            && (!(8..=63).contains(&self.passphrase.len())
+                || !self.passphrase.bytes().all(|b| (0x20..0x7f).contains(&b)))
+        {
+            return Err("the Wi-Fi password must be 8 to 63 plain characters, or empty".into());
+        }
+        if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(format!(
+                "the country `{}` is not a two-letter code such as DE",
+                self.country
+            ));
+        }
+        if !(1..=13).contains(&self.channel) {
+            return Err(format!("the channel {} is not 1 to 13", self.channel));
+        }
+        Ok(())
+    }
+}
+
+/// On the appliance, write the Wi-Fi the admin chose to [`WIFI_REQUEST`]
+/// for the root-run [`apply_wifi`]; returns whether it asked for one. No
+/// Wi-Fi name (nothing shown to newcomers) leaves the access point as it is.
+pub async fn publish_wifi(config: &Config, store: &Store) -> Result<bool> {
+    if config.profile != crate::config::Profile::Appliance {
+        return Ok(false);
+    }
+    let Some(ssid) = store.settings_get(WIFI_SSID).await? else {
+        return Ok(false);
+    };
+    let wifi = Wifi {
+        ssid,
+        passphrase: store
+            .settings_get(WIFI_PASSPHRASE)
+            .await?
+            .unwrap_or_default(),
+        country: store
+            .settings_get(WIFI_COUNTRY)
+            .await?
+            .map(|c| c.to_ascii_uppercase())
+            .unwrap_or_else(|| "DE".into()),
+        channel: store
+            .settings_get(WIFI_CHANNEL)
+            .await?
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(6),
+    };
+    wifi.check().map_err(anyhow::Error::msg)?;
+    let json = serde_json::to_vec_pretty(&wifi).expect("plain fields serialise");
+    write_durably(&config.data_dir.join(WIFI_REQUEST), &json)?;
+    Ok(true)
+}
+
+/// Read the hub's [`WIFI_REQUEST`] at `from`, check it, and write hostapd's
+/// configuration at `hostapd`; returns the Wi-Fi when the file changed
+/// (`None`: it already said that). Runs as root: only the four checked
+/// values reach the file.
+pub fn apply_wifi(from: &Path, hostapd: &Path) -> Result<Option<Wifi>> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(from)
+        .with_context(|| format!("cannot read {}", from.display()))?
+        .take(4096)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {}", from.display()))?;
+    let wifi: Wifi = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not the hub's Wi-Fi request", from.display()))?;
+    wifi.check().map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}; hostapd's configuration is unchanged",
+            from.display()
+        )
+    })?;
+    let conf = hostapd_conf(&wifi.ssid, &wifi.passphrase, &wifi.country, wifi.channel);
+    if std::fs::read_to_string(hostapd).ok().as_deref() == Some(conf.as_str()) {
+        return Ok(None);
+    }
+    write_durably(hostapd, conf.as_bytes())?;
+    Ok(Some(wifi))
 }
 
 /// Write a file so that a power cut leaves the old or the new one.
@@ -371,5 +487,102 @@ mod tests {
             assert!(c.contains(want), "{c}");
         }
         assert!(!c.contains("ieee80211w"));
+    }
+
+    #[test]
+    fn a_wifi_request_is_checked_field_by_field() {
+        let ok = Wifi {
+            ssid: "Lake".into(),
+            passphrase: "by-the-lake".into(),
+            country: "DE".into(),
+            channel: 6,
+        };
+        assert_eq!(ok.check(), Ok(()));
+        let open = Wifi {
+            passphrase: String::new(),
+            ..ok.clone()
+        };
+        assert_eq!(open.check(), Ok(()));
+        for (bad, why) in [
+            (
+                Wifi {
+                    ssid: String::new(),
+                    ..ok.clone()
+                },
+                "1 to 32",
+            ),
+            (
+                Wifi {
+                    ssid: "s".repeat(33),
+                    ..ok.clone()
+                },
+                "1 to 32",
+            ),
+            (
+                Wifi {
+                    ssid: "a\nb".into(),
+                    ..ok.clone()
+                },
+                "control",
+            ),
+            (
+                Wifi {
+                    passphrase: "short".into(),
+                    ..ok.clone()
+                },
+                "8 to 63",
+            ),
+            (
+                Wifi {
+                    passphrase: "tab\there-ok?".into(),
+                    ..ok.clone()
+                },
+                "8 to 63",
+            ),
+            (
+                Wifi {
+                    country: "de".into(),
+                    ..ok.clone()
+                },
+                "two-letter",
+            ),
+            (
+                Wifi {
+                    channel: 14,
+                    ..ok.clone()
+                },
+                "1 to 13",
+            ),
+            (
+                Wifi {
+                    channel: 0,
+                    ..ok.clone()
+                },
+                "1 to 13",
+            ),
+        ] {
+            let e = bad.check().unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        let c = hostapd_conf("Open", "", "DE", 1);
+        assert!(!c.contains("wpa"), "{c}");
+    }
+
+    #[test]
+    fn a_bad_request_file_leaves_hostapd_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("wlan0.conf");
+        std::fs::write(&conf, "as it was\n").unwrap();
+        let from = dir.path().join("wifi.json");
+        for text in [
+            "not json".to_string(),
+            format!("{{\"ssid\":\"{}\"}}", "x".repeat(5000)),
+            r#"{"ssid":"Lake","passphrase":"","country":"DE","channel":40}"#.to_string(),
+        ] {
+            std::fs::write(&from, text).unwrap();
+            assert!(apply_wifi(&from, &conf).is_err());
+            assert_eq!(std::fs::read_to_string(&conf).unwrap(), "as it was\n");
+        }
+        assert!(apply_wifi(&dir.path().join("missing.json"), &conf).is_err());
     }
 }

@@ -235,6 +235,20 @@ enum ApplianceCommand {
         #[arg(long)]
         owner: Option<String>,
     },
+    /// Write hostapd's configuration from the Wi-Fi the hub asks for (the
+    /// admin changed it): runs as root from a systemd path unit; only a
+    /// checked name, password, country and channel reach the file.
+    Wifi {
+        /// The hub's request (`wifi.json` in its data directory).
+        #[arg(long)]
+        from: PathBuf,
+        /// hostapd's configuration of the access point.
+        #[arg(long, default_value = "/etc/hostapd/wlan0.conf")]
+        hostapd: PathBuf,
+        /// Restart this systemd unit when the configuration changed.
+        #[arg(long)]
+        restart: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -526,6 +540,38 @@ async fn run(cli: Cli) -> Result<()> {
             };
             for line in crate::appliance::firstboot(&config, &paths).await? {
                 println!("cairn firstboot: {line}");
+            }
+            Ok(())
+        }
+        Command::Appliance(ApplianceCommand::Wifi {
+            from,
+            hostapd,
+            restart,
+        }) => {
+            match crate::appliance::apply_wifi(from, hostapd)? {
+                None => println!("cairn wifi: {} already says that", hostapd.display()),
+                Some(w) => {
+                    println!(
+                        "cairn wifi: `{}` ({}, channel {}, {}) written to {}",
+                        w.ssid,
+                        w.country,
+                        w.channel,
+                        if w.passphrase.is_empty() {
+                            "open"
+                        } else {
+                            "WPA2"
+                        },
+                        hostapd.display()
+                    );
+                    if let Some(unit) = restart {
+                        let st = std::process::Command::new("systemctl")
+                            .args(["try-restart", unit])
+                            .status()
+                            .context("cannot run systemctl")?;
+                        anyhow::ensure!(st.success(), "systemctl try-restart {unit} failed");
+                        println!("cairn wifi: restarted {unit}");
+                    }
+                }
             }
             Ok(())
         }

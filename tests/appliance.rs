@@ -99,3 +99,113 @@ fn hub_toml_is_applied_once_and_its_secrets_removed() {
     assert!(!dir.join("data/setup-code.txt").exists());
     assert!(!sheet.contains(&code), "{sheet}");
 }
+
+/// The admin changes the Wi-Fi on the settings page: on the appliance the
+/// hub asks for it in `wifi.json`, and the root-run `cairn appliance wifi`
+/// (started by a systemd path unit) writes hostapd's configuration from
+/// the checked values — once; a name with a line break changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wifi_changed_on_the_admin_page_reaches_hostapd() {
+    use common::web::{admin_session, enc, request};
+    let (tmp, hub) = common::smtp::hub(|c| c.profile = cairn::config::Profile::Appliance).await;
+    let web = hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+    let (jar, csrf) = admin_session(&hub).await;
+    let request_file = hub.report.data_dir.join("wifi.json");
+    let save = |ssid: &str, pass: &str| {
+        format!(
+            "csrf={csrf}&join=1&ssid={}&passphrase={}",
+            enc(ssid),
+            enc(pass)
+        )
+    };
+    let r = request(
+        web,
+        "/admin/settings",
+        &jar,
+        Some(&save("Lakeside", "by-the-lake-42")),
+    )
+    .await;
+    assert!(
+        r.status == 303 || r.status == 200,
+        "{} {}",
+        r.status,
+        r.body
+    );
+    let asked = std::fs::read_to_string(&request_file).unwrap();
+    assert!(asked.contains("\"Lakeside\""), "{asked}");
+
+    let conf = tmp.path().join("wlan0.conf");
+    let wifi = |from: &std::path::Path| appliance_wifi(tmp.path(), from.to_path_buf(), &conf);
+    let o = wifi(&request_file).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("`Lakeside` (DE, channel 6, WPA2)"),
+        "{}",
+        stdout(&o)
+    );
+    let written = std::fs::read_to_string(&conf).unwrap();
+    assert!(
+        written.contains("ssid=Lakeside\n") && written.contains("wpa_passphrase=by-the-lake-42\n"),
+        "{written}"
+    );
+    // Again: nothing to do, so hostapd is left alone.
+    let o = wifi(&request_file).await;
+    assert!(stdout(&o).contains("already says that"), "{}", stdout(&o));
+
+    // A line break in the name is refused on the page, and a request file
+    // with one (written by anything else) is refused by the root side.
+    let r = request(
+        web,
+        "/admin/settings",
+        &jar,
+        Some(&save("Lake\ninterface=eth0", "by-the-lake-42")),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("control characters"), "{}", r.body);
+    assert_eq!(std::fs::read_to_string(&request_file).unwrap(), asked);
+    let forged = tmp.path().join("forged.json");
+    std::fs::write(
+        &forged,
+        r#"{"ssid":"Lake\ninterface=eth0","passphrase":"","country":"DE","channel":6}"#,
+    )
+    .unwrap();
+    let o = wifi(&forged).await;
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("control characters"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), written);
+
+    // An open network: no password, no WPA lines.
+    let r = request(web, "/admin/settings", &jar, Some(&save("Open Camp", ""))).await;
+    assert!(r.status == 303 || r.status == 200, "{}", r.body);
+    let o = wifi(&request_file).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let open = std::fs::read_to_string(&conf).unwrap();
+    assert!(
+        open.contains("ssid=Open Camp\n") && !open.contains("wpa"),
+        "{open}"
+    );
+    hub.shutdown().await;
+}
+
+/// `cairn appliance wifi --from FROM --hostapd CONF`, off the async workers
+/// (the hub in this process must keep answering).
+fn appliance_wifi(
+    dir: &std::path::Path,
+    from: std::path::PathBuf,
+    conf: &std::path::Path,
+) -> impl std::future::Future<Output = std::process::Output> + use<> {
+    let (dir, conf) = (dir.to_path_buf(), conf.to_path_buf());
+    async move {
+        tokio::task::spawn_blocking(move || {
+            let mut c = cairn(&dir);
+            c.args(["appliance", "wifi", "--from"])
+                .arg(&from)
+                .arg("--hostapd")
+                .arg(&conf);
+            run(&mut c)
+        })
+        .await
+        .unwrap()
+    }
+}

@@ -29,6 +29,9 @@ pub(super) fn check_wifi(ssid: &str, passphrase: &str) -> Result<(), String> {
     if ssid.len() > MAX_SSID {
         return Err(format!("A Wi-Fi name is at most {MAX_SSID} bytes."));
     }
+    if ssid.chars().any(char::is_control) {
+        return Err("A Wi-Fi name cannot hold line breaks or other control characters.".into());
+    }
     if !passphrase.is_empty()
         && (!WPA_PASSPHRASE.contains(&passphrase.len())
             || !passphrase.bytes().all(|b| (0x20..0x7f).contains(&b)))
@@ -39,6 +42,18 @@ pub(super) fn check_wifi(ssid: &str, passphrase: &str) -> Result<(), String> {
         return Err("Give the Wi-Fi name too, or leave both empty.".into());
     }
     Ok(())
+}
+
+/// On the appliance, ask for the access point the admin just saved (the
+/// root-run `cairn appliance wifi` applies it to hostapd).
+pub(super) async fn ask_for_wifi(state: &AppState) {
+    match crate::appliance::publish_wifi(&state.config, &state.store).await {
+        Ok(true) => tracing::info!("asked for the new Wi-Fi settings to reach the access point"),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "the Wi-Fi settings could not be handed to the access point")
+        }
+    }
 }
 
 /// Store the Wi-Fi shown to newcomers (none when `ssid` is empty).
@@ -230,6 +245,7 @@ async fn save(
     if let Err(e) = result {
         return unavailable(e);
     }
+    ask_for_wifi(&state).await;
     if restart {
         restart_soon(&state);
         return restarting(&state, "The hub restarts with the new settings.");

@@ -6,7 +6,7 @@
 
 use super::admin::{page_error, require, require_form, unavailable};
 use super::join::{WIFI_PASSPHRASE, WIFI_SSID};
-use super::settings::{check_wifi, restart_soon, save_wifi};
+use super::settings::{ask_for_wifi, check_wifi, restart_soon, save_wifi};
 use super::{AppState, no_store};
 use crate::app::{SETTING_HUB_DOMAINS, SETTING_HUB_NAME};
 use crate::config::Profile;
@@ -197,6 +197,7 @@ async fn save(
     if let Err(e) = saved {
         return unavailable(e);
     }
+    ask_for_wifi(&state).await;
     if let Some(ms) = browser_ms {
         notes.push(clock_note(&state, ms).await);
     }
