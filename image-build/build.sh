@@ -150,7 +150,8 @@ customize() {
     printf '127.0.0.1 localhost\n127.0.1.1 cairn\n10.42.0.1 hub.camp\n' > "$rootfs/etc/hosts"
     chroot "$rootfs" adduser --system --group --home /var/lib/cairn --no-create-home cairn >&2
     chroot "$rootfs" systemctl enable systemd-networkd cairn.service cairn-firstboot.service \
-        cairn-growdata.service ssh-hostkeys-firstboot.service hostapd@wlan0.service >&2
+        cairn-growdata.service ssh-hostkeys-firstboot.service hostapd@wlan0.service \
+        cairn-wifi.path >&2
     # hostapd@wlan0 starts when wlan0 appears; from multi-user.target it
     # would hold the boot for 90 s on a Pi whose Wi-Fi comes up late.
     rm -f "$rootfs/etc/systemd/system/multi-user.target.wants/hostapd@wlan0.service"
@@ -171,7 +172,8 @@ check() {
     chroot "$rootfs" /usr/bin/cairn --version >&2
     chroot "$rootfs" /usr/sbin/sshd -t -f /etc/ssh/sshd_config 2>&1 | grep -v "no hostkeys" >&2 || true
     mount -t proc proc "$rootfs/proc"
-    local units=(cairn.service cairn-firstboot.service cairn-growdata.service ssh-hostkeys-firstboot.service)
+    local units=(cairn.service cairn-firstboot.service cairn-growdata.service ssh-hostkeys-firstboot.service
+        cairn-wifi.path cairn-wifi.service)
     [ "$TEST" = 1 ] && units+=(smoke-test.service)
     local out
     out=$(cd "$rootfs/etc/systemd/system" && chroot "$rootfs" systemd-analyze verify "${units[@]/#//etc/systemd/system/}" 2>&1 | grep -v -e "man page" -e "^$" || true)

@@ -80,6 +80,32 @@ for i in $(seq 10); do
 done
 echo "$got" | grep -q "BEGIN PGP MESSAGE" || fail "the message is not in the INBOX over IMAP"
 say "read over IMAP (TLS)"
+
+# The admin changes the Wi-Fi: the hub writes wifi.json in its data
+# directory (as here, as its own user), cairn-wifi.path starts the root
+# service that writes hostapd's configuration and restarts the access
+# point, and the phone joins the new network.
+new_ssid="Lakeside-2"
+new_psk="by-the-lake-42"
+runuser -u cairn -- sh -c "umask 077; printf '{\"ssid\":\"%s\",\"passphrase\":\"%s\",\"country\":\"DE\",\"channel\":6}' '$new_ssid' '$new_psk' > /var/lib/cairn/hub/wifi.json.new && mv /var/lib/cairn/hub/wifi.json.new /var/lib/cairn/hub/wifi.json" \
+    || fail "cannot write wifi.json as the hub's user"
+for i in $(seq 30); do
+    [ "$(sed -n 's/^ssid=//p' /etc/hostapd/wlan0.conf)" = "$new_ssid" ] && break
+    sleep 1
+done
+[ "$(sed -n 's/^ssid=//p' /etc/hostapd/wlan0.conf)" = "$new_ssid" ] || {
+    journalctl -b --no-pager -u cairn-wifi.path -u cairn-wifi.service | tail -20 | sed 's/^/SMOKE: | /'
+    fail "the new Wi-Fi did not reach hostapd's configuration"
+}
+for i in $(seq 30); do systemctl is-active -q hostapd@wlan0 && break; sleep 1; done
+say "hostapd restarted as $new_ssid"
+kill "$(cat /run/phone-wpas.pid)" 2>/dev/null
+sleep 1
+printf 'network={\n ssid="%s"\n psk="%s"\n key_mgmt=WPA-PSK\n}\n' "$new_ssid" "$new_psk" > /run/phone.conf
+in_phone wpa_supplicant -B -i wlan1 -c /run/phone.conf -P /run/phone-wpas.pid || fail "wpa_supplicant again"
+for i in $(seq 30); do in_phone iw dev wlan1 link | grep -q "SSID: $new_ssid" && break; sleep 1; done
+in_phone iw dev wlan1 link | grep -q "SSID: $new_ssid" || fail "the phone did not join $new_ssid"
+say "phone joined $new_ssid after the admin's change"
 say "RESULT PASS"
 # The host checks the admin page through port forwarding meanwhile.
 sleep "${SMOKE_LINGER:-45}"
