@@ -142,7 +142,7 @@ customize() {
     cp -a "$HERE/overlay/." "$rootfs/"
     [ "$TEST" = 1 ] && cp -a "$HERE/test-overlay/." "$rootfs/"
     install -m 0755 "$binary" "$rootfs/usr/bin/cairn"
-    mkdir -p "$rootfs/var/lib/cairn" "$rootfs/boot/firmware"
+    mkdir -p "$rootfs/var/lib/cairn" "$rootfs/boot/firmware" "$rootfs/media/usb"
     printf 'LABEL=RASPIROOT / ext4 rw,noatime 0 1\n' > "$rootfs/etc/fstab"
     [ "$ARCH" = arm64 ] && printf 'LABEL=RASPIFIRM /boot/firmware vfat rw,noatime 0 2\n' >> "$rootfs/etc/fstab"
     printf 'LABEL=CAMPDATA /var/lib/cairn ext4 rw,noatime,commit=60,nofail 0 2\n' >> "$rootfs/etc/fstab"

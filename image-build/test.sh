@@ -35,8 +35,11 @@ fi
 
 disk=$OUT/$NAME.qcow2
 log=$OUT/$NAME.serial.log
-rm -f "$disk" "$log"
+stick=$OUT/$NAME.stick.img
+rm -f "$disk" "$log" "$stick"
 qemu-img create -q -f qcow2 -F raw -b "$OUT/$NAME.img" "$disk" 3G
+# A 32 MB FAT USB stick, plugged in at boot.
+mkfs.vfat -C -n CAMPSTICK "$stick" 32768 >/dev/null
 fwd="hostfwd=tcp:127.0.0.1:$PORT-:80"
 if [ "$ARCH" = arm64 ]; then
     qemu=(qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024
@@ -49,7 +52,8 @@ else
           -drive if=virtio,file="$disk",format=qcow2
           -device virtio-net-pci,netdev=n0)
 fi
-qemu+=(-nographic -no-reboot -kernel "$OUT/$NAME.vmlinuz" -initrd "$OUT/$NAME.initrd"
+qemu+=(-device qemu-xhci -drive if=none,id=stick,file="$stick",format=raw -device usb-storage,drive=stick
+       -nographic -no-reboot -kernel "$OUT/$NAME.vmlinuz" -initrd "$OUT/$NAME.initrd"
        -netdev "user,id=n0,$fwd" -object rng-random,filename=/dev/urandom,id=rng0 -device virtio-rng-pci,rng=rng0)
 
 echo "== booting $NAME under QEMU (serial log: $log)"

@@ -43,6 +43,16 @@ ssid=$(sed -n 's/^ssid=//p' /etc/hostapd/wlan0.conf)
 psk=$(sed -n 's/^wpa_passphrase=//p' /etc/hostapd/wlan0.conf)
 grep -q "Wi-Fi password: $psk" /boot/firmware/HUB-SETUP.txt || fail "HUB-SETUP.txt does not show the Wi-Fi password"
 
+# The USB stick (FAT, plugged in at boot) is mounted for the hub, and the
+# hub can write to it from inside its hardened service.
+for i in $(seq 30); do findmnt -n /media/usb >/dev/null && break; sleep 1; done
+findmnt -n /media/usb >/dev/null || { journalctl -b --no-pager | grep -i -e usb -e sd[a-z] | tail -20 | sed 's/^/SMOKE: | /'; fail "the USB stick is not mounted at /media/usb"; }
+say "usb stick: $(findmnt -n -o SOURCE,FSTYPE /media/usb)"
+hub_pid=$(systemctl show -p MainPID --value cairn)
+nsenter -t "$hub_pid" -m -- runuser -u cairn -- sh -c 'echo probe > /media/usb/.cairn-probe && cat /media/usb/.cairn-probe && rm /media/usb/.cairn-probe' | grep -q probe \
+    || fail "the hub cannot write to the USB stick"
+say "the hub writes to the USB stick"
+
 # The phone.
 ip netns add phone
 mkdir -p /etc/netns/phone
