@@ -244,6 +244,14 @@ pub async fn firstboot(config: &Config, paths: &Paths) -> Result<Vec<String>> {
     let sheet_path = paths.boot.join(HUB_SETUP);
     write_durably(&sheet_path, sheet.as_bytes())?;
     said.push(format!("wrote {}", sheet_path.display()));
+    // The same for a screen on the Pi (the unit prints to the console).
+    said.push(format!("Wi-Fi name {ssid}, password {pass}"));
+    match &code {
+        Some(c) => said.push(format!(
+            "then open http://hub.camp/setup and enter the setup code {c}"
+        )),
+        None => said.push("then open http://hub.camp/admin".into()),
+    }
     for p in &settings.problems {
         said.push(format!("problem: {p}"));
     }

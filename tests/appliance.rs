@@ -58,6 +58,13 @@ fn hub_toml_is_applied_once_and_its_secrets_removed() {
         sheet.contains(&code),
         "the setup code is on the sheet: {sheet}"
     );
+    // And on the console, for a screen on the Pi.
+    let said = stdout(&o);
+    assert!(
+        said.contains("Wi-Fi name Lakeside, password by-the-lake-42")
+            && said.contains(&format!("enter the setup code {code}")),
+        "{said}"
+    );
 
     // Next boot: nothing changed, nothing applied again (the admin pages
     // may have changed the Wi-Fi meanwhile).
