@@ -196,11 +196,7 @@ fn sync_now_shows_live_progress_and_a_summary() {
     let base = format!("http://{}", a.hub.endpoint(cairn::app::WEB_HTTP).unwrap());
     let code = a.hub.report.setup_code.clone().unwrap();
     let br = Browser::start(PHONE);
-    br.goto(&format!("{base}/setup"));
-    br.fill("input[name=code]", &code);
-    br.fill("input[name=password]", "campfire-42");
-    br.fill("input[name=confirm]", "campfire-42");
-    br.click_to("form[action='/setup'] button[type=submit]", "/admin/setup");
+    br.set_up_admin(&base, &code);
 
     br.goto(&format!("{base}/admin/uplinks"));
     assert!(br.source().contains("manual"), "{}", br.source());
@@ -271,11 +267,7 @@ fn a_bundle_upload_shows_its_progress_and_what_it_did() {
     let base = format!("http://{}", a.hub.endpoint(cairn::app::WEB_HTTP).unwrap());
     let code = a.hub.report.setup_code.clone().unwrap();
     let br = Browser::start(DESKTOP);
-    br.goto(&format!("{base}/setup"));
-    br.fill("input[name=code]", &code);
-    br.fill("input[name=password]", "campfire-42");
-    br.fill("input[name=confirm]", "campfire-42");
-    br.click_to("form[action='/setup'] button[type=submit]", "/admin/setup");
+    br.set_up_admin(&base, &code);
 
     br.goto(&format!("{base}/admin/bundles"));
     br.upload("#import input[type=file]", &noise);
@@ -335,11 +327,7 @@ fn the_radio_page_follows_the_radio_live() {
     let base = format!("http://{}", r.a.hub.endpoint(cairn::app::WEB_HTTP).unwrap());
     let code = r.a.hub.report.setup_code.clone().unwrap();
     let br = Browser::start(PHONE);
-    br.goto(&format!("{base}/setup"));
-    br.fill("input[name=code]", &code);
-    br.fill("input[name=password]", "campfire-42");
-    br.fill("input[name=confirm]", "campfire-42");
-    br.click_to("form[action='/setup'] button[type=submit]", "/admin/setup");
+    br.set_up_admin(&base, &code);
     br.goto(&format!("{base}/admin/radio"));
     let frames = |b: &Browser| {
         let page = b.source();

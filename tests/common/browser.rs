@@ -204,6 +204,16 @@ impl Browser {
         );
     }
 
+    /// The setup page of the hub at `base`: its setup code and the admin
+    /// password "campfire-42"; logged in afterwards.
+    pub fn set_up_admin(&self, base: &str, code: &str) {
+        self.goto(&format!("{base}/setup"));
+        self.fill("input[name=code]", code);
+        self.fill("input[name=password]", "campfire-42");
+        self.fill("input[name=confirm]", "campfire-42");
+        self.click_to("form[action='/setup'] button[type=submit]", "/admin/setup");
+    }
+
     /// Choose the file at `path` in the file input `css`.
     pub fn upload(&self, css: &str, path: &std::path::Path) {
         let e = self.element(css);
