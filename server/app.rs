@@ -571,8 +571,10 @@ impl Hub {
         let name = config.hub.name.clone();
         let bound: Vec<(&'static str, SocketAddr)> =
             listeners.iter().map(|(f, a, _)| (*f, *a)).collect();
+        let stop = CancellationToken::new();
         let state = web::AppState {
             reload: reload.clone(),
+            stop: stop.clone(),
             store: prepared.store.clone(),
             config: Arc::new(config),
             started: Instant::now(),
@@ -593,7 +595,6 @@ impl Hub {
         };
         let router = web::router(state);
 
-        let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let mut endpoints = Vec::new();
         for (field, addr, listener) in listeners {

@@ -414,4 +414,42 @@ async fn a_modem_that_never_answers_is_a_clear_error_on_the_page() {
             .any(|(k, v)| k == "config.radio.sf" && v == "10"),
         "{stored:?}"
     );
+    // A page left open does not hold the hub up: when it stops, the event
+    // stream ends properly (the last chunk of a chunked response) instead
+    // of being cut when the drain time runs out.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sse = tokio::net::TcpStream::connect(web).await.unwrap();
+    sse.write_all(
+        format!("GET /admin/radio/events HTTP/1.1\r\nHost: hub\r\nCookie: {jar}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("event: status") {
+        let r = tokio::time::timeout(Duration::from_secs(30), sse.read(&mut chunk))
+            .await
+            .expect("a first status event")
+            .unwrap();
+        assert!(r > 0, "{}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..r]);
+    }
+    let stopping = tokio::spawn(n.hub.shutdown());
+    loop {
+        let r = tokio::time::timeout(Duration::from_secs(60), sse.read(&mut chunk))
+            .await
+            .expect("the stream ends when the hub stops")
+            .unwrap_or(0);
+        if r == 0 {
+            break;
+        }
+        got.extend_from_slice(&chunk[..r]);
+    }
+    stopping.await.unwrap();
+    assert!(
+        got.ends_with(b"0\r\n\r\n"),
+        "the event stream was cut, not ended: {}",
+        String::from_utf8_lossy(&got)
+    );
 }

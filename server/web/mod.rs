@@ -42,6 +42,9 @@ pub struct AppState {
     pub radio: Option<crate::relay::radio::service::Radio>,
     /// Cancel to have the hub restarted with changed settings.
     pub reload: tokio_util::sync::CancellationToken,
+    /// Cancelled when the hub stops: endless responses (event streams)
+    /// end then, so stopping does not wait for open pages.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 /// The client's address, for per-IP limits; filled in by both listeners.

@@ -151,10 +151,17 @@ async fn radio_events(State(state): State<AppState>, headers: HeaderMap) -> Resp
         (state, status, true),
         |(state, mut status, first)| async move {
             if !first {
-                tokio::time::sleep(EVENT_GAP).await;
-                // A closed status (hub stopping) ends the stream.
-                if let Ok(Err(_)) = tokio::time::timeout(EVENT_EVERY, status.changed()).await {
-                    return None;
+                // The hub stopping ends the stream (and so does a closed
+                // status).
+                let next = async {
+                    tokio::time::sleep(EVENT_GAP).await;
+                    tokio::time::timeout(EVENT_EVERY, status.changed()).await
+                };
+                tokio::select! {
+                    _ = state.stop.cancelled() => return None,
+                    r = next => if let Ok(Err(_)) = r {
+                        return None;
+                    },
                 }
                 status.borrow_and_update();
             }

@@ -370,28 +370,38 @@ async fn sync_events(State(state): State<AppState>, headers: HeaderMap) -> Respo
         Finished,
     }
     let board = state.syncer.board();
+    let stop = state.stop.clone();
     let stream = futures_util::stream::unfold(
         (board, Step::Watch, true),
-        |(mut board, step, first)| async move {
-            if let Step::Finished = step {
-                return None;
-            }
-            if !first {
-                tokio::time::sleep(EVENT_GAP).await;
-                // A closed board (hub stopping) ends the stream too.
-                if board.changed().await.is_err() {
+        move |(mut board, step, first)| {
+            let stop = stop.clone();
+            async move {
+                if let Step::Finished = step {
                     return None;
                 }
+                if !first {
+                    // The hub stopping ends the stream, as does a closed board.
+                    let next = async {
+                        tokio::time::sleep(EVENT_GAP).await;
+                        board.changed().await
+                    };
+                    tokio::select! {
+                        _ = stop.cancelled() => return None,
+                        r = next => if r.is_err() {
+                            return None;
+                        },
+                    }
+                }
+                let b = board.borrow_and_update().clone();
+                if b.round > 0 && !b.round_running {
+                    let events = vec![
+                        Ok::<Event, std::convert::Infallible>(progress_event(&b)),
+                        Ok(summary_event(&b)),
+                    ];
+                    return Some((events, (board, Step::Finished, false)));
+                }
+                Some((vec![Ok(progress_event(&b))], (board, Step::Watch, false)))
             }
-            let b = board.borrow_and_update().clone();
-            if b.round > 0 && !b.round_running {
-                let events = vec![
-                    Ok::<Event, std::convert::Infallible>(progress_event(&b)),
-                    Ok(summary_event(&b)),
-                ];
-                return Some((events, (board, Step::Finished, false)));
-            }
-            Some((vec![Ok(progress_event(&b))], (board, Step::Watch, false)))
         },
     );
     let flat = futures_util::StreamExt::flat_map(stream, futures_util::stream::iter);
