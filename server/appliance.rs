@@ -9,7 +9,7 @@
 
 use crate::app;
 use crate::config::Config;
-use crate::domain::Password;
+use crate::domain::{Password, wifi};
 use crate::store::Store;
 use crate::web::join::{WIFI_PASSPHRASE, WIFI_SSID};
 use crate::web::wizard::WIFI_COUNTRY;
@@ -72,7 +72,7 @@ pub fn parse(text: &str) -> HubSettings {
         }
     };
     if let Some(v) = text_of("ssid", &mut s) {
-        if v.is_empty() || v.len() > 32 || v.chars().any(char::is_control) {
+        if !wifi::ssid_ok(&v) {
             s.problems.push(
                 "ssid must be 1 to 32 bytes without control characters; the default is used".into(),
             );
@@ -81,7 +81,7 @@ pub fn parse(text: &str) -> HubSettings {
         }
     }
     if let Some(v) = text_of("wifi_password", &mut s) {
-        if (8..=63).contains(&v.len()) && v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        if wifi::passphrase_ok(&v) {
             s.wifi_password = Some(v);
         } else {
             s.problems.push(
@@ -91,7 +91,7 @@ pub fn parse(text: &str) -> HubSettings {
     }
     if let Some(v) = text_of("country", &mut s) {
         let v = v.to_ascii_uppercase();
-        if v.len() == 2 && v.bytes().all(|b| b.is_ascii_uppercase()) {
+        if wifi::country_ok(&v) {
             s.country = Some(v);
         } else {
             s.problems
@@ -100,7 +100,7 @@ pub fn parse(text: &str) -> HubSettings {
     }
     match table.get("channel") {
         None => {}
-        Some(toml::Value::Integer(c)) if (1..=13).contains(c) => s.channel = Some(*c as u8),
+        Some(toml::Value::Integer(c)) if wifi::channel_ok(*c) => s.channel = Some(*c as u8),
         Some(other) => s
             .problems
             .push(format!("channel must be 1 to 13, not {other}; 6 is used")),
@@ -349,22 +349,19 @@ pub struct Wifi {
 impl Wifi {
     /// Whether hostapd may be given these; the message says what is wrong.
     pub fn check(&self) -> std::result::Result<(), String> {
-        if self.ssid.is_empty() || self.ssid.len() > 32 || self.ssid.chars().any(char::is_control) {
+        if !wifi::ssid_ok(&self.ssid) {
             return Err("the Wi-Fi name must be 1 to 32 bytes without control characters".into());
         }
-        if !self.passphrase.is_empty()
-            && (!(8..=63).contains(&self.passphrase.len())
-                || !self.passphrase.bytes().all(|b| (0x20..0x7f).contains(&b)))
-        {
+        if !self.passphrase.is_empty() && !wifi::passphrase_ok(&self.passphrase) {
             return Err("the Wi-Fi password must be 8 to 63 plain characters, or empty".into());
         }
-        if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
+        if !wifi::country_ok(&self.country) {
             return Err(format!(
                 "the country `{}` is not a two-letter code such as DE",
                 self.country
             ));
         }
-        if !(1..=13).contains(&self.channel) {
+        if !wifi::channel_ok(i64::from(self.channel)) {
             return Err(format!("the channel {} is not 1 to 13", self.channel));
         }
         Ok(())

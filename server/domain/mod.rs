@@ -4,6 +4,7 @@ pub mod address;
 pub mod ids;
 pub mod password;
 pub mod units;
+pub mod wifi;
 
 pub use address::{Address, AddressError, Domain};
 

@@ -16,8 +16,6 @@ use axum::routing::get;
 
 /// IEEE 802.11: an SSID is at most 32 octets.
 pub const MAX_SSID: usize = 32;
-/// WPA2 passphrases are 8 to 63 ASCII characters (IEEE 802.11i).
-pub const WPA_PASSPHRASE: std::ops::RangeInclusive<usize> = 8..=63;
 
 /// Longest time mail may be kept on the hub, in days (a year: phones
 /// fetch and delete it long before).
@@ -32,10 +30,7 @@ pub(super) fn check_wifi(ssid: &str, passphrase: &str) -> Result<(), String> {
     if ssid.chars().any(char::is_control) {
         return Err("A Wi-Fi name cannot hold line breaks or other control characters.".into());
     }
-    if !passphrase.is_empty()
-        && (!WPA_PASSPHRASE.contains(&passphrase.len())
-            || !passphrase.bytes().all(|b| (0x20..0x7f).contains(&b)))
-    {
+    if !passphrase.is_empty() && !crate::domain::wifi::passphrase_ok(passphrase) {
         return Err("A Wi-Fi password is 8 to 63 plain characters (letters, digits, punctuation), or empty for an open network.".into());
     }
     if ssid.is_empty() && !passphrase.is_empty() {

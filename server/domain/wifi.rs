@@ -1,0 +1,39 @@
+//! The rules of an access point's settings (IEEE 802.11 and WPA2), shared
+//! by `hub.toml`, the admin pages and the root-run hostapd writer.
+
+/// An SSID is 1 to 32 octets; a control character (a line break) would
+/// also end hostapd's configuration line.
+pub fn ssid_ok(ssid: &str) -> bool {
+    !ssid.is_empty() && ssid.len() <= 32 && !ssid.chars().any(char::is_control)
+}
+
+/// A WPA2 passphrase is 8 to 63 printable ASCII characters.
+pub fn passphrase_ok(pass: &str) -> bool {
+    (8..=63).contains(&pass.len()) && pass.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
+/// A regulatory country is two upper-case letters (ISO 3166-1 alpha-2).
+pub fn country_ok(country: &str) -> bool {
+    country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+/// 2.4 GHz channels 1 to 13.
+pub fn channel_ok(channel: i64) -> bool {
+    (1..=13).contains(&channel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rules_hold_at_their_edges() {
+        assert!(ssid_ok("a") && ssid_ok(&"s".repeat(32)));
+        assert!(!ssid_ok("") && !ssid_ok(&"s".repeat(33)) && !ssid_ok("a\nb"));
+        assert!(passphrase_ok("12345678") && passphrase_ok(&"p".repeat(63)));
+        assert!(!passphrase_ok("1234567") && !passphrase_ok(&"p".repeat(64)));
+        assert!(!passphrase_ok("tab\there-ok"));
+        assert!(country_ok("DE") && !country_ok("de") && !country_ok("DEU"));
+        assert!(channel_ok(1) && channel_ok(13) && !channel_ok(0) && !channel_ok(14));
+    }
+}
