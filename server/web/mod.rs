@@ -47,6 +47,23 @@ pub struct AppState {
     pub stop: tokio_util::sync::CancellationToken,
 }
 
+/// For an event stream: what `change` yields once `gap` has passed, or
+/// `None` as soon as the hub stops (`stop`), so open pages never hold a
+/// restart.
+pub(crate) async fn after_gap<F: std::future::Future>(
+    stop: &tokio_util::sync::CancellationToken,
+    gap: std::time::Duration,
+    change: F,
+) -> Option<F::Output> {
+    tokio::select! {
+        _ = stop.cancelled() => None,
+        r = async {
+            tokio::time::sleep(gap).await;
+            change.await
+        } => Some(r),
+    }
+}
+
 /// The client's address, for per-IP limits; filled in by both listeners.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub std::net::SocketAddr);

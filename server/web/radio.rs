@@ -7,7 +7,7 @@
 
 use super::admin::{page_error, require, require_form, unavailable};
 use super::settings::{restart_soon, restarting, save_config_fields};
-use super::{AppState, no_store};
+use super::{AppState, after_gap, no_store};
 use crate::carriers::lora::airtime::{Airtime, Region, WINDOW};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -151,17 +151,12 @@ async fn radio_events(State(state): State<AppState>, headers: HeaderMap) -> Resp
         (state, status, true),
         |(state, mut status, first)| async move {
             if !first {
-                // The hub stopping ends the stream (and so does a closed
-                // status).
-                let next = async {
-                    tokio::time::sleep(EVENT_GAP).await;
-                    tokio::time::timeout(EVENT_EVERY, status.changed()).await
-                };
-                tokio::select! {
-                    _ = state.stop.cancelled() => return None,
-                    r = next => if let Ok(Err(_)) = r {
-                        return None;
-                    },
+                // The hub stopping ends the stream, as does a closed
+                // status; no change within EVENT_EVERY sends one anyway.
+                let change = tokio::time::timeout(EVENT_EVERY, status.changed());
+                match after_gap(&state.stop, EVENT_GAP, change).await {
+                    None | Some(Ok(Err(_))) => return None,
+                    Some(_) => {}
                 }
                 status.borrow_and_update();
             }

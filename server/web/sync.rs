@@ -3,7 +3,7 @@
 
 use super::admin::{CsrfForm, page_error, require, require_form, unavailable};
 use super::relay::relay_error;
-use super::{AppState, no_store};
+use super::{AppState, after_gap, no_store};
 use crate::domain::units::{count, human_age, human_bytes};
 use crate::relay::uplink::{Board, UplinkStatus};
 use askama::Template;
@@ -370,38 +370,33 @@ async fn sync_events(State(state): State<AppState>, headers: HeaderMap) -> Respo
         Finished,
     }
     let board = state.syncer.board();
-    let stop = state.stop.clone();
     let stream = futures_util::stream::unfold(
-        (board, Step::Watch, true),
-        move |(mut board, step, first)| {
-            let stop = stop.clone();
-            async move {
-                if let Step::Finished = step {
-                    return None;
-                }
-                if !first {
-                    // The hub stopping ends the stream, as does a closed board.
-                    let next = async {
-                        tokio::time::sleep(EVENT_GAP).await;
-                        board.changed().await
-                    };
-                    tokio::select! {
-                        _ = stop.cancelled() => return None,
-                        r = next => if r.is_err() {
-                            return None;
-                        },
-                    }
-                }
-                let b = board.borrow_and_update().clone();
-                if b.round > 0 && !b.round_running {
-                    let events = vec![
-                        Ok::<Event, std::convert::Infallible>(progress_event(&b)),
-                        Ok(summary_event(&b)),
-                    ];
-                    return Some((events, (board, Step::Finished, false)));
-                }
-                Some((vec![Ok(progress_event(&b))], (board, Step::Watch, false)))
+        (board, state.stop, Step::Watch, true),
+        |(mut board, stop, step, first)| async move {
+            if let Step::Finished = step {
+                return None;
             }
+            // The hub stopping ends the stream, as does a closed board.
+            if !first
+                && !matches!(
+                    after_gap(&stop, EVENT_GAP, board.changed()).await,
+                    Some(Ok(()))
+                )
+            {
+                return None;
+            }
+            let b = board.borrow_and_update().clone();
+            if b.round > 0 && !b.round_running {
+                let events = vec![
+                    Ok::<Event, std::convert::Infallible>(progress_event(&b)),
+                    Ok(summary_event(&b)),
+                ];
+                return Some((events, (board, stop, Step::Finished, false)));
+            }
+            Some((
+                vec![Ok(progress_event(&b))],
+                (board, stop, Step::Watch, false),
+            ))
         },
     );
     let flat = futures_util::StreamExt::flat_map(stream, futures_util::stream::iter);
