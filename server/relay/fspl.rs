@@ -9,8 +9,6 @@
 
 use super::{Exported, Relay, RelayError, Result};
 use std::path::Path;
-use std::process::Stdio;
-use tokio::io::AsyncWriteExt;
 
 /// Where Debian installs Filespooler.
 pub const FSPL: &str = "/usr/bin/fspl";
@@ -26,47 +24,20 @@ fn program() -> &'static str {
 /// Run `fspl ARGS` with `input` on stdin; its stdout.
 async fn fspl(args: &[&std::ffi::OsStr], input: &[u8]) -> Result<Vec<u8>> {
     let program = program();
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| RelayError::Io {
-            path: format!("{program} (install Debian's `filespooler` package)"),
-            source: e,
-        })?;
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let write = stdin.write_all(input).await;
-    drop(stdin);
-    let out = child.wait_with_output().await.map_err(|e| RelayError::Io {
-        path: program.to_string(),
-        source: e,
-    })?;
-    if let Err(e) = write.as_ref()
-        && out.status.success()
-    {
-        return Err(RelayError::Io {
-            path: program.to_string(),
-            source: std::io::Error::new(e.kind(), e.to_string()),
-        });
-    }
-    if !out.status.success() {
-        let shown: Vec<String> = args
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        return Err(RelayError::Io {
-            path: program.to_string(),
-            source: std::io::Error::other(format!(
-                "fspl {} failed ({}): {}",
-                shown.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-        });
-    }
-    Ok(out.stdout)
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args);
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    super::run_tool(
+        cmd,
+        program,
+        "install Debian's `filespooler` package",
+        &format!("fspl {}", shown.join(" ")),
+        input,
+    )
+    .await
 }
 
 /// Export a bundle for `peer` as the next job of the Filespooler queue

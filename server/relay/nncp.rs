@@ -7,21 +7,12 @@
 
 use super::{Exported, Relay, RelayError, Result};
 use std::path::Path;
-use std::process::Stdio;
-use tokio::io::AsyncWriteExt;
 
 /// The exec handle name peers configure for cairn bundles by default.
 pub const DEFAULT_HANDLE: &str = "cairn-bundle";
 /// Where Debian installs the NNCP tools; the handle's environment has no
 /// PATH, and ours may not either.
 pub const NNCP_EXEC: &str = "/usr/bin/nncp-exec";
-
-fn io(what: &str) -> impl Fn(std::io::Error) -> RelayError + '_ {
-    move |source| RelayError::Io {
-        path: what.to_string(),
-        source,
-    }
-}
 
 /// Export everything queued for `peer` and queue it for NNCP node `node`
 /// (for a classic peer, default: the NNCP node on record). A cairn peer
@@ -95,29 +86,14 @@ async fn exec(
     if let Some(cfg) = cfg {
         cmd.arg("-cfg").arg(cfg);
     }
-    cmd.arg(node)
-        .arg(handle)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| RelayError::Io {
-        path: format!("{program} (install Debian's `nncp` package)"),
-        source: e,
-    })?;
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(body).await.map_err(io(program))?;
-    drop(stdin);
-    let out = child.wait_with_output().await.map_err(io(program))?;
-    if !out.status.success() {
-        return Err(RelayError::Io {
-            path: program.to_string(),
-            source: std::io::Error::other(format!(
-                "nncp-exec {node} {handle} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-        });
-    }
+    cmd.arg(node).arg(handle).args(args);
+    super::run_tool(
+        cmd,
+        program,
+        "install Debian's `nncp` package",
+        &format!("nncp-exec {node} {handle}"),
+        body,
+    )
+    .await?;
     Ok(())
 }
