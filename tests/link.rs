@@ -302,3 +302,173 @@ async fn strangers_and_garbage_are_refused_and_the_hub_keeps_serving() {
         n.hub.shutdown().await;
     }
 }
+
+/// `from` submits an encrypted message with an outer Autocrypt header
+/// carrying `key` (as older Delta Chat, K-9 and Thunderbird send it) and
+/// about `pad` bytes of padding headers; returns the message.
+async fn send_keyed(node: &Node, from: &str, to: &str, tag: &str, key: &str, pad: usize) {
+    let mut autocrypt = format!("Autocrypt: addr={from}; prefer-encrypt=mutual; keydata=");
+    for (i, line) in key.as_bytes().chunks(76).enumerate() {
+        if i > 0 {
+            autocrypt.push_str("\r\n ");
+        }
+        autocrypt.push_str(std::str::from_utf8(line).unwrap());
+    }
+    autocrypt.push_str("\r\n");
+    let headers = format!("Message-ID: <{tag}@test>\r\n{autocrypt}");
+    let body = common::smtp::encrypted_padded(from, &headers, pad);
+    let addr = node.hub.endpoint(cairn::app::SMTP_SUBMISSION_TLS).unwrap();
+    let (mut c, _) = common::smtp::Client::tls(addr, &node.hub).await;
+    c.cmd("EHLO phone").await;
+    assert!(
+        c.login(from, common::smtp::PASSWORD)
+            .await
+            .starts_with("235")
+    );
+    let r = c.mail(from, &[to], &body).await;
+    assert!(r.starts_with("250"), "{r}");
+}
+
+/// One sync of A with B over an ordered record carrier (as the radio's
+/// session gives), both hubs saying they take keys by reference. Records
+/// from A past `cut` are lost and the carrier closes, as when the radio
+/// link breaks. Returns A's result and progress.
+async fn record_sync(
+    a: &Node,
+    b: &Node,
+    cut: Option<usize>,
+) -> (Result<SyncCounts, LinkError>, LinkProgress) {
+    use tokio::sync::mpsc;
+    let options = link::ExchangeOptions {
+        data_chunk: 256,
+        keyrefs: true,
+        close_wait: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let pa = a.hub.relay.peer("camp-b").await.unwrap();
+    let pb = b.hub.relay.peer("camp-a").await.unwrap();
+    let (a_out, mut a_wire) = mpsc::channel::<Vec<u8>>(4);
+    let (to_b, b_in) = mpsc::channel(4);
+    let (b_out, a_in) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Some(r) = a_wire.recv().await {
+            n += 1;
+            if cut.is_some_and(|c| n > c) || to_b.send(r).await.is_err() {
+                break;
+            }
+        }
+    });
+    let (pa_tx, _) = watch::channel(LinkProgress::default());
+    let (pb_tx, _) = watch::channel(LinkProgress::default());
+    let (ra, _rb) = tokio::join!(
+        link::exchange_records(&a.hub.relay, &pa, a_out, a_in, &pa_tx, &options, "test"),
+        link::exchange_records(&b.hub.relay, &pb, b_out, b_in, &pb_tx, &options, "test"),
+    );
+    let p = pa_tx.borrow().clone();
+    (ra, p)
+}
+
+async fn forget_keys_on(n: &Node, table: &str) {
+    let db = n.hub.report.data_dir.join("cairn.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn autocrypt_keys_cross_once_then_by_reference() {
+    let (a, b) = pair(|_| {}).await;
+    let key: String = (0..3000)
+        .map(|i| {
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(i * 37 + 11) % 64]
+                as char
+        })
+        .collect();
+    let bob = "bob@camp-b.example";
+    let alice = "alice@camp-a.example";
+    let sent = async |tag: &str, pad: usize| {
+        send_keyed(&a, alice, bob, tag, &key, pad).await;
+        routed(&a).await;
+        let o = a.hub.store.outbox().await.unwrap();
+        let o = o.iter().max_by_key(|o| o.id).unwrap();
+        (
+            a.hub.store.blob_read(&o.blob_hash).await.unwrap(),
+            o.size as u64,
+        )
+    };
+    let received = async |n: usize| {
+        let got = inbox(&b.hub, bob).await;
+        assert_eq!(got.len(), n, "bob's inbox");
+        b.hub.store.blob_read(&got[n - 1].blob_hash).await.unwrap()
+    };
+
+    // The first message carries the key in full; B keeps it.
+    let (m1, size1) = sent("k1", 4000).await;
+    let (r, p) = record_sync(&a, &b, None).await;
+    assert_eq!(r.unwrap().items_out, 1, "{p:?}");
+    assert!(p.bytes_out >= size1, "{} of {size1}", p.bytes_out);
+    assert!(received(1).await == m1, "bob's copy differs");
+
+    // The second names it: ~3 KB less on the carrier, the same message.
+    let (m2, size2) = sent("k2", 4000).await;
+    let (r, p) = record_sync(&a, &b, None).await;
+    assert_eq!(r.unwrap().items_out, 1, "{p:?}");
+    assert!(
+        p.bytes_out + 2900 <= size2,
+        "{} bytes for a message of {size2}",
+        p.bytes_out
+    );
+    assert!(received(2).await == m2, "bob's copy differs");
+
+    // Cut in the middle of a large one that names the key; A then
+    // forgets what B holds (as after an unresolved key elsewhere): the
+    // transfer still resumes in the form it began with.
+    let (m3, _) = sent("k3", 20_000).await;
+    let (r, _) = record_sync(&a, &b, Some(30)).await;
+    assert!(r.is_err(), "the cut sync fails");
+    let part: Vec<_> = std::fs::read_dir(b.hub.report.data_dir.join("partial"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    assert_eq!(part.len(), 1);
+    assert!(part[0].file_name().to_string_lossy().ends_with("-k"));
+    let had = part[0].metadata().unwrap().len();
+    assert!(had > 1000, "{had} bytes arrived before the cut");
+    forget_keys_on(&a, "keys_held").await;
+    let (r, p) = record_sync(&a, &b, None).await;
+    assert_eq!(r.unwrap().items_out, 1, "{p:?}");
+    assert!(received(3).await == m3, "bob's resumed copy differs");
+    assert!(partials(&b).is_empty());
+
+    // A forgot: k4 carries the key in full again and B acknowledges it.
+    // Then B loses the keys it kept; k5 names the key, B cannot resolve
+    // it and turns k5 alone away.
+    let (_, _) = sent("k4", 4000).await;
+    let (r, p) = record_sync(&a, &b, None).await;
+    assert_eq!(r.unwrap().items_out, 1, "{p:?}");
+    forget_keys_on(&b, "keys_learned").await;
+    let (m5, size5) = sent("k5", 4000).await;
+    let (r, p) = record_sync(&a, &b, None).await;
+    let c = r.expect("an unresolved key does not break the sync");
+    assert_eq!(c.items_out, 0, "{p:?}");
+    assert_eq!(inbox(&b.hub, bob).await.len(), 4, "k5 was not taken");
+    assert_eq!(a.hub.store.outbox().await.unwrap().len(), 1, "k5 waits");
+    // The next sync carries it in full, once.
+    let (r, p) = record_sync(&a, &b, None).await;
+    assert_eq!(r.unwrap().items_out, 1, "{p:?}");
+    assert!(p.bytes_out >= size5, "{} of {size5}", p.bytes_out);
+    assert!(received(5).await == m5, "bob's copy differs");
+    assert!(a.hub.store.outbox().await.unwrap().is_empty());
+    let (r, _) = record_sync(&a, &b, None).await;
+    assert_eq!(r.unwrap(), SyncCounts::default());
+    assert_eq!(inbox(&b.hub, bob).await.len(), 5, "nothing twice");
+
+    a.hub.shutdown().await;
+    b.hub.shutdown().await;
+}

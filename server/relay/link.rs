@@ -162,6 +162,9 @@ enum Msg {
     Done,
     /// The sender stops the sync, saying why.
     Refuse(String),
+    /// An item named a key the receiver does not hold: not taken; it goes
+    /// again in full at the next sync. Only with [`ExchangeOptions::keyrefs`].
+    Unresolved(ContentId),
 }
 
 /// How an exchange fits its carrier.
@@ -175,6 +178,9 @@ pub struct ExchangeOptions {
     pub max_item: Option<u64>,
     /// How long closing waits for the last messages to leave.
     pub close_wait: Duration,
+    /// Messages travel in [`keyref`](super::keyref)'s wire form: Autocrypt
+    /// keys the peer holds go by reference (both sides must say so).
+    pub keyrefs: bool,
 }
 
 impl Default for ExchangeOptions {
@@ -183,6 +189,7 @@ impl Default for ExchangeOptions {
             data_chunk: DATA_CHUNK,
             max_item: None,
             close_wait: HANDSHAKE_TIMEOUT,
+            keyrefs: false,
         }
     }
 }
@@ -604,8 +611,19 @@ where
 }
 
 /// The name of an item's partial body from `peer`.
-fn partial_name(peer: &PeerRow, id: &ContentId) -> String {
-    format!("link-{}-{}", peer.id, hex(id))
+/// Wire-form copies have their own name: the bytes differ.
+fn partial_name(peer: &PeerRow, id: &ContentId, keyrefs: bool) -> String {
+    let form = if keyrefs { "-k" } else { "" };
+    format!("link-{}-{}{form}", peer.id, hex(id))
+}
+
+/// What a message may grow by in wire form (its list of keys).
+fn wire_slack(keyrefs: bool) -> u64 {
+    if keyrefs {
+        super::keyref::MAX_PREFIX as u64
+    } else {
+        0
+    }
 }
 
 fn check_start(s: &Start, max_size: u64) -> Result<(), String> {
@@ -747,9 +765,10 @@ async fn exchange_steps(
         } else if o.size > max_size {
             tracing::warn!(peer = %peer.name, size = o.size, "not taking an item larger than limits.max_message_size; it stays with the peer");
         } else if !wanted.iter().any(|w| w.id == o.id) {
-            let mut from = store.partial_len(&partial_name(peer, &o.id));
-            if from > o.size {
-                store.partial_remove(&partial_name(peer, &o.id));
+            let name = partial_name(peer, &o.id, options.keyrefs);
+            let mut from = store.partial_len(&name);
+            if from > o.size + wire_slack(options.keyrefs) {
+                store.partial_remove(&name);
                 from = 0;
             }
             wanted.push(Wanted { id: o.id, from });
@@ -813,7 +832,7 @@ async fn exchange_steps(
 
     // 4. Items both ways at once.
     let data = ch.data.clone();
-    let sender = send_items(relay, plan, data, progress, options.data_chunk);
+    let sender = send_items(relay, peer, plan, data, progress, options);
     let receiver = async {
         let mut current: Option<Incoming> = None;
         let mut done_received = false;
@@ -835,10 +854,10 @@ async fn exchange_steps(
                             "an item that was not wanted, or one inside another",
                         ));
                     }
-                    if let Err(why) = check_start(&s, max_size) {
+                    if let Err(why) = check_start(&s, max_size + wire_slack(options.keyrefs)) {
                         return Err(refuse(ch, &why));
                     }
-                    let name = partial_name(peer, &s.id);
+                    let name = partial_name(peer, &s.id, options.keyrefs);
                     let have = store.partial_len(&name);
                     if have != s.from {
                         // Our partial copy changed since the want list
@@ -855,10 +874,14 @@ async fn exchange_steps(
                         .map_err(|e| LinkError::Relay(RelayError::BadItem(e.to_string())))?
                         .map_err(RelayError::from)?;
                     current = Some(Incoming { start: s, spool });
-                    if let Some(done) = finish_if_complete(relay, peer, &mut current, ch).await? {
+                    if let Some((done, taken)) =
+                        finish_if_complete(relay, peer, &mut current, ch, options.keyrefs).await?
+                    {
                         expecting.remove(&done);
-                        acks_sent.push(hex(&done));
-                        progress.send_modify(|p| p.items_in += 1);
+                        if taken {
+                            acks_sent.push(hex(&done));
+                            progress.send_modify(|p| p.items_in += 1);
+                        }
                     }
                 }
                 Msg::Data(bytes) => {
@@ -871,17 +894,30 @@ async fn exchange_steps(
                     if let Err(e) = cur.spool.write(&bytes) {
                         // Most likely a full disk: the partial copy cannot
                         // grow, so it goes (and frees what it took).
-                        let name = partial_name(peer, &cur.start.id);
+                        let name = partial_name(peer, &cur.start.id, options.keyrefs);
                         drop(current.take());
                         store.partial_remove(&name);
                         return Err(RelayError::from(e).into());
                     }
                     progress.send_modify(|p| p.bytes_in += bytes.len() as u64);
-                    if let Some(done) = finish_if_complete(relay, peer, &mut current, ch).await? {
+                    if let Some((done, taken)) =
+                        finish_if_complete(relay, peer, &mut current, ch, options.keyrefs).await?
+                    {
                         expecting.remove(&done);
-                        acks_sent.push(hex(&done));
-                        progress.send_modify(|p| p.items_in += 1);
+                        if taken {
+                            acks_sent.push(hex(&done));
+                            progress.send_modify(|p| p.items_in += 1);
+                        }
                     }
+                }
+                Msg::Unresolved(id) if options.keyrefs && awaiting.remove(&id) => {
+                    // It lost a key we thought it held: forget them all,
+                    // and the item goes again in full next time.
+                    tracing::warn!(peer = %peer.name, item = %hex(&id), "the peer does not hold a key an item named; it goes in full at the next sync");
+                    store
+                        .keys_held_forget(peer.id)
+                        .await
+                        .map_err(RelayError::from)?;
                 }
                 Msg::Gone(id) => {
                     if current.as_ref().is_some_and(|c| c.start.id == id) {
@@ -943,18 +979,22 @@ fn unexpected(ch: &Channel, got: &Msg, wanted: &str) -> LinkError {
         Msg::Ping => "a ping",
         Msg::Done => "done",
         Msg::Refuse(_) => "a refusal",
+        Msg::Unresolved(_) => "an unresolved key",
     };
     refuse(ch, &format!("{name} came where {wanted} belonged"))
 }
 
 /// If the item being received is complete: check it, commit it, and
-/// acknowledge it. Returns its id when taken.
+/// acknowledge it. Returns its id when it is done with, and whether it was
+/// taken (not: it named a key we do not hold, and was answered
+/// [`Msg::Unresolved`]).
 async fn finish_if_complete(
     relay: &Relay,
     peer: &PeerRow,
     current: &mut Option<Incoming>,
     ch: &Channel,
-) -> LinkResult<Option<ContentId>> {
+    keyrefs: bool,
+) -> LinkResult<Option<(ContentId, bool)>> {
     let complete = current
         .as_ref()
         .is_some_and(|c| c.spool.size() == c.start.size);
@@ -962,31 +1002,45 @@ async fn finish_if_complete(
         return Ok(None);
     }
     let Incoming { start, spool } = current.take().expect("checked above");
+    let store = relay.store();
+    let name = partial_name(peer, &start.id, keyrefs);
+    let (spool, learned) = if keyrefs {
+        match rebuild(relay, peer, &spool).await? {
+            Ok(x) => x,
+            Err(super::keyref::RebuildError::Form(super::keyref::KeyrefError::Unresolved)) => {
+                store.partial_remove(&name);
+                ch.send(Msg::Unresolved(start.id))?;
+                return Ok(Some((start.id, false)));
+            }
+            Err(e) => {
+                store.partial_remove(&name);
+                return Err(refuse(
+                    ch,
+                    &format!("an item's wire form is unusable ({e}); it restarts at the next sync"),
+                ));
+            }
+        }
+    } else {
+        (spool, Vec::new())
+    };
     let id = item_id(&start.mail_from, &start.rcpts, &spool.hash());
     if unhex(&id) != Some(start.id) {
-        relay.store().partial_remove(&partial_name(peer, &start.id));
+        store.partial_remove(&name);
         return Err(refuse(
             ch,
             "an item's content does not match its content id; it restarts at the next sync",
         ));
     }
+    store
+        .keys_learn(peer.id, &learned)
+        .await
+        .map_err(RelayError::from)?;
     let head = {
-        let mut r = spool.reader().map_err(RelayError::from)?;
-        let mut buf = vec![0u8; crate::mail::bounce::MAX_RETURNED_HEADERS];
-        let mut n = 0;
-        while n < buf.len() {
-            match r.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) => {
-                    return Err(LinkError::Relay(RelayError::Io {
-                        path: "partial item".into(),
-                        source: e,
-                    }));
-                }
-            }
-        }
-        buf.truncate(n);
+        let r = spool.reader().map_err(RelayError::from)?;
+        let mut buf = Vec::new();
+        r.take(crate::mail::bounce::MAX_RETURNED_HEADERS as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| partial_io(&name, e))?;
         header_section(&buf).to_vec()
     };
     let arrived = Arrived {
@@ -1004,38 +1058,118 @@ async fn finish_if_complete(
         head,
     };
     relay.admit(peer, vec![arrived], &[]).await?;
+    if keyrefs {
+        // The message was rebuilt into a spool of its own.
+        store.partial_remove(&name);
+    }
     ch.send(Msg::Acks(vec![start.id]))?;
-    Ok(Some(start.id))
+    Ok(Some((start.id, true)))
+}
+
+fn partial_io(name: &str, source: std::io::Error) -> LinkError {
+    LinkError::Relay(RelayError::Io {
+        path: format!("partial item {name}"),
+        source,
+    })
+}
+
+/// The message of a complete wire-form item, with the keys it carried;
+/// the inner result says what is wrong with the form itself.
+async fn rebuild(
+    relay: &Relay,
+    peer: &PeerRow,
+    wire: &crate::store::Spool,
+) -> LinkResult<
+    Result<
+        (crate::store::Spool, Vec<(super::keyref::Digest, Vec<u8>)>),
+        super::keyref::RebuildError,
+    >,
+> {
+    use super::keyref::{Entry, MAX_PREFIX, RebuildError, read_entries};
+    let store = relay.store();
+    let mut prefix = Vec::new();
+    wire.reader()
+        .map_err(RelayError::from)?
+        .take(MAX_PREFIX as u64)
+        .read_to_end(&mut prefix)
+        .map_err(|e| partial_io("(wire form)", e))?;
+    let (entries, used) = match read_entries(&prefix) {
+        Ok(x) => x,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    let wanted: Vec<_> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Referenced { digest, .. } => Some(*digest),
+            Entry::Carried { .. } => None,
+        })
+        .collect();
+    let keys = store
+        .keys_learned(peer.id, &wanted)
+        .await
+        .map_err(RelayError::from)?;
+    let mut r = wire.reader().map_err(RelayError::from)?;
+    std::io::copy(&mut (&mut r).take(used as u64), &mut std::io::sink())
+        .map_err(|e| partial_io("(wire form)", e))?;
+    let mut message = store.spool();
+    let max = relay.config.max_message_size;
+    let mut write = |b: &[u8]| -> std::io::Result<()> {
+        if message.size() + b.len() as u64 > max {
+            return Err(std::io::Error::other(
+                "the rebuilt message is larger than limits.max_message_size",
+            ));
+        }
+        message.write(b).map_err(std::io::Error::other)
+    };
+    let carried = super::keyref::rebuild(&entries, &keys, &mut r, &mut write);
+    drop(r);
+    Ok(match carried {
+        Ok(carried) => Ok((message, carried)),
+        Err(RebuildError::Io(e)) => return Err(partial_io("(rebuilt)", e)),
+        Err(e) => Err(e),
+    })
 }
 
 /// Send the planned items in order, each from where the peer's copy ends.
 async fn send_items(
     relay: &Relay,
+    peer: &PeerRow,
     plan: Vec<(CustodyRow, u64)>,
     data: mpsc::Sender<Msg>,
     progress: &watch::Sender<LinkProgress>,
-    chunk: usize,
+    options: &ExchangeOptions,
 ) -> LinkResult<()> {
     let t = crate::store::now();
-    for (row, from) in plan {
+    for (row, mut from) in plan {
         let Some(id) = row.item_id.as_deref().and_then(unhex) else {
             continue;
         };
         let path = relay.store().blob_path(&row.blob_hash);
         let size = u64::try_from(row.size).unwrap_or(0);
-        let opened = std::fs::File::open(&path).and_then(|mut f| {
-            f.seek(std::io::SeekFrom::Start(from))?;
-            Ok(f)
-        });
-        let mut file = match opened {
-            Ok(f) if from <= size => tokio::fs::File::from_std(f),
-            Ok(_) | Err(_) => {
-                tracing::error!(path = %path.display(), "an outbox item's message is missing; withdrawn from this sync");
-                data.send(Msg::Gone(id))
-                    .await
-                    .map_err(|_| LinkError::Closed)?;
-                continue;
+        // In wire form the header section is rewritten here; the rest of
+        // the message follows from the file as it is.
+        let form = if options.keyrefs {
+            wire_head(relay, peer, &row, &path, from).await?
+        } else {
+            Some((Vec::new(), 0))
+        };
+        let opened = form.and_then(|(head, head_len)| {
+            let wire_size = (head.len() as u64 + size).checked_sub(head_len)?;
+            if options.keyrefs && from > wire_size {
+                // A copy made from another form: the peer drops it.
+                from = 0;
             }
+            let skip = from.saturating_sub(head.len() as u64);
+            let mut f = std::fs::File::open(&path).ok()?;
+            f.seek(std::io::SeekFrom::Start(head_len + skip)).ok()?;
+            (from <= wire_size).then_some((head, f, wire_size))
+        });
+        let Some((head, file, wire_size)) = opened else {
+            tracing::error!(path = %path.display(), "an outbox item's message is missing; withdrawn from this sync");
+            data.send(Msg::Gone(id))
+                .await
+                .map_err(|_| LinkError::Closed)?;
+            continue;
         };
         let start = Start {
             id,
@@ -1044,21 +1178,21 @@ async fn send_items(
             age_ms: relay.age_now(&row, t),
             lifetime_ms: relay.lifetime(&row),
             hops: u8::try_from(row.hops).unwrap_or(u8::MAX),
-            size,
+            size: wire_size,
             from,
         };
         data.send(Msg::Start(start))
             .await
             .map_err(|_| LinkError::Closed)?;
-        let mut left = size - from;
+        let in_head = usize::try_from(from).unwrap_or(usize::MAX).min(head.len());
+        let mut src = AsyncReadExt::chain(&head[in_head..], tokio::fs::File::from_std(file));
+        let mut left = wire_size - from;
         while left > 0 {
-            let mut buf = vec![0u8; chunk.min(left as usize)];
-            file.read_exact(&mut buf)
-                .await
-                .map_err(|e| RelayError::Io {
-                    path: path.display().to_string(),
-                    source: e,
-                })?;
+            let mut buf = vec![0u8; options.data_chunk.min(left as usize)];
+            src.read_exact(&mut buf).await.map_err(|e| RelayError::Io {
+                path: path.display().to_string(),
+                source: e,
+            })?;
             left -= buf.len() as u64;
             let n = buf.len() as u64;
             data.send(Msg::Data(buf))
@@ -1068,6 +1202,52 @@ async fn send_items(
         }
     }
     Ok(())
+}
+
+/// An item's header section in wire form for `peer`, and how long the
+/// header section is in the message; `None` when the message is missing.
+/// A transfer that starts records the form; one that resumes reuses it,
+/// so the bytes continue where the peer's copy ends.
+async fn wire_head(
+    relay: &Relay,
+    peer: &PeerRow,
+    row: &CustodyRow,
+    path: &std::path::Path,
+    from: u64,
+) -> LinkResult<Option<(Vec<u8>, u64)>> {
+    let store = relay.store();
+    let Ok(f) = std::fs::File::open(path) else {
+        return Ok(None);
+    };
+    let mut buf = Vec::new();
+    if f.take(crate::mail::bounce::MAX_RETURNED_HEADERS as u64)
+        .read_to_end(&mut buf)
+        .is_err()
+    {
+        return Ok(None);
+    }
+    let head = header_section(&buf);
+    let recorded = if from > 0 {
+        store
+            .item_form_refs(row.id)
+            .await
+            .map_err(RelayError::from)?
+    } else {
+        None
+    };
+    let w = match &recorded {
+        Some(refs) => super::keyref::write_head(head, &|d| refs.contains(d)),
+        None => {
+            let held = store.keys_held(peer.id).await.map_err(RelayError::from)?;
+            let w = super::keyref::write_head(head, &|d| held.contains(d));
+            store
+                .item_form_set(row.id, &w.refs, &w.marks)
+                .await
+                .map_err(RelayError::from)?;
+            w
+        }
+    };
+    Ok(Some((w.bytes, head.len() as u64)))
 }
 
 /// Record a sync's end in the history and the log.

@@ -13,6 +13,7 @@ pub mod classic;
 pub mod folder;
 pub mod fspl;
 pub mod gateway;
+pub mod keyref;
 pub mod link;
 pub mod nncp;
 pub mod node;

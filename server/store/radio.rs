@@ -90,6 +90,122 @@ impl Store {
     }
 }
 
+/// Keys kept per peer to put back into its items (each at most
+/// `relay::keyref::MAX_KEY` bytes: 32 MiB per peer at worst).
+pub const KEYS_LEARNED_KEPT: i64 = 1024;
+
+/// A digest as stored: 32 bytes.
+fn digests(blob: &[u8]) -> Vec<[u8; 32]> {
+    blob.chunks_exact(32)
+        .map(|c| c.try_into().expect("32 bytes"))
+        .collect()
+}
+
+impl Store {
+    /// The Autocrypt keys `peer_id` is known to hold.
+    pub async fn keys_held(&self, peer_id: i64) -> Result<std::collections::HashSet<[u8; 32]>> {
+        let rows: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT digest FROM keys_held WHERE peer_id = ?")
+                .bind(peer_id)
+                .fetch_all(self.pool())
+                .await?;
+        Ok(rows.iter().flat_map(|d| digests(d)).collect())
+    }
+
+    /// Forget which keys `peer_id` holds (it could not resolve one).
+    pub async fn keys_held_forget(&self, peer_id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM keys_held WHERE peer_id = ?")
+            .bind(peer_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Record how outbox item `outbox_id` is written for the radio.
+    pub async fn item_form_set(
+        &self,
+        outbox_id: i64,
+        refs: &[[u8; 32]],
+        marks: &[[u8; 32]],
+    ) -> Result<()> {
+        sqlx::query("INSERT OR REPLACE INTO item_forms (outbox_id, refs, marks) VALUES (?, ?, ?)")
+            .bind(outbox_id)
+            .bind(refs.concat())
+            .bind(marks.concat())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The keys outbox item `outbox_id` names by reference, if its
+    /// transfer began over the radio.
+    pub async fn item_form_refs(&self, outbox_id: i64) -> Result<Option<Vec<[u8; 32]>>> {
+        let refs: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT refs FROM item_forms WHERE outbox_id = ?")
+                .bind(outbox_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(refs.map(|r| digests(&r)))
+    }
+
+    /// The keys `peer_id` sent in full among `wanted`, by digest; they
+    /// count as used now.
+    pub async fn keys_learned(
+        &self,
+        peer_id: i64,
+        wanted: &[[u8; 32]],
+    ) -> Result<std::collections::HashMap<[u8; 32], Vec<u8>>> {
+        let mut out = std::collections::HashMap::new();
+        let t = super::now();
+        for d in wanted {
+            let key: Option<Vec<u8>> = sqlx::query_scalar(
+                "UPDATE keys_learned SET used_at = ? WHERE peer_id = ? AND digest = ? RETURNING keydata",
+            )
+            .bind(t)
+            .bind(peer_id)
+            .bind(&d[..])
+            .fetch_optional(self.pool())
+            .await?;
+            if let Some(k) = key {
+                out.insert(*d, k);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Keep keys `peer_id` sent in full, dropping its least recently used
+    /// beyond [`KEYS_LEARNED_KEPT`].
+    pub async fn keys_learn(&self, peer_id: i64, keys: &[([u8; 32], Vec<u8>)]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await?;
+        let t = super::now();
+        for (d, k) in keys {
+            sqlx::query(
+                "INSERT INTO keys_learned (peer_id, digest, keydata, used_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (peer_id, digest) DO UPDATE SET used_at = excluded.used_at",
+            )
+            .bind(peer_id)
+            .bind(&d[..])
+            .bind(k)
+            .bind(t)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "DELETE FROM keys_learned WHERE peer_id = ?1 AND digest NOT IN
+             (SELECT digest FROM keys_learned WHERE peer_id = ?1 ORDER BY used_at DESC, rowid DESC LIMIT ?2)",
+        )
+        .bind(peer_id)
+        .bind(KEYS_LEARNED_KEPT)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +247,58 @@ mod tests {
         let rows = store.signal_since(0).await.unwrap();
         assert_eq!(rows.len() as i64, SIGNAL_KEPT);
         assert_eq!(rows[0].at_ms, 10);
+    }
+
+    #[tokio::test]
+    async fn learned_keys_are_bounded_and_the_used_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let peer = store
+            .peer_add(&crate::store::relay::NewPeer {
+                name: "b",
+                public_key: Some(&[9; 32]),
+                domains: &[],
+                addresses: &[],
+                nncp_node: None,
+            })
+            .await
+            .unwrap();
+        let key = |i: u32| -> ([u8; 32], Vec<u8>) {
+            let mut d = [0u8; 32];
+            d[..4].copy_from_slice(&i.to_be_bytes());
+            (d, i.to_string().into_bytes())
+        };
+        let first: Vec<_> = (0..10).map(key).collect();
+        store.keys_learn(peer.id, &first).await.unwrap();
+        // Key 3 is used later; then more keys than are kept arrive.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let got = store
+            .keys_learned(peer.id, &[key(3).0, key(5000).0])
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[&key(3).0], b"3");
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let more: Vec<_> = (10..8 + KEYS_LEARNED_KEPT as u32).map(key).collect();
+        store.keys_learn(peer.id, &more).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM keys_learned")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, KEYS_LEARNED_KEPT);
+        let got = store
+            .keys_learned(peer.id, &[key(3).0, key(4).0, key(10).0])
+            .await
+            .unwrap();
+        assert!(got.contains_key(&key(10).0));
+        assert!(got.contains_key(&key(3).0), "the key used last stays");
+        assert!(!got.contains_key(&key(4).0), "an unused old key went");
+        // Removing the peer removes its keys.
+        store.peer_remove("b").await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM keys_learned")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
     }
 }

@@ -611,6 +611,23 @@ impl Store {
         let mut out = ImportApplied::default();
         let mut events = Vec::new();
         for a in acks {
+            // Keys the item carried in full over the radio: the peer holds
+            // them now (relay::keyref).
+            let marks: Option<Vec<u8>> = sqlx::query_scalar(
+                "SELECT f.marks FROM item_forms f JOIN outbox o ON o.id = f.outbox_id
+                 WHERE o.peer_id = ? AND o.item_id = ?",
+            )
+            .bind(peer_id)
+            .bind(a)
+            .fetch_optional(&mut *tx)
+            .await?;
+            for d in marks.as_deref().unwrap_or_default().chunks_exact(32) {
+                sqlx::query("INSERT OR IGNORE INTO keys_held (peer_id, digest) VALUES (?, ?)")
+                    .bind(peer_id)
+                    .bind(d)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let r = sqlx::query("DELETE FROM outbox WHERE peer_id = ? AND item_id = ?")
                 .bind(peer_id)
                 .bind(a)

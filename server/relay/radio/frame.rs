@@ -163,13 +163,16 @@ pub struct Hello {
     pub mtu: u16,
     /// The sender's remaining air time in this hour, milliseconds.
     pub budget_ms: u32,
-    /// What the sender understands beyond version 1: [`CAP_FOLD`]. Older
-    /// hubs send 0.
+    /// What the sender understands beyond version 1: [`CAP_FOLD`],
+    /// [`CAP_KEYREF`]. Older hubs send 0.
     pub caps: u8,
 }
 
 /// Hello capability: records may be sent folded (`squeeze`, method 2).
 pub const CAP_FOLD: u8 = 0x01;
+/// Hello capability: items travel in `keyref`'s wire form, Autocrypt keys
+/// by reference once the peer holds them.
+pub const CAP_KEYREF: u8 = 0x02;
 
 impl Hello {
     pub fn encode(&self) -> [u8; 8] {

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 
-use super::frame::{CAP_FOLD, Frame, HELLO_ANSWER, Hello, Kind};
+use super::frame::{CAP_FOLD, CAP_KEYREF, Frame, HELLO_ANSWER, Hello, Kind};
 use super::session::{self, Air, AirError, SessionError, Tuning};
 use super::{RadioIo, VERSION, answer, finish, hello, hello_sender};
 use crate::carriers::lora::modem::{Modem, Received};
@@ -419,7 +419,7 @@ impl Radio {
             version: VERSION,
             mtu: io.mtu() as u16,
             budget_ms: io.budget_ms(),
-            caps: CAP_FOLD,
+            caps: CAP_FOLD | CAP_KEYREF,
         }
     }
 
@@ -622,6 +622,7 @@ impl Radio {
             data_chunk: AIR_CHUNK,
             max_item: Some(self.inner.config.max_item.0),
             close_wait: self.inner.tuning.max_silence,
+            keyrefs: their_caps & CAP_KEYREF != 0,
         };
         let label = if initiator {
             "lora (called)"
