@@ -505,6 +505,13 @@ impl Hub {
                 "removed leftovers of an interrupted run"
             );
         }
+        let interrupted = prepared.store.syncs_interrupted().await?;
+        if interrupted > 0 {
+            tracing::info!(
+                interrupted,
+                "syncs the last run stopped during are marked so in the history"
+            );
+        }
         let tls_config = tls::server_config(&prepared.certificate)?;
 
         let mut listeners = Vec::new();

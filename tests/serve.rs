@@ -178,7 +178,7 @@ async fn hub_starts_on_port_0_from_the_library() {
     config.listen.imap_tls = vec![];
     config.listen.imap = vec![];
     config.listen.link = vec![];
-    let hub = cairn::app::Hub::start(config).await.unwrap();
+    let hub = cairn::app::Hub::start(config.clone()).await.unwrap();
     assert!(hub.report.first_start);
     let addr = hub.endpoint(cairn::app::WEB_HTTP).unwrap();
     let (status, body) = tokio::task::spawn_blocking(move || http_get(addr, "/healthz"))
@@ -186,6 +186,20 @@ async fn hub_starts_on_port_0_from_the_library() {
         .unwrap();
     assert!(status.contains("200"));
     assert_eq!(body, "ok\n");
+
+    // A sync the hub stopped during says so after the next start, instead
+    // of looking as if it were still going.
+    let run = hub
+        .store
+        .sync_started(None, "gw", "link (dialled)")
+        .await
+        .unwrap();
+    hub.shutdown().await;
+    let hub = cairn::app::Hub::start(config).await.unwrap();
+    let row = hub.store.sync_history(1).await.unwrap().pop().unwrap();
+    assert_eq!(row.id, run);
+    assert_eq!(row.error.as_deref(), Some(cairn::store::sync::INTERRUPTED));
+    assert_eq!(row.finished_at, None);
     hub.shutdown().await;
 }
 

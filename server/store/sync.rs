@@ -30,6 +30,10 @@ fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// What the history says of a sync the hub stopped during.
+pub const INTERRUPTED: &str =
+    "interrupted: the hub stopped during this sync (what it had committed is kept)";
+
 /// Rows kept in the history; older ones go as new ones come.
 pub const SYNC_HISTORY_KEPT: i64 = 1000;
 
@@ -81,6 +85,19 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Syncs an earlier run left unfinished (the hub stopped during them)
+    /// say so instead of looking as if they were still going. Call it at
+    /// start, before any sync begins; returns how many there were.
+    pub async fn syncs_interrupted(&self) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE sync_runs SET error = ? WHERE finished_at IS NULL AND error IS NULL",
+        )
+        .bind(INTERRUPTED)
+        .execute(self.pool())
+        .await?
+        .rows_affected())
     }
 
     /// The newest syncs first.
