@@ -10,6 +10,7 @@ use crate::mail::transaction::{MailRules, RulesConfig};
 use crate::relay;
 use crate::smtp;
 use crate::store::{self, Store};
+use crate::tasks::Tasks;
 use crate::tls;
 use crate::web;
 use std::net::SocketAddr;
@@ -18,7 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// Pending connections the kernel may queue per listener.
 const LISTEN_BACKLOG: u32 = 1024;
@@ -411,7 +411,7 @@ pub struct Hub {
     /// The LoRa radio, when `radio.port` is set.
     pub radio: Option<relay::radio::service::Radio>,
     stop: CancellationToken,
-    tracker: TaskTracker,
+    tracker: Tasks,
     _lock: Option<Lock>,
 }
 
@@ -602,7 +602,7 @@ impl Hub {
         };
         let router = web::router(state);
 
-        let tracker = TaskTracker::new();
+        let tracker = Tasks::new();
         let mut endpoints = Vec::new();
         for (field, addr, listener) in listeners {
             let stop = stop.clone();
@@ -759,12 +759,12 @@ impl Hub {
     /// Wait until stopped, let connections drain, close the database.
     pub async fn run(self) {
         self.stop.cancelled().await;
-        self.tracker.close();
-        if tokio::time::timeout(DRAIN_TIMEOUT, self.tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
+        let dropped = self.tracker.drain(DRAIN_TIMEOUT).await;
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "connections still busy after {DRAIN_TIMEOUT:?} were closed"
+            );
         }
         self.store.close().await;
         tracing::info!("hub stopped");

@@ -57,5 +57,6 @@ pub mod mail;
 pub mod relay;
 pub mod smtp;
 pub mod store;
+pub mod tasks;
 pub mod tls;
 pub mod web;

@@ -523,3 +523,45 @@ async fn too_many_errors_end_in_one_bye_and_a_closed_connection() {
     assert_eq!(byes, 1, "the server closed without a BYE");
     hub.shutdown().await;
 }
+
+/// A phone that walks out of range while fetching a large message leaves
+/// the hub's session stuck writing; when the hub stops, it waits
+/// `DRAIN_TIMEOUT` for it and then closes that connection, so nothing of
+/// a stopped hub (one restarting in the same process) goes on serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopping_hub_closes_a_session_stuck_writing_to_a_gone_phone() {
+    let (_t, hub) = hub(|c| c.mail.require_encryption = false).await;
+    let size = 16 << 20;
+    let line = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-\r\n";
+    let body = format!(
+        "From: <{ALICE}>\r\nTo: <{BOB}>\r\nSubject: big\r\n\r\n{}",
+        line.repeat(size / line.len())
+    );
+    send(&hub, ALICE, &[BOB], &body).await;
+    let mut c = imap_login(&hub, BOB).await;
+    assert!(c.cmd("SELECT INBOX").await.ok());
+    // Ask for 16 MB and read none of it: more than the socket buffers
+    // hold, so the session blocks in its write.
+    c.send(b"F1 FETCH 1 BODY[]\r\n").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::timeout(
+        cairn::app::DRAIN_TIMEOUT + Duration::from_secs(30),
+        hub.shutdown(),
+    )
+    .await
+    .expect("the hub stops");
+    // What had been sent can still be read, then the connection ends
+    // without the FETCH ever completing.
+    let mut lines = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), c.line()).await {
+            Ok(Some(l)) => lines.push(l.chars().take(80).collect::<String>()),
+            Ok(None) => break,
+            Err(_) => panic!("the stopped hub kept the connection open: {lines:?}"),
+        }
+    }
+    assert!(
+        !lines.iter().any(|l| l.starts_with("F1 OK")),
+        "the session went on writing after the hub stopped: {lines:?}"
+    );
+}

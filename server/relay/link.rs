@@ -30,6 +30,7 @@ use super::{Arrived, Relay, RelayError, header_section, item_id, unhex};
 use crate::domain::hex;
 use crate::store::SyncCounts;
 use crate::store::relay::{CustodyRow, PeerRow};
+use crate::tasks::Tasks;
 use serde::{Deserialize, Serialize};
 use snow::StatelessTransportState;
 use std::collections::{HashMap, HashSet};
@@ -41,7 +42,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 pub const MAGIC: &[u8; 8] = b"CAIRNLNK";
 pub const VERSION: u8 = 1;
@@ -1376,12 +1376,7 @@ pub async fn exchange_records(
 }
 
 /// Answer links on `listener` until `stop`.
-pub async fn serve(
-    listener: TcpListener,
-    relay: Relay,
-    stop: CancellationToken,
-    tracker: TaskTracker,
-) {
+pub async fn serve(listener: TcpListener, relay: Relay, stop: CancellationToken, tracker: Tasks) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
     loop {
         let permit = tokio::select! {

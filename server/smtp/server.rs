@@ -2,13 +2,13 @@
 
 use super::session;
 use crate::mail::transaction::MailRules;
+use crate::tasks::Tasks;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 /// Pause after a failed accept (e.g. out of file descriptors).
@@ -50,7 +50,7 @@ pub async fn serve(
     ctx: Arc<SmtpContext>,
     max_connections: usize,
     stop: CancellationToken,
-    tracker: TaskTracker,
+    tracker: Tasks,
 ) {
     let slots = Arc::new(Semaphore::new(max_connections));
     let mode = l.mode;
