@@ -5,7 +5,9 @@
 # `-M virt` (arm64, emulated: no KVM needed) or `-M q35` (amd64), on a
 # copy-on-write disk larger than the image so first boot grows the data
 # partition. Inside, smoke.sh plays a phone on a mac80211_hwsim radio;
-# outside, the admin page is fetched through port forwarding. Fails loudly
+# outside, the admin page is fetched through port forwarding. Then the
+# same disk boots a second time, and smoke.sh checks what a reboot must
+# keep (keys, certificate, settings, the account and its mail). Fails loudly
 # on any step; the serial log is kept in image-build/out/. With --record,
 # a pass is written to image-build/tested (CI then skips this variant
 # until image-build/ changes).
@@ -35,8 +37,9 @@ fi
 
 disk=$OUT/$NAME.qcow2
 log=$OUT/$NAME.serial.log
+log2=$OUT/$NAME.serial2.log
 stick=$OUT/$NAME.stick.img
-rm -f "$disk" "$log" "$stick"
+rm -f "$disk" "$log" "$log2" "$stick"
 qemu-img create -q -f qcow2 -F raw -b "$OUT/$NAME.img" "$disk" 3G
 # A 32 MB FAT USB stick, plugged in at boot.
 mkfs.vfat -C -n CAMPSTICK "$stick" 32768 >/dev/null
@@ -56,25 +59,32 @@ qemu+=(-device qemu-xhci -drive if=none,id=stick,file="$stick",format=raw -devic
        -nographic -no-reboot -kernel "$OUT/$NAME.vmlinuz" -initrd "$OUT/$NAME.initrd"
        -netdev "user,id=n0,$fwd" -object rng-random,filename=/dev/urandom,id=rng0 -device virtio-rng-pci,rng=rng0)
 
-echo "== booting $NAME under QEMU (serial log: $log)"
-start=$(date +%s)
-timeout 1200 "${qemu[@]}" > "$log" 2>&1 < /dev/null &
-vm=$!
-# The host's view: the admin page through port forwarding.
-host=fail
-while kill -0 "$vm" 2>/dev/null; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/setup" || true)
-    if [ "$code" = 200 ] && curl -s --max-time 5 "http://127.0.0.1:$PORT/setup" | grep -qi "setup code"; then
-        host=pass
-        echo "== host: the setup page answers through port forwarding after $(( $(date +%s) - start )) s"
-        break
-    fi
-    sleep 3
-done
-wait "$vm" || true
-grep 'SMOKE:' "$log" || true
-echo "== $(( $(date +%s) - start )) s in QEMU"
-grep -q 'SMOKE: RESULT PASS' "$log" || { echo "test.sh: the smoke test inside the VM did not pass; see $log" >&2; tail -40 "$log" >&2; exit 1; }
-[ "$host" = pass ] || { echo "test.sh: the admin setup page never answered on 127.0.0.1:$PORT" >&2; exit 1; }
+# boot LOG: one boot of the disk until the VM powers itself off; the host
+# meanwhile fetches the admin setup page through port forwarding.
+boot() {
+    echo "== booting $NAME under QEMU (serial log: $1)"
+    local start vm code
+    start=$(date +%s)
+    timeout 1200 "${qemu[@]}" > "$1" 2>&1 < /dev/null &
+    vm=$!
+    host=fail
+    while kill -0 "$vm" 2>/dev/null; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/setup" || true)
+        if [ "$code" = 200 ] && curl -s --max-time 5 "http://127.0.0.1:$PORT/setup" | grep -qi "setup code"; then
+            host=pass
+            echo "== host: the setup page answers through port forwarding after $(( $(date +%s) - start )) s"
+            break
+        fi
+        sleep 3
+    done
+    wait "$vm" || true
+    grep 'SMOKE:' "$1" || true
+    echo "== $(( $(date +%s) - start )) s in QEMU"
+    grep -q 'SMOKE: RESULT PASS' "$1" || { echo "test.sh: the smoke test inside the VM did not pass; see $1" >&2; tail -40 "$1" >&2; exit 1; }
+    [ "$host" = pass ] || { echo "test.sh: the admin setup page never answered on 127.0.0.1:$PORT" >&2; exit 1; }
+}
+boot "$log"
+boot "$log2"
+grep -q 'SMOKE: second boot' "$log2" || { echo "test.sh: the second boot did not run the reboot checks; see $log2" >&2; exit 1; }
 echo "== PASS"
 if [ "$RECORD" = 1 ]; then "$HERE/tree-hash" --record "$ARCH"; fi

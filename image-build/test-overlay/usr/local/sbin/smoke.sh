@@ -5,9 +5,45 @@
 # account, sends mail over SMTP and reads it over IMAP. Each step prints a
 # "SMOKE:" line; the last one is RESULT PASS or RESULT FAIL. Then it waits
 # for the host's own checks through port forwarding and powers off.
+# test.sh boots the same disk a second time: then (STATE exists) it checks
+# that the reboot kept keys, certificate, settings, the account and its
+# mail, and that the phone joins again and reads that mail.
 say() { echo "SMOKE: $*"; }
 fail() { say "FAIL: $*"; say "RESULT FAIL"; sleep 2; systemctl poweroff; exit 1; }
 in_phone() { ip netns exec phone "$@"; }
+STATE=/var/lib/cairn/.smoke-first-boot
+fingerprints() {
+    echo "cert=$(sha256sum < /var/lib/cairn/hub/tls/cert.pem | cut -c1-64)"
+    echo "nodekey=$(sha256sum < /var/lib/cairn/hub/node.key | cut -c1-64)"
+    echo "sshkey=$(cat /etc/ssh/ssh_host_*_key.pub | sha256sum | cut -c1-64)"
+    echo "setupcode=$(cat /var/lib/cairn/hub/setup-code.txt 2>/dev/null | sha256sum | cut -c1-64)"
+    echo "size=$(df -m --output=size /var/lib/cairn | tail -1 | tr -d ' ')"
+}
+# phone_join SSID PASSPHRASE: the phone (re)joins and gets a lease.
+phone_join() {
+    [ -e /run/netns/phone ] || {
+        ip netns add phone
+        mkdir -p /etc/netns/phone
+        echo "nameserver 10.42.0.1" > /etc/netns/phone/resolv.conf
+        phy=$(basename "$(readlink /sys/class/net/wlan1/phy80211)")
+        iw phy "$phy" set netns name phone || fail "cannot move $phy"
+        in_phone ip link set lo up
+    }
+    [ -s /run/phone-wpas.pid ] && kill "$(cat /run/phone-wpas.pid)" 2>/dev/null && sleep 1
+    printf 'network={\n ssid="%s"\n psk="%s"\n key_mgmt=WPA-PSK\n}\n' "$1" "$2" > /run/phone.conf
+    in_phone wpa_supplicant -B -i wlan1 -c /run/phone.conf -P /run/phone-wpas.pid || fail "wpa_supplicant"
+    for i in $(seq 30); do in_phone iw dev wlan1 link | grep -q "SSID: $1" && break; sleep 1; done
+    in_phone iw dev wlan1 link | grep -q "SSID: $1" || fail "the phone did not join $1"
+}
+# read_mail EMAIL PASSWORD: message UID 1 over IMAPS from the phone.
+read_mail() {
+    got=""
+    for i in $(seq 10); do
+        got=$(in_phone curl -s -k "imaps://hub.camp:993/INBOX;UID=1" --user "$1:$2") && [ -n "$got" ] && break
+        sleep 1
+    done
+    echo "$got" | grep -q "BEGIN PGP MESSAGE" || fail "the message is not in the INBOX over IMAP"
+}
 
 modprobe mac80211_hwsim radios=2 || fail "no mac80211_hwsim"
 for i in $(seq 60); do systemctl is-active -q hostapd@wlan0 && break; sleep 1; done
@@ -31,6 +67,51 @@ fi
 say "cairn active"
 say "reg $(iw reg get | grep country | head -1)"
 say "$(ip -br addr show wlan0)"
+# A working clock (here the VM's RTC) is not set back to the time saved
+# at the last shutdown.
+if [ -r /sys/class/rtc/rtc0/since_epoch ]; then
+    rtc=$(cat /sys/class/rtc/rtc0/since_epoch)
+    [ "$(date -u +%s)" -ge $((rtc - 120)) ] || fail "the clock ($(date -u)) is behind the RTC ($(date -u -d "@$rtc"))"
+    say "clock follows the RTC: $(date -u '+%F %T')"
+fi
+
+if [ -f "$STATE" ]; then
+    say "second boot"
+    was() { sed -n "s/^$1=//p" "$STATE"; }
+    fingerprints > /run/now
+    for k in cert nodekey sshkey setupcode size; do
+        before=$(was "$k"); now=$(sed -n "s/^$k=//p" /run/now)
+        [ -n "$now" ] && [ "$before" = "$now" ] || fail "$k changed across the reboot ($before -> $now)"
+    done
+    say "keys, certificate, SSH host keys, setup code and data partition kept"
+    journalctl -b --no-pager -u cairn-firstboot | grep -q "unchanged since it was applied" \
+        || fail "first boot did not see hub.toml as applied"
+    [ -f /var/lib/cairn/.grown ] || fail "the grown mark is gone"
+    wifi_ssid=$(was wifi_ssid)
+    [ "$(sed -n 's/^ssid=//p' /etc/hostapd/wlan0.conf)" = "$wifi_ssid" ] || fail "the admin's Wi-Fi did not survive the reboot"
+    saved=$(date -u -d "$(cat /etc/fake-hwclock.data)" +%s) || fail "no time saved by fake-hwclock"
+    [ "$saved" -ge "$(was date)" ] || fail "fake-hwclock kept an older time ($saved < $(was date))"
+    say "fake-hwclock saved $(cat /etc/fake-hwclock.data) at the last shutdown"
+    phone_join "$wifi_ssid" "$(was wifi_psk)"
+    in_phone busybox udhcpc -i wlan1 -n -q -t 10 -s /usr/local/sbin/udhcpc-script || fail "no DHCP lease"
+    read_mail "$(was email)" "$(was pass)"
+    say "phone joined $wifi_ssid again and read its mail from before the reboot"
+    # A Pi without a clock battery: a saved time ahead of the clock is
+    # loaded (a day ahead here; the clock is put back afterwards).
+    [ "$(systemctl show -p Result --value fake-hwclock-load)" = success ] || fail "fake-hwclock-load failed at boot"
+    cp /etc/fake-hwclock.data /run/fake-hwclock.data
+    ahead=$(( $(date -u +%s) + 86400 ))
+    date -u -d "@$ahead" '+%Y-%m-%d %H:%M:%S' > /etc/fake-hwclock.data
+    systemctl restart fake-hwclock-load || fail "fake-hwclock-load does not run"
+    [ "$(date -u +%s)" -ge "$ahead" ] || fail "a saved time ahead of the clock was not loaded ($(date -u))"
+    date -u -s "@$(cat /sys/class/rtc/rtc0/since_epoch)" >/dev/null
+    cp /run/fake-hwclock.data /etc/fake-hwclock.data
+    say "a saved time ahead of the clock is loaded; an older one is not"
+    say "RESULT PASS"
+    sleep "${SMOKE_LINGER:-45}"
+    systemctl poweroff
+    exit 0
+fi
 
 # First boot's results.
 [ -s /boot/firmware/HUB-SETUP.txt ] || fail "no HUB-SETUP.txt"
@@ -54,16 +135,7 @@ nsenter -t "$hub_pid" -m -- runuser -u cairn -- sh -c 'echo probe > /media/usb/.
 say "the hub writes to the USB stick"
 
 # The phone.
-ip netns add phone
-mkdir -p /etc/netns/phone
-echo "nameserver 10.42.0.1" > /etc/netns/phone/resolv.conf
-phy=$(basename "$(readlink /sys/class/net/wlan1/phy80211)")
-iw phy "$phy" set netns name phone || fail "cannot move $phy"
-printf 'network={\n ssid="%s"\n psk="%s"\n key_mgmt=WPA-PSK\n}\n' "$ssid" "$psk" > /run/phone.conf
-in_phone ip link set lo up
-in_phone wpa_supplicant -B -i wlan1 -c /run/phone.conf -P /run/phone-wpas.pid || fail "wpa_supplicant"
-for i in $(seq 30); do in_phone iw dev wlan1 link | grep -q Connected && break; sleep 1; done
-in_phone iw dev wlan1 link | grep -q Connected || fail "the phone did not join $ssid"
+phone_join "$ssid" "$psk"
 say "phone joined $ssid with WPA2"
 in_phone busybox udhcpc -i wlan1 -n -q -t 10 -s /usr/local/sbin/udhcpc-script || fail "no DHCP lease"
 say "phone $(in_phone ip -br addr show wlan1)"
@@ -83,12 +155,7 @@ printf 'From: <%s>\r\nTo: <%s>\r\nSubject: [...]\r\nContent-Type: multipart/encr
 in_phone curl -s --ssl-reqd -k "smtp://hub.camp:587" --mail-from "$email" --mail-rcpt "$email" \
     --user "$email:$pass" -T /run/message.eml || fail "SMTP submission"
 say "sent over SMTP (STARTTLS)"
-got=""
-for i in $(seq 10); do
-    got=$(in_phone curl -s -k "imaps://hub.camp:993/INBOX;UID=1" --user "$email:$pass") && [ -n "$got" ] && break
-    sleep 1
-done
-echo "$got" | grep -q "BEGIN PGP MESSAGE" || fail "the message is not in the INBOX over IMAP"
+read_mail "$email" "$pass"
 say "read over IMAP (TLS)"
 
 # The admin changes the Wi-Fi: the hub writes wifi.json in its data
@@ -109,13 +176,11 @@ done
 }
 for i in $(seq 30); do systemctl is-active -q hostapd@wlan0 && break; sleep 1; done
 say "hostapd restarted as $new_ssid"
-kill "$(cat /run/phone-wpas.pid)" 2>/dev/null
-sleep 1
-printf 'network={\n ssid="%s"\n psk="%s"\n key_mgmt=WPA-PSK\n}\n' "$new_ssid" "$new_psk" > /run/phone.conf
-in_phone wpa_supplicant -B -i wlan1 -c /run/phone.conf -P /run/phone-wpas.pid || fail "wpa_supplicant again"
-for i in $(seq 30); do in_phone iw dev wlan1 link | grep -q "SSID: $new_ssid" && break; sleep 1; done
-in_phone iw dev wlan1 link | grep -q "SSID: $new_ssid" || fail "the phone did not join $new_ssid"
+phone_join "$new_ssid" "$new_psk"
 say "phone joined $new_ssid after the admin's change"
+# What the second boot compares against.
+{ fingerprints; echo "email=$email"; echo "pass=$pass"; echo "wifi_ssid=$new_ssid"; echo "wifi_psk=$new_psk"; echo "date=$(date +%s)"; } > "$STATE.new" \
+    && mv "$STATE.new" "$STATE" && sync || fail "cannot record the first boot's state"
 say "RESULT PASS"
 # The host checks the admin page through port forwarding meanwhile.
 sleep "${SMOKE_LINGER:-45}"
