@@ -1,10 +1,13 @@
 //! The rules of an access point's settings (IEEE 802.11 and WPA2), shared
 //! by `hub.toml`, the admin pages and the root-run hostapd writer.
 
-/// An SSID is 1 to 32 octets; a control character (a line break) would
-/// also end hostapd's configuration line.
+/// IEEE 802.11: an SSID is at most 32 octets.
+pub const MAX_SSID: usize = 32;
+
+/// An SSID is 1 to [`MAX_SSID`] octets; a control character (a line
+/// break) would also end hostapd's configuration line.
 pub fn ssid_ok(ssid: &str) -> bool {
-    !ssid.is_empty() && ssid.len() <= 32 && !ssid.chars().any(char::is_control)
+    !ssid.is_empty() && ssid.len() <= MAX_SSID && !ssid.chars().any(char::is_control)
 }
 
 /// A WPA2 passphrase is 8 to 63 printable ASCII characters.

@@ -24,6 +24,7 @@
 //! `at` is the key's offset in the message itself; entries come in
 //! ascending order and do not overlap. Sans-I/O but for `std::io::Read`.
 
+use super::varint::{self, VarintError, put as put_varint};
 use std::collections::HashMap;
 use std::io::Read;
 use std::ops::Range;
@@ -174,25 +175,11 @@ pub fn write_head(head: &[u8], held: &dyn Fn(&Digest) -> bool) -> WireHead {
     w
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
 fn get_varint(b: &[u8], at: &mut usize) -> Result<u64, KeyrefError> {
-    let mut n = 0u64;
-    for shift in (0..63).step_by(7) {
-        let byte = *b.get(*at).ok_or(KeyrefError::Truncated)?;
-        *at += 1;
-        n |= u64::from(byte & 0x7F) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(n);
-        }
-    }
-    Err(KeyrefError::Malformed)
+    varint::get(b, at).map_err(|e| match e {
+        VarintError::Truncated => KeyrefError::Truncated,
+        VarintError::TooLong => KeyrefError::Malformed,
+    })
 }
 
 /// One key span of a message in wire form.

@@ -1087,9 +1087,9 @@ async fn rebuild(
 > {
     use super::keyref::{Entry, MAX_PREFIX, RebuildError, read_entries};
     let store = relay.store();
+    let mut r = wire.reader().map_err(RelayError::from)?;
     let mut prefix = Vec::new();
-    wire.reader()
-        .map_err(RelayError::from)?
+    (&mut r)
         .take(MAX_PREFIX as u64)
         .read_to_end(&mut prefix)
         .map_err(|e| partial_io("(wire form)", e))?;
@@ -1108,9 +1108,9 @@ async fn rebuild(
         .keys_learned(peer.id, &wanted)
         .await
         .map_err(RelayError::from)?;
-    let mut r = wire.reader().map_err(RelayError::from)?;
-    std::io::copy(&mut (&mut r).take(used as u64), &mut std::io::sink())
-        .map_err(|e| partial_io("(wire form)", e))?;
+    // The message starts after the entries: what was read past them,
+    // then the rest.
+    let mut r = Read::chain(&prefix[used..], r);
     let mut message = store.spool();
     let max = relay.config.max_message_size;
     let mut write = |b: &[u8]| -> std::io::Result<()> {
@@ -1148,19 +1148,20 @@ async fn send_items(
         let size = u64::try_from(row.size).unwrap_or(0);
         // In wire form the header section is rewritten here; the rest of
         // the message follows from the file as it is.
-        let form = if options.keyrefs {
-            wire_head(relay, peer, &row, &path, from).await?
-        } else {
-            Some((Vec::new(), 0))
+        let form = match std::fs::File::open(&path) {
+            Err(_) => None,
+            Ok(f) if !options.keyrefs => Some((f, Vec::new(), 0)),
+            Ok(mut f) => wire_head(relay, peer, &row, &mut f, from)
+                .await?
+                .map(|(head, head_len)| (f, head, head_len)),
         };
-        let opened = form.and_then(|(head, head_len)| {
+        let opened = form.and_then(|(mut f, head, head_len)| {
             let wire_size = (head.len() as u64 + size).checked_sub(head_len)?;
             if options.keyrefs && from > wire_size {
                 // A copy made from another form: the peer drops it.
                 from = 0;
             }
             let skip = from.saturating_sub(head.len() as u64);
-            let mut f = std::fs::File::open(&path).ok()?;
             f.seek(std::io::SeekFrom::Start(head_len + skip)).ok()?;
             (from <= wire_size).then_some((head, f, wire_size))
         });
@@ -1204,23 +1205,22 @@ async fn send_items(
     Ok(())
 }
 
-/// An item's header section in wire form for `peer`, and how long the
-/// header section is in the message; `None` when the message is missing.
+/// An item's header section in wire form for `peer`, read from its
+/// message `file`, and how long the header section is in the message;
+/// `None` when the message cannot be read.
 /// A transfer that starts records the form; one that resumes reuses it,
 /// so the bytes continue where the peer's copy ends.
 async fn wire_head(
     relay: &Relay,
     peer: &PeerRow,
     row: &CustodyRow,
-    path: &std::path::Path,
+    file: &mut std::fs::File,
     from: u64,
 ) -> LinkResult<Option<(Vec<u8>, u64)>> {
     let store = relay.store();
-    let Ok(f) = std::fs::File::open(path) else {
-        return Ok(None);
-    };
     let mut buf = Vec::new();
-    if f.take(crate::mail::bounce::MAX_RETURNED_HEADERS as u64)
+    if file
+        .take(crate::mail::bounce::MAX_RETURNED_HEADERS as u64)
         .read_to_end(&mut buf)
         .is_err()
     {

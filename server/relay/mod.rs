@@ -20,6 +20,7 @@ pub mod node;
 pub mod radio;
 pub mod schedule;
 pub mod uplink;
+pub(crate) mod varint;
 
 use crate::domain::{Address, Domain, hex};
 use crate::mail::bounce::{self, BounceInput, Failure};

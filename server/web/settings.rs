@@ -14,9 +14,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
-/// IEEE 802.11: an SSID is at most 32 octets.
-pub const MAX_SSID: usize = 32;
-
 /// Longest time mail may be kept on the hub, in days (a year: phones
 /// fetch and delete it long before).
 pub const MAX_DELETE_AFTER_DAYS: u32 = 365;
@@ -24,11 +21,11 @@ pub const MAX_DELETE_AFTER_DAYS: u32 = 365;
 /// Check a Wi-Fi name and password as the wizard and this page take them:
 /// the message says what to change.
 pub(super) fn check_wifi(ssid: &str, passphrase: &str) -> Result<(), String> {
-    if ssid.len() > MAX_SSID {
-        return Err(format!("A Wi-Fi name is at most {MAX_SSID} bytes."));
-    }
-    if ssid.chars().any(char::is_control) {
-        return Err("A Wi-Fi name cannot hold line breaks or other control characters.".into());
+    if !ssid.is_empty() && !crate::domain::wifi::ssid_ok(ssid) {
+        return Err(format!(
+            "A Wi-Fi name is at most {} bytes, without line breaks or other control characters.",
+            crate::domain::wifi::MAX_SSID
+        ));
     }
     if !passphrase.is_empty() && !crate::domain::wifi::passphrase_ok(passphrase) {
         return Err("A Wi-Fi password is 8 to 63 plain characters (letters, digits, punctuation), or empty for an open network.".into());

@@ -94,25 +94,13 @@ fn is_base64(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
 }
 
-fn put_varint(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
+fn put_varint(out: &mut Vec<u8>, n: usize) {
+    crate::relay::varint::put(out, n as u64);
 }
 
 fn get_varint(b: &[u8], at: &mut usize) -> Option<usize> {
-    let mut n = 0usize;
-    for shift in (0..35).step_by(7) {
-        let byte = *b.get(*at)?;
-        *at += 1;
-        n |= usize::from(byte & 0x7F) << shift;
-        if byte & 0x80 == 0 {
-            return Some(n);
-        }
-    }
-    None
+    let n = crate::relay::varint::get(b, at).ok()?;
+    usize::try_from(n).ok()
 }
 
 /// The base64 line at `i`: its length in characters (a multiple of 4,
