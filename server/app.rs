@@ -536,6 +536,7 @@ impl Hub {
                 require_encryption: config.mail.require_encryption,
                 max_message_size: config.limits.max_message_size.0,
                 max_recipients: config.limits.max_recipients as usize,
+                mailbox_quota: config.limits.mailbox_quota.0,
                 send_per_minute: config.limits.send_per_minute,
                 send_burst: config.limits.send_burst,
                 create_on_login: config.mail.create_on_login,
@@ -562,7 +563,11 @@ impl Hub {
             allow_plaintext_auth: config.security.allow_plaintext_auth,
             max_message_size: config.limits.max_message_size.0,
         });
-        let max_connections = config.limits.max_connections as usize;
+        let (max_connections, per_address) = (
+            config.limits.max_connections as usize,
+            config.limits.max_connections_per_address,
+        );
+        let admission = || crate::admission::Admission::new(max_connections, per_address);
         let expiry = store::Expiry {
             delete_after_days: config.mail.delete_after_days,
             delete_large_after_days: config.mail.delete_large_after_days,
@@ -623,7 +628,7 @@ impl Hub {
                     listener,
                     mode,
                     imap_ctx.clone(),
-                    max_connections,
+                    admission(),
                     stop,
                     tracker.clone(),
                 ));
@@ -631,7 +636,7 @@ impl Hub {
                 tracker.spawn(smtp::server::serve(
                     smtp::Listener { listener, mode },
                     smtp_ctx.clone(),
-                    max_connections,
+                    admission(),
                     stop,
                     tracker.clone(),
                 ));

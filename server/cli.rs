@@ -1400,6 +1400,8 @@ async fn admin(config: Config, cmd: &AdminCommand) -> Result<()> {
                 .settings_set(SETTING_ADMIN_PASSWORD, hash.as_str())
                 .await?;
             store.settings_delete(SETTING_SETUP_CODE).await?;
+            // Whoever was logged in with the old password is logged out.
+            store.admin_sessions_clear().await?;
             store
                 .event("admin.password", None, Some("set from the command line"))
                 .await?;

@@ -44,6 +44,7 @@
 //! | 9106 | Argon2 password hashing | Yes (via `argon2`, Argon2id) | `domain::password` |
 //! | 5280 | X.509 certificate profile (self-signed, CA:FALSE) | Yes (via `rcgen`) | [`tls`] |
 
+pub mod admission;
 pub mod app;
 pub mod appliance;
 pub mod carriers;

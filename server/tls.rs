@@ -209,31 +209,39 @@ pub fn server_config(cert: &Certificate) -> Result<Arc<rustls::ServerConfig>> {
     Ok(Arc::new(config))
 }
 
-/// Write a file so that it is either absent or complete: temp, fsync, rename, fsync dir.
+/// Write a file so that it is either absent or complete: temp, fsync,
+/// rename, fsync dir. The temporary file gets a random name and is
+/// created exclusively (O_EXCL, so never through a planted symlink): a
+/// root-run command (the appliance's first boot) writes into the data
+/// directory, which the hub's own user can write to.
 pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     let err = |source| Error::Write {
         path: path.to_path_buf(),
         source,
     };
-    let tmp = path.with_extension("tmp");
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".cairn-")
+        .suffix(".tmp")
+        .tempfile_in(parent)
+        .map_err(err)?;
+    #[cfg(unix)]
     {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(if private { 0o600 } else { 0o644 });
-        }
-        let mut f = opts.open(&tmp).map_err(err)?;
-        f.write_all(bytes).map_err(err)?;
-        f.sync_all().map_err(err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(err)?;
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)
-            .and_then(|d| d.sync_all())
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if private { 0o600 } else { 0o644 };
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(err)?;
     }
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    std::fs::File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(err)?;
     Ok(())
 }
 
@@ -271,6 +279,30 @@ mod tests {
     }
 
     #[cfg(unix)]
+    /// Issue 18, point 8: the hub's user could plant `setup-code.tmp` as
+    /// a link to a file root owns, and root's first-boot run wrote
+    /// through it.
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_symlink_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "root's file").unwrap();
+        for name in ["setup-code.tmp", "setup-code.txt.tmp", ".cairn-.tmp"] {
+            std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
+        }
+        let target = dir.path().join("setup-code.txt");
+        write_atomic(&target, b"code", true).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's file");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "code");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Nothing else is left behind.
+        let left = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(left, 5, "victim, three links, the file");
+    }
+
     #[test]
     fn key_is_private() {
         use std::os::unix::fs::PermissionsExt;

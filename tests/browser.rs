@@ -74,6 +74,8 @@ fn a_new_hub_from_the_wizard_to_a_phone_that_chats() {
     );
     b.wait_until("the cards", |b| b.source().contains("2 new accounts"));
     let cards = b.source();
+    // The Print button shows: its script ran under the page's CSP.
+    assert_eq!(b.attribute("#print", "hidden"), None, "{cards}");
     b.screenshot("05-cards-desktop");
     let links = dclogin_links(&cards);
     assert_eq!(links.len(), 2, "{cards}");

@@ -41,6 +41,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn two_hundred_idle_sessions_and_fifty_messages_a_second_for_a_minute() {
     let (_t, hub) = hub(|c| {
         c.limits.max_connections = 1000;
+        // Every session comes from 127.0.0.1.
+        c.limits.max_connections_per_address = 1000;
         c.limits.send_per_minute = 1_000_000;
         c.limits.send_burst = 1_000_000;
     })

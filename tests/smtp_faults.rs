@@ -7,6 +7,8 @@ use common::imap::Imap;
 use common::smtp::{Client, PASSWORD, encrypted, hub as smtp_hub, inbox};
 use common::*;
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 const ALICE: &str = "alice@[127.0.0.1]";
@@ -47,6 +49,7 @@ async fn submit_range(
     from: usize,
     to: usize,
     acked: &mut Vec<usize>,
+    in_round: &AtomicUsize,
 ) -> usize {
     let Some((mut c, _)) = Client::try_tls_with(addr, cert).await else {
         return from;
@@ -61,6 +64,7 @@ async fn submit_range(
         n += 1;
         if r.starts_with("250") {
             acked.push(n - 1);
+            in_round.fetch_add(1, Ordering::SeqCst);
         } else {
             // The server died somewhere in this transaction: not acknowledged.
             return n;
@@ -78,6 +82,7 @@ async fn sigkill_at_random_points_loses_and_doubles_nothing_acknowledged() {
     let mut acked = Vec::new();
     let mut next = 0;
     let mut kills = 0;
+    let mut rounds = 0;
     let mut seed: u64 = std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15;
     let mut rand = move |n: u64| {
         seed ^= seed << 13;
@@ -89,25 +94,42 @@ async fn sigkill_at_random_points_loses_and_doubles_nothing_acknowledged() {
         let hub = serve(hub_command(tmp.path()));
         let addr = hub.smtp_tls.unwrap();
         let pid = hub.child.id();
-        // Kill after a random delay: every round, so kills land all
-        // through the 200 submissions (mid-DATA, mid-commit, between).
-        let delay = Duration::from_millis(20 + rand(600));
-        let killer = tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        });
+        // Kill after a random number of acknowledged submissions (1-20)
+        // and a random fraction of the next few: kills land all through
+        // the 200 submissions (mid-DATA, mid-commit, between), however
+        // fast or slow this machine is.
+        let target = 1 + rand(20) as usize;
+        let jitter = Duration::from_micros(rand(4000));
+        let in_round = Arc::new(AtomicUsize::new(0));
+        let killed = Arc::new(AtomicBool::new(false));
+        let killer = {
+            let (in_round, killed) = (in_round.clone(), killed.clone());
+            tokio::spawn(async move {
+                while in_round.load(Ordering::SeqCst) < target {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                tokio::time::sleep(jitter).await;
+                killed.store(true, Ordering::SeqCst);
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            })
+        };
         let before = next;
-        next = submit_range(addr, cert(tmp.path()), next, TOTAL, &mut acked).await;
+        next = submit_range(addr, cert(tmp.path()), next, TOTAL, &mut acked, &in_round).await;
         eprintln!(
-            "round {kills}: submitted {before}..{next}, acknowledged so far {}",
+            "round {rounds}: submitted {before}..{next}, acknowledged so far {}",
             acked.len()
         );
-        killer.await.unwrap();
-        kills += 1;
+        // The last round may end before its target: stop it by hand.
+        killer.abort();
+        let _ = killer.await;
+        if killed.load(Ordering::SeqCst) {
+            kills += 1;
+        }
         drop(hub);
-        assert!(kills < 200, "no progress: {next} of {TOTAL} submitted");
+        rounds += 1;
+        assert!(rounds < 400, "no progress: {next} of {TOTAL} submitted");
     }
     assert!(
         kills >= 6,
@@ -168,16 +190,6 @@ async fn sigkill_at_random_points_loses_and_doubles_nothing_acknowledged() {
         .sum();
     assert_eq!(blob_files, files, "orphan or missing blob files");
     store.close().await;
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -155,6 +155,7 @@ impl ListenConfig {
 pub struct Limits {
     pub max_message_size: ByteSize,
     pub max_connections: u32,
+    pub max_connections_per_address: u32,
     pub max_recipients: u32,
     pub mailbox_quota: ByteSize,
     pub send_per_minute: u32,
@@ -282,6 +283,7 @@ impl Config {
                 limits: Limits {
                     max_message_size: ByteSize(30 << 20),
                     max_connections: 1000,
+                    max_connections_per_address: 50,
                     max_recipients: 1000,
                     mailbox_quota: ByteSize(500 << 20),
                     send_per_minute: 60,
@@ -325,6 +327,7 @@ impl Config {
                 limits: Limits {
                     max_message_size: ByteSize(30 << 20),
                     max_connections: 1000,
+                    max_connections_per_address: 50,
                     max_recipients: 1000,
                     mailbox_quota: ByteSize(500 << 20),
                     send_per_minute: 60,
@@ -687,6 +690,18 @@ pub static FIELDS: &[Field] = &[
             Ok(())
         },
         show: |c| toml::Value::Integer(i64::from(c.limits.max_connections)),
+    },
+    Field {
+        key: "limits.max_connections_per_address",
+        env: "CAIRN_LIMITS_MAX_CONNECTIONS_PER_ADDRESS",
+        doc: "Most simultaneous connections per service from one client address, so one phone or script cannot take every slot; a phone with a few Delta Chat accounts holds about three per account.",
+        kind: Kind::Number,
+        apply: |c, v| {
+            let n = number_in(v, 1, MAX_CONNECTIONS_CEILING)?;
+            c.limits.max_connections_per_address = u32::try_from(n).map_err(|e| e.to_string())?;
+            Ok(())
+        },
+        show: |c| toml::Value::Integer(i64::from(c.limits.max_connections_per_address)),
     },
     Field {
         key: "limits.max_recipients",

@@ -133,6 +133,7 @@ link = ["[::]"]
 [limits]
 max_message_size = "lots"
 max_connections = 0
+max_connections_per_address = 0
 max_recipients = 10
 mailbox_quota = "1 KiB"
 send_per_minute = "fast"

@@ -12,6 +12,25 @@ impl fmt::Display for AccountId {
     }
 }
 
+/// Generation of an account's credentials: every password change raises it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Generation(pub i64);
+
+impl Generation {
+    /// A new account's (the column's default).
+    pub const FIRST: Generation = Generation(1);
+}
+
+/// Whom a logged-in session belongs to: an account, and the generation of
+/// the credentials it logged in with. Account ids are never used twice, so
+/// a session that checks its credential again after accounts change (see
+/// `Store::credential_current`) notices a removed account or a new password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Credential {
+    pub account: AccountId,
+    pub generation: Generation,
+}
+
 /// Row id of a mailbox in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MailboxId(pub i64);

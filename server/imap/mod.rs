@@ -9,11 +9,18 @@
 //! RFC 3691 (UNSELECT), RFC 2342 (NAMESPACE).
 
 pub mod fetch;
+pub mod pattern;
 pub mod server;
 pub mod session;
 pub mod view;
 
 pub use server::{ImapContext, Mode};
+
+/// Longest mailbox name, in bytes: deep folder paths fit, and LIST's
+/// cost per name stays small. CREATE took 5000-character names before.
+pub const MAX_MAILBOX_NAME: usize = 512;
+/// Mailboxes one account may have: every LIST and STATUS walks them all.
+pub const MAX_MAILBOXES: usize = 1000;
 
 /// Capabilities after login (Delta Chat reads them only then).
 pub const CAPABILITIES_AUTHENTICATED: &[&str] = &[

@@ -1,13 +1,13 @@
 //! IMAP listeners: accept loops with a connection cap.
 
 use super::session;
+use crate::admission::{Admission, Refusal};
 use crate::mail::transaction::MailRules;
 use crate::tasks::Tasks;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -39,11 +39,10 @@ pub async fn serve(
     listener: TcpListener,
     mode: Mode,
     ctx: Arc<ImapContext>,
-    max_connections: usize,
+    admission: Admission,
     stop: CancellationToken,
     tracker: Tasks,
 ) {
-    let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         let (tcp, peer) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -57,15 +56,23 @@ pub async fn serve(
             },
         };
         let _ = tcp.set_nodelay(true);
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracker.spawn(async move {
-                let mut tcp = tcp;
-                let _ = tcp
-                    .write_all(b"* BYE too many connections, try again later\r\n")
-                    .await;
-                let _ = tcp.shutdown().await;
-            });
-            continue;
+        let permit = match admission.admit(peer.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                let reply: &[u8] = match why {
+                    Refusal::Full => b"* BYE too many connections, try again later\r\n",
+                    Refusal::TooManyFromAddress => {
+                        tracing::info!(%peer, "IMAP: too many connections from this address");
+                        b"* BYE too many connections from your address, close some first\r\n"
+                    }
+                };
+                tracker.spawn(async move {
+                    let mut tcp = tcp;
+                    let _ = tcp.write_all(reply).await;
+                    let _ = tcp.shutdown().await;
+                });
+                continue;
+            }
         };
         let ctx = ctx.clone();
         let stop = stop.clone();

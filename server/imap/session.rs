@@ -5,7 +5,7 @@ use super::CAPABILITIES_AUTHENTICATED;
 use super::fetch;
 use super::server::ImapContext;
 use super::view::View;
-use crate::domain::{AccountId, Address, Uid};
+use crate::domain::{AccountId, Address, Credential, Uid};
 use crate::mail::transaction::{MailError, Origin};
 use crate::store::{FlagOp, MessageRow, Store};
 use bounded_static::ToBoundedStatic;
@@ -28,7 +28,7 @@ use imap_next::imap_types::response::{
 };
 use imap_next::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use imap_next::imap_types::status::{StatusDataItem, StatusDataItemName};
-use imap_next::server::{Error as ServerError, Event, Options, Server};
+use imap_next::server::{Error as ServerError, Event, Options, ResponseHandle, Server};
 use imap_next::{Interrupt, Io, State};
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64};
@@ -43,10 +43,19 @@ pub const AUTOLOGOUT: Duration = Duration::from_secs(30 * 60);
 pub const IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
 /// Longest non-literal part of a command.
 pub const MAX_COMMAND_EXTRA: u32 = 64 << 10;
+/// Before login a command carries at most a user name and a password:
+/// literals up to 4 KiB, commands up to 8 KiB. Anyone on the Wi-Fi can
+/// connect, and with the message size here 20 connections announcing
+/// 30 MB literals took 600 MB.
+pub const PRE_AUTH_MAX_LITERAL: u32 = 4 << 10;
+pub const PRE_AUTH_MAX_COMMAND: u32 = 8 << 10;
 /// Bad commands before the connection is closed.
 pub const MAX_ERRORS: u32 = 20;
-/// Messages fetched per FETCH response batch before output is flushed.
+/// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 << 10;
+/// Distinct data items one FETCH may ask for; real clients ask for fewer
+/// than twenty.
+pub const MAX_FETCH_ITEMS: usize = 100;
 
 fn text(s: impl Into<String>) -> Text<'static> {
     let s: String = s.into();
@@ -140,6 +149,9 @@ fn set_contains(set: &SequenceSet, n: u32, largest: u32) -> bool {
     })
 }
 
+/// Where responses go when a command sends them as it goes (FETCH).
+type Out<'a> = &'a mut (dyn AsyncWrite + Unpin + Send);
+
 enum SessionState {
     NotAuthenticated,
     Authenticated {
@@ -158,6 +170,9 @@ struct Session {
     peer: SocketAddr,
     tls: bool,
     state: SessionState,
+    /// Whom the session logged in as, checked again when accounts change.
+    credential: Option<Credential>,
+    credential_changes: tokio::sync::watch::Receiver<u64>,
     errors: u32,
     starttls: bool,
     logout: bool,
@@ -175,6 +190,23 @@ impl Session {
             SessionState::Authenticated { account, .. }
             | SessionState::Selected { account, .. } => Some(*account),
             SessionState::NotAuthenticated => None,
+        }
+    }
+
+    /// After an account was removed or a password changed somewhere: does
+    /// this session's login still hold? A session whose login does not is
+    /// over (the caller says BYE); so is one whose check fails.
+    async fn login_revoked(&mut self) -> bool {
+        self.credential_changes.borrow_and_update();
+        let Some(credential) = self.credential else {
+            return false;
+        };
+        match self.ctx.rules.still_valid(credential).await {
+            Ok(valid) => !valid,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check the session's account: ending it");
+                true
+            }
         }
     }
 
@@ -208,15 +240,14 @@ pub async fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let mut options = Options::default();
-    options.max_literal_size =
-        u32::try_from(ctx.max_message_size).unwrap_or(u32::MAX - MAX_COMMAND_EXTRA);
-    options.max_command_size = options.max_literal_size.saturating_add(MAX_COMMAND_EXTRA);
+    let credential_changes = ctx.rules.store.credential_changes();
     let mut s = Session {
         ctx,
         peer,
         tls,
         state: SessionState::NotAuthenticated,
+        credential: None,
+        credential_changes,
         errors: 0,
         starttls: false,
         logout: false,
@@ -225,9 +256,17 @@ where
     };
     let greeting_code = Code::Capability(caps(&s.pre_auth_caps()));
     let greeting = Greeting::ok(Some(greeting_code), "cairn ready").expect("greeting");
-    let mut server = Server::new(options, greeting.to_static());
+    let mut server = Server::new(
+        limits(PRE_AUTH_MAX_LITERAL, PRE_AUTH_MAX_COMMAND),
+        greeting.to_static(),
+    );
+    let mut logged_in_limits = false;
     let mut changes = s.store().changes();
     let mut buf = vec![0u8; READ_CHUNK];
+    // Read but not yet given to `server`. Before login it gets one line
+    // at a time, so when a login succeeds it holds nothing past that
+    // command and can be replaced by one with the logged-in limits.
+    let mut pending: Vec<u8> = Vec::new();
     loop {
         match server.next() {
             // After BYE nothing more runs: what is queued goes out, and the
@@ -235,7 +274,7 @@ where
             // BYE's own "sent" event with another BYE looped forever.)
             Ok(_) | Err(Interrupt::Error(_)) if s.logout => {}
             Ok(event) => {
-                handle_event(&mut s, &mut server, event).await;
+                handle_event(&mut s, &mut server, &mut stream, event).await;
                 if s.errors >= MAX_ERRORS {
                     server.enqueue_status(Status::bye(None, text("too many errors")).expect("bye"));
                     s.logout = true;
@@ -253,13 +292,37 @@ where
                 if s.starttls {
                     return Ok(Some(stream));
                 }
+                if s.credential.is_some() && !logged_in_limits {
+                    // Everything it owed is sent and it holds no input.
+                    server = logged_in_server(s.ctx.max_message_size);
+                    logged_in_limits = true;
+                }
+                if !pending.is_empty() {
+                    let take = if logged_in_limits {
+                        pending.len()
+                    } else {
+                        pending
+                            .iter()
+                            .position(|&b| b == b'\n')
+                            .map_or(pending.len(), |i| i + 1)
+                    };
+                    server.enqueue_input(&pending[..take]);
+                    pending.drain(..take);
+                    continue;
+                }
                 let idling = s.idle_tag.is_some();
+                let authenticated = s.credential.is_some();
                 tokio::select! {
                     r = tokio::time::timeout(AUTOLOGOUT, stream.read(&mut buf)) => match r {
                         Ok(Ok(0)) | Err(_) => return Ok(None),
-                        Ok(Ok(n)) => server.enqueue_input(&buf[..n]),
+                        Ok(Ok(n)) => pending.extend_from_slice(&buf[..n]),
                         Ok(Err(e)) => return Err(e),
                     },
+                    _ = s.credential_changes.changed(), if authenticated => {
+                        if s.login_revoked().await {
+                            end_revoked(&mut s, &mut server);
+                        }
+                    }
                     c = changes.recv(), if idling => {
                         let relevant = match (&c, &s.state) {
                             (Ok(crate::store::Change::External), SessionState::Selected { .. }) => true,
@@ -317,10 +380,76 @@ where
     }
 }
 
-async fn handle_event(s: &mut Session, server: &mut Server, event: Event) {
+/// imap-next's limits: the longest literal, and the longest command.
+fn limits(max_literal: u32, max_command: u32) -> Options {
+    let mut options = Options::default();
+    options.max_literal_size = max_literal;
+    options.max_command_size = max_command;
+    options
+}
+
+/// The protocol machine for a session that has logged in: literals up to
+/// the message size (APPEND). It takes over from the one that greeted the
+/// client, so its own greeting is sent nowhere.
+fn logged_in_server(max_message_size: u64) -> Server {
+    let literal = u32::try_from(max_message_size).unwrap_or(u32::MAX - MAX_COMMAND_EXTRA);
+    let options = limits(literal, literal.saturating_add(MAX_COMMAND_EXTRA));
+    let greeting = Greeting::ok(None, "unused").expect("greeting");
+    let mut server = Server::new(options, greeting);
+    loop {
+        match server.next() {
+            Ok(_) | Err(Interrupt::Io(Io::Output(_))) => {}
+            Err(_) => return server,
+        }
+    }
+}
+
+/// The account behind this session was removed or its password changed:
+/// say so and end the session.
+fn end_revoked(s: &mut Session, server: &mut Server) {
+    tracing::info!("account removed or password changed: ending the session");
+    server.enqueue_status(
+        Status::bye(
+            None,
+            text("your account was removed or its password changed: log in again"),
+        )
+        .expect("bye"),
+    );
+    s.state = SessionState::NotAuthenticated;
+    s.credential = None;
+    s.idle_tag = None;
+    s.logout = true;
+}
+
+/// Send what is queued up to and including `last`, and nothing more: the
+/// queue is sent in order before any further input is read, so no
+/// command of the client's is taken in meanwhile.
+async fn send_through(
+    server: &mut Server,
+    out: Out<'_>,
+    last: ResponseHandle,
+) -> std::io::Result<()> {
+    loop {
+        match server.next() {
+            Err(Interrupt::Io(Io::Output(bytes))) => out.write_all(&bytes).await?,
+            Ok(Event::ResponseSent { handle, .. }) if handle == last => return out.flush().await,
+            Ok(Event::ResponseSent { .. } | Event::GreetingSent { .. }) => {}
+            other => {
+                debug_assert!(false, "input read while sending: {other:?}");
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn handle_event(s: &mut Session, server: &mut Server, out: Out<'_>, event: Event) {
+    if s.credential_changes.has_changed().unwrap_or(false) && s.login_revoked().await {
+        end_revoked(s, server);
+        return;
+    }
     match event {
         Event::GreetingSent { .. } | Event::ResponseSent { .. } => {}
-        Event::CommandReceived { command } => command_received(s, server, command).await,
+        Event::CommandReceived { command } => command_received(s, server, out, command).await,
         Event::CommandAuthenticateReceived {
             command_authenticate,
         } => {
@@ -410,8 +539,15 @@ async fn auth_plain(s: &mut Session, tag: &Tag<'static>, raw: &[u8]) -> Status<'
 /// (Delta Chat reads them only there).
 async fn login(s: &mut Session, tag: &Tag<'static>, user: &str, pass: &str) -> Status<'static> {
     match s.ctx.rules.login(s.peer.ip(), user, pass).await {
-        Ok(Some(Origin::User { account, address })) => {
-            s.state = SessionState::Authenticated { account, address };
+        Ok(Some(Origin::User {
+            credential,
+            address,
+        })) => {
+            s.state = SessionState::Authenticated {
+                account: credential.account,
+                address,
+            };
+            s.credential = Some(credential);
             ok(
                 tag,
                 Some(Code::Capability(caps(CAPABILITIES_AUTHENTICATED))),
@@ -487,7 +623,12 @@ fn emit_flags(server: &mut Server, updates: FlagUpdates) {
     }
 }
 
-async fn command_received(s: &mut Session, server: &mut Server, command: Command<'static>) {
+async fn command_received(
+    s: &mut Session,
+    server: &mut Server,
+    out: Out<'_>,
+    command: Command<'static>,
+) {
     let tag = command.tag.clone();
     let authenticated = s.account().is_some();
     let selected = matches!(s.state, SessionState::Selected { .. });
@@ -605,14 +746,18 @@ async fn command_received(s: &mut Session, server: &mut Server, command: Command
         C::Create { mailbox } => {
             let name = mailbox_name(&mailbox);
             let name = name.trim_end_matches('/').to_string();
-            match s.store().mailbox_create(s.account().unwrap(), &name).await {
-                Ok(Some(_)) => ok(&tag, None, "CREATE completed"),
-                Ok(None) => no(
-                    &tag,
-                    Some(Code::Other(code_other("ALREADYEXISTS"))),
-                    "mailbox exists",
-                ),
-                Err(e) => no(&tag, None, format!("temporary problem: {e}")),
+            if let Err(why) = new_name_allowed(s, &tag, &name).await {
+                why
+            } else {
+                match s.store().mailbox_create(s.account().unwrap(), &name).await {
+                    Ok(Some(_)) => ok(&tag, None, "CREATE completed"),
+                    Ok(None) => no(
+                        &tag,
+                        Some(Code::Other(code_other("ALREADYEXISTS"))),
+                        "mailbox exists",
+                    ),
+                    Err(e) => no(&tag, None, format!("temporary problem: {e}")),
+                }
             }
         }
         // RFC 3501 §6.3.4 DELETE
@@ -647,6 +792,8 @@ async fn command_received(s: &mut Session, server: &mut Server, command: Command
             let (from, to) = (mailbox_name(&from), mailbox_name(&to));
             if from == "INBOX" || to == "INBOX" {
                 no(&tag, None, "renaming INBOX is not supported")
+            } else if let Err(why) = name_fits(&tag, &to) {
+                why
             } else {
                 match s.store().mailbox_get(s.account().unwrap(), &from).await {
                     Ok(Some(mb)) => match s.store().mailbox_rename(mb.id(), &to).await {
@@ -770,6 +917,7 @@ async fn command_received(s: &mut Session, server: &mut Server, command: Command
             fetch_cmd(
                 s,
                 server,
+                out,
                 &tag,
                 &sequence_set,
                 macro_or_item_names,
@@ -1042,18 +1190,46 @@ async fn select(
     )
 }
 
-/// RFC 3501 §6.3.8 wildcards: `*` matches anything, `%` anything but `/`.
-fn wildcard_match(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|i| wildcard_match(rest, &name[i..])),
-        Some((b'%', rest)) => (0..=name.len())
-            .take_while(|&i| i == 0 || name[i - 1] != b'/')
-            .any(|i| wildcard_match(rest, &name[i..])),
-        Some((c, rest)) => {
-            name.first().is_some_and(|n| n.eq_ignore_ascii_case(c))
-                && wildcard_match(rest, &name[1..])
-        }
+/// A name CREATE or RENAME may give: not empty, not too long.
+fn name_fits(tag: &Tag<'static>, name: &str) -> Result<(), Status<'static>> {
+    if name.is_empty() {
+        return Err(no(
+            tag,
+            Some(Code::Other(code_other("CANNOT"))),
+            "a mailbox needs a name",
+        ));
+    }
+    if name.len() > super::MAX_MAILBOX_NAME {
+        return Err(no(
+            tag,
+            Some(Code::Other(code_other("LIMIT"))),
+            format!(
+                "mailbox names are at most {} bytes",
+                super::MAX_MAILBOX_NAME
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// CREATE: the name fits, and the account has room for one more mailbox.
+async fn new_name_allowed(
+    s: &Session,
+    tag: &Tag<'static>,
+    name: &str,
+) -> Result<(), Status<'static>> {
+    name_fits(tag, name)?;
+    match s.store().mailbox_list(s.account().unwrap()).await {
+        Ok(boxes) if boxes.len() >= super::MAX_MAILBOXES => Err(no(
+            tag,
+            Some(Code::Other(code_other("LIMIT"))),
+            format!(
+                "an account has at most {} mailboxes: delete one first",
+                super::MAX_MAILBOXES
+            ),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(no(tag, None, format!("temporary problem: {e}"))),
     }
 }
 
@@ -1084,6 +1260,10 @@ async fn list(
         full.push(b'/');
     }
     full.extend_from_slice(&pattern);
+    let matcher = match super::pattern::Pattern::new(&full) {
+        Ok(m) => m,
+        Err(e) => return no(tag, Some(Code::Other(code_other("LIMIT"))), e.to_string()),
+    };
     let boxes = match s.store().mailbox_list(s.account().unwrap()).await {
         Ok(b) => b,
         Err(e) => return no(tag, None, format!("temporary problem: {e}")),
@@ -1092,7 +1272,7 @@ async fn list(
         if lsub && mb.subscribed == 0 {
             continue;
         }
-        if !wildcard_match(&full, mb.name.as_bytes()) {
+        if !matcher.matches(mb.name.as_bytes()) {
             continue;
         }
         let items = vec![FlagNameAttribute::from(
@@ -1182,15 +1362,17 @@ async fn append(
     let Ok(Some(mb)) = s.store().mailbox_get(account, name).await else {
         return no(tag, Some(Code::TryCreate), format!("no mailbox {name}"));
     };
-    let quota = s.ctx.quota;
-    if let Ok(used) = s.store().account_usage(account).await
-        && used as u64 + bytes.len() as u64 > quota
-    {
-        return no(
-            tag,
-            Some(Code::OverQuota),
-            "over quota: delete some mail first",
-        );
+    // The account's own quota if the admin set one, else the hub's.
+    match s.ctx.rules.quota_left(account).await {
+        Ok(left) if (bytes.len() as u64) > left => {
+            return no(
+                tag,
+                Some(Code::OverQuota),
+                "over quota: delete some mail first",
+            );
+        }
+        Ok(_) => {}
+        Err(e) => return no(tag, None, format!("temporary problem: {e}")),
     }
     let _guard = s.store().blob_guard().await;
     let mut spool = s.store().spool();
@@ -1353,57 +1535,70 @@ enum Want {
     Unsupported(&'static str),
 }
 
-fn wants(items: MacroOrMessageDataItemNames<'static>) -> Vec<Want> {
+/// The items a FETCH asks for, each once (a repeated item is answered
+/// once: `BODY.PEEK[]` three hundred times built 300 copies of the body).
+/// `None`: more than [`MAX_FETCH_ITEMS`] distinct items.
+fn wants(items: MacroOrMessageDataItemNames<'static>) -> Option<Vec<Want>> {
     let names: Vec<MessageDataItemName<'static>> = match items {
         MacroOrMessageDataItemNames::Macro(m) => {
             m.expand().into_iter().map(|n| n.to_static()).collect()
         }
         MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
     };
-    names
+    let mut seen = std::collections::HashSet::new();
+    let names: Vec<_> = names
         .into_iter()
-        .map(|n| match n {
-            MessageDataItemName::Uid => Want::Uid,
-            MessageDataItemName::Flags => Want::Flags,
-            MessageDataItemName::Rfc822Size => Want::Size,
-            MessageDataItemName::InternalDate => Want::InternalDate,
-            MessageDataItemName::ModSeq => Want::ModSeq,
-            MessageDataItemName::BodyExt {
-                section,
-                partial,
-                peek,
-            } => Want::Body {
-                section,
-                partial,
-                peek,
-                legacy: None,
-            },
-            MessageDataItemName::Rfc822 => Want::Body {
-                section: None,
-                partial: None,
-                peek: false,
-                legacy: Some(0),
-            },
-            MessageDataItemName::Rfc822Header => Want::Body {
-                section: Some(Section::Header(None)),
-                partial: None,
-                peek: true,
-                legacy: Some(1),
-            },
-            MessageDataItemName::Rfc822Text => Want::Body {
-                section: Some(Section::Text(None)),
-                partial: None,
-                peek: false,
-                legacy: Some(2),
-            },
-            MessageDataItemName::Envelope => Want::Envelope,
-            MessageDataItemName::BodyStructure => Want::Structure { extended: true },
-            MessageDataItemName::Body => Want::Structure { extended: false },
-            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
-                Want::Unsupported("BINARY")
-            }
-        })
-        .collect()
+        .filter(|n| seen.insert(n.clone()))
+        .collect();
+    if names.len() > MAX_FETCH_ITEMS {
+        return None;
+    }
+    Some(
+        names
+            .into_iter()
+            .map(|n| match n {
+                MessageDataItemName::Uid => Want::Uid,
+                MessageDataItemName::Flags => Want::Flags,
+                MessageDataItemName::Rfc822Size => Want::Size,
+                MessageDataItemName::InternalDate => Want::InternalDate,
+                MessageDataItemName::ModSeq => Want::ModSeq,
+                MessageDataItemName::BodyExt {
+                    section,
+                    partial,
+                    peek,
+                } => Want::Body {
+                    section,
+                    partial,
+                    peek,
+                    legacy: None,
+                },
+                MessageDataItemName::Rfc822 => Want::Body {
+                    section: None,
+                    partial: None,
+                    peek: false,
+                    legacy: Some(0),
+                },
+                MessageDataItemName::Rfc822Header => Want::Body {
+                    section: Some(Section::Header(None)),
+                    partial: None,
+                    peek: true,
+                    legacy: Some(1),
+                },
+                MessageDataItemName::Rfc822Text => Want::Body {
+                    section: Some(Section::Text(None)),
+                    partial: None,
+                    peek: false,
+                    legacy: Some(2),
+                },
+                MessageDataItemName::Envelope => Want::Envelope,
+                MessageDataItemName::BodyStructure => Want::Structure { extended: true },
+                MessageDataItemName::Body => Want::Structure { extended: false },
+                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
+                    Want::Unsupported("BINARY")
+                }
+            })
+            .collect(),
+    )
 }
 
 /// The bytes of a section of `raw`; `None` if the part does not exist.
@@ -1453,16 +1648,32 @@ fn internal_date(t: i64) -> imap_next::imap_types::datetime::DateTime {
     imap_next::imap_types::datetime::DateTime::unvalidated(dt)
 }
 
+/// RFC 3501 §6.4.5 FETCH. Each message's response is sent before the
+/// next message is read, so a FETCH of a whole mailbox holds one message
+/// at a time, and waits while the client is slow to read.
+#[allow(clippy::too_many_arguments)]
 async fn fetch_cmd(
     s: &mut Session,
     server: &mut Server,
+    out: Out<'_>,
     tag: &Tag<'static>,
     set: &SequenceSet,
     items: MacroOrMessageDataItemNames<'static>,
     uid: bool,
     changed_since: Option<u64>,
 ) -> Status<'static> {
-    let wants = wants(items);
+    let Some(wants) = wants(items) else {
+        return bad(
+            tag,
+            format!("too many items: ask for at most {MAX_FETCH_ITEMS} at once"),
+        );
+    };
+    // One message's response: its sections, however many, add up to at
+    // most twice the largest message (plus headers and structure).
+    let max_response = usize::try_from(s.ctx.max_message_size)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(2)
+        .saturating_add(1 << 20);
     if let Some(Want::Unsupported(what)) = wants.iter().find(|w| matches!(w, Want::Unsupported(_)))
     {
         return no(
@@ -1535,13 +1746,14 @@ async fn fetch_cmd(
         } else {
             Vec::new()
         };
-        let mut out = Vec::new();
+        let mut items = Vec::new();
+        let mut body_bytes = 0usize;
         // RFC 3501 §6.4.8: UID FETCH always includes UID.
         if uid && !wants.iter().any(|w| matches!(w, Want::Uid)) {
-            out.push(MessageDataItem::Uid(nz(m.uid as u32)));
+            items.push(MessageDataItem::Uid(nz(m.uid as u32)));
         }
         for w in &wants {
-            out.push(match w {
+            items.push(match w {
                 Want::Uid => MessageDataItem::Uid(nz(m.uid as u32)),
                 Want::Flags => MessageDataItem::Flags(flags_fetch(&flags)),
                 Want::Size => MessageDataItem::Rfc822Size(m.size as u32),
@@ -1558,6 +1770,14 @@ async fn fetch_cmd(
                     let bytes = section_bytes(&raw, section);
                     let range = partial.map(|(o, l)| (o, l.get()));
                     let data = fetch::partial(&bytes, range).to_vec();
+                    body_bytes = body_bytes.saturating_add(data.len());
+                    if body_bytes > max_response {
+                        return no(
+                            tag,
+                            Some(Code::Other(code_other("LIMIT"))),
+                            "these sections add up to too much for one response: fetch fewer at once",
+                        );
+                    }
                     match legacy {
                         Some(0) => MessageDataItem::Rfc822(literal(data)),
                         Some(1) => MessageDataItem::Rfc822Header(literal(data)),
@@ -1582,20 +1802,26 @@ async fn fetch_cmd(
         // Changed flags (ours or another session's) ride along in the
         // same response rather than in a second, body-less one.
         if (sets_seen || flag_news) && !wants.iter().any(|w| matches!(w, Want::Flags)) {
-            out.push(MessageDataItem::Flags(flags_fetch(&flags)));
+            items.push(MessageDataItem::Flags(flags_fetch(&flags)));
         }
         if (changed_since.is_some() || flag_news)
             && !wants.iter().any(|w| matches!(w, Want::ModSeq))
         {
-            out.push(MessageDataItem::ModSeq(
+            items.push(MessageDataItem::ModSeq(
                 NonZeroU64::new(modseq).unwrap_or(NonZeroU64::MIN),
             ));
         }
-        if let Ok(items) = Vec1::try_from(out) {
-            server.enqueue_data(Data::Fetch {
+        drop(raw);
+        if let Ok(items) = Vec1::try_from(items) {
+            let sent = server.enqueue_data(Data::Fetch {
                 seq: nz(seq),
                 items,
             });
+            if let Err(e) = send_through(server, out, sent).await {
+                tracing::debug!(error = %e, "FETCH: the client went away");
+                s.logout = true;
+                return no(tag, None, "connection lost");
+            }
         }
     }
     // Other messages' flag changes, after this command's responses.
@@ -1804,6 +2030,7 @@ async fn search_cmd(
     let largest_uid = view.uids.last().map_or(0, |u| u.0);
     let mut hits = Vec::new();
     let mut top_modseq = 0u64;
+    let key = Arc::new(key);
     for m in &messages {
         let Some(seq) = view.seq_of(Uid(m.uid as u32)) else {
             continue;
@@ -1813,18 +2040,34 @@ async fn search_cmd(
         } else {
             None
         };
-        let c = Candidate {
-            seq,
-            uid: m.uid as u32,
-            flags: crate::store::mailboxes::parse_flags(&m.flags),
-            size: m.size as u64,
-            internal_date: m.internal_date,
-            modseq: m.modseq as u64,
-            raw: raw.as_deref(),
+        let (message_uid, modseq) = (m.uid as u32, m.modseq as u64);
+        let flags = crate::store::mailboxes::parse_flags(&m.flags);
+        let (size, internal_date) = (m.size as u64, m.internal_date);
+        let check = {
+            let key = key.clone();
+            move || {
+                let c = Candidate {
+                    seq,
+                    uid: message_uid,
+                    flags,
+                    size,
+                    internal_date,
+                    modseq,
+                    raw: raw.as_deref(),
+                };
+                matches(&key, &c, largest_seq, largest_uid)
+            }
         };
-        if matches(&key, &c, largest_seq, largest_uid) {
-            hits.push(nz(if uid { c.uid } else { seq }));
-            top_modseq = top_modseq.max(c.modseq);
+        // Reading a message's text costs time in its size: off the async
+        // workers, as the other sessions' work must go on meanwhile.
+        let hit = if content {
+            tokio::task::spawn_blocking(check).await.unwrap_or(false)
+        } else {
+            check()
+        };
+        if hit {
+            hits.push(nz(if uid { message_uid } else { seq }));
+            top_modseq = top_modseq.max(modseq);
         }
     }
     // RFC 7162 §3.1.5: with MODSEQ in the criteria, report the highest.

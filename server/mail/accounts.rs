@@ -1,7 +1,9 @@
 //! Account rules: an address must belong to a hosted domain, passwords are
 //! Argon2id-hashed off the async threads, every change is logged.
 
-use crate::domain::{AccountId, Address, AddressError, Domain, Password, PasswordError};
+use crate::domain::{
+    AccountId, Address, AddressError, Credential, Domain, Password, PasswordError, PasswordHash,
+};
 use crate::store::{self, AccountRow, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -119,26 +121,48 @@ impl Accounts {
 
     /// Check a login. `None` for an unknown address or a wrong password —
     /// callers must not tell the two apart to the peer.
-    pub async fn verify(&self, input: &str, password: &Password) -> Result<Option<AccountId>> {
+    pub async fn verify(&self, input: &str, password: &Password) -> Result<Option<Credential>> {
         let Ok(address) = Address::parse(input) else {
             return Ok(None);
         };
-        let Some((id, hash)) = self.store.account_credentials(&address).await? else {
+        let Some((credential, hash)) = self.store.account_credentials(&address).await? else {
             return Ok(None);
         };
-        let password = password.clone();
-        let ok = tokio::task::spawn_blocking(move || hash.verify(&password))
-            .await
-            .map_err(|e| AccountError::Hashing(e.to_string()))??;
-        Ok(ok.then_some(id))
+        Ok(verify_off_thread(hash, password.clone())
+            .await?
+            .then_some(credential))
     }
 }
 
-/// Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-async fn hash_off_thread(password: Password) -> Result<crate::domain::PasswordHash> {
-    Ok(tokio::task::spawn_blocking(move || password.hash())
+/// Password hashes computed at once, hub-wide. Each Argon2id run takes
+/// 19 MiB and tens of milliseconds of a core: without a bound, 60 parallel
+/// wrong logins took 834 MB. Two match the build machine's and a Pi's
+/// useful parallelism; the rest wait their turn.
+pub const MAX_CONCURRENT_HASHES: usize = 2;
+
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_HASHES);
+
+/// Run one Argon2 computation on the blocking pool, at most
+/// [`MAX_CONCURRENT_HASHES`] at a time.
+async fn argon2_bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let _permit = HASHING
+        .acquire()
         .await
-        .map_err(|e| AccountError::Hashing(e.to_string()))??)
+        .map_err(|e| AccountError::Hashing(e.to_string()))?;
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AccountError::Hashing(e.to_string()))
+}
+
+/// Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
+async fn hash_off_thread(password: Password) -> Result<PasswordHash> {
+    Ok(argon2_bounded(move || password.hash()).await??)
+}
+
+/// Check a password against a stored hash off the async workers, within
+/// the hub-wide bound on concurrent hashes (account and admin logins).
+pub async fn verify_off_thread(hash: PasswordHash, password: Password) -> Result<bool> {
+    Ok(argon2_bounded(move || hash.verify(&password)).await??)
 }
 
 /// Check an address against the hosted domains without a store, so a
@@ -182,11 +206,17 @@ mod tests {
         assert_eq!(c.address.to_string(), "alice@camp.example");
         let pw = c.generated_password.unwrap();
         assert_eq!(
-            a.verify("alice@camp.example", &pw).await.unwrap(),
+            a.verify("alice@camp.example", &pw)
+                .await
+                .unwrap()
+                .map(|c| c.account),
             Some(c.id)
         );
         assert_eq!(
-            a.verify("ALICE@camp.example", &pw).await.unwrap(),
+            a.verify("ALICE@camp.example", &pw)
+                .await
+                .unwrap()
+                .map(|c| c.account),
             Some(c.id)
         );
         let wrong = Password::presented("nope-nope").unwrap();
@@ -203,7 +233,10 @@ mod tests {
         );
         assert_eq!(a.verify("alice@camp.example", &pw).await.unwrap(), None);
         assert_eq!(
-            a.verify("alice@camp.example", &chosen).await.unwrap(),
+            a.verify("alice@camp.example", &chosen)
+                .await
+                .unwrap()
+                .map(|c| c.account),
             Some(c.id)
         );
 

@@ -7,8 +7,8 @@
 use super::accounts::Accounts;
 use super::intake::{Intake, IntakeError, Received, fields};
 use super::policy::{self, Direction, NotEncrypted};
-use super::ratelimit::RateLimiter;
-use crate::domain::{AccountId, Address, AddressError, Domain, Password};
+use super::ratelimit::{Attempts, RateLimiter};
+use crate::domain::{AccountId, Address, AddressError, Credential, Domain, Password};
 use crate::store::{self, Delivered, Delivery, OutboundEnvelope, Store};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -42,6 +42,10 @@ pub enum MailError {
     NoSuchUser(String),
     #[error("{0} is not a domain this hub serves: relaying is not allowed")]
     RelayDenied(String),
+    #[error("<{0}> is an address of this hub: log in on the submission port to send as it")]
+    HostedSenderWithoutLogin(String),
+    #[error("the mailbox of {0} is full: try again later")]
+    MailboxFull(String),
     #[error("too many recipients: at most {0} per message")]
     TooManyRecipients(usize),
     #[error("{0}")]
@@ -73,8 +77,10 @@ pub struct MailRules {
     pub require_encryption: bool,
     pub max_message_size: u64,
     pub max_recipients: usize,
+    /// Mail an account may hold unless the admin gave it its own quota.
+    pub mailbox_quota: u64,
     send_limit: RateLimiter<AccountId>,
-    login_failures: RateLimiter<IpAddr>,
+    login_failures: Attempts<IpAddr>,
     creations: RateLimiter<IpAddr>,
     create_on_login: bool,
 }
@@ -85,6 +91,7 @@ pub struct RulesConfig {
     pub require_encryption: bool,
     pub max_message_size: u64,
     pub max_recipients: usize,
+    pub mailbox_quota: u64,
     pub send_per_minute: u32,
     pub send_burst: u32,
     pub create_on_login: bool,
@@ -93,9 +100,10 @@ pub struct RulesConfig {
 /// Who is sending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    /// A logged-in user of this hub (submission ports).
+    /// A logged-in user of this hub (submission ports), with the
+    /// credential the session re-checks when accounts change.
     User {
-        account: AccountId,
+        credential: Credential,
         address: Address,
     },
     /// Another mail server or peer (MX port, no login).
@@ -130,8 +138,9 @@ impl MailRules {
             require_encryption: config.require_encryption,
             max_message_size: config.max_message_size,
             max_recipients: config.max_recipients,
+            mailbox_quota: config.mailbox_quota,
             send_limit: RateLimiter::new(config.send_per_minute, config.send_burst),
-            login_failures: RateLimiter::new(LOGIN_FAILURES_PER_MINUTE, LOGIN_FAILURE_BURST),
+            login_failures: Attempts::new(LOGIN_FAILURES_PER_MINUTE, LOGIN_FAILURE_BURST),
             creations: RateLimiter::new(SELF_SERVICE_PER_MINUTE, SELF_SERVICE_BURST),
             create_on_login: config.create_on_login,
         }
@@ -139,31 +148,67 @@ impl MailRules {
 
     /// Check a login. `Ok(None)` is a wrong user or password (logged at
     /// WARN with the peer's IP); too many failures from one IP block it.
+    /// Each attempt is charged before its password is hashed and refunded
+    /// when it succeeds (see [`Attempts`]), so parallel attempts cannot
+    /// all slip under the limit while their hashes run.
     pub async fn login(&self, ip: IpAddr, user: &str, password: &str) -> Result<Option<Origin>> {
-        if let Err(wait) = self.login_failures.peek_empty(&ip) {
-            return Err(MailError::LoginsBlocked { ip, wait });
-        }
+        let attempt = self
+            .login_failures
+            .begin(&ip)
+            .await
+            .map_err(|wait| MailError::LoginsBlocked { ip, wait })?;
         let found = match Password::presented(password) {
             Ok(p) => self
                 .accounts
                 .verify(user, &p)
                 .await
-                .map_err(|e| MailError::Internal(e.to_string()))?,
-            Err(_) => None,
+                .map_err(|e| MailError::Internal(e.to_string())),
+            Err(_) => Ok(None),
         };
         let found = match found {
-            Some(id) => Some(id),
-            None if self.create_on_login => self.create_on_first_login(ip, user, password).await?,
-            None => None,
+            Ok(None) if self.create_on_login => {
+                self.create_on_first_login(ip, user, password).await
+            }
+            other => other,
+        };
+        let found = match found {
+            Ok(f) => f,
+            Err(e) => {
+                // Not the client's fault (or already counted as creation).
+                attempt.succeeded();
+                return Err(e);
+            }
         };
         match (found, Address::parse(user)) {
-            (Some(account), Ok(address)) => Ok(Some(Origin::User { account, address })),
+            (Some(credential), Ok(address)) => {
+                attempt.succeeded();
+                Ok(Some(Origin::User {
+                    credential,
+                    address,
+                }))
+            }
             _ => {
                 tracing::warn!(target: "cairn::auth", %ip, user = %user.chars().take(100).collect::<String>(), "login failed");
-                let _ = self.login_failures.take(&ip);
                 Ok(None)
             }
         }
+    }
+
+    /// Bytes an account may still receive: its own quota if the admin
+    /// set one, else the hub's, less what it holds.
+    pub async fn quota_left(&self, account: AccountId) -> Result<u64> {
+        let quota = match self.store.account_quota(account).await? {
+            Some(q) => u64::try_from(q).unwrap_or(0),
+            None => self.mailbox_quota,
+        };
+        let used = u64::try_from(self.store.account_usage(account).await?).unwrap_or(0);
+        Ok(quota.saturating_sub(used))
+    }
+
+    /// Does a session's login still hold? False once its account was
+    /// removed or its password changed (sessions then end).
+    pub async fn still_valid(&self, credential: Credential) -> Result<bool> {
+        Ok(self.store.credential_current(credential).await?)
     }
 
     /// Chatmail's self-service: the first login with an unused address of a
@@ -175,7 +220,7 @@ impl MailRules {
         ip: IpAddr,
         user: &str,
         password: &str,
-    ) -> Result<Option<AccountId>> {
+    ) -> Result<Option<Credential>> {
         let Ok(address) = self.accounts.hosted_address(user) else {
             return Ok(None);
         };
@@ -209,7 +254,10 @@ impl MailRules {
         {
             Ok(created) => {
                 tracing::info!(target: "cairn::auth", %ip, address = %created.address, "account created on first login");
-                Ok(Some(created.id))
+                Ok(Some(Credential {
+                    account: created.id,
+                    generation: crate::domain::Generation::FIRST,
+                }))
             }
             Err(super::AccountError::Store(crate::store::Error::AccountExists(_))) => {
                 // The other protocol's login made it: one phone, one creation.
@@ -227,7 +275,10 @@ impl MailRules {
     /// anyone, including the null reverse-path of a bounce.
     pub fn begin(&self, origin: Origin, mail_from: &str) -> Result<Transaction> {
         let mail_from = match &origin {
-            Origin::User { account, address } => {
+            Origin::User {
+                credential,
+                address,
+            } => {
                 let given = Address::parse(mail_from).map_err(|_| MailError::SenderMismatch {
                     login: address.to_string(),
                     mail_from: mail_from.to_string(),
@@ -238,7 +289,7 @@ impl MailRules {
                         mail_from: mail_from.to_string(),
                     });
                 }
-                if let Err(wait) = self.send_limit.take(account) {
+                if let Err(wait) = self.send_limit.take(&credential.account) {
                     return Err(MailError::RateLimited {
                         sender: address.to_string(),
                         wait,
@@ -247,12 +298,19 @@ impl MailRules {
                 address.to_string()
             }
             Origin::Peer if mail_from.is_empty() => String::new(),
-            Origin::Peer => Address::parse(mail_from)
-                .map(|a| a.to_string())
-                .map_err(|source| MailError::BadAddress {
+            Origin::Peer => {
+                let sender = Address::parse(mail_from).map_err(|source| MailError::BadAddress {
                     input: mail_from.to_string(),
                     source,
-                })?,
+                })?;
+                // Only this hub's users send as its addresses, after login
+                // (as Postfix's sender-login checks): on the MX port such
+                // a sender is someone pretending.
+                if self.domains.contains(sender.domain()) {
+                    return Err(MailError::HostedSenderWithoutLogin(sender.to_string()));
+                }
+                sender.to_string()
+            }
         };
         Ok(Transaction {
             origin,
@@ -277,6 +335,9 @@ impl MailRules {
             let Some(row) = self.store.account_find(&address).await? else {
                 return Err(MailError::NoSuchUser(address.to_string()));
             };
+            if self.quota_left(row.id()).await? == 0 {
+                return Err(MailError::MailboxFull(address.to_string()));
+            }
             if !tx.local.contains(&row.id()) {
                 tx.local.push(row.id());
             }

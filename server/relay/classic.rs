@@ -13,7 +13,7 @@
 //! leave the outbox; no acknowledgement comes back.
 
 use super::bundle::Item;
-use super::{Exported, Relay, RelayError, Result, domain_of, header_section, item_id};
+use super::{Exported, Relay, RelayError, Result, header_section, item_id};
 use crate::domain::Address;
 use crate::mail::bounce::Failure;
 use crate::mail::intake::{Intake, IntakeError, Received};
@@ -424,10 +424,7 @@ impl Relay {
         // Trust the sender only as far as the carrier vouches for the peer.
         if let Some(p) = peer {
             let routes = self.store.routes().await?;
-            let allowed = mail_from.is_empty()
-                || domain_of(&mail_from).is_some_and(|d| {
-                    p.domain_list().contains(&d) || Self::next_hop(&routes, &d) == Some(p.id)
-                });
+            let allowed = self.sender_behind_peer((p.id, &p.domain_list()), &routes, &mail_from);
             if !allowed {
                 tracing::warn!(peer = %p.name, sender = %mail_from, "refused a batch SMTP message whose sender's domain is not behind that peer");
                 report.applied.refused += 1;

@@ -66,6 +66,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 pub const KEEPALIVE: Duration = Duration::from_secs(20);
 /// Links answered at once; more wait for a free slot.
 pub const MAX_SESSIONS: usize = 16;
+/// Links answered at once from one address: a peer needs one, so a few
+/// silent connections from one client cannot take the slots (16 of them
+/// delayed a real peer by the 10-s handshake time).
+pub const MAX_SESSIONS_PER_ADDRESS: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -1378,6 +1382,7 @@ pub async fn exchange_records(
 /// Answer links on `listener` until `stop`.
 pub async fn serve(listener: TcpListener, relay: Relay, stop: CancellationToken, tracker: Tasks) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
+    let per_address = crate::admission::Admission::new(MAX_SESSIONS, MAX_SESSIONS_PER_ADDRESS);
     loop {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("never closed"),
@@ -1394,6 +1399,11 @@ pub async fn serve(listener: TcpListener, relay: Relay, stop: CancellationToken,
             },
             _ = stop.cancelled() => return,
         };
+        let Ok(admitted) = per_address.admit(remote.ip()) else {
+            tracing::info!(%remote, "link: too many connections from this address");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let relay = relay.clone();
         let stop = stop.clone();
@@ -1403,7 +1413,7 @@ pub async fn serve(listener: TcpListener, relay: Relay, stop: CancellationToken,
                 _ = answer(&relay, stream, &remote) => {}
                 _ = stop.cancelled() => {}
             }
-            drop(permit);
+            drop((permit, admitted));
         });
     }
 }

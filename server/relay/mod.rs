@@ -355,6 +355,15 @@ impl Relay {
                 "that is this node's own card: add the card of the other node".into(),
             ));
         }
+        if let Some(d) = card
+            .domains
+            .iter()
+            .find(|d| self.config.domains.contains(d))
+        {
+            return Err(RelayError::BadItem(format!(
+                "the card names {d}, a domain of this hub: a peer cannot carry this hub's own domain (give the other hub a domain of its own)"
+            )));
+        }
         let domains: Vec<String> = card.domains.iter().map(|d| d.to_string()).collect();
         let row = self
             .store
@@ -536,6 +545,32 @@ impl Relay {
         } else {
             Err(RelayError::NoSuchPeer(name.to_string()))
         }
+    }
+
+    /// May `peer` hand this hub mail from `sender`? The null sender of a
+    /// bounce, yes. A domain this hub hosts, never: only its own users
+    /// send as those, after login. Otherwise the sender's domain must be
+    /// behind the peer: on its card (or, for a classic peer, its list), or
+    /// routed to it — by a route of its own, or by the default route when
+    /// it has none (a gateway holds the default route and brings the
+    /// Internet's mail to the camps).
+    fn sender_behind_peer(
+        &self,
+        (peer_id, peer_domains): (i64, &[String]),
+        routes: &[(String, i64, String)],
+        sender: &str,
+    ) -> bool {
+        if sender.is_empty() {
+            return true;
+        }
+        let Ok(address) = Address::parse(sender) else {
+            return false;
+        };
+        if self.config.domains.contains(address.domain()) {
+            return false;
+        }
+        let domain = address.domain().to_string();
+        peer_domains.contains(&domain) || Self::next_hop(routes, &domain) == Some(peer_id)
     }
 
     /// The next hop for a recipient domain.
@@ -807,10 +842,8 @@ impl Relay {
             seen,
         ) in items.into_iter().zip(seen)
         {
-            let allowed = item.mail_from.is_empty()
-                || domain_of(&item.mail_from).is_some_and(|d| {
-                    peer_domains.contains(&d) || Self::next_hop(&routes, &d) == Some(peer.id)
-                });
+            let allowed =
+                self.sender_behind_peer((peer.id, &peer_domains), &routes, &item.mail_from);
             if seen || !allowed {
                 if !allowed {
                     tracing::warn!(peer = %peer.name, sender = %item.mail_from, "refused an item whose sender's domain is not behind that peer");

@@ -236,12 +236,24 @@ impl Decoder {
                     let Some(tx) = self.tx.as_mut() else {
                         return refuse(self, "RCPT before MAIL".into());
                     };
+                    // Good and bad recipients count alike: 4M lines of
+                    // `RCPT TO:<@>` once made 3.5 GB and a 648 MB bounce.
+                    // Past the limit the transaction is spoilt (its body
+                    // skipped) and its sender told once, with at most
+                    // MAX_RECIPIENTS lines listed.
+                    if tx.rcpts.len() + tx.bad_rcpts.len() >= MAX_RECIPIENTS {
+                        let spoilt = self.tx.take();
+                        self.spoilt = true;
+                        return Event::Refused(Problem {
+                            line: n,
+                            reason: format!(
+                                "more than {MAX_RECIPIENTS} recipients in one message: split it"
+                            ),
+                            spoilt,
+                        });
+                    }
                     let written = String::from_utf8_lossy(line).chars().take(200).collect();
                     match path::parse_batch(Verb::Rcpt, line) {
-                        Ok(_) if tx.rcpts.len() >= MAX_RECIPIENTS => tx.bad_rcpts.push((
-                            written,
-                            format!("more than {MAX_RECIPIENTS} recipients in one message"),
-                        )),
                         Ok(c) => tx.rcpts.push(c.address),
                         Err(e) => tx.bad_rcpts.push((written, path_error(&e))),
                     }
@@ -584,6 +596,38 @@ mod tests {
         assert_eq!(out.problems.len(), 1);
         assert!(out.problems[0].reason.contains("longer than"));
         assert_eq!(out.problems[0].spoilt.as_ref().unwrap().line, 1);
+    }
+
+    /// Issue 18, point 9: 4M lines of `RCPT TO:<@>` took 3.5 GB and
+    /// queued a 648 MB bounce. Bad recipients count toward the limit;
+    /// past it the transaction is spoilt once, its body skipped.
+    #[test]
+    fn endless_recipients_spoil_their_transaction_once() {
+        let mut batch = b"MAIL FROM:<x@y.example>\n".to_vec();
+        for i in 0..5 * MAX_RECIPIENTS {
+            if i % 2 == 0 {
+                batch.extend(b"RCPT TO:<@>\n");
+            } else {
+                batch.extend(b"RCPT TO:<a@b.example>\n");
+            }
+        }
+        batch.extend(
+            b"DATA\nQUIT\n.\nMAIL FROM:<z@y.example>\nRCPT TO:<a@b.example>\nDATA\nok\n.\n",
+        );
+        let out = decode(&batch, 1 << 16);
+        assert_eq!(out.problems.len(), 1, "{:?}", out.problems.len());
+        let p = &out.problems[0];
+        assert!(
+            p.reason.contains("more than 1000 recipients"),
+            "{}",
+            p.reason
+        );
+        let spoilt = p.spoilt.as_ref().expect("its sender is told");
+        assert_eq!(spoilt.rcpts.len() + spoilt.bad_rcpts.len(), MAX_RECIPIENTS);
+        // The next transaction is read as usual; the spoilt body is not
+        // taken for commands.
+        assert_eq!(out.messages.len(), 1);
+        assert_eq!(out.messages[0].0.mail_from, "z@y.example");
     }
 
     #[test]

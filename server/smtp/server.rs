@@ -1,13 +1,13 @@
 //! SMTP listeners: accept loops with a connection cap, one task per session.
 
 use super::session;
+use crate::admission::{Admission, Refusal};
 use crate::mail::transaction::MailRules;
 use crate::tasks::Tasks;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -43,16 +43,15 @@ pub struct Listener {
 }
 
 /// Accept until `stop`; sessions are tracked by `tracker` so shutdown can
-/// wait for them. At most `max_connections` sessions run at once; one more
-/// is told 421 and closed.
+/// wait for them. A connection `admission` turns away (too many in all,
+/// or from its address) is told 421 and closed.
 pub async fn serve(
     l: Listener,
     ctx: Arc<SmtpContext>,
-    max_connections: usize,
+    admission: Admission,
     stop: CancellationToken,
     tracker: Tasks,
 ) {
-    let slots = Arc::new(Semaphore::new(max_connections));
     let mode = l.mode;
     loop {
         let (tcp, peer) = tokio::select! {
@@ -67,15 +66,23 @@ pub async fn serve(
             },
         };
         let _ = tcp.set_nodelay(true);
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracker.spawn(async move {
-                let mut tcp = tcp;
-                let _ = tcp
-                    .write_all(b"421 4.3.2 too many connections, try again later\r\n")
-                    .await;
-                let _ = tcp.shutdown().await;
-            });
-            continue;
+        let permit = match admission.admit(peer.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                let reply: &[u8] = match why {
+                    Refusal::Full => b"421 4.3.2 too many connections, try again later\r\n",
+                    Refusal::TooManyFromAddress => {
+                        tracing::info!(%peer, "SMTP: too many connections from this address");
+                        b"421 4.7.0 too many connections from your address, close some first\r\n"
+                    }
+                };
+                tracker.spawn(async move {
+                    let mut tcp = tcp;
+                    let _ = tcp.write_all(reply).await;
+                    let _ = tcp.shutdown().await;
+                });
+                continue;
+            }
         };
         let ctx = ctx.clone();
         let stop = stop.clone();

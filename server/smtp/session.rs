@@ -42,6 +42,8 @@ enum Line {
     Eof,
     Timeout,
     Stopping,
+    /// Some account was removed or got a new password.
+    CredentialsChanged,
 }
 
 struct Conn<S> {
@@ -50,6 +52,8 @@ struct Conn<S> {
     out: Vec<u8>,
     /// Dropping an overlong line up to its end.
     discarding: bool,
+    /// Set once logged in: wakes a waiting session when accounts change.
+    credential_changes: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -59,6 +63,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             inbuf: Vec::with_capacity(1024),
             out: Vec::with_capacity(512),
             discarding: false,
+            credential_changes: None,
         }
     }
 
@@ -82,12 +87,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Read more input; `Ok(0)` at end of stream.
     async fn fill(&mut self) -> std::io::Result<usize> {
-        let start = self.inbuf.len();
-        self.inbuf.resize(start + READ_CHUNK, 0);
-        let r = self.stream.read(&mut self.inbuf[start..]).await;
+        Self::fill_buf(&mut self.stream, &mut self.inbuf).await
+    }
+
+    async fn fill_buf(stream: &mut S, inbuf: &mut Vec<u8>) -> std::io::Result<usize> {
+        let start = inbuf.len();
+        inbuf.resize(start + READ_CHUNK, 0);
+        let r = stream.read(&mut inbuf[start..]).await;
         let n = *r.as_ref().unwrap_or(&0);
-        self.inbuf.truncate(start + n);
+        inbuf.truncate(start + n);
         r
+    }
+
+    /// After accounts changed: does the session's login still hold? With
+    /// no login there is nothing to lose. A failed check counts as lost.
+    async fn login_revoked(&mut self, st: &State, ctx: &SmtpContext) -> bool {
+        if let Some(rx) = self.credential_changes.as_mut() {
+            rx.borrow_and_update();
+        }
+        let Some(Origin::User { credential, .. }) = &st.login else {
+            return false;
+        };
+        match ctx.rules.still_valid(*credential).await {
+            Ok(valid) => !valid,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check the session's account: ending it");
+                true
+            }
+        }
+    }
+
+    fn credentials_changed(&self) -> bool {
+        self.credential_changes
+            .as_ref()
+            .is_some_and(|rx| rx.has_changed().unwrap_or(false))
     }
 
     /// The next command line (with its CRLF), bounded by [`MAX_LINE`].
@@ -118,9 +151,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 }
             }
             self.flush().await?;
+            let changes = async {
+                match self.credential_changes.as_mut() {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             let read = tokio::select! {
                 _ = stop.cancelled() => return Ok(Line::Stopping),
-                r = tokio::time::timeout(timeout, self.fill()) => r,
+                true = changes => return Ok(Line::CredentialsChanged),
+                r = tokio::time::timeout(timeout, Self::fill_buf(&mut self.stream, &mut self.inbuf)) => r,
             };
             match read {
                 Err(_) => return Ok(Line::Timeout),
@@ -196,6 +236,21 @@ where
     }
 }
 
+/// The account behind this session was removed or its password changed.
+async fn end_revoked<S>(conn: &mut Conn<S>) -> std::io::Result<End>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    tracing::info!("account removed or password changed: ending the session");
+    conn.reply(&Reply::new(
+        421,
+        "4.7.0",
+        "your account was removed or its password changed: log in again",
+    ));
+    conn.flush().await?;
+    Ok(End::Closed)
+}
+
 fn auth_offered(ctx: &SmtpContext, mode: Mode, tls: bool) -> bool {
     mode != Mode::Mx && (tls || ctx.allow_plaintext_auth)
 }
@@ -243,7 +298,16 @@ where
                 conn.flush().await?;
                 return Ok(End::Closed);
             }
+            Line::CredentialsChanged => {
+                if conn.login_revoked(st, ctx).await {
+                    return end_revoked(conn).await;
+                }
+                continue;
+            }
         };
+        if conn.credentials_changed() && conn.login_revoked(st, ctx).await {
+            return end_revoked(conn).await;
+        }
         // MAIL and RCPT: our own parser, which knows address literals.
         if let Some(v) = path::verb(&line) {
             match path::parse(v, &line) {
@@ -252,7 +316,7 @@ where
                     conn.reply(&path_error(e));
                 }
                 Ok(cmd) if v == path::Verb::Mail => mail_from(conn, st, ctx, mode, cmd),
-                Ok(cmd) => rcpt_to(conn, st, ctx, cmd).await,
+                Ok(cmd) => rcpt_to(conn, st, ctx, mode, cmd).await,
             }
             continue;
         }
@@ -359,7 +423,12 @@ where
                     "send the message, end with <CRLF>.<CRLF>",
                 ));
                 let intake = ctx.rules.intake(&tx);
-                match receive_data(conn, intake).await? {
+                let received = receive_data(conn, intake).await?;
+                // The account may have gone while the message arrived.
+                if conn.credentials_changed() && conn.login_revoked(st, ctx).await {
+                    return end_revoked(conn).await;
+                }
+                match received {
                     None => return Ok(End::Closed),
                     Some(Err(e)) => conn.reply(&Reply::from(&e)),
                     Some(Ok(received)) => match ctx.rules.accept(tx, received).await {
@@ -444,8 +513,13 @@ fn mail_from<S>(
 }
 
 /// RFC 5321 §4.1.1.3 RCPT
-async fn rcpt_to<S>(conn: &mut Conn<S>, st: &mut State, ctx: &SmtpContext, cmd: path::PathCommand)
-where
+async fn rcpt_to<S>(
+    conn: &mut Conn<S>,
+    st: &mut State,
+    ctx: &SmtpContext,
+    mode: Mode,
+    cmd: path::PathCommand,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     match st.tx.as_mut() {
@@ -453,7 +527,16 @@ where
         Some(tx) => match ctx.rules.add_recipient(tx, &cmd.address).await {
             Ok(()) => conn.reply(&Reply::new(250, "2.1.5", "recipient OK")),
             Err(e) => {
-                if !matches!(e, MailError::NoSuchUser(_) | MailError::RelayDenied(_)) {
+                // A user may mistype an address; on the MX port a run of
+                // unknown recipients is someone probing for accounts.
+                let honest_mistake = matches!(
+                    e,
+                    MailError::NoSuchUser(_)
+                        | MailError::RelayDenied(_)
+                        | MailError::MailboxFull(_)
+                ) && (mode != Mode::Mx
+                    || matches!(e, MailError::MailboxFull(_)));
+                if !honest_mistake {
                     st.errors += 1;
                 }
                 conn.reply(&Reply::from(&e));
@@ -595,6 +678,7 @@ where
     match ctx.rules.login(peer.ip(), &user, &password).await {
         Ok(Some(origin)) => {
             st.login = Some(origin);
+            conn.credential_changes = Some(ctx.rules.store.credential_changes());
             Ok(Reply::new(235, "2.7.0", "authentication successful"))
         }
         Ok(None) => {

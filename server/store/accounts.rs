@@ -1,7 +1,7 @@
 //! Accounts: address, password hash, quota.
 
 use super::{Error, Result, Store, now};
-use crate::domain::{AccountId, Address, PasswordHash};
+use crate::domain::{AccountId, Address, Credential, Generation, PasswordHash};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AccountRow {
@@ -91,17 +91,35 @@ impl Store {
         )
     }
 
-    /// The id and stored hash, for a login check.
+    /// The credential and stored hash, for a login check.
     pub async fn account_credentials(
         &self,
         address: &Address,
-    ) -> Result<Option<(AccountId, PasswordHash)>> {
-        let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT id, password_hash FROM accounts WHERE address = ?")
+    ) -> Result<Option<(Credential, PasswordHash)>> {
+        let row: Option<(i64, i64, String)> =
+            sqlx::query_as("SELECT id, generation, password_hash FROM accounts WHERE address = ?")
                 .bind(address.to_string())
                 .fetch_optional(self.pool())
                 .await?;
-        Ok(row.map(|(id, h)| (AccountId(id), PasswordHash::from_stored(h))))
+        Ok(row.map(|(id, generation, h)| {
+            let credential = Credential {
+                account: AccountId(id),
+                generation: Generation(generation),
+            };
+            (credential, PasswordHash::from_stored(h))
+        }))
+    }
+
+    /// Does a session's credential still hold: the account exists and its
+    /// password has not changed since the login?
+    pub async fn credential_current(&self, c: Credential) -> Result<bool> {
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT generation FROM accounts WHERE id = ?")
+                .bind(c.account.0)
+                .fetch_optional(self.pool())
+                .await?
+                == Some(c.generation.0),
+        )
     }
 
     /// Replace the password hash; false when there is no such account.
@@ -111,14 +129,18 @@ impl Store {
         hash: &PasswordHash,
     ) -> Result<bool> {
         let r = sqlx::query(
-            "UPDATE accounts SET password_hash = ?, password_changed_at = ? WHERE address = ?",
+            "UPDATE accounts SET password_hash = ?, password_changed_at = ?, generation = generation + 1 WHERE address = ?",
         )
         .bind(hash.as_str())
         .bind(now())
         .bind(address.to_string())
         .execute(self.pool())
         .await?;
-        Ok(r.rows_affected() > 0)
+        let changed = r.rows_affected() > 0;
+        if changed {
+            self.credentials_changed().await;
+        }
+        Ok(changed)
     }
 
     /// Delete an account; false when there is no such account.
@@ -127,6 +149,29 @@ impl Store {
             .bind(address.to_string())
             .execute(self.pool())
             .await?;
-        Ok(r.rows_affected() > 0)
+        let removed = r.rows_affected() > 0;
+        if removed {
+            self.credentials_changed().await;
+        }
+        Ok(removed)
+    }
+
+    /// Tell every session to check its credential again: this process's
+    /// at once, a hub running on the same data directory at its next
+    /// wake-up poll (this may be a command-line process).
+    async fn credentials_changed(&self) {
+        self.bump_credentials();
+        if let Err(e) = self.wake_hub().await {
+            tracing::warn!(error = %e, "cannot tell the running hub that an account changed");
+        }
+    }
+
+    /// Subscribe to "some account was removed or got a new password".
+    pub fn credential_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.credentials.subscribe()
+    }
+
+    pub(crate) fn bump_credentials(&self) {
+        self.credentials.send_modify(|n| *n = n.wrapping_add(1));
     }
 }

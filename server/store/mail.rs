@@ -134,6 +134,8 @@ impl Store {
             if now.is_some() && now != last {
                 last = now;
                 let _ = self.changes.send(Change::External);
+                // It may have removed an account or changed a password.
+                self.bump_credentials();
             }
         }
     }

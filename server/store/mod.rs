@@ -119,6 +119,9 @@ pub struct Store {
     pool: SqlitePool,
     dirs: Arc<Dirs>,
     changes: tokio::sync::broadcast::Sender<Change>,
+    /// Counts removed accounts and password changes (see
+    /// [`Store::credential_changes`]).
+    credentials: Arc<tokio::sync::watch::Sender<u64>>,
     /// Held from commit to publication, so change events go out in commit
     /// order: an IDLE session then sees UIDs one after another and adds
     /// them without asking the database.
@@ -162,6 +165,7 @@ impl Store {
             pool,
             dirs: Arc::new(dirs),
             changes: tokio::sync::broadcast::channel(CHANGE_QUEUE).0,
+            credentials: Arc::new(tokio::sync::watch::channel(0).0),
             publish: Arc::default(),
             gc: Arc::new(tokio::sync::RwLock::new(())),
         };
@@ -208,6 +212,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{AccountId, Generation};
 
     #[tokio::test]
     async fn open_migrates_and_reopen_keeps_data() {
@@ -216,7 +221,7 @@ mod tests {
         let store = Store::open(path).await.unwrap();
         assert_eq!(
             store.schema_versions().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
         );
         store.settings_set("hub.test", "1").await.unwrap();
         store.close().await;
@@ -289,6 +294,69 @@ mod tests {
         // Removing a peer still cascades to its routes.
         assert!(store.peer_remove("b").await.unwrap());
         assert!(store.routes().await.unwrap().is_empty());
+    }
+
+    /// Migration 12 rebuilds `accounts` with AUTOINCREMENT: accounts,
+    /// their mailboxes, mail and metadata stay; a removed account's id is
+    /// never handed out again; new accounts still get their INBOX.
+    #[tokio::test]
+    async fn account_generation_migration_keeps_accounts_and_never_reuses_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("cairn.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        MIGRATOR.run_to(11, &pool).await.unwrap();
+        for q in [
+            "INSERT INTO accounts (id, address, password_hash, created_at, password_changed_at) VALUES (1, 'a@x', 'h1', 1, 1), (2, 'b@x', 'h2', 1, 1)",
+            "INSERT INTO metadata (account_id, name, value) VALUES (2, '/private/k', 'v')",
+        ] {
+            sqlx::query(q)
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{q}: {e}"));
+        }
+        pool.close().await;
+        let store = Store::open(dir.path()).await.unwrap();
+        let list = store.account_list().await.unwrap();
+        assert_eq!(list.len(), 2);
+        let b = crate::domain::Address::parse("b@x").unwrap();
+        let inbox = store.inbox(AccountId(2)).await.unwrap();
+        assert!(inbox.0 > 0);
+        assert_eq!(
+            store
+                .metadata_get(AccountId(2), "/private/k")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("v")
+        );
+        let (credential, _) = store.account_credentials(&b).await.unwrap().unwrap();
+        assert_eq!(credential.generation, Generation::FIRST);
+        assert!(store.credential_current(credential).await.unwrap());
+        // The highest id goes; the next account does not get it back.
+        assert!(store.account_remove(&b).await.unwrap());
+        assert!(!store.credential_current(credential).await.unwrap());
+        let c = crate::domain::Address::parse("c@x").unwrap();
+        let hash = crate::domain::PasswordHash::from_stored("h3".into());
+        let id = store.account_insert(&c, &hash).await.unwrap();
+        assert_eq!(id, AccountId(3));
+        assert!(store.inbox(id).await.is_ok(), "a new account has its INBOX");
+        // A password change raises the generation.
+        let (before, _) = store.account_credentials(&c).await.unwrap().unwrap();
+        store.account_set_password(&c, &hash).await.unwrap();
+        assert!(!store.credential_current(before).await.unwrap());
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(fk, 1, "foreign keys are back on");
     }
 
     #[tokio::test]

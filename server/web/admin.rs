@@ -216,8 +216,11 @@ fn too_long(fields: &[&str]) -> bool {
     fields.iter().any(|f| f.len() > MAX_FIELD)
 }
 
-fn failures_exhausted(state: &AppState, ip: IpAddr) -> Option<Response> {
-    state.login_failures.peek_empty(&ip).err().map(|wait| {
+/// Charge one attempt to the client's address before checking it (and
+/// before any password hash runs), so parallel attempts cannot all pass a
+/// limit that only counts finished failures. A right answer is refunded.
+fn charge_attempt(state: &AppState, ip: IpAddr) -> Option<Response> {
+    state.login_failures.take(&ip).err().map(|wait| {
         page_error(
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
@@ -287,7 +290,7 @@ async fn setup_submit(
         Err(r) => return r,
     }
     let ip = peer.ip();
-    if let Some(r) = failures_exhausted(&state, ip) {
+    if let Some(r) = charge_attempt(&state, ip) {
         return r;
     }
     let again = |status: StatusCode, error: &str| {
@@ -311,13 +314,13 @@ async fn setup_submit(
     };
     let given = f.code.trim().to_ascii_lowercase();
     if !expected.is_some_and(|c| same(&c, &given)) {
-        let _ = state.login_failures.take(&ip);
         tracing::warn!(%ip, "admin setup: wrong setup code");
         return again(
             StatusCode::FORBIDDEN,
             "That is not the setup code. It was printed when the hub first started and is in setup-code.txt in its data directory.",
         );
     }
+    state.login_failures.refund(&ip);
     if f.password != f.confirm {
         return again(StatusCode::BAD_REQUEST, "The two passwords differ.");
     }
@@ -411,7 +414,7 @@ async fn login_submit(
         );
     }
     let ip = peer.ip();
-    if let Some(r) = failures_exhausted(&state, ip) {
+    if let Some(r) = charge_attempt(&state, ip) {
         return r;
     }
     let stored = match admin_password(&state).await {
@@ -422,14 +425,13 @@ async fn login_submit(
     let ok = match Password::presented(&f.password) {
         Ok(p) => {
             let hash = PasswordHash::from_stored(stored);
-            tokio::task::spawn_blocking(move || hash.verify(&p).unwrap_or(false))
+            crate::mail::accounts::verify_off_thread(hash, p)
                 .await
                 .unwrap_or(false)
         }
         Err(_) => false,
     };
     if !ok {
-        let _ = state.login_failures.take(&ip);
         tracing::warn!(%ip, "admin login: wrong password");
         let token = random_token();
         let page = LoginPage {
@@ -442,6 +444,7 @@ async fn login_submit(
         *r.status_mut() = StatusCode::FORBIDDEN;
         return r;
     }
+    state.login_failures.refund(&ip);
     start_session(&state, ip, secure, "/admin").await
 }
 

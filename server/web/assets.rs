@@ -29,6 +29,16 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/sync.js"),
     ),
+    (
+        "wizard.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/wizard.js"),
+    ),
+    (
+        "print.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/print.js"),
+    ),
 ];
 
 pub fn router() -> Router<AppState> {

@@ -105,6 +105,12 @@ pub struct Service {
     pub address: String,
 }
 
+/// What a page may load and run: only the hub's own files (scripts from
+/// `static/`, no inline script or style), forms posted only to the hub,
+/// never framed. A markup injection that slipped past escaping could then
+/// run nothing.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 pub fn router(state: AppState) -> Router {
     // An uploaded bundle may be as large as a bundle may expand to.
     let max_upload = usize::try_from(state.config.limits.max_bundle_size.0).unwrap_or(usize::MAX);
@@ -127,6 +133,10 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

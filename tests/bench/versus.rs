@@ -163,6 +163,8 @@ fn start_cairn(dir: &Path, senders: usize) -> (System, PathBuf, PathBuf) {
             .env("CAIRN_LOG", "warn")
             .env("CAIRN_LIMITS_SEND_BURST", "100000")
             .env("CAIRN_LIMITS_SEND_PER_MINUTE", "100000")
+            // 200 sessions from one address, as for Postfix and Dovecot.
+            .env("CAIRN_LIMITS_MAX_CONNECTIONS_PER_ADDRESS", "1000")
             .env("CAIRN_LISTEN_SMTP_SUBMISSION_TLS", "127.0.0.1:0")
             .env("CAIRN_LISTEN_SMTP_SUBMISSION", "")
             .env("CAIRN_LISTEN_SMTP_MX", "")

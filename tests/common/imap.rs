@@ -122,6 +122,14 @@ impl Imap {
         }
     }
 
+    /// Wait (bounded) until `n` bytes of the server's output have come,
+    /// without consuming them.
+    pub async fn wait_bytes(&mut self, n: usize) {
+        while self.buf.len() < n {
+            assert!(self.fill().await, "connection closed");
+        }
+    }
+
     async fn fill(&mut self) -> bool {
         let mut tmp = [0u8; 16384];
         match tokio::time::timeout(WATCHDOG, self.stream.read(&mut tmp)).await {

@@ -84,6 +84,8 @@ pub struct Running {
     pub smtp_tls: Option<SocketAddr>,
     pub smtp_starttls: Option<SocketAddr>,
     pub smtp_mx: Option<SocketAddr>,
+    pub imap_tls: Option<SocketAddr>,
+    pub imap_starttls: Option<SocketAddr>,
     rest: mpsc::Receiver<String>,
 }
 
@@ -146,6 +148,8 @@ pub fn serve_quiet(mut c: Command) -> Running {
     let smtp_tls = named("smtp submission (TLS): ");
     let smtp_starttls = named("smtp submission (STARTTLS): ");
     let smtp_mx = named("smtp mx: ");
+    let imap_tls = named("imap (TLS): ");
+    let imap_starttls = named("imap (STARTTLS): ");
     Running {
         child,
         printed,
@@ -154,6 +158,8 @@ pub fn serve_quiet(mut c: Command) -> Running {
         smtp_tls,
         smtp_starttls,
         smtp_mx,
+        imap_tls,
+        imap_starttls,
         rest: rx,
     }
 }
@@ -503,4 +509,15 @@ impl RunAs {
             .is_ok_and(|s| s.success());
         assert!(ok, "chown {} to {}", path.display(), self.name);
     }
+}
+
+/// Resident memory of a process, from /proc (KiB).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
 }

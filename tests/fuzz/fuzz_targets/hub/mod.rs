@@ -104,6 +104,7 @@ fn make() -> Hub {
                 require_encryption,
                 max_message_size: MAX_MESSAGE,
                 max_recipients: 50,
+                mailbox_quota: 1 << 30,
                 send_per_minute: u32::MAX,
                 send_burst: u32::MAX,
                 create_on_login: true,
