@@ -579,3 +579,69 @@ async fn a_new_admin_password_ends_the_old_admin_sessions() {
     assert!(to.starts_with("/admin/login"), "{} {to}", r.status);
     hub.shutdown().await;
 }
+
+/// Peak resident memory of a process (KiB).
+fn peak_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Issue 18, point 5: the failed-login limit was looked at before a
+/// password was hashed and charged after, so 40 parallel wrong IMAP
+/// logins were all hashed at once (745 MB). 40 here: 50 connections per
+/// address are allowed. Now each attempt is charged
+/// before its hash, at most two hashes run at a time, and parallel
+/// attempts beyond the budget wait for the ones being checked and are
+/// then refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_wrong_logins_get_only_the_budgets_worth_of_hashes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(cairn(tmp.path()).args(["account", "add", BOB, "--password", PASSWORD]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut command = cairn(tmp.path());
+    port0(&mut command);
+    let hub = serve(command);
+    let pid = hub.child.id();
+    let cert = {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_file(data_dir(tmp.path()).join("tls/cert.pem"))
+            .unwrap()
+    };
+    let addr = hub.imap_tls.unwrap();
+    let started = std::time::Instant::now();
+    let mut tries = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let cert = cert.clone();
+        tries.spawn(async move {
+            let (mut c, _) = Imap::tls_with(addr, cert).await;
+            c.login(BOB, &format!("wrong password {i}")).await.tagged
+        });
+    }
+    let (mut checked, mut refused) = (0u64, 0u64);
+    while let Some(r) = tries.join_next().await {
+        let r = r.unwrap();
+        if r.contains("AUTHENTICATIONFAILED") {
+            checked += 1;
+        } else if r.contains("too many failed logins") {
+            refused += 1;
+        } else {
+            panic!("{r}");
+        }
+    }
+    // The burst of 10, and one more per 10 s that passed meanwhile.
+    let allowed = 10 + started.elapsed().as_secs() / 10 + 1;
+    let peak = peak_kib(pid);
+    eprintln!("{checked} checked, {refused} refused; hub peak RSS {peak} KiB");
+    assert!(checked <= allowed, "{checked} wrong passwords were checked");
+    assert_eq!(checked + refused, 40);
+    assert!(
+        peak < 128 * 1024,
+        "40 parallel wrong logins took the hub to {peak} KiB"
+    );
+    hub.stop("TERM");
+}

@@ -229,8 +229,16 @@ fn the_wizard_renames_the_hub_which_restarts_itself() {
         (jar, page)
     });
     assert_eq!(page.status, 200, "{}", page.body);
+    // The page's script (from static/, as the CSP allows) sends the
+    // browser's time.
     assert!(
-        page.body.contains("Date.now()"),
+        page.body.contains("<script src=\"/static/wizard.js\""),
+        "{}",
+        page.body
+    );
+    let script = rt.block_on(request(web, "/static/wizard.js", "", None));
+    assert!(
+        script.body.contains("Date.now()"),
         "the page sends the browser's time"
     );
     let csrf = page.hidden("csrf").unwrap();

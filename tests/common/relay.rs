@@ -202,12 +202,22 @@ pub async fn send_plain(node: &Node, from: &str, to: &str, tag: &str, size: usiz
 
 const LOCAL: std::net::Ipv4Addr = std::net::Ipv4Addr::LOCALHOST;
 
+/// A port free now, for a listener that must know its peer's port before
+/// either starts. Taken below Linux's ephemeral range (32768 and up), so
+/// the listeners other hubs open on port 0 meanwhile can never be given
+/// it (they were, now and then, and the hub then failed to start).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..1000 {
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let port = 20_000 + (random % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000");
 }
 
 pub struct Camp {
@@ -230,7 +240,10 @@ pub async fn campsite() -> Camp {
         ("hostonly.example", super::dns::Entry::A(LOCAL)),
     ];
     let dns = super::dns::serve(zone).await;
-    let (g_mx, i_mx) = (free_port(), free_port());
+    let g_mx = free_port();
+    let i_mx = std::iter::repeat_with(free_port)
+        .find(|p| *p != g_mx)
+        .unwrap();
     let gateway = move |c: &mut cairn::config::Config, own: u16, theirs: u16| {
         c.listen.smtp_mx = vec![std::net::SocketAddr::from((LOCAL, own))];
         c.gateway.dns = vec![dns];
