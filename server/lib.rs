@@ -28,17 +28,17 @@
 //! | 3464, 6522 | Delivery status notifications | Yes (generation) | `mail::bounce` |
 //! | 3156, 9580 | PGP/MIME structure, OpenPGP packet framing | Partial (structure check only) | `mail::policy` |
 //! | 3501 | IMAP4rev1 | Yes (no \Recent state) | [`imap`] |
-//! | 2177 | IMAP IDLE | Yes | `imap::session` |
-//! | 2971 | IMAP ID | Yes | `imap::session` |
-//! | 5161 | ENABLE | Yes (nothing needs enabling) | `imap::session` |
-//! | 6851 | MOVE | Yes | `imap::session` |
-//! | 4315 | UIDPLUS | Yes | `imap::session` |
-//! | 7162 | CONDSTORE | Partial (MODSEQ, CHANGEDSINCE, UNCHANGEDSINCE; no QRESYNC) | `imap::session`, `imap::search` |
-//! | 9208 | QUOTA | Yes (STORAGE) | `imap::session` |
-//! | 5464 | METADATA | Partial (server comment/admin, /private/ entries) | `imap::session` |
-//! | 7888 | LITERAL+ | Yes (via imap-next) | `imap::session` |
+//! | 2177 | IMAP IDLE | Yes | `imap::connection` |
+//! | 2971 | IMAP ID | Yes | `imap::cmd::general` |
+//! | 5161 | ENABLE | Yes (nothing needs enabling) | `imap::cmd::general` |
+//! | 6851 | MOVE | Yes | `imap::cmd::message` |
+//! | 4315 | UIDPLUS | Yes | `imap::cmd::message` |
+//! | 7162 | CONDSTORE | Partial (MODSEQ, CHANGEDSINCE, UNCHANGEDSINCE; no QRESYNC) | `imap::cmd::fetch`, `imap::cmd::message`, `imap::search` |
+//! | 9208 | QUOTA | Yes (STORAGE) | `imap::cmd::metadata` |
+//! | 5464 | METADATA | Partial (server comment/admin, /private/ entries) | `imap::cmd::metadata` |
+//! | 7888 | LITERAL+ | Yes (via imap-next) | `imap::connection` |
 //! | 3691 | UNSELECT | Yes | `imap::session` |
-//! | 2342 | NAMESPACE | Yes | `imap::session` |
+//! | 2342 | NAMESPACE | Yes | `imap::cmd::mailbox` |
 //! | 4978 | COMPRESS | No (not offered) | — |
 //! | 5890, 5891 | IDNA (internationalised domains) | Yes (via `idna`) | `domain::address` |
 //! | 9106 | Argon2 password hashing | Yes (via `argon2`, Argon2id) | `domain::password` |

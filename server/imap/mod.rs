@@ -8,6 +8,8 @@
 //! RFC 9208 (QUOTA), RFC 5464 (METADATA), RFC 7888 (LITERAL+),
 //! RFC 3691 (UNSELECT), RFC 2342 (NAMESPACE).
 
+pub mod cmd;
+pub mod connection;
 pub mod fetch;
 pub mod pattern;
 pub mod server;
@@ -21,6 +23,11 @@ pub use server::{ImapContext, Mode};
 pub const MAX_MAILBOX_NAME: usize = 512;
 /// Mailboxes one account may have: every LIST and STATUS walks them all.
 pub const MAX_MAILBOXES: usize = 1000;
+
+/// Capabilities before login; `STARTTLS` before TLS, and `AUTH=PLAIN` or
+/// `LOGINDISABLED` are added as the connection allows.
+pub const CAPABILITIES_BEFORE_LOGIN: &[&str] =
+    &["IMAP4rev1", "ID", "ENABLE", "LITERAL+", "SASL-IR"];
 
 /// Capabilities after login (Delta Chat reads them only then).
 pub const CAPABILITIES_AUTHENTICATED: &[&str] = &[

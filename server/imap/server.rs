@@ -1,6 +1,6 @@
 //! IMAP listeners: accept loops with a connection cap.
 
-use super::session;
+use super::connection;
 use crate::admission::{Admission, Refusal};
 use crate::mail::transaction::MailRules;
 use crate::tasks::Tasks;
@@ -86,14 +86,14 @@ pub async fn serve(
                         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
                             .await
                         {
-                            Ok(Ok(tls)) => {
-                                session::run(tls, peer, ctx, true, stop).await.map(|_| None)
-                            }
+                            Ok(Ok(tls)) => connection::run(tls, peer, ctx, true, stop)
+                                .await
+                                .map(|_| None),
                             _ => Ok(None),
                         }
                     }
                     Mode::StartTls => {
-                        match session::run(tcp, peer, ctx.clone(), false, stop.clone()).await {
+                        match connection::run(tcp, peer, ctx.clone(), false, stop.clone()).await {
                             Ok(Some(tcp)) => {
                                 let acceptor = tokio_rustls::TlsAcceptor::from(ctx.tls.clone());
                                 match tokio::time::timeout(
@@ -102,9 +102,9 @@ pub async fn serve(
                                 )
                                 .await
                                 {
-                                    Ok(Ok(tls)) => {
-                                        session::run(tls, peer, ctx, true, stop).await.map(|_| None)
-                                    }
+                                    Ok(Ok(tls)) => connection::run(tls, peer, ctx, true, stop)
+                                        .await
+                                        .map(|_| None),
                                     _ => Ok(None),
                                 }
                             }

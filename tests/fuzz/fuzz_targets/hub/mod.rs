@@ -169,8 +169,8 @@ impl Hub {
     fn imap(&self, tls: bool, input: &[u8]) -> Vec<u8> {
         let (ctx, peer) = (self.imap.clone(), self.peer());
         self.rt.block_on(converse(input, move |server| async move {
-            let _ =
-                cairn::imap::session::run(server, peer, ctx, tls, CancellationToken::new()).await;
+            let _ = cairn::imap::connection::run(server, peer, ctx, tls, CancellationToken::new())
+                .await;
         }))
     }
 

@@ -1,0 +1,403 @@
+//! Mailboxes: SELECT/EXAMINE, CREATE/DELETE/RENAME, SUBSCRIBE, LIST/LSUB,
+//! STATUS (RFC 3501 §6.3).
+
+use crate::imap::session::*;
+use crate::imap::view::View;
+use imap_next::imap_types::core::{Atom, Tag};
+use imap_next::imap_types::core::{IString, Quoted};
+use imap_next::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm};
+use imap_next::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_next::imap_types::response::{Code, Data, Status};
+use imap_next::imap_types::status::{StatusDataItem, StatusDataItemName};
+use imap_next::server::Server;
+use std::num::NonZeroU64;
+
+pub(crate) async fn subscribe(
+    s: &mut Session,
+    tag: &Tag<'static>,
+    mailbox: &Mailbox<'_>,
+    on: bool,
+) -> Status<'static> {
+    match s
+        .store()
+        .mailbox_get(s.account().unwrap(), &mailbox_name(mailbox))
+        .await
+    {
+        Ok(Some(mb)) => match s.store().mailbox_subscribe(mb.id(), on).await {
+            Ok(()) => ok(tag, None, "completed"),
+            Err(e) => no(tag, None, format!("temporary problem: {e}")),
+        },
+        Ok(None) => no(
+            tag,
+            Some(Code::Other(code_other("NONEXISTENT"))),
+            "no such mailbox",
+        ),
+        Err(e) => no(tag, None, format!("temporary problem: {e}")),
+    }
+}
+
+pub(crate) async fn select(
+    s: &mut Session,
+    server: &mut Server,
+    tag: &Tag<'static>,
+    name: &str,
+    read_only: bool,
+) -> Status<'static> {
+    unselect(s);
+    let account = s.account().unwrap();
+    let mb = match s.store().mailbox_get(account, name).await {
+        Ok(Some(mb)) => mb,
+        Ok(None) => {
+            return no(
+                tag,
+                Some(Code::Other(code_other("NONEXISTENT"))),
+                format!("no mailbox {name}"),
+            );
+        }
+        Err(e) => return no(tag, None, format!("temporary problem: {e}")),
+    };
+    let (view, messages) = match View::open(s.store(), mb.id(), read_only).await {
+        Ok(x) => x,
+        Err(e) => return no(tag, None, format!("temporary problem: {e}")),
+    };
+    let flags: Vec<Flag<'static>> = SYSTEM_FLAGS.iter().filter_map(|f| flag_of(f)).collect();
+    server.enqueue_data(Data::Flags(flags.clone()));
+    let mut perm: Vec<FlagPerm<'static>> = flags.into_iter().map(FlagPerm::Flag).collect();
+    perm.push(FlagPerm::Asterisk);
+    server.enqueue_status(
+        Status::ok(
+            None,
+            Some(Code::PermanentFlags(if read_only { vec![] } else { perm })),
+            text("flags permitted"),
+        )
+        .expect("status"),
+    );
+    server.enqueue_data(Data::Exists(view.uids.len() as u32));
+    server.enqueue_data(Data::Recent(0));
+    if let Some(first_unseen) = messages.iter().position(|m| {
+        !crate::store::mailboxes::parse_flags(&m.flags)
+            .iter()
+            .any(|f| f == "\\Seen")
+    }) {
+        server.enqueue_status(
+            Status::ok(
+                None,
+                Some(Code::Unseen(nz(first_unseen as u32 + 1))),
+                text("first unseen"),
+            )
+            .expect("status"),
+        );
+    }
+    server.enqueue_status(
+        Status::ok(
+            None,
+            Some(Code::UidValidity(nz(view.uidvalidity))),
+            text("UIDs valid"),
+        )
+        .expect("status"),
+    );
+    server.enqueue_status(
+        Status::ok(
+            None,
+            Some(Code::UidNext(nz(u32::try_from(mb.uidnext).unwrap_or(1)))),
+            text("predicted next UID"),
+        )
+        .expect("status"),
+    );
+    if let Some(m) = NonZeroU64::new(u64::try_from(mb.highestmodseq).unwrap_or(1)) {
+        server.enqueue_status(
+            Status::ok(None, Some(Code::HighestModSeq(m)), text("highest")).expect("status"),
+        );
+    }
+    let (account, address) = match std::mem::replace(&mut s.state, SessionState::NotAuthenticated) {
+        SessionState::Authenticated { account, address }
+        | SessionState::Selected {
+            account, address, ..
+        } => (account, address),
+        SessionState::NotAuthenticated => unreachable!("checked by the caller"),
+    };
+    s.state = SessionState::Selected {
+        account,
+        address,
+        view,
+    };
+    let code = if read_only {
+        Code::ReadOnly
+    } else {
+        Code::ReadWrite
+    };
+    ok(
+        tag,
+        Some(code),
+        if read_only {
+            "EXAMINE completed"
+        } else {
+            "SELECT completed"
+        },
+    )
+}
+
+/// A name CREATE or RENAME may give: not empty, not too long.
+pub(crate) fn name_fits(tag: &Tag<'static>, name: &str) -> Result<(), Status<'static>> {
+    if name.is_empty() {
+        return Err(no(
+            tag,
+            Some(Code::Other(code_other("CANNOT"))),
+            "a mailbox needs a name",
+        ));
+    }
+    if name.len() > crate::imap::MAX_MAILBOX_NAME {
+        return Err(no(
+            tag,
+            Some(Code::Other(code_other("LIMIT"))),
+            format!(
+                "mailbox names are at most {} bytes",
+                crate::imap::MAX_MAILBOX_NAME
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// CREATE: the name fits, and the account has room for one more mailbox.
+pub(crate) async fn new_name_allowed(
+    s: &Session,
+    tag: &Tag<'static>,
+    name: &str,
+) -> Result<(), Status<'static>> {
+    name_fits(tag, name)?;
+    match s.store().mailbox_list(s.account().unwrap()).await {
+        Ok(boxes) if boxes.len() >= crate::imap::MAX_MAILBOXES => Err(no(
+            tag,
+            Some(Code::Other(code_other("LIMIT"))),
+            format!(
+                "an account has at most {} mailboxes: delete one first",
+                crate::imap::MAX_MAILBOXES
+            ),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(no(tag, None, format!("temporary problem: {e}"))),
+    }
+}
+
+/// RFC 3501 §6.3.8-9 LIST and LSUB
+pub(crate) async fn list(
+    s: &mut Session,
+    server: &mut Server,
+    tag: &Tag<'static>,
+    reference: &Mailbox<'_>,
+    wildcard: &ListMailbox<'_>,
+    lsub: bool,
+) -> Status<'static> {
+    let pattern: Vec<u8> = match wildcard {
+        ListMailbox::Token(t) => t.as_ref().to_vec(),
+        ListMailbox::String(st) => st.as_ref().to_vec(),
+    };
+    let delimiter = Some(imap_next::imap_types::core::QuotedChar::try_from('/').unwrap());
+    if pattern.is_empty() {
+        // RFC 3501 §6.3.8: an empty name asks for the hierarchy delimiter.
+        server.enqueue_data(Data::List {
+            items: vec![FlagNameAttribute::Noselect],
+            delimiter,
+            mailbox: Mailbox::try_from("").unwrap_or(Mailbox::Inbox),
+        });
+        return ok(tag, None, "LIST completed");
+    }
+    let mut full = mailbox_name(reference)
+        .trim_end_matches('/')
+        .as_bytes()
+        .to_vec();
+    if !full.is_empty() {
+        full.push(b'/');
+    }
+    full.extend_from_slice(&pattern);
+    let matcher = match crate::imap::pattern::Pattern::new(&full) {
+        Ok(m) => m,
+        Err(e) => return no(tag, Some(Code::Other(code_other("LIMIT"))), e.to_string()),
+    };
+    let boxes = match s.store().mailbox_list(s.account().unwrap()).await {
+        Ok(b) => b,
+        Err(e) => return no(tag, None, format!("temporary problem: {e}")),
+    };
+    for mb in boxes {
+        if lsub && mb.subscribed == 0 {
+            continue;
+        }
+        if !matcher.matches(mb.name.as_bytes()) {
+            continue;
+        }
+        let items = vec![FlagNameAttribute::from(
+            Atom::try_from("HasNoChildren").unwrap(),
+        )];
+        let mailbox = mailbox_of(&mb.name);
+        let data = if lsub {
+            Data::Lsub {
+                items,
+                delimiter,
+                mailbox,
+            }
+        } else {
+            Data::List {
+                items,
+                delimiter,
+                mailbox,
+            }
+        };
+        server.enqueue_data(data);
+    }
+    ok(
+        tag,
+        None,
+        if lsub {
+            "LSUB completed"
+        } else {
+            "LIST completed"
+        },
+    )
+}
+
+pub(crate) async fn status(
+    s: &mut Session,
+    server: &mut Server,
+    tag: &Tag<'static>,
+    mailbox: &Mailbox<'static>,
+    names: &[StatusDataItemName],
+) -> Status<'static> {
+    let Ok(Some(mb)) = s
+        .store()
+        .mailbox_get(s.account().unwrap(), &mailbox_name(mailbox))
+        .await
+    else {
+        return no(
+            tag,
+            Some(Code::Other(code_other("NONEXISTENT"))),
+            "no such mailbox",
+        );
+    };
+    let Ok((messages, unseen, _bytes)) = s.store().mailbox_counts(mb.id()).await else {
+        return no(tag, None, "temporary problem");
+    };
+    let mut items = Vec::new();
+    for n in names {
+        items.push(match n {
+            StatusDataItemName::Messages => StatusDataItem::Messages(messages as u32),
+            StatusDataItemName::Recent => StatusDataItem::Recent(0),
+            StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(mb.uidnext as u32)),
+            StatusDataItemName::UidValidity => {
+                StatusDataItem::UidValidity(nz(mb.uidvalidity as u32))
+            }
+            StatusDataItemName::Unseen => StatusDataItem::Unseen(unseen as u32),
+            StatusDataItemName::HighestModSeq => {
+                StatusDataItem::HighestModSeq(mb.highestmodseq as u64)
+            }
+            StatusDataItemName::Deleted | StatusDataItemName::DeletedStorage => continue,
+        });
+    }
+    server.enqueue_data(Data::Status {
+        mailbox: mailbox.clone(),
+        items: items.into(),
+    });
+    ok(tag, None, "STATUS completed")
+}
+
+/// RFC 3501 §6.3.3 CREATE
+pub(crate) async fn create(
+    s: &mut Session,
+    tag: &Tag<'static>,
+    mailbox: &Mailbox<'static>,
+) -> Status<'static> {
+    let name = mailbox_name(mailbox);
+    let name = name.trim_end_matches('/').to_string();
+    if let Err(why) = new_name_allowed(s, tag, &name).await {
+        why
+    } else {
+        match s.store().mailbox_create(s.account().unwrap(), &name).await {
+            Ok(Some(_)) => ok(tag, None, "CREATE completed"),
+            Ok(None) => no(
+                tag,
+                Some(Code::Other(code_other("ALREADYEXISTS"))),
+                "mailbox exists",
+            ),
+            Err(e) => no(tag, None, format!("temporary problem: {e}")),
+        }
+    }
+}
+
+/// RFC 3501 §6.3.4 DELETE
+pub(crate) async fn delete(
+    s: &mut Session,
+    tag: &Tag<'static>,
+    mailbox: &Mailbox<'static>,
+) -> Status<'static> {
+    let name = mailbox_name(mailbox);
+    if name == "INBOX" {
+        no(tag, None, "INBOX cannot be deleted")
+    } else {
+        match s.store().mailbox_get(s.account().unwrap(), &name).await {
+            Ok(Some(mb)) => {
+                if let SessionState::Selected { view, .. } = &s.state
+                    && view.mailbox == mb.id()
+                {
+                    unselect(s);
+                }
+                match s.store().mailbox_delete(mb.id()).await {
+                    Ok(_) => ok(tag, None, "DELETE completed"),
+                    Err(e) => no(tag, None, format!("temporary problem: {e}")),
+                }
+            }
+            Ok(None) => no(
+                tag,
+                Some(Code::Other(code_other("NONEXISTENT"))),
+                "no such mailbox",
+            ),
+            Err(e) => no(tag, None, format!("temporary problem: {e}")),
+        }
+    }
+}
+
+/// RFC 3501 §6.3.5 RENAME
+pub(crate) async fn rename(
+    s: &mut Session,
+    tag: &Tag<'static>,
+    from: &Mailbox<'static>,
+    to: &Mailbox<'static>,
+) -> Status<'static> {
+    let (from, to) = (mailbox_name(from), mailbox_name(to));
+    if from == "INBOX" || to == "INBOX" {
+        no(tag, None, "renaming INBOX is not supported")
+    } else if let Err(why) = name_fits(tag, &to) {
+        why
+    } else {
+        match s.store().mailbox_get(s.account().unwrap(), &from).await {
+            Ok(Some(mb)) => match s.store().mailbox_rename(mb.id(), &to).await {
+                Ok(true) => ok(tag, None, "RENAME completed"),
+                Ok(false) => no(
+                    tag,
+                    Some(Code::Other(code_other("ALREADYEXISTS"))),
+                    "target exists",
+                ),
+                Err(e) => no(tag, None, format!("temporary problem: {e}")),
+            },
+            Ok(None) => no(
+                tag,
+                Some(Code::Other(code_other("NONEXISTENT"))),
+                "no such mailbox",
+            ),
+            Err(e) => no(tag, None, format!("temporary problem: {e}")),
+        }
+    }
+}
+
+/// RFC 2342 NAMESPACE: one personal namespace, `/` between levels.
+pub(crate) fn namespace(server: &mut Server, tag: &Tag<'static>) -> Status<'static> {
+    server.enqueue_data(Data::Namespace {
+        personal: vec![imap_next::imap_types::extensions::namespace::Namespace {
+            prefix: IString::from(Quoted::try_from("").unwrap()),
+            delimiter: Some(imap_next::imap_types::core::QuotedChar::try_from('/').unwrap()),
+            extensions: vec![],
+        }],
+        other: vec![],
+        shared: vec![],
+    });
+    ok(tag, None, "NAMESPACE completed")
+}
