@@ -1051,3 +1051,157 @@ async fn uplinks_page_sync_now_events_and_history() {
     a.hub.shutdown().await;
     b.hub.shutdown().await;
 }
+
+/// Every POST route of the web pages, read from the sources: (path with
+/// its parameters filled in, whether it is an admin route).
+fn post_routes() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("server/web");
+    let mut routes = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for piece in text.split(".route(").skip(1) {
+            // One route call: up to the next route or the end of the chain.
+            let call = piece.split("\n        .").next().unwrap_or(piece);
+            if !call.contains("post(") {
+                continue;
+            }
+            let path = call.split('"').nth(1).expect("a route path");
+            routes.push(path.replace("{id}", "1").replace("{action}", "drop"));
+        }
+    }
+    routes.sort();
+    routes
+}
+
+/// Every POST route refuses a missing token, a forged one and another
+/// session's, and changes nothing. The forms before login (setup, login,
+/// join) use a token in a cookie and a field (double submit); `/new` is
+/// chatmail's JSON API, which a page of another site can only use to make
+/// an account for itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_post_route_refuses_a_missing_forged_or_borrowed_token() {
+    let (_t, hub) = hub(|_| {}).await;
+    let web = hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+    let (me, csrf) = common::web::admin_session(&hub).await;
+    // A second session of the same admin, with its own token.
+    let page = request(web, "/admin/login", "", None).await;
+    let form = page.hidden("form").unwrap();
+    let r = request(
+        web,
+        "/admin/login",
+        &format!("cairn_form={form}"),
+        Some(&format!("form={form}&password=campfire-42")),
+    )
+    .await;
+    let other = format!(
+        "cairn_admin={}",
+        r.cookie("cairn_admin").expect("logged in")
+    );
+    let other_csrf = request(web, "/admin", &other, None)
+        .await
+        .hidden("csrf")
+        .unwrap();
+    assert_ne!(other_csrf, csrf);
+
+    let snapshot = || async {
+        let s = &hub.store;
+        format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            s.account_list()
+                .await
+                .unwrap()
+                .iter()
+                .map(|a| (&a.address, a.quota_bytes, a.password_changed_at))
+                .collect::<Vec<_>>(),
+            s.peer_list().await.unwrap().len(),
+            s.routes().await.unwrap(),
+            s.settings_with_prefix("").await.unwrap(),
+            s.outbox().await.unwrap().len(),
+        )
+    };
+    let before = snapshot().await;
+    let routes = post_routes();
+    assert!(routes.len() >= 20, "{routes:?}");
+    // Every field any form has, so each form is read whole and only its
+    // token is wrong.
+    let fields = [
+        "name",
+        "count",
+        "card",
+        "domain",
+        "domains",
+        "peer",
+        "schedule",
+        "password",
+        "confirm",
+        "code",
+        "ssid",
+        "passphrase",
+        "country",
+        "browser_time",
+        "target",
+        "region",
+        "quota",
+        "q",
+        "port",
+        "nncp",
+        "modem",
+        "frequency",
+        "bandwidth",
+        "carrier",
+        "cr",
+        "sf",
+        "txpower",
+        "network",
+        "max_item",
+        "delete_after_days",
+        "mailbox_quota",
+        "max_message_size",
+    ]
+    .map(|f| format!("{f}=1"))
+    .join("&")
+        + "&address=alice%40%5B127.0.0.1%5D";
+    for path in &routes {
+        if path == "/new" {
+            continue;
+        }
+        let before_login = ["/setup", "/admin/login", "/join"].contains(&path.as_str());
+        let tries: Vec<(&str, String)> = if before_login {
+            vec![
+                ("no token", fields.to_string()),
+                ("forged", format!("form=forged&{fields}")),
+                (
+                    "a token without its cookie",
+                    format!("form={form}&{fields}"),
+                ),
+            ]
+        } else {
+            vec![
+                ("no token", fields.to_string()),
+                ("forged", format!("csrf=forged&{fields}")),
+                ("another session's", format!("csrf={other_csrf}&{fields}")),
+            ]
+        };
+        for (what, body) in tries {
+            let r = if path == "/admin/bundles/import" {
+                let mut parts: Vec<(&str, &[u8], Option<&str>)> =
+                    vec![("bundle", b"x", Some("b.cairn"))];
+                if let Some(token) = body.strip_prefix("csrf=").and_then(|b| b.split('&').next()) {
+                    parts.insert(0, ("csrf", token.as_bytes(), None));
+                }
+                common::web::multipart(web, path, &me, &parts).await
+            } else {
+                request(web, path, &me, Some(&body)).await
+            };
+            assert!(
+                r.status == 403 || (what == "no token" && r.status == 422),
+                "{path} with {what}: {} {}",
+                r.status,
+                r.body.chars().take(200).collect::<String>()
+            );
+        }
+    }
+    assert_eq!(snapshot().await, before, "a refused form changed something");
+    assert_eq!(request(web, "/admin", &me, None).await.status, 200);
+    hub.shutdown().await;
+}
