@@ -26,6 +26,23 @@ async fn smtp_login(hub: &cairn::app::Hub, who: &str, password: &str) -> Client 
     c
 }
 
+/// The real binary on port 0 in a temporary directory, with bob: the
+/// memory tests measure the hub's process alone.
+fn binary_hub() -> (tempfile::TempDir, Running) {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(cairn(tmp.path()).args(["account", "add", BOB, "--password", PASSWORD]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut command = cairn(tmp.path());
+    port0(&mut command);
+    let hub = serve(command);
+    (tmp, hub)
+}
+
+fn hub_certificate(tmp: &std::path::Path) -> rustls::pki_types::CertificateDer<'static> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::from_pem_file(data_dir(tmp).join("tls/cert.pem")).unwrap()
+}
+
 /// Read (bounded) until the server says BYE and closes; returns the BYE.
 async fn until_bye(c: &mut Imap, what: &str) -> String {
     let bye = c.wait_for("* BYE", what).await;
@@ -175,12 +192,7 @@ async fn no_command_runs_after_the_account_is_gone() {
 /// connections send 4 MiB each.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_before_login_cannot_make_the_hub_hold_its_literals() {
-    let tmp = tempfile::tempdir().unwrap();
-    let o = run(cairn(tmp.path()).args(["account", "add", BOB, "--password", PASSWORD]));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let mut command = cairn(tmp.path());
-    port0(&mut command);
-    let hub = serve(command);
+    let (_tmp, hub) = binary_hub();
     let addr = hub.imap_starttls.expect("an IMAP STARTTLS port");
     let pid = hub.child.id();
 
@@ -383,18 +395,9 @@ async fn a_search_made_to_be_slow_is_not() {
 /// goes out before the next is built.
 #[tokio::test(flavor = "multi_thread")]
 async fn one_small_fetch_cannot_make_the_hub_build_a_huge_response() {
-    let tmp = tempfile::tempdir().unwrap();
-    let o = run(cairn(tmp.path()).args(["account", "add", BOB, "--password", PASSWORD]));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let mut command = cairn(tmp.path());
-    port0(&mut command);
-    let hub = serve(command);
+    let (tmp, hub) = binary_hub();
     let pid = hub.child.id();
-    let cert = {
-        use rustls::pki_types::pem::PemObject;
-        rustls::pki_types::CertificateDer::from_pem_file(data_dir(tmp.path()).join("tls/cert.pem"))
-            .unwrap()
-    };
+    let cert = hub_certificate(tmp.path());
     let (mut c, _) = Imap::tls_with(hub.imap_tls.unwrap(), cert).await;
     assert!(c.login(BOB, PASSWORD).await.ok());
     let body = format!(
@@ -580,17 +583,6 @@ async fn a_new_admin_password_ends_the_old_admin_sessions() {
     hub.shutdown().await;
 }
 
-/// Peak resident memory of a process (KiB).
-fn peak_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 /// Issue 18, point 5: the failed-login limit was looked at before a
 /// password was hashed and charged after, so 40 parallel wrong IMAP
 /// logins were all hashed at once (745 MB). 40 here: 50 connections per
@@ -600,18 +592,9 @@ fn peak_kib(pid: u32) -> u64 {
 /// then refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn parallel_wrong_logins_get_only_the_budgets_worth_of_hashes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let o = run(cairn(tmp.path()).args(["account", "add", BOB, "--password", PASSWORD]));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let mut command = cairn(tmp.path());
-    port0(&mut command);
-    let hub = serve(command);
+    let (tmp, hub) = binary_hub();
     let pid = hub.child.id();
-    let cert = {
-        use rustls::pki_types::pem::PemObject;
-        rustls::pki_types::CertificateDer::from_pem_file(data_dir(tmp.path()).join("tls/cert.pem"))
-            .unwrap()
-    };
+    let cert = hub_certificate(tmp.path());
     let addr = hub.imap_tls.unwrap();
     let started = std::time::Instant::now();
     let mut tries = tokio::task::JoinSet::new();

@@ -237,10 +237,9 @@ mod tests {
         assert_eq!(mode, "wal");
     }
 
-    /// Migration 6 rebuilds `peers`; a hub upgraded with peers, routes and
-    /// queued items keeps all of them (foreign keys must not cascade).
-    #[tokio::test]
-    async fn classic_peer_migration_keeps_peers_routes_and_items() {
+    /// A database in a temporary directory with the migrations up to
+    /// `version` applied, as an older cairn left it.
+    async fn database_at(version: i64) -> (tempfile::TempDir, SqlitePool) {
         let dir = tempfile::tempdir().unwrap();
         let options = SqliteConnectOptions::new()
             .filename(dir.path().join("cairn.db"))
@@ -252,7 +251,15 @@ mod tests {
             .connect_with(options)
             .await
             .unwrap();
-        MIGRATOR.run_to(5, &pool).await.unwrap();
+        MIGRATOR.run_to(version, &pool).await.unwrap();
+        (dir, pool)
+    }
+
+    /// Migration 6 rebuilds `peers`; a hub upgraded with peers, routes and
+    /// queued items keeps all of them (foreign keys must not cascade).
+    #[tokio::test]
+    async fn classic_peer_migration_keeps_peers_routes_and_items() {
+        let (dir, pool) = database_at(5).await;
         for q in [
             "INSERT INTO peers (id, name, public_key, domains, added_at, last_sent_at) VALUES (7, 'b', zeroblob(32), '[\"b.example\"]', 1, 2)",
             "INSERT INTO routes (domain, peer_id) VALUES ('b.example', 7), ('*', 7)",
@@ -301,18 +308,7 @@ mod tests {
     /// never handed out again; new accounts still get their INBOX.
     #[tokio::test]
     async fn account_generation_migration_keeps_accounts_and_never_reuses_ids() {
-        let dir = tempfile::tempdir().unwrap();
-        let options = SqliteConnectOptions::new()
-            .filename(dir.path().join("cairn.db"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .unwrap();
-        MIGRATOR.run_to(11, &pool).await.unwrap();
+        let (dir, pool) = database_at(11).await;
         for q in [
             "INSERT INTO accounts (id, address, password_hash, created_at, password_changed_at) VALUES (1, 'a@x', 'h1', 1, 1), (2, 'b@x', 'h2', 1, 1)",
             "INSERT INTO metadata (account_id, name, value) VALUES (2, '/private/k', 'v')",
