@@ -87,3 +87,34 @@ fn the_radio_codecs_do_no_io() {
         }
     }
 }
+
+/// A web handler reads a form only through the guard's `AdminForm` (the
+/// admin's session and its CSRF token checked before any field), except
+/// the forms shown before login, which carry a double-submit token.
+#[test]
+fn admin_forms_go_through_the_guard() {
+    let mut files = Vec::new();
+    rust_files(&server().join("web"), &mut files);
+    let before_login = ["Form<SetupForm>", "Form<LoginForm>", "Form<JoinForm>"];
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("Form<")
+                && !line.contains("AdminForm<")
+                && !before_login.iter().any(|b| line.contains(b))
+                && !line.trim_start().starts_with("//")
+            {
+                panic!(
+                    "{}:{}: a form read without the admin guard: {line}",
+                    f.display(),
+                    i + 1
+                );
+            }
+        }
+        assert!(
+            !text.contains("require_form"),
+            "{}: check forms with the AdminForm extractor",
+            f.display()
+        );
+    }
+}

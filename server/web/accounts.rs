@@ -3,7 +3,7 @@
 //! shown once, with the account's `dclogin:` link and QR code that set up
 //! Delta Chat in one scan, on cards that print one per account.
 
-use super::admin::{page_error, require, require_form, unavailable};
+use super::guard::{Admin, AdminForm, WebError, WebResult};
 use super::{AppState, no_store};
 use crate::domain::units::human_bytes;
 use crate::mail::dclogin;
@@ -11,8 +11,8 @@ use crate::mail::{Accounts, accounts::AccountError};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Form, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
@@ -34,13 +34,15 @@ fn accounts(state: &AppState) -> Accounts {
     Accounts::new(state.store.clone(), state.config.hub.domains.clone())
 }
 
-fn account_error(e: AccountError) -> Response {
-    let status = match e {
-        AccountError::Store(crate::store::Error::AccountExists(_)) => StatusCode::BAD_REQUEST,
-        AccountError::Store(_) | AccountError::Hashing(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    page_error(status, &e.to_string())
+impl From<AccountError> for WebError {
+    fn from(e: AccountError) -> Self {
+        let status = match e {
+            AccountError::Store(crate::store::Error::AccountExists(_)) => StatusCode::BAD_REQUEST,
+            AccountError::Store(_) | AccountError::Hashing(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        WebError::page(status, e.to_string())
+    }
 }
 
 /// Where phones reach this hub: the implicit-TLS IMAP and SMTP listeners,
@@ -96,21 +98,11 @@ struct ListQuery {
 
 async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Admin(s): Admin,
     Query(query): Query<ListQuery>,
-) -> Response {
-    let s = match require(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let all = match accounts(&state).list().await {
-        Ok(a) => a,
-        Err(e) => return unavailable(e),
-    };
-    let usage = match state.store.account_usage_all().await {
-        Ok(u) => u,
-        Err(e) => return unavailable(e),
-    };
+) -> WebResult {
+    let all = accounts(&state).list().await?;
+    let usage = state.store.account_usage_all().await?;
     let total = all.len();
     let needle = query.q.trim().to_lowercase();
     let accounts = all
@@ -128,7 +120,7 @@ async fn list(
             address: a.address,
         })
         .collect();
-    no_store(ListPage {
+    Ok(no_store(ListPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
         q: query.q,
@@ -143,13 +135,11 @@ async fn list(
             .unwrap_or_default(),
         default_quota: human_bytes(state.config.limits.mailbox_quota.0),
         version: env!("CARGO_PKG_VERSION"),
-    })
+    }))
 }
 
 #[derive(serde::Deserialize)]
 struct QuotaForm {
-    #[serde(default)]
-    csrf: String,
     address: String,
     #[serde(default)]
     quota: String,
@@ -158,49 +148,39 @@ struct QuotaForm {
 /// Give an account its own quota ("200 MiB"), or back the hub's (empty).
 async fn set_quota(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<QuotaForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
+    AdminForm(_, f): AdminForm<QuotaForm>,
+) -> WebResult {
     let quota = match f.quota.trim() {
         "" => None,
         q => match crate::config::ByteSize::parse(q) {
             Some(b) if b.0 >= MIN_QUOTA && i64::try_from(b.0).is_ok() => Some(b.0 as i64),
             _ => {
-                return page_error(
-                    StatusCode::BAD_REQUEST,
-                    &format!(
-                        "A quota is a size of at least {} like \"200 MiB\" or \"2 GiB\", or empty for the hub's.",
-                        human_bytes(MIN_QUOTA)
-                    ),
-                );
+                return Err(WebError::bad_request(format!(
+                    "A quota is a size of at least {} like \"200 MiB\" or \"2 GiB\", or empty for the hub's.",
+                    human_bytes(MIN_QUOTA)
+                )));
             }
         },
     };
     let Ok(address) = crate::domain::Address::parse(f.address.trim()) else {
-        return page_error(StatusCode::BAD_REQUEST, "That is not an account's address.");
+        return Err(WebError::bad_request("That is not an account's address."));
     };
-    match state.store.account_set_quota(&address, quota).await {
-        Ok(true) => {
-            let detail = quota.map(|q| format!("{q} bytes"));
-            let _ = state
-                .store
-                .event(
-                    "account.quota",
-                    Some(&address.to_string()),
-                    detail.as_deref(),
-                )
-                .await;
-            Redirect::to("/admin/accounts").into_response()
-        }
-        Ok(false) => page_error(
+    if !state.store.account_set_quota(&address, quota).await? {
+        return Err(WebError::page(
             StatusCode::NOT_FOUND,
-            &format!("There is no account {address}."),
-        ),
-        Err(e) => unavailable(e),
+            format!("There is no account {address}."),
+        ));
     }
+    let detail = quota.map(|q| format!("{q} bytes"));
+    let _ = state
+        .store
+        .event(
+            "account.quota",
+            Some(&address.to_string()),
+            detail.as_deref(),
+        )
+        .await;
+    Ok(Redirect::to("/admin/accounts").into_response())
 }
 
 /// One account with its new password, as a printable card.
@@ -250,8 +230,6 @@ async fn cards_page(state: &AppState, title: &str, cards: Vec<Card>) -> Response
 
 #[derive(serde::Deserialize)]
 struct CreateForm {
-    #[serde(default)]
-    csrf: String,
     /// A name (local part or whole address); empty for generated names.
     #[serde(default)]
     name: String,
@@ -261,48 +239,39 @@ struct CreateForm {
 
 async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<CreateForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
+    AdminForm(_, f): AdminForm<CreateForm>,
+) -> WebResult {
     let count: u32 = match f.count.trim() {
         "" => 1,
         n => match n.parse() {
             Ok(n) if (1..=MAX_BATCH).contains(&n) => n,
             _ => {
-                return page_error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("How many accounts? Give a number from 1 to {MAX_BATCH}."),
-                );
+                return Err(WebError::bad_request(format!(
+                    "How many accounts? Give a number from 1 to {MAX_BATCH}."
+                )));
             }
         },
     };
     let name = f.name.trim();
     if name.len() > 64 {
-        return page_error(
-            StatusCode::BAD_REQUEST,
+        return Err(WebError::bad_request(
             "That name is too long (64 characters at most).",
-        );
+        ));
     }
     if !name.is_empty() && count > 1 {
-        return page_error(
-            StatusCode::BAD_REQUEST,
+        return Err(WebError::bad_request(
             "Give either a name (one account) or a number of accounts (generated names), not both.",
-        );
+        ));
     }
     let Some(domain) = state.config.hub.domains.first() else {
-        return page_error(StatusCode::BAD_REQUEST, "This hub hosts no mail domain.");
+        return Err(WebError::bad_request("This hub hosts no mail domain."));
     };
     let accounts = accounts(&state);
     let mut cards = Vec::new();
     for _ in 0..count {
         let address = if name.is_empty() {
-            match crate::domain::password::random_groups(1, 6) {
-                Ok(r) => format!("camper-{r}@{domain}"),
-                Err(e) => return unavailable(e),
-            }
+            let r = crate::domain::password::random_groups(1, 6).map_err(WebError::unavailable)?;
+            format!("camper-{r}@{domain}")
         } else if name.contains('@') {
             name.to_string()
         } else {
@@ -317,7 +286,7 @@ async fn create(
                     .unwrap_or_default();
                 cards.push(card(&state, &created.address.to_string(), &pw));
             }
-            Err(e) if cards.is_empty() => return account_error(e),
+            Err(e) if cards.is_empty() => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(error = %e, "batch account creation stopped early");
                 break;
@@ -329,13 +298,11 @@ async fn create(
     } else {
         format!("{} new accounts", cards.len())
     };
-    cards_page(&state, &title, cards).await
+    Ok(cards_page(&state, &title, cards).await)
 }
 
 #[derive(serde::Deserialize)]
 struct AddressForm {
-    #[serde(default)]
-    csrf: String,
     address: String,
     #[serde(default)]
     confirm: String,
@@ -343,43 +310,29 @@ struct AddressForm {
 
 async fn reset(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<AddressForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
-    match accounts(&state).set_password(&f.address, None).await {
-        Ok(Some(pw)) => {
-            let address = f.address.trim().to_string();
-            cards_page(
-                &state,
-                "New password",
-                vec![card(&state, &address, pw.expose())],
-            )
-            .await
-        }
-        Ok(None) => unavailable("no password was generated"),
-        Err(e) => account_error(e),
-    }
+    AdminForm(_, f): AdminForm<AddressForm>,
+) -> WebResult {
+    let Some(pw) = accounts(&state).set_password(&f.address, None).await? else {
+        return Err(WebError::unavailable("no password was generated"));
+    };
+    let address = f.address.trim().to_string();
+    Ok(cards_page(
+        &state,
+        "New password",
+        vec![card(&state, &address, pw.expose())],
+    )
+    .await)
 }
 
 async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<AddressForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
+    AdminForm(_, f): AdminForm<AddressForm>,
+) -> WebResult {
     if f.confirm != "yes" {
-        return page_error(
-            StatusCode::BAD_REQUEST,
+        return Err(WebError::bad_request(
             "Tick the box to confirm: deleting an account deletes its mail.",
-        );
+        ));
     }
-    match accounts(&state).remove(&f.address).await {
-        Ok(()) => Redirect::to("/admin/accounts").into_response(),
-        Err(e) => account_error(e),
-    }
+    accounts(&state).remove(&f.address).await?;
+    Ok(Redirect::to("/admin/accounts").into_response())
 }

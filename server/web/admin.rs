@@ -7,6 +7,7 @@
 //! login carry a double-submit token (cookie + hidden field). Wrong
 //! passwords and setup codes are limited per client IP.
 
+use super::guard::{Admin, WebError, WebResult};
 use super::no_store;
 use super::{AppState, Secure};
 use crate::app::{SETTING_ADMIN_PASSWORD, SETTING_SETUP_CODE};
@@ -116,66 +117,43 @@ struct ErrorPage {
 }
 
 /// The valid (unexpired) session of this request, if any.
-async fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<AdminSession>, Response> {
+async fn session(state: &AppState, headers: &HeaderMap) -> WebResult<Option<AdminSession>> {
     let Some(token) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
-    match state.store.admin_session(&sha256_hex(&token)).await {
-        Ok(Some(s)) if s.expires_at > crate::store::now() => Ok(Some(s)),
-        Ok(_) => Ok(None),
-        Err(e) => Err(unavailable(e)),
-    }
+    Ok(state
+        .store
+        .admin_session(&sha256_hex(&token))
+        .await?
+        .filter(|s| s.expires_at > crate::store::now()))
 }
 
 /// The session of a logged-in admin, or the redirect to the login page.
-pub(super) async fn require(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<AdminSession, Response> {
+/// Handlers take it as the [`super::guard::Admin`] extractor.
+pub(super) async fn require(state: &AppState, headers: &HeaderMap) -> WebResult<AdminSession> {
     match session(state, headers).await? {
         Some(s) => Ok(s),
-        None => {
-            let to = if cookie(headers, SESSION_COOKIE).is_some_and(|c| !c.is_empty()) {
-                "/admin/login?expired=1"
-            } else {
-                "/admin/login"
-            };
-            Err(Redirect::to(to).into_response())
+        None if cookie(headers, SESSION_COOKIE).is_some_and(|c| !c.is_empty()) => {
+            Err(WebError::Redirect("/admin/login?expired=1"))
         }
+        None => Err(WebError::Redirect("/admin/login")),
     }
 }
 
-/// A form posted by a logged-in admin: the session, with its CSRF token
-/// checked (403 when missing or wrong).
-pub(super) async fn require_form(
-    state: &AppState,
-    headers: &HeaderMap,
-    csrf: &str,
-) -> Result<AdminSession, Response> {
-    let s = require(state, headers).await?;
-    if csrf.is_empty() || !same(&s.csrf, csrf) {
-        return Err(page_error(
-            StatusCode::FORBIDDEN,
-            "This form expired or came from another site: open the page again.",
-        ));
-    }
-    Ok(s)
+/// A session's CSRF token is `sent` (never an empty one).
+pub(super) fn same_token(expected: &str, sent: &str) -> bool {
+    !sent.is_empty() && same(expected, sent)
 }
 
-async fn admin_password(state: &AppState) -> Result<Option<String>, Response> {
-    state
-        .store
-        .settings_get(SETTING_ADMIN_PASSWORD)
-        .await
-        .map_err(unavailable)
+async fn admin_password(state: &AppState) -> WebResult<Option<String>> {
+    Ok(state.store.settings_get(SETTING_ADMIN_PASSWORD).await?)
 }
 
-/// Start a session: store it, set its cookie, go to the dashboard.
-/// Log in and go to `to`.
-async fn start_session(state: &AppState, ip: IpAddr, secure: Secure, to: &str) -> Response {
+/// Start a session: store it, set its cookie, go to `to`.
+async fn start_session(state: &AppState, ip: IpAddr, secure: Secure, to: &str) -> WebResult {
     let token = random_token();
     let expires = crate::store::now() + SESSION_SECONDS;
-    if let Err(e) = state
+    state
         .store
         .admin_session_create(
             &sha256_hex(&token),
@@ -183,10 +161,7 @@ async fn start_session(state: &AppState, ip: IpAddr, secure: Secure, to: &str) -
             expires,
             &ip.to_string(),
         )
-        .await
-    {
-        return unavailable(e);
-    }
+        .await?;
     let _ = state.store.admin_sessions_purge(crate::store::now()).await;
     let mut r = Redirect::to(to).into_response();
     r.headers_mut().append(
@@ -195,7 +170,7 @@ async fn start_session(state: &AppState, ip: IpAddr, secure: Secure, to: &str) -
     );
     r.headers_mut()
         .append(header::SET_COOKIE, set_cookie(FORM_COOKIE, "", 0, secure));
-    r
+    Ok(r)
 }
 
 /// A form shown before login, with its double-submit token.
@@ -219,11 +194,11 @@ fn too_long(fields: &[&str]) -> bool {
 /// Charge one attempt to the client's address before checking it (and
 /// before any password hash runs), so parallel attempts cannot all pass a
 /// limit that only counts finished failures. A right answer is refunded.
-fn charge_attempt(state: &AppState, ip: IpAddr) -> Option<Response> {
-    state.login_failures.take(&ip).err().map(|wait| {
-        page_error(
+fn charge_attempt(state: &AppState, ip: IpAddr) -> WebResult<()> {
+    state.login_failures.take(&ip).map_err(|wait| {
+        WebError::page(
             StatusCode::TOO_MANY_REQUESTS,
-            &format!(
+            format!(
                 "Too many wrong attempts from your address: try again in {} s.",
                 wait.as_secs().max(1)
             ),
@@ -254,21 +229,18 @@ struct SetupForm {
 async fn setup_page(
     State(state): State<AppState>,
     axum::Extension(secure): axum::Extension<Secure>,
-) -> Response {
-    match admin_password(&state).await {
-        Ok(Some(_)) => Redirect::to("/admin/login").into_response(),
-        Ok(None) => {
-            let token = random_token();
-            let page = SetupPage {
-                name: state.config.hub.name.clone(),
-                form: token.clone(),
-                error: None,
-                version: env!("CARGO_PKG_VERSION"),
-            };
-            with_form_token(page, &token, secure)
-        }
-        Err(r) => r,
+) -> WebResult {
+    if admin_password(&state).await?.is_some() {
+        return Ok(Redirect::to("/admin/login").into_response());
     }
+    let token = random_token();
+    let page = SetupPage {
+        name: state.config.hub.name.clone(),
+        form: token.clone(),
+        error: None,
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    Ok(with_form_token(page, &token, secure))
 }
 
 async fn setup_submit(
@@ -277,22 +249,18 @@ async fn setup_submit(
     axum::Extension(secure): axum::Extension<Secure>,
     headers: HeaderMap,
     Form(f): Form<SetupForm>,
-) -> Response {
+) -> WebResult {
     if !form_token_ok(&headers, &f.form) {
-        return page_error(
+        return Err(WebError::page(
             StatusCode::FORBIDDEN,
             "This form expired or came from another site: open the setup page again.",
-        );
+        ));
     }
-    match admin_password(&state).await {
-        Ok(Some(_)) => return Redirect::to("/admin/login").into_response(),
-        Ok(None) => {}
-        Err(r) => return r,
+    if admin_password(&state).await?.is_some() {
+        return Ok(Redirect::to("/admin/login").into_response());
     }
     let ip = peer.ip();
-    if let Some(r) = charge_attempt(&state, ip) {
-        return r;
-    }
+    charge_attempt(&state, ip)?;
     let again = |status: StatusCode, error: &str| {
         let token = random_token();
         let page = SetupPage {
@@ -303,15 +271,12 @@ async fn setup_submit(
         };
         let mut r = with_form_token(page, &token, secure);
         *r.status_mut() = status;
-        r
+        Ok(r)
     };
     if too_long(&[&f.code, &f.password, &f.confirm]) {
         return again(StatusCode::BAD_REQUEST, "A field is too long.");
     }
-    let expected = match state.store.settings_get(SETTING_SETUP_CODE).await {
-        Ok(c) => c,
-        Err(e) => return unavailable(e),
-    };
+    let expected = state.store.settings_get(SETTING_SETUP_CODE).await?;
     let given = f.code.trim().to_ascii_lowercase();
     if !expected.is_some_and(|c| same(&c, &given)) {
         tracing::warn!(%ip, "admin setup: wrong setup code");
@@ -335,15 +300,12 @@ async fn setup_submit(
     };
     let hash = match tokio::task::spawn_blocking(move || password.hash()).await {
         Ok(Ok(h)) => h,
-        _ => return unavailable("password hashing failed"),
+        _ => return Err(WebError::unavailable("password hashing failed")),
     };
-    if let Err(e) = state
+    state
         .store
         .settings_set(SETTING_ADMIN_PASSWORD, hash.as_str())
-        .await
-    {
-        return unavailable(e);
-    }
+        .await?;
     let _ = state.store.settings_delete(SETTING_SETUP_CODE).await;
     let _ = std::fs::remove_file(state.config.data_dir.join("setup-code.txt"));
     let _ = state
@@ -381,23 +343,20 @@ async fn login_page(
     State(state): State<AppState>,
     axum::Extension(secure): axum::Extension<Secure>,
     axum::extract::Query(q): axum::extract::Query<LoginQuery>,
-) -> Response {
-    match admin_password(&state).await {
-        Ok(None) => Redirect::to("/setup").into_response(),
-        Ok(Some(_)) => {
-            let token = random_token();
-            let page = LoginPage {
-                name: state.config.hub.name.clone(),
-                form: token.clone(),
-                error: q
-                    .expired
-                    .map(|_| "Your session ended: log in again.".to_string()),
-                version: env!("CARGO_PKG_VERSION"),
-            };
-            with_form_token(page, &token, secure)
-        }
-        Err(r) => r,
+) -> WebResult {
+    if admin_password(&state).await?.is_none() {
+        return Ok(Redirect::to("/setup").into_response());
     }
+    let token = random_token();
+    let page = LoginPage {
+        name: state.config.hub.name.clone(),
+        form: token.clone(),
+        error: q
+            .expired
+            .map(|_| "Your session ended: log in again.".to_string()),
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    Ok(with_form_token(page, &token, secure))
 }
 
 async fn login_submit(
@@ -406,21 +365,17 @@ async fn login_submit(
     axum::Extension(secure): axum::Extension<Secure>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
-) -> Response {
+) -> WebResult {
     if !form_token_ok(&headers, &f.form) {
-        return page_error(
+        return Err(WebError::page(
             StatusCode::FORBIDDEN,
             "This form expired or came from another site: open the login page again.",
-        );
+        ));
     }
     let ip = peer.ip();
-    if let Some(r) = charge_attempt(&state, ip) {
-        return r;
-    }
-    let stored = match admin_password(&state).await {
-        Ok(Some(h)) => h,
-        Ok(None) => return Redirect::to("/setup").into_response(),
-        Err(r) => return r,
+    charge_attempt(&state, ip)?;
+    let Some(stored) = admin_password(&state).await? else {
+        return Ok(Redirect::to("/setup").into_response());
     };
     let ok = match Password::presented(&f.password) {
         Ok(p) => {
@@ -442,7 +397,7 @@ async fn login_submit(
         };
         let mut r = with_form_token(page, &token, secure);
         *r.status_mut() = StatusCode::FORBIDDEN;
-        return r;
+        return Ok(r);
     }
     state.login_failures.refund(&ip);
     start_session(&state, ip, secure, "/admin").await
@@ -450,37 +405,20 @@ async fn login_submit(
 
 /// A form that carries only the CSRF token (buttons that post).
 #[derive(serde::Deserialize)]
-pub(super) struct CsrfForm {
-    #[serde(default)]
-    pub(super) csrf: String,
-}
+pub(super) struct NoFields {}
 
 async fn logout(
     State(state): State<AppState>,
     axum::Extension(secure): axum::Extension<Secure>,
-    headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    let s = match session(&state, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Redirect::to("/admin/login").into_response(),
-        Err(r) => return r,
-    };
-    if f.csrf.is_empty() || !same(&s.csrf, &f.csrf) {
-        return page_error(
-            StatusCode::FORBIDDEN,
-            "This form expired or came from another site: open the page again.",
-        );
-    }
-    if let Err(e) = state.store.admin_session_delete(&s.token_hash).await {
-        return unavailable(e);
-    }
+    super::guard::AdminForm(s, NoFields {}): super::guard::AdminForm<NoFields>,
+) -> WebResult {
+    state.store.admin_session_delete(&s.token_hash).await?;
     let mut r = Redirect::to("/admin/login").into_response();
     r.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(SESSION_COOKIE, "", 0, secure),
     );
-    r
+    Ok(r)
 }
 
 // -------------------------------------------------------------- dashboard
@@ -514,19 +452,12 @@ struct Dashboard {
     version: &'static str,
 }
 
-async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match require(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let (accounts, outbox, events) = match tokio::try_join!(
+async fn dashboard(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
+    let (accounts, outbox, events) = tokio::try_join!(
         state.store.account_count(),
         state.store.outbox(),
         state.store.recent_events(20)
-    ) {
-        Ok(x) => x,
-        Err(e) => return unavailable(e),
-    };
+    )?;
     let mut lines: Vec<OutboxLine> = Vec::new();
     for o in outbox {
         let hop = o.next_hop.clone().unwrap_or_else(|| "(no route)".into());
@@ -559,7 +490,7 @@ async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Respons
         })
         .collect();
     let setup_pending = super::wizard::pending(&state).await;
-    no_store(Dashboard {
+    Ok(no_store(Dashboard {
         setup_pending,
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
@@ -569,7 +500,7 @@ async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Respons
         disk_free,
         events,
         version: env!("CARGO_PKG_VERSION"),
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! programs. Both are limited per client address and can be switched off
 //! by the admin (setting `join.enabled`).
 
-use super::admin::{form_token_ok, page_error, random_token, unavailable, with_form_token};
+use super::admin::{form_token_ok, random_token, with_form_token};
+use super::guard::{WebError, WebResult};
 use super::no_store;
 use super::{AppState, ClientAddr, Secure};
 use crate::mail::dclogin;
@@ -96,8 +97,8 @@ struct NewAccount {
     qr: String,
 }
 
-fn switched_off() -> Response {
-    page_error(
+fn switched_off() -> WebError {
+    WebError::page(
         StatusCode::NOT_FOUND,
         "This hub does not hand out accounts here: ask the person who runs it for one.",
     )
@@ -106,16 +107,11 @@ fn switched_off() -> Response {
 async fn join_page(
     State(state): State<AppState>,
     axum::Extension(secure): axum::Extension<Secure>,
-) -> Response {
-    match enabled(&state).await {
-        Ok(true) => {}
-        Ok(false) => return switched_off(),
-        Err(e) => return unavailable(e),
+) -> WebResult {
+    if !enabled(&state).await? {
+        return Err(switched_off());
     }
-    let wifi = match wifi(&state).await {
-        Ok(w) => w,
-        Err(e) => return unavailable(e),
-    };
+    let wifi = wifi(&state).await?;
     let token = random_token();
     let page = JoinPage {
         name: state.config.hub.name.clone(),
@@ -124,7 +120,7 @@ async fn join_page(
         account: None,
         version: env!("CARGO_PKG_VERSION"),
     };
-    with_form_token(page, &token, secure)
+    Ok(with_form_token(page, &token, secure))
 }
 
 /// Why an account could not be made, for a person or a program.
@@ -195,26 +191,26 @@ async fn join_submit(
     axum::Extension(secure): axum::Extension<Secure>,
     headers: HeaderMap,
     Form(f): Form<JoinForm>,
-) -> Response {
+) -> WebResult {
     if !form_token_ok(&headers, &f.form) {
-        return page_error(
+        return Err(WebError::page(
             StatusCode::FORBIDDEN,
             "This form expired or came from another site: open the join page again.",
-        );
+        ));
     }
     let account = match make_account(&state, peer.ip()).await {
         Ok(a) => a,
-        Err(Refusal::Off) => return switched_off(),
+        Err(Refusal::Off) => return Err(switched_off()),
         Err(Refusal::TooSoon(wait)) => {
-            return page_error(
+            return Err(WebError::page(
                 StatusCode::TOO_MANY_REQUESTS,
-                &format!(
+                format!(
                     "Many accounts were just made from this phone: try again in {} s.",
                     wait.as_secs().max(1)
                 ),
-            );
+            ));
         }
-        Err(Refusal::Failed(e)) => return unavailable(e),
+        Err(Refusal::Failed(e)) => return Err(WebError::unavailable(e)),
     };
     let wifi = wifi(&state).await.ok().flatten();
     let token = random_token();
@@ -226,7 +222,7 @@ async fn join_submit(
         version: env!("CARGO_PKG_VERSION"),
     };
     // The password is shown once: never cached (with_form_token says no-store).
-    with_form_token(page, &token, secure)
+    Ok(with_form_token(page, &token, secure))
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response {

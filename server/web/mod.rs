@@ -6,6 +6,7 @@
 mod accounts;
 pub mod admin;
 mod assets;
+mod guard;
 pub mod join;
 mod probes;
 mod radio;

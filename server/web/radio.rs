@@ -5,17 +5,17 @@
 //! Events (`/admin/radio/events`); without script the page shows them as
 //! they were when it loaded.
 
-use super::admin::{page_error, require, require_form, unavailable};
+use super::guard::{Admin, AdminForm, WebError, WebResult};
 use super::settings::{restart_soon, restarting, save_config_fields};
 use super::{AppState, after_gap, no_store};
 use crate::carriers::lora::airtime::{Airtime, Region, WINDOW};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Form, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::time::Duration;
 
@@ -139,12 +139,9 @@ async fn live(state: &AppState) -> Result<Live, crate::store::Error> {
 /// The radio page's live part: a `status` event with [`Live`] at once,
 /// then on every change of the radio (at most every [`EVENT_GAP`]) and at
 /// least every [`EVENT_EVERY`]. 404 on a hub without a radio.
-async fn radio_events(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = require(&state, &headers).await {
-        return r;
-    }
+async fn radio_events(State(state): State<AppState>, _: Admin) -> WebResult {
     let Some(radio) = state.radio.clone() else {
-        return (StatusCode::NOT_FOUND, "this hub has no radio\n").into_response();
+        return Ok((StatusCode::NOT_FOUND, "this hub has no radio\n").into_response());
     };
     let status = radio.status();
     let stream = futures_util::stream::unfold(
@@ -175,7 +172,9 @@ async fn radio_events(State(state): State<AppState>, headers: HeaderMap) -> Resp
             ))
         },
     );
-    no_store(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(no_store(Sse::new(stream).keep_alive(
+        KeepAlive::new().interval(Duration::from_secs(15)),
+    )))
 }
 
 #[derive(Template, WebTemplate)]
@@ -265,21 +264,14 @@ fn plot(samples: &[crate::store::radio::SignalRow], now: i64) -> String {
     svg
 }
 
-async fn radio_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match require(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn radio_page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
     let now = crate::store::now_ms();
     let (live, samples) =
-        match tokio::try_join!(live(&state), state.store.signal_since(now - PLOT_SPAN_MS)) {
-            Ok(x) => x,
-            Err(e) => return unavailable(e),
-        };
+        tokio::try_join!(live(&state), state.store.signal_since(now - PLOT_SPAN_MS))?;
     let c = &state.config.radio;
     let settings = &c.settings;
     let region = settings.region;
-    no_store(RadioPage {
+    Ok(no_store(RadioPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
         version: env!("CARGO_PKG_VERSION"),
@@ -299,13 +291,11 @@ async fn radio_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
         max_item: c.max_item.to_string(),
         bit_rate: format!("{:.0} bit/s", settings.modulation().bit_rate()),
         frame_time: settings.airtime(settings.mtu()).to_string(),
-    })
+    }))
 }
 
 #[derive(serde::Deserialize)]
 struct RadioForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     port: String,
     #[serde(default)]
@@ -332,12 +322,8 @@ struct RadioForm {
 
 async fn radio_settings(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<RadioForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
+    AdminForm(_, f): AdminForm<RadioForm>,
+) -> WebResult {
     let text = |s: &str| toml::Value::String(s.trim().to_string());
     let number = |what: &str, s: &str| -> Result<toml::Value, String> {
         s.trim()
@@ -360,30 +346,25 @@ async fn radio_settings(
             ("radio.max_item", text(&f.max_item)),
         ])
     })();
-    let fields = match fields {
-        Ok(x) => x,
-        Err(e) => return page_error(StatusCode::BAD_REQUEST, &e),
-    };
+    let fields = fields.map_err(WebError::bad_request)?;
     let mut next = (*state.config).clone();
     for (key, value) in &fields {
-        if let Err(e) = next.set_field(key, value) {
-            return page_error(StatusCode::BAD_REQUEST, &format!("{key}: {e}"));
-        }
+        next.set_field(key, value)
+            .map_err(|e| WebError::bad_request(format!("{key}: {e}")))?;
     }
     if !next.radio.port.is_empty() {
         let problems = next.radio.settings.problems();
         if !problems.is_empty() {
-            return page_error(StatusCode::BAD_REQUEST, &problems.join("; "));
+            return Err(WebError::bad_request(problems.join("; ")));
         }
     }
     if next.radio == state.config.radio {
-        return axum::response::IntoResponse::into_response(axum::response::Redirect::to(
-            "/admin/radio",
-        ));
+        return Ok(axum::response::Redirect::to("/admin/radio").into_response());
     }
-    if let Err(e) = save_config_fields(&state.store, &fields).await {
-        return unavailable(e);
-    }
+    save_config_fields(&state.store, &fields).await?;
     restart_soon(&state);
-    restarting(&state, "The hub restarts with the new radio settings.")
+    Ok(restarting(
+        &state,
+        "The hub restarts with the new radio settings.",
+    ))
 }

@@ -2,16 +2,17 @@
 //! peers and routes (this node's card as a QR code), and bundles by hand:
 //! upload one to import it, download one for a peer.
 
-use super::admin::{CsrfForm, page_error, require, require_form, unavailable};
+use super::admin::NoFields;
+use super::guard::{Admin, AdminForm, WebError, WebResult};
 use super::{AppState, no_store};
 use crate::domain::units::{human_age, human_bytes};
 use crate::relay::node;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Form, Multipart, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 
 pub fn router(max_upload: usize) -> Router<AppState> {
@@ -34,14 +35,16 @@ pub fn router(max_upload: usize) -> Router<AppState> {
 
 /// A relay error as a page: 503 for the disk or database, 404 for what
 /// is not there, 400 for the rest.
-pub(super) fn relay_error(e: crate::relay::RelayError) -> Response {
-    use crate::relay::RelayError as E;
-    let status = match e {
-        _ if e.is_temporary() => StatusCode::SERVICE_UNAVAILABLE,
-        E::NoSuchPeer(_) | E::NoSuchRoute(_) => StatusCode::NOT_FOUND,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    page_error(status, &e.to_string())
+impl From<crate::relay::RelayError> for WebError {
+    fn from(e: crate::relay::RelayError) -> Self {
+        use crate::relay::RelayError as E;
+        let status = match e {
+            _ if e.is_temporary() => StatusCode::SERVICE_UNAVAILABLE,
+            E::NoSuchPeer(_) | E::NoSuchRoute(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        WebError::page(status, e.to_string())
+    }
 }
 
 // ----------------------------------------------------------------- outbox
@@ -66,15 +69,8 @@ struct OutboxPage {
     version: &'static str,
 }
 
-async fn outbox_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match require(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let rows = match state.store.outbox().await {
-        Ok(r) => r,
-        Err(e) => return unavailable(e),
-    };
+async fn outbox_page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
+    let rows = state.store.outbox().await?;
     let now = crate::store::now();
     let items = rows
         .into_iter()
@@ -93,42 +89,35 @@ async fn outbox_page(State(state): State<AppState>, headers: HeaderMap) -> Respo
             error: o.last_error.unwrap_or_default(),
         })
         .collect();
-    no_store(
-        OutboxPage {
-            name: state.config.hub.name.clone(),
-            csrf: s.csrf,
-            items,
-            version: env!("CARGO_PKG_VERSION"),
-        }
-        .into_response(),
-    )
+    Ok(no_store(OutboxPage {
+        name: state.config.hub.name.clone(),
+        csrf: s.csrf,
+        items,
+        version: env!("CARGO_PKG_VERSION"),
+    }))
 }
 
 async fn outbox_action(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path((id, action)): Path<(i64, String)>,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
-    let r = match action.as_str() {
-        "retry" => state.relay.retry(id).await,
-        "hold" => state.relay.hold(id).await,
-        "drop" => state.relay.drop_item(id, false).await,
-        _ => return page_error(StatusCode::NOT_FOUND, "No such outbox action."),
-    };
-    match r {
-        Ok(()) => {
-            let _ = state
-                .store
-                .event("outbox", Some(&id.to_string()), Some(&action))
-                .await;
-            Redirect::to("/admin/outbox").into_response()
+    AdminForm(_, NoFields {}): AdminForm<NoFields>,
+) -> WebResult {
+    match action.as_str() {
+        "retry" => state.relay.retry(id).await?,
+        "hold" => state.relay.hold(id).await?,
+        "drop" => state.relay.drop_item(id, false).await?,
+        _ => {
+            return Err(WebError::page(
+                StatusCode::NOT_FOUND,
+                "No such outbox action.",
+            ));
         }
-        Err(e) => relay_error(e),
     }
+    let _ = state
+        .store
+        .event("outbox", Some(&id.to_string()), Some(&action))
+        .await;
+    Ok(Redirect::to("/admin/outbox").into_response())
 }
 
 // ------------------------------------------------------------------ peers
@@ -178,15 +167,8 @@ fn own_link_addrs(state: &AppState) -> Vec<String> {
     node::link_addrs(&bound, &names)
 }
 
-async fn peers_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match require(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let (peers, routes) = match tokio::try_join!(state.store.peer_list(), state.store.routes()) {
-        Ok(x) => x,
-        Err(e) => return unavailable(e),
-    };
+async fn peers_page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
+    let (peers, routes) = tokio::try_join!(state.store.peer_list(), state.store.routes())?;
     let card = state.relay.card(own_link_addrs(&state)).to_text();
     let qr = node::qr_svg(&card).unwrap_or_default();
     let now = crate::store::now();
@@ -217,24 +199,19 @@ async fn peers_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
             peer: p,
         })
         .collect();
-    no_store(
-        PeersPage {
-            name: state.config.hub.name.clone(),
-            csrf: s.csrf,
-            card,
-            qr,
-            peers,
-            routes,
-            version: env!("CARGO_PKG_VERSION"),
-        }
-        .into_response(),
-    )
+    Ok(no_store(PeersPage {
+        name: state.config.hub.name.clone(),
+        csrf: s.csrf,
+        card,
+        qr,
+        peers,
+        routes,
+        version: env!("CARGO_PKG_VERSION"),
+    }))
 }
 
 #[derive(serde::Deserialize)]
 struct PeerAddForm {
-    #[serde(default)]
-    csrf: String,
     card: String,
     #[serde(default)]
     name: String,
@@ -242,42 +219,29 @@ struct PeerAddForm {
 
 async fn peer_add(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<PeerAddForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
+    AdminForm(_, f): AdminForm<PeerAddForm>,
+) -> WebResult {
     if f.card.len() > 4096 || f.name.len() > 256 {
-        return page_error(StatusCode::BAD_REQUEST, "A field is too long.");
+        return Err(WebError::bad_request("A field is too long."));
     }
-    let card = match node::Card::parse(&f.card) {
-        Ok(c) => c,
-        Err(e) => return page_error(StatusCode::BAD_REQUEST, &e.to_string()),
-    };
+    let card = node::Card::parse(&f.card).map_err(|e| WebError::bad_request(e.to_string()))?;
     let name = Some(f.name.trim()).filter(|n| !n.is_empty());
-    match state.relay.add_peer(&card, name).await {
-        Ok((row, _)) => {
-            let _ = state.store.event("peer.add", Some(&row.name), None).await;
-            // A card with addresses: sync over a live link whenever there is mail.
-            if !card.addrs.is_empty()
-                && let Err(e) = state
-                    .syncer
-                    .add(&row.name, "link", "", "always", false)
-                    .await
-            {
-                tracing::warn!(peer = %row.name, error = %e, "could not add the link uplink");
-            }
-            Redirect::to("/admin/peers").into_response()
-        }
-        Err(e) => relay_error(e),
+    let (row, _) = state.relay.add_peer(&card, name).await?;
+    let _ = state.store.event("peer.add", Some(&row.name), None).await;
+    // A card with addresses: sync over a live link whenever there is mail.
+    if !card.addrs.is_empty()
+        && let Err(e) = state
+            .syncer
+            .add(&row.name, "link", "", "always", false)
+            .await
+    {
+        tracing::warn!(peer = %row.name, error = %e, "could not add the link uplink");
     }
+    Ok(Redirect::to("/admin/peers").into_response())
 }
 
 #[derive(serde::Deserialize)]
 struct ClassicForm {
-    #[serde(default)]
-    csrf: String,
     name: String,
     domains: String,
     #[serde(default)]
@@ -287,14 +251,10 @@ struct ClassicForm {
 /// A classic peer: an Exim or Postfix node reached by batch SMTP.
 async fn classic_add(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<ClassicForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
+    AdminForm(_, f): AdminForm<ClassicForm>,
+) -> WebResult {
     if f.name.len() > 256 || f.domains.len() > 4096 || f.nncp.len() > 256 {
-        return page_error(StatusCode::BAD_REQUEST, "A field is too long.");
+        return Err(WebError::bad_request("A field is too long."));
     }
     let domains: Vec<String> = f
         .domains
@@ -303,47 +263,30 @@ async fn classic_add(
         .map(str::to_string)
         .collect();
     let nncp = Some(f.nncp.trim()).filter(|n| !n.is_empty());
-    match state
+    let (row, _) = state
         .relay
         .add_classic_peer(f.name.trim(), &domains, nncp)
-        .await
-    {
-        Ok((row, _)) => {
-            let _ = state.store.event("peer.add", Some(&row.name), None).await;
-            Redirect::to("/admin/peers").into_response()
-        }
-        Err(e) => relay_error(e),
-    }
+        .await?;
+    let _ = state.store.event("peer.add", Some(&row.name), None).await;
+    Ok(Redirect::to("/admin/peers").into_response())
 }
 
 #[derive(serde::Deserialize)]
 struct NameForm {
-    #[serde(default)]
-    csrf: String,
     name: String,
 }
 
 async fn peer_remove(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<NameForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
-    match state.relay.remove_peer(&f.name).await {
-        Ok(()) => {
-            let _ = state.store.event("peer.remove", Some(&f.name), None).await;
-            Redirect::to("/admin/peers").into_response()
-        }
-        Err(e) => relay_error(e),
-    }
+    AdminForm(_, f): AdminForm<NameForm>,
+) -> WebResult {
+    state.relay.remove_peer(&f.name).await?;
+    let _ = state.store.event("peer.remove", Some(&f.name), None).await;
+    Ok(Redirect::to("/admin/peers").into_response())
 }
 
 #[derive(serde::Deserialize)]
 struct RouteForm {
-    #[serde(default)]
-    csrf: String,
     domain: String,
     #[serde(default)]
     peer: String,
@@ -351,30 +294,18 @@ struct RouteForm {
 
 async fn route_add(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<RouteForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
-    match state.relay.add_route(&f.domain, &f.peer).await {
-        Ok(()) => Redirect::to("/admin/peers").into_response(),
-        Err(e) => relay_error(e),
-    }
+    AdminForm(_, f): AdminForm<RouteForm>,
+) -> WebResult {
+    state.relay.add_route(&f.domain, &f.peer).await?;
+    Ok(Redirect::to("/admin/peers").into_response())
 }
 
 async fn route_remove(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<RouteForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
-    match state.relay.remove_route(&f.domain).await {
-        Ok(()) => Redirect::to("/admin/peers").into_response(),
-        Err(e) => relay_error(e),
-    }
+    AdminForm(_, f): AdminForm<RouteForm>,
+) -> WebResult {
+    state.relay.remove_route(&f.domain).await?;
+    Ok(Redirect::to("/admin/peers").into_response())
 }
 
 // ---------------------------------------------------------------- bundles
@@ -389,25 +320,21 @@ struct BundlesPage {
     version: &'static str,
 }
 
-async fn bundles_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match require(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let peers = match state.store.peer_list().await {
-        Ok(p) => p.into_iter().map(|p| p.name).collect(),
-        Err(e) => return unavailable(e),
-    };
-    no_store(
-        BundlesPage {
-            name: state.config.hub.name.clone(),
-            csrf: s.csrf,
-            peers,
-            result: None,
-            version: env!("CARGO_PKG_VERSION"),
-        }
-        .into_response(),
-    )
+async fn bundles_page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
+    let peers = state
+        .store
+        .peer_list()
+        .await?
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    Ok(no_store(BundlesPage {
+        name: state.config.hub.name.clone(),
+        csrf: s.csrf,
+        peers,
+        result: None,
+        version: env!("CARGO_PKG_VERSION"),
+    }))
 }
 
 /// Removes an upload's temp file however the request ends.
@@ -422,93 +349,57 @@ impl Drop for TempFile {
 /// is streamed to a temp file, never held in memory.
 async fn bundle_import(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    // No session, no upload: refused before a byte of the body is read.
+    admin: Admin,
     mut form: Multipart,
-) -> Response {
+) -> WebResult {
     use tokio::io::AsyncWriteExt;
-    // No session, no upload: refuse before reading a byte of the body.
-    if let Err(r) = require(&state, &headers).await {
-        return r;
-    }
     let mut csrf = String::new();
     let mut file: Option<(TempFile, u64)> = None;
     let incomplete = |e: &dyn std::fmt::Display| {
-        page_error(
-            StatusCode::BAD_REQUEST,
-            &format!("The upload did not arrive whole: {e}"),
-        )
+        WebError::bad_request(format!("The upload did not arrive whole: {e}"))
     };
-    loop {
-        match form.next_field().await {
-            Ok(Some(mut field)) => match field.name() {
-                Some("csrf") => csrf = field.text().await.unwrap_or_default(),
-                Some("bundle") => {
-                    let tmp = TempFile(state.store.temp_path("upload"));
-                    let mut out = match tokio::fs::File::create(&tmp.0).await {
-                        Ok(f) => f,
-                        Err(e) => return unavailable(e),
-                    };
-                    let mut size = 0u64;
-                    loop {
-                        match field.chunk().await {
-                            Ok(Some(chunk)) => {
-                                size += chunk.len() as u64;
-                                if let Err(e) = out.write_all(&chunk).await {
-                                    return unavailable(e);
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => return incomplete(&e),
-                        }
-                    }
-                    if let Err(e) = out.flush().await {
-                        return unavailable(e);
-                    }
-                    file = Some((tmp, size));
+    while let Some(mut field) = form.next_field().await.map_err(|e| incomplete(&e))? {
+        match field.name() {
+            Some("csrf") => csrf = field.text().await.unwrap_or_default(),
+            Some("bundle") => {
+                let tmp = TempFile(state.store.temp_path("upload"));
+                let mut out = tokio::fs::File::create(&tmp.0).await?;
+                let mut size = 0u64;
+                while let Some(chunk) = field.chunk().await.map_err(|e| incomplete(&e))? {
+                    size += chunk.len() as u64;
+                    out.write_all(&chunk).await?;
                 }
-                _ => {}
-            },
-            Ok(None) => break,
-            Err(e) => return incomplete(&e),
+                out.flush().await?;
+                file = Some((tmp, size));
+            }
+            _ => {}
         }
     }
-    let s = match require_form(&state, &headers, &csrf).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    admin.check_csrf(&csrf)?;
     let Some((tmp, size)) = file.filter(|(_, size)| *size > 0) else {
-        return page_error(StatusCode::BAD_REQUEST, "Choose a bundle file to upload.");
+        return Err(WebError::bad_request("Choose a bundle file to upload."));
     };
-    let reader = match std::fs::File::open(&tmp.0) {
-        Ok(f) => std::io::BufReader::with_capacity(256 << 10, f),
-        Err(e) => return unavailable(e),
-    };
-    let result = match state.relay.import(reader).await {
-        Ok(r) => {
-            let _ = state
-                .store
-                .event("bundle.import", Some(&r.peer), Some(&r.to_string()))
-                .await;
-            format!("Imported {}: {r}.", human_bytes(size))
-        }
-        Err(e) => return relay_error(e),
-    };
+    let reader = std::io::BufReader::with_capacity(256 << 10, std::fs::File::open(&tmp.0)?);
+    let r = state.relay.import(reader).await?;
+    let _ = state
+        .store
+        .event("bundle.import", Some(&r.peer), Some(&r.to_string()))
+        .await;
+    let result = format!("Imported {}: {r}.", human_bytes(size));
     let peers = state
         .store
         .peer_list()
         .await
         .map(|p| p.into_iter().map(|p| p.name).collect())
         .unwrap_or_default();
-    no_store(
-        BundlesPage {
-            name: state.config.hub.name.clone(),
-            csrf: s.csrf,
-            peers,
-            result: Some(result),
-            version: env!("CARGO_PKG_VERSION"),
-        }
-        .into_response(),
-    )
+    Ok(no_store(BundlesPage {
+        name: state.config.hub.name.clone(),
+        csrf: admin.0.csrf,
+        peers,
+        result: Some(result),
+        version: env!("CARGO_PKG_VERSION"),
+    }))
 }
 
 #[derive(serde::Deserialize)]
@@ -520,19 +411,11 @@ struct ExportQuery {
 /// changes nothing a repeat would harm (items are resent until acknowledged).
 async fn bundle_export(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Query(q): Query<ExportQuery>,
-) -> Response {
-    if let Err(r) = require(&state, &headers).await {
-        return r;
-    }
-    let (bytes, exported) = match state.relay.export(&q.peer, Vec::new()).await {
-        Ok(x) => x,
-        Err(e) => return relay_error(e),
-    };
-    if let Err(e) = state.relay.sent(&exported).await {
-        return relay_error(e);
-    }
+) -> WebResult {
+    let (bytes, exported) = state.relay.export(&q.peer, Vec::new()).await?;
+    state.relay.sent(&exported).await?;
     let file = crate::relay::folder::export_name(&exported, &state.relay.identity().public);
     let mut r = bytes.into_response();
     let h = r.headers_mut();
@@ -547,5 +430,5 @@ async fn bundle_export(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    no_store(r)
+    Ok(no_store(r))
 }

@@ -3,14 +3,13 @@
 //! the Wi-Fi details shown to newcomers. Settings changed here live in the
 //! database; the hub's name and domains come from the configuration.
 
-use super::admin::{page_error, require, require_form, unavailable};
+use super::guard::{Admin, AdminForm, WebError, WebResult};
 use super::join::{JOIN_ENABLED, WIFI_PASSPHRASE, WIFI_SSID};
 use super::{AppState, no_store};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Form, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
@@ -90,24 +89,17 @@ struct SettingsPage {
     version: &'static str,
 }
 
-async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match require(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
     let get = |k: &'static str| {
         let store = state.store.clone();
         async move { store.settings_get(k).await }
     };
-    let (join, ssid, passphrase) = match tokio::try_join!(
+    let (join, ssid, passphrase) = tokio::try_join!(
         super::join::enabled(&state),
         get(WIFI_SSID),
         get(WIFI_PASSPHRASE)
-    ) {
-        Ok(x) => x,
-        Err(e) => return unavailable(e),
-    };
-    no_store(SettingsPage {
+    )?;
+    Ok(no_store(SettingsPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
         fingerprint: state.fingerprint.to_string(),
@@ -127,13 +119,11 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
         max_message_size: state.config.limits.max_message_size.to_string(),
         mailbox_quota: state.config.limits.mailbox_quota.to_string(),
         version: env!("CARGO_PKG_VERSION"),
-    })
+    }))
 }
 
 #[derive(serde::Deserialize)]
 struct SettingsForm {
-    #[serde(default)]
-    csrf: String,
     /// Present (any value) when the box is ticked.
     #[serde(default)]
     join: Option<String>,
@@ -154,25 +144,18 @@ struct SettingsForm {
 
 async fn save(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<SettingsForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
+    AdminForm(_, f): AdminForm<SettingsForm>,
+) -> WebResult {
     let (ssid, passphrase) = (f.ssid.trim(), f.passphrase.as_str());
-    if let Err(e) = check_wifi(ssid, passphrase) {
-        return page_error(StatusCode::BAD_REQUEST, &e);
-    }
+    check_wifi(ssid, passphrase).map_err(WebError::bad_request)?;
     let days = match f.delete_after_days.trim() {
         "" => state.config.mail.delete_after_days,
         d => match d.parse::<u32>() {
             Ok(d) if (1..=MAX_DELETE_AFTER_DAYS).contains(&d) => d,
             _ => {
-                return page_error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("Keep mail for 1 to {MAX_DELETE_AFTER_DAYS} days."),
-                );
+                return Err(WebError::bad_request(format!(
+                    "Keep mail for 1 to {MAX_DELETE_AFTER_DAYS} days."
+                )));
             }
         },
     };
@@ -212,37 +195,30 @@ async fn save(
                 "limits.mailbox_quota" => "Mail each account may hold",
                 _ => key,
             };
-            return page_error(
-                StatusCode::BAD_REQUEST,
-                &format!("{what}: {e}. Sizes are written like \"30 MiB\" or \"2 GiB\"."),
-            );
+            return Err(WebError::bad_request(format!(
+                "{what}: {e}. Sizes are written like \"30 MiB\" or \"2 GiB\"."
+            )));
         }
     }
     let join_on = f.join.is_some();
-    let join_was = match super::join::enabled(&state).await {
-        Ok(j) => j,
-        Err(e) => return unavailable(e),
-    };
+    let join_was = super::join::enabled(&state).await?;
     // What is read at start takes a restart: the mail rules, the limits,
     // and whether a first login may make an account.
     let restart =
         next.mail != state.config.mail || next.limits != state.config.limits || join_on != join_was;
-    let result = async {
-        let join = if f.join.is_some() { "1" } else { "0" };
-        state.store.settings_set(JOIN_ENABLED, join).await?;
-        save_wifi(&state.store, ssid, passphrase).await?;
-        save_config_fields(&state.store, &fields).await
-    }
-    .await;
-    if let Err(e) = result {
-        return unavailable(e);
-    }
+    let join = if f.join.is_some() { "1" } else { "0" };
+    state.store.settings_set(JOIN_ENABLED, join).await?;
+    save_wifi(&state.store, ssid, passphrase).await?;
+    save_config_fields(&state.store, &fields).await?;
     ask_for_wifi(&state).await;
     if restart {
         restart_soon(&state);
-        return restarting(&state, "The hub restarts with the new settings.");
+        return Ok(restarting(
+            &state,
+            "The hub restarts with the new settings.",
+        ));
     }
-    Redirect::to("/admin/settings").into_response()
+    Ok(Redirect::to("/admin/settings").into_response())
 }
 
 /// Store configuration fields the admin changed (applied over the file's
@@ -287,8 +263,6 @@ pub(super) fn restarting(state: &AppState, what: &str) -> Response {
 #[derive(serde::Deserialize)]
 struct ConfirmForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     confirm: String,
 }
 
@@ -297,27 +271,25 @@ struct ConfirmForm {
 /// they carry on; anyone who checked the fingerprint must check again.
 async fn new_certificate(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<ConfirmForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
+    AdminForm(_, f): AdminForm<ConfirmForm>,
+) -> WebResult {
     if f.confirm != "yes" {
-        return page_error(
-            StatusCode::BAD_REQUEST,
+        return Err(WebError::bad_request(
             "Tick the box to confirm: a new certificate has a new fingerprint.",
-        );
+        ));
     }
     let dir = crate::datadir::Layout::new(state.config.data_dir.clone()).tls_dir();
     for name in ["cert.pem", "key.pem"] {
         match std::fs::remove_file(dir.join(name)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return unavailable(e),
+            Err(e) => return Err(e.into()),
         }
     }
     let _ = state.store.event("certificate.new", None, None).await;
     restart_soon(&state);
-    restarting(&state, "The hub restarts with a new certificate.")
+    Ok(restarting(
+        &state,
+        "The hub restarts with a new certificate.",
+    ))
 }

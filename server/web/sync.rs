@@ -1,18 +1,17 @@
 //! Uplinks and syncing in the admin: the uplinks with their schedules,
 //! "Sync now" with live progress (Server-Sent Events), and the sync history.
 
-use super::admin::{CsrfForm, page_error, require, require_form, unavailable};
-use super::relay::relay_error;
+use super::admin::NoFields;
+use super::guard::{Admin, AdminForm, WebError, WebResult};
 use super::{AppState, after_gap, no_store};
 use crate::domain::units::{count, human_age, human_bytes};
 use crate::relay::uplink::{Board, UplinkStatus};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Form, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use std::time::Duration;
 
@@ -54,15 +53,8 @@ struct UplinksPage {
     version: &'static str,
 }
 
-async fn uplinks_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match require(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let (ups, peers) = match tokio::try_join!(state.store.uplinks(), state.store.peer_list()) {
-        Ok(x) => x,
-        Err(e) => return unavailable(e),
-    };
+async fn uplinks_page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
+    let (ups, peers) = tokio::try_join!(state.store.uplinks(), state.store.peer_list())?;
     let now = crate::store::now();
     let uplinks = ups
         .into_iter()
@@ -81,19 +73,17 @@ async fn uplinks_page(State(state): State<AppState>, headers: HeaderMap) -> Resp
             deletion_acks: u.deletion_acks,
         })
         .collect();
-    no_store(UplinksPage {
+    Ok(no_store(UplinksPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
         uplinks,
         peers: peers.into_iter().map(|p| p.name).collect(),
         version: env!("CARGO_PKG_VERSION"),
-    })
+    }))
 }
 
 #[derive(serde::Deserialize)]
 struct UplinkForm {
-    #[serde(default)]
-    csrf: String,
     peer: String,
     carrier: String,
     #[serde(default)]
@@ -106,16 +96,12 @@ struct UplinkForm {
 
 async fn uplink_add(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<UplinkForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
+    AdminForm(_, f): AdminForm<UplinkForm>,
+) -> WebResult {
     if f.target.len() > 1024 || f.schedule.len() > 512 || f.peer.len() > 256 {
-        return page_error(StatusCode::BAD_REQUEST, "A field is too long.");
+        return Err(WebError::bad_request("A field is too long."));
     }
-    match state
+    let u = state
         .syncer
         .add(
             &f.peer,
@@ -124,86 +110,57 @@ async fn uplink_add(
             &f.schedule,
             f.deletion_acks.is_some(),
         )
-        .await
-    {
-        Ok(u) => {
-            let detail = format!("{} {} {}", u.carrier, u.target, u.schedule);
-            let _ = state
-                .store
-                .event("uplink.add", Some(&u.peer_name), Some(&detail))
-                .await;
-            Redirect::to("/admin/uplinks").into_response()
-        }
-        Err(e) => relay_error(e),
-    }
+        .await?;
+    let detail = format!("{} {} {}", u.carrier, u.target, u.schedule);
+    let _ = state
+        .store
+        .event("uplink.add", Some(&u.peer_name), Some(&detail))
+        .await;
+    Ok(Redirect::to("/admin/uplinks").into_response())
 }
 
 #[derive(serde::Deserialize)]
 struct ScheduleForm {
-    #[serde(default)]
-    csrf: String,
     schedule: String,
 }
 
 async fn uplink_schedule(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(f): Form<ScheduleForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
+    AdminForm(_, f): AdminForm<ScheduleForm>,
+) -> WebResult {
     if f.schedule.len() > 512 {
-        return page_error(StatusCode::BAD_REQUEST, "The schedule is too long.");
+        return Err(WebError::bad_request("The schedule is too long."));
     }
-    match state.syncer.set_schedule(id, &f.schedule).await {
-        Ok(()) => Redirect::to("/admin/uplinks").into_response(),
-        Err(e) => relay_error(e),
-    }
+    state.syncer.set_schedule(id, &f.schedule).await?;
+    Ok(Redirect::to("/admin/uplinks").into_response())
 }
 
 async fn uplink_remove(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
-    match state.syncer.remove(id).await {
-        Ok(()) => {
-            let _ = state
-                .store
-                .event("uplink.remove", Some(&id.to_string()), None)
-                .await;
-            Redirect::to("/admin/uplinks").into_response()
-        }
-        Err(e) => relay_error(e),
-    }
+    AdminForm(_, NoFields {}): AdminForm<NoFields>,
+) -> WebResult {
+    state.syncer.remove(id).await?;
+    let _ = state
+        .store
+        .event("uplink.remove", Some(&id.to_string()), None)
+        .await;
+    Ok(Redirect::to("/admin/uplinks").into_response())
 }
 
 // --------------------------------------------------------------- sync now
 
 async fn sync_now(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
-    match state.syncer.sync_now(None).await {
-        Ok(round) => {
-            let _ = state
-                .store
-                .event("sync.now", None, Some(&format!("round {round}")))
-                .await;
-            Redirect::to("/admin/sync").into_response()
-        }
-        Err(e) => relay_error(e),
-    }
+    AdminForm(_, NoFields {}): AdminForm<NoFields>,
+) -> WebResult {
+    let round = state.syncer.sync_now(None).await?;
+    let _ = state
+        .store
+        .event("sync.now", None, Some(&format!("round {round}")))
+        .await;
+    Ok(Redirect::to("/admin/sync").into_response())
 }
 
 struct RowView {
@@ -259,13 +216,9 @@ struct SyncPage {
     version: &'static str,
 }
 
-async fn sync_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match require(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn sync_page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
     let b = state.syncer.board().borrow().clone();
-    no_store(SyncPage {
+    Ok(no_store(SyncPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
         round: b.round,
@@ -277,7 +230,7 @@ async fn sync_page(State(state): State<AppState>, headers: HeaderMap) -> Respons
             String::new()
         },
         version: env!("CARGO_PKG_VERSION"),
-    })
+    }))
 }
 
 #[derive(serde::Serialize)]
@@ -361,10 +314,7 @@ fn summary_event(b: &Board) -> Event {
 /// Progress of the current round as Server-Sent Events: `progress` on
 /// every change (at most every [`EVENT_GAP`]), then one `summary`, then
 /// the stream ends.
-async fn sync_events(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = require(&state, &headers).await {
-        return r;
-    }
+async fn sync_events(State(state): State<AppState>, _: Admin) -> WebResult {
     enum Step {
         Watch,
         Finished,
@@ -400,7 +350,9 @@ async fn sync_events(State(state): State<AppState>, headers: HeaderMap) -> Respo
         },
     );
     let flat = futures_util::StreamExt::flat_map(stream, futures_util::stream::iter);
-    no_store(Sse::new(flat).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(no_store(Sse::new(flat).keep_alive(
+        KeepAlive::new().interval(Duration::from_secs(15)),
+    )))
 }
 
 // ---------------------------------------------------------------- history
@@ -426,14 +378,8 @@ struct HistoryPage {
 /// Rows shown on the history page.
 const HISTORY_ROWS: u32 = 200;
 
-async fn history_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = require(&state, &headers).await {
-        return r;
-    }
-    let rows = match state.store.sync_history(HISTORY_ROWS).await {
-        Ok(r) => r,
-        Err(e) => return unavailable(e),
-    };
+async fn history_page(State(state): State<AppState>, _: Admin) -> WebResult {
+    let rows = state.store.sync_history(HISTORY_ROWS).await?;
     let n = |v: i64| u64::try_from(v).unwrap_or(0);
     let runs = rows
         .into_iter()
@@ -458,9 +404,9 @@ async fn history_page(State(state): State<AppState>, headers: HeaderMap) -> Resp
             carrier: r.carrier,
         })
         .collect();
-    no_store(HistoryPage {
+    Ok(no_store(HistoryPage {
         name: state.config.hub.name.clone(),
         runs,
         version: env!("CARGO_PKG_VERSION"),
-    })
+    }))
 }

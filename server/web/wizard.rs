@@ -4,7 +4,7 @@
 //! ("use this browser's time": a Pi has no clock battery). A new name or
 //! domain takes a restart, which the hub does by itself.
 
-use super::admin::{page_error, require, require_form, unavailable};
+use super::guard::{Admin, AdminForm, WebError, WebResult};
 use super::join::{WIFI_PASSPHRASE, WIFI_SSID};
 use super::settings::{ask_for_wifi, check_wifi, restart_soon, save_wifi};
 use super::{AppState, no_store};
@@ -14,9 +14,8 @@ use crate::domain::Domain;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Form, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 
 /// Set once the wizard was completed.
@@ -58,24 +57,12 @@ struct DonePage {
     version: &'static str,
 }
 
-async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match require(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let got = async {
-        let accounts = state.store.account_count().await?;
-        let ssid = state.store.settings_get(WIFI_SSID).await?;
-        let pass = state.store.settings_get(WIFI_PASSPHRASE).await?;
-        let country = state.store.settings_get(WIFI_COUNTRY).await?;
-        Ok::<_, crate::store::Error>((accounts, ssid, pass, country))
-    }
-    .await;
-    let (accounts, ssid, passphrase, country) = match got {
-        Ok(x) => x,
-        Err(e) => return unavailable(e),
-    };
-    no_store(WizardPage {
+async fn page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
+    let accounts = state.store.account_count().await?;
+    let ssid = state.store.settings_get(WIFI_SSID).await?;
+    let passphrase = state.store.settings_get(WIFI_PASSPHRASE).await?;
+    let country = state.store.settings_get(WIFI_COUNTRY).await?;
+    Ok(no_store(WizardPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
         domain: state
@@ -90,13 +77,11 @@ async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
         passphrase: passphrase.unwrap_or_default(),
         country: country.unwrap_or_default(),
         version: env!("CARGO_PKG_VERSION"),
-    })
+    }))
 }
 
 #[derive(serde::Deserialize)]
 struct WizardForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -113,18 +98,11 @@ struct WizardForm {
     browser_time: String,
 }
 
-fn bad(message: &str) -> Response {
-    page_error(StatusCode::BAD_REQUEST, message)
+fn bad(message: &str) -> WebResult {
+    Err(WebError::bad_request(message))
 }
 
-async fn save(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<WizardForm>,
-) -> Response {
-    if let Err(r) = require_form(&state, &headers, &f.csrf).await {
-        return r;
-    }
+async fn save(State(state): State<AppState>, AdminForm(_, f): AdminForm<WizardForm>) -> WebResult {
     // Check everything before changing anything.
     let name = f.name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
@@ -142,9 +120,7 @@ async fn save(
         }
     };
     let (ssid, passphrase) = (f.ssid.trim(), f.passphrase.as_str());
-    if let Err(e) = check_wifi(ssid, passphrase) {
-        return bad(&e);
-    }
+    check_wifi(ssid, passphrase).map_err(WebError::bad_request)?;
     let country = f.country.trim().to_ascii_uppercase();
     let two_letters = country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase());
     if !country.is_empty() && !two_letters {
@@ -161,49 +137,37 @@ async fn save(
     };
     let current_domain = state.config.hub.domains.first().cloned();
     let domain_changes = current_domain.as_ref() != Some(&domain);
-    if domain_changes {
-        match state.store.account_count().await {
-            Ok(0) => {}
-            Ok(_) => {
-                return bad(
-                    "Accounts exist at the current mail domain: it stays as it is (their addresses would stop working).",
-                );
-            }
-            Err(e) => return unavailable(e),
-        }
+    if domain_changes && state.store.account_count().await? > 0 {
+        return bad(
+            "Accounts exist at the current mail domain: it stays as it is (their addresses would stop working).",
+        );
     }
     let name_changes = name != state.config.hub.name;
 
     let mut notes = Vec::new();
-    let saved = async {
-        let store = &state.store;
-        if name_changes {
-            store.settings_set(SETTING_HUB_NAME, name).await?;
-        }
-        if domain_changes {
-            let list = serde_json::to_string(&[domain.to_string()]).expect("strings serialise");
-            store.settings_set(SETTING_HUB_DOMAINS, &list).await?;
-        }
-        save_wifi(store, ssid, passphrase).await?;
-        if country.is_empty() {
-            store.settings_delete(WIFI_COUNTRY).await?;
-        } else {
-            store.settings_set(WIFI_COUNTRY, &country).await?;
-        }
-        store.settings_set(SETUP_DONE, "1").await?;
-        store.event("setup.done", Some(name), None).await
+    let store = &state.store;
+    if name_changes {
+        store.settings_set(SETTING_HUB_NAME, name).await?;
     }
-    .await;
-    if let Err(e) = saved {
-        return unavailable(e);
+    if domain_changes {
+        let list = serde_json::to_string(&[domain.to_string()]).expect("strings serialise");
+        store.settings_set(SETTING_HUB_DOMAINS, &list).await?;
     }
+    save_wifi(store, ssid, passphrase).await?;
+    if country.is_empty() {
+        store.settings_delete(WIFI_COUNTRY).await?;
+    } else {
+        store.settings_set(WIFI_COUNTRY, &country).await?;
+    }
+    store.settings_set(SETUP_DONE, "1").await?;
+    store.event("setup.done", Some(name), None).await?;
     ask_for_wifi(&state).await;
     if let Some(ms) = browser_ms {
         notes.push(clock_note(&state, ms).await);
     }
     let restart = name_changes || domain_changes;
     if !restart && notes.is_empty() {
-        return Redirect::to("/admin").into_response();
+        return Ok(Redirect::to("/admin").into_response());
     }
     if restart {
         notes.push(format!(
@@ -211,12 +175,12 @@ async fn save(
         ));
         restart_soon(&state);
     }
-    no_store(DonePage {
+    Ok(no_store(DonePage {
         name: name.to_string(),
         notes,
         restart,
         version: env!("CARGO_PKG_VERSION"),
-    })
+    }))
 }
 
 /// Compare the clocks and, on the appliance, take the browser's time.

@@ -1,0 +1,137 @@
+//! What every admin handler stands behind: one error type that becomes a
+//! page ([`WebError`], so handlers use `?`), the logged-in admin
+//! ([`Admin`]) and a form posted by one with its CSRF token checked
+//! ([`AdminForm`]). A POST handler takes an `AdminForm`, so it cannot
+//! forget either check: the session is checked before a byte of the body
+//! is read, the token before the form's own fields are.
+
+use super::AppState;
+use super::admin::{self, page_error};
+use crate::store::admin::AdminSession;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::de::DeserializeOwned;
+
+/// Largest admin form body (not uploads, which are streamed).
+const MAX_FORM_BODY: usize = 64 << 10;
+
+/// Why an admin page cannot be shown: a page saying what to do.
+#[derive(Debug)]
+pub enum WebError {
+    /// The database or the disk failed: logged, "see the hub's log".
+    Unavailable(String),
+    /// What the user got wrong or cannot do, in words for them.
+    Page(StatusCode, String),
+    /// Not logged in (or no longer): go to this page.
+    Redirect(&'static str),
+}
+
+pub type WebResult<T = Response> = Result<T, WebError>;
+
+impl WebError {
+    pub fn unavailable(e: impl std::fmt::Display) -> Self {
+        WebError::Unavailable(e.to_string())
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        WebError::Page(StatusCode::BAD_REQUEST, message.into())
+    }
+
+    pub fn page(status: StatusCode, message: impl Into<String>) -> Self {
+        WebError::Page(status, message.into())
+    }
+
+    /// A form that expired or came from another site.
+    pub fn forged() -> Self {
+        WebError::Page(
+            StatusCode::FORBIDDEN,
+            "This form expired or came from another site: open the page again.".into(),
+        )
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        match self {
+            WebError::Unavailable(e) => admin::unavailable(e),
+            WebError::Page(status, message) => page_error(status, &message),
+            WebError::Redirect(to) => Redirect::to(to).into_response(),
+        }
+    }
+}
+
+impl From<crate::store::Error> for WebError {
+    fn from(e: crate::store::Error) -> Self {
+        WebError::unavailable(e)
+    }
+}
+
+impl From<std::io::Error> for WebError {
+    fn from(e: std::io::Error) -> Self {
+        WebError::unavailable(e)
+    }
+}
+
+/// A logged-in admin's session; without one, the login page.
+pub struct Admin(pub AdminSession);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> WebResult<Self> {
+        admin::require(state, &parts.headers).await.map(Admin)
+    }
+}
+
+impl Admin {
+    /// Check a token that came some other way than a form field (an
+    /// upload's multipart field).
+    pub fn check_csrf(&self, sent: &str) -> WebResult<()> {
+        if admin::same_token(&self.0.csrf, sent) {
+            Ok(())
+        } else {
+            Err(WebError::forged())
+        }
+    }
+}
+
+/// A URL-encoded form posted by a logged-in admin, whose `csrf` field is
+/// its session's token; then the form's own fields as `T`.
+pub struct AdminForm<T>(pub AdminSession, pub T);
+
+#[derive(serde::Deserialize)]
+struct TokenOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for AdminForm<T> {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &AppState) -> WebResult<Self> {
+        let (mut parts, body) = req.into_parts();
+        let Admin(session) = Admin::from_request_parts(&mut parts, state).await?;
+        let bytes = axum::body::to_bytes(body, MAX_FORM_BODY)
+            .await
+            .map_err(|_| {
+                WebError::page(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "That form is too large: shorten what you typed.",
+                )
+            })?;
+        let token: TokenOnly =
+            serde_urlencoded::from_bytes(&bytes).map_err(|_| WebError::forged())?;
+        if !admin::same_token(&session.csrf, &token.csrf) {
+            return Err(WebError::forged());
+        }
+        let form = serde_urlencoded::from_bytes(&bytes).map_err(|e| {
+            WebError::page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("The form arrived incomplete ({e}): open the page again and resend it."),
+            )
+        })?;
+        Ok(AdminForm(session, form))
+    }
+}
