@@ -9,7 +9,7 @@ use crate::imap;
 use crate::mail::transaction::{MailRules, RulesConfig};
 use crate::relay;
 use crate::smtp;
-use crate::store::{self, Store};
+use crate::store::{self, Store, settings};
 use crate::tasks::Tasks;
 use crate::tls;
 use crate::web;
@@ -29,8 +29,6 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often old mail is deleted and quotas are enforced.
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(3600);
 /// Settings keys owned by the admin bootstrap.
-pub const SETTING_ADMIN_PASSWORD: &str = "admin.password_hash";
-pub const SETTING_SETUP_CODE: &str = "setup.code";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -96,20 +94,6 @@ pub struct Prepared {
     pub report: StartReport,
 }
 
-/// Settings the admin pages change that override the configuration file.
-pub const SETTING_HUB_NAME: &str = "hub.name";
-/// JSON list of mail domains.
-pub const SETTING_HUB_DOMAINS: &str = "hub.domains";
-/// Settings named `config.KEY` hold values of configuration field KEY
-/// (`config.limits.max_message_size`) that the admin pages changed, as TOML
-/// values (`"30 MiB"`, `true`, `14`); they override the file's.
-pub const CONFIG_SETTING_PREFIX: &str = "config.";
-
-/// The setting that overrides configuration field `key`.
-pub fn config_setting(key: &str) -> String {
-    format!("{CONFIG_SETTING_PREFIX}{key}")
-}
-
 /// A stored TOML value.
 pub fn parse_setting_value(text: &str) -> Option<toml::Value> {
     toml::from_str::<toml::Table>(&format!("v = {text}"))
@@ -122,11 +106,11 @@ pub fn parse_setting_value(text: &str) -> Option<toml::Value> {
 /// with a warning, never fatal: the file's value stands.
 pub async fn effective(config: &Config, store: &Store) -> Result<Config, StartError> {
     let mut c = config.clone();
-    if let Some(name) = store.settings_get(SETTING_HUB_NAME).await? {
+    if let Some(name) = store.settings_get(settings::HUB_NAME).await? {
         c.hub.name = name;
     }
-    for (key, text) in store.settings_with_prefix(CONFIG_SETTING_PREFIX).await? {
-        let field = &key[CONFIG_SETTING_PREFIX.len()..];
+    for (key, text) in store.settings_with_prefix(settings::CONFIG_PREFIX).await? {
+        let field = &key[settings::CONFIG_PREFIX.len()..];
         let applied = parse_setting_value(&text)
             .ok_or_else(|| "not a TOML value".to_string())
             .and_then(|v| c.set_field(field, &v));
@@ -139,7 +123,7 @@ pub async fn effective(config: &Config, store: &Store) -> Result<Config, StartEr
     if store.settings_get("join.enabled").await?.as_deref() == Some("0") {
         c.mail.create_on_login = false;
     }
-    if let Some(json) = store.settings_get(SETTING_HUB_DOMAINS).await? {
+    if let Some(json) = store.settings_get(settings::HUB_DOMAINS).await? {
         let parsed: Option<Vec<crate::domain::Domain>> = serde_json::from_str::<Vec<String>>(&json)
             .ok()
             .and_then(|l| {
@@ -150,7 +134,7 @@ pub async fn effective(config: &Config, store: &Store) -> Result<Config, StartEr
         match parsed {
             Some(d) if !d.is_empty() => c.hub.domains = d,
             _ => {
-                tracing::warn!(setting = SETTING_HUB_DOMAINS, value = %json, "ignoring a stored mail domain list that does not parse")
+                tracing::warn!(setting = settings::HUB_DOMAINS, value = %json, "ignoring a stored mail domain list that does not parse")
             }
         }
     }
@@ -245,12 +229,16 @@ async fn initialize(
         relay::node::fingerprint(&identity.public)
     ));
 
-    if store.settings_get(SETTING_ADMIN_PASSWORD).await?.is_none() {
-        let code = match store.settings_get(SETTING_SETUP_CODE).await? {
+    if store
+        .settings_get(settings::ADMIN_PASSWORD)
+        .await?
+        .is_none()
+    {
+        let code = match store.settings_get(settings::SETUP_CODE).await? {
             Some(c) => c,
             None => {
                 let c = random_groups(3, 4)?;
-                store.settings_set(SETTING_SETUP_CODE, &c).await?;
+                store.settings_set(settings::SETUP_CODE, &c).await?;
                 store
                     .event("admin.setup_code", None, Some("created"))
                     .await?;
@@ -447,28 +435,7 @@ async fn route_and_expire(relay: relay::Relay, stop: CancellationToken) {
     }
 }
 
-/// Names of services as printed and shown on the status page.
-pub const SMTP_SUBMISSION_TLS: &str = "smtp submission (TLS)";
-pub const SMTP_SUBMISSION: &str = "smtp submission (STARTTLS)";
-pub const SMTP_MX: &str = "smtp mx";
-pub const IMAP_TLS: &str = "imap (TLS)";
-pub const IMAP_STARTTLS: &str = "imap (STARTTLS)";
-pub const WEB_HTTP: &str = "web";
-pub const WEB_HTTPS: &str = "web (TLS)";
-pub const LINK: &str = "link";
-
-fn service_name(field: &str) -> &'static str {
-    match field {
-        "listen.smtp_submission_tls" => SMTP_SUBMISSION_TLS,
-        "listen.smtp_submission" => SMTP_SUBMISSION,
-        "listen.smtp_mx" => SMTP_MX,
-        "listen.imap_tls" => IMAP_TLS,
-        "listen.imap" => IMAP_STARTTLS,
-        "listen.https" => WEB_HTTPS,
-        "listen.link" => LINK,
-        _ => WEB_HTTP,
-    }
-}
+pub use crate::config::services::*;
 
 impl Hub {
     /// Claim the ports, prepare the data directory, and start serving.
@@ -584,7 +551,15 @@ impl Hub {
         let bound: Vec<(&'static str, SocketAddr)> =
             listeners.iter().map(|(f, a, _)| (*f, *a)).collect();
         let stop = CancellationToken::new();
+        let wifi_saved: web::Hook = {
+            let (config, store) = (Arc::new(config.clone()), prepared.store.clone());
+            Arc::new(move || {
+                let (config, store) = (config.clone(), store.clone());
+                Box::pin(async move { crate::appliance::ask_for_wifi(&config, &store).await })
+            })
+        };
         let state = web::AppState {
+            wifi_saved,
             reload: reload.clone(),
             stop: stop.clone(),
             store: prepared.store.clone(),

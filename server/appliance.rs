@@ -7,12 +7,10 @@
 //! secrets. It runs at every boot but only acts when the file changed, so
 //! settings made later on the admin pages are not overwritten.
 
-use crate::app;
 use crate::config::Config;
 use crate::domain::{Password, wifi};
 use crate::store::Store;
-use crate::web::join::{WIFI_PASSPHRASE, WIFI_SSID};
-use crate::web::wizard::WIFI_COUNTRY;
+use crate::store::settings::{WIFI_COUNTRY, WIFI_PASSPHRASE, WIFI_SSID};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -187,13 +185,18 @@ pub struct Paths {
     pub owner: Option<String>,
 }
 
-/// What first boot did, as lines for the console.
-pub async fn firstboot(config: &Config, paths: &Paths) -> Result<Vec<String>> {
+/// What first boot did, as lines for the console. `store` is the data
+/// directory's, prepared (made on the first boot) by the caller; `name` is
+/// the hub's name as it runs.
+pub async fn firstboot(
+    config: &Config,
+    store: &Store,
+    name: &str,
+    paths: &Paths,
+) -> Result<Vec<String>> {
     let mut said = Vec::new();
     let toml_path = paths.boot.join(HUB_TOML);
     let text = std::fs::read_to_string(&toml_path).unwrap_or_default();
-    let (prepared, _) = app::prepare(config, false).await?;
-    let store: &Store = &prepared.store;
     let applied = store.settings_get(SETTING_APPLIED).await?;
     let fresh = applied.as_deref() != Some(sha256_hex(text.as_bytes()).as_str());
     let settings = parse(&text);
@@ -223,11 +226,13 @@ pub async fn firstboot(config: &Config, paths: &Paths) -> Result<Vec<String>> {
         .settings_get(WIFI_PASSPHRASE)
         .await?
         .unwrap_or_default();
-    let code = store.settings_get(app::SETTING_SETUP_CODE).await?;
+    let code = store
+        .settings_get(crate::store::settings::SETUP_CODE)
+        .await?;
     let mut sheet = format!(
         "cairn hub {}\r\n\r\nWi-Fi name:     {ssid}\r\nWi-Fi password: {pass}\r\n\r\n\
          Join the Wi-Fi, then open http://hub.camp/ (or http://10.42.0.1/).\r\n",
-        prepared.config.hub.name
+        name
     );
     match &code {
         Some(c) => sheet.push_str(&format!(
@@ -313,9 +318,11 @@ async fn apply(
         let p = Password::chosen(pw)?;
         let hash = tokio::task::spawn_blocking(move || p.hash()).await??;
         store
-            .settings_set(app::SETTING_ADMIN_PASSWORD, hash.as_str())
+            .settings_set(crate::store::settings::ADMIN_PASSWORD, hash.as_str())
             .await?;
-        store.settings_delete(app::SETTING_SETUP_CODE).await?;
+        store
+            .settings_delete(crate::store::settings::SETUP_CODE)
+            .await?;
         store
             .event(
                 "admin.password",
@@ -371,6 +378,18 @@ impl Wifi {
 /// On the appliance, write the Wi-Fi the admin chose to [`WIFI_REQUEST`]
 /// for the root-run [`apply_wifi`]; returns whether it asked for one. No
 /// Wi-Fi name (nothing shown to newcomers) leaves the access point as it is.
+/// [`publish_wifi`] for the admin pages: done or logged, never an error
+/// page (the settings are saved either way).
+pub async fn ask_for_wifi(config: &Config, store: &Store) {
+    match publish_wifi(config, store).await {
+        Ok(true) => tracing::info!("asked for the new Wi-Fi settings to reach the access point"),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "the Wi-Fi settings could not be handed to the access point")
+        }
+    }
+}
+
 pub async fn publish_wifi(config: &Config, store: &Store) -> Result<bool> {
     if config.profile != crate::config::Profile::Appliance {
         return Ok(false);

@@ -20,9 +20,9 @@
 //! | 8314 | Implicit TLS for submission | Yes | `smtp::server` |
 //! | 4954, 4616 | SMTP AUTH, PLAIN (and LOGIN) | Yes | `smtp::session` |
 //! | 2920 | PIPELINING | Yes | `smtp::session` |
-//! | 1870 | SIZE | Yes | `smtp::path`, `mail::intake` |
+//! | 1870 | SIZE | Yes | `domain::smtp_path`, `mail::intake` |
 //! | 6152 | 8BITMIME | Yes | `smtp::session` |
-//! | 6531 | SMTPUTF8 | Yes | `smtp::path`, `domain::address` |
+//! | 6531 | SMTPUTF8 | Yes | `domain::smtp_path`, `domain::address` |
 //! | 2034, 3463 | Enhanced status codes | Yes | `smtp::reply` |
 //! | 3030 | CHUNKING (BDAT) | No (not advertised; BDAT answers 502) | — |
 //! | 3464, 6522 | Delivery status notifications | Yes (generation) | `mail::bounce` |

@@ -729,7 +729,7 @@ fn a_filespooler_queue_runs_the_importer() {
 /// is a valid batch of two messages.
 #[test]
 fn the_fuzz_seed_is_a_valid_batch() {
-    use cairn::smtp::bsmtp::{Decoder, Event};
+    use cairn::relay::bsmtp::{Decoder, Event};
     let seed = std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/corpus/bsmtp_batch/seed"),
     )

@@ -55,10 +55,12 @@ fn domain_does_no_io() {
 }
 
 #[test]
-fn the_bundle_codec_does_no_io() {
-    let text = std::fs::read_to_string(server().join("relay/bundle.rs")).unwrap();
-    for banned in ["tokio", "std::fs", "std::net", "crate::store"] {
-        assert!(!text.contains(banned), "relay/bundle.rs uses {banned}");
+fn the_bundle_codecs_do_no_io() {
+    for codec in ["relay/bundle.rs", "relay/bsmtp.rs", "domain/smtp_path.rs"] {
+        let text = std::fs::read_to_string(server().join(codec)).unwrap();
+        for banned in ["tokio", "std::fs", "std::net", "crate::store"] {
+            assert!(!text.contains(banned), "{codec} uses {banned}");
+        }
     }
 }
 
@@ -117,4 +119,141 @@ fn admin_forms_go_through_the_guard() {
             f.display()
         );
     }
+}
+
+/// The top-level modules of server/ each file names (`crate::X`, also in
+/// `use crate::{X, Y}`), outside comments: module → (named module → files).
+fn module_edges()
+-> std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>> {
+    let mut files = Vec::new();
+    rust_files(&server(), &mut files);
+    let mut edges: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, Vec<String>>,
+    > = Default::default();
+    for f in files {
+        let rel = f
+            .strip_prefix(server())
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let module = rel
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_string();
+        let text = std::fs::read_to_string(&f).unwrap();
+        let mut named = Vec::new();
+        for line in text.lines() {
+            let code = line.split("//").next().unwrap();
+            let mut rest = code;
+            while let Some(at) = rest.find("crate::") {
+                rest = &rest[at + "crate::".len()..];
+                if let Some(group) = rest.strip_prefix('{') {
+                    let inner = group.split('}').next().unwrap();
+                    named.extend(inner.split(',').map(|s| {
+                        s.trim()
+                            .split(|c: char| !c.is_alphanumeric() && c != '_')
+                            .next()
+                            .unwrap()
+                            .to_string()
+                    }));
+                } else {
+                    named.push(
+                        rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+                            .next()
+                            .unwrap()
+                            .to_string(),
+                    );
+                }
+            }
+        }
+        for n in named {
+            if !n.is_empty() && n != module && n != "self" {
+                edges
+                    .entry(module.clone())
+                    .or_default()
+                    .entry(n)
+                    .or_default()
+                    .push(rel.clone());
+            }
+        }
+    }
+    edges
+}
+
+/// No two top-level modules of server/ import each other, directly or
+/// round a loop: each layer can be read (and tested) without those above.
+#[test]
+fn no_import_cycle_between_modules() {
+    let edges = module_edges();
+    assert!(edges.contains_key("web") && edges.contains_key("relay"));
+    // Depth-first search for a back edge; report the loop with its files.
+    fn visit(
+        m: &str,
+        edges: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|p| p == m) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(m.to_string());
+            return Some(cycle);
+        }
+        if !done.insert(m.to_string()) {
+            return None;
+        }
+        path.push(m.to_string());
+        for next in edges.get(m).into_iter().flat_map(|e| e.keys()) {
+            if let Some(c) = visit(next, edges, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        None
+    }
+    for m in edges.keys() {
+        let mut path = Vec::new();
+        let mut done = Default::default();
+        if let Some(cycle) = visit(m, &edges, &mut path, &mut done) {
+            let why: Vec<String> = cycle
+                .windows(2)
+                .map(|w| format!("{} → {} in {:?}", w[0], w[1], edges[&w[0]][&w[1]]))
+                .collect();
+            panic!("import cycle {}: {why:#?}", cycle.join(" → "));
+        }
+    }
+}
+
+/// Which way imports point (STYLE.md): the pages, the protocols and the
+/// relay use mail/, store/ and domain/, never the start-up (app, cli,
+/// appliance) or each other sideways; the store knows only domain/.
+#[test]
+fn imports_point_down() {
+    let edges = module_edges();
+    let banned: &[(&str, &[&str])] = &[
+        ("web", &["app", "appliance", "cli", "smtp", "imap"]),
+        ("relay", &["smtp", "imap", "web", "app", "appliance", "cli"]),
+        ("smtp", &["imap", "web", "relay", "app", "appliance", "cli"]),
+        ("imap", &["smtp", "web", "relay", "app", "appliance", "cli"]),
+        (
+            "mail",
+            &["smtp", "imap", "web", "relay", "carriers", "app", "cli"],
+        ),
+        (
+            "carriers",
+            &["store", "mail", "web", "smtp", "imap", "app", "cli"],
+        ),
+        ("appliance", &["app", "web", "cli"]),
+    ];
+    for (from, never) in banned {
+        for to in *never {
+            if let Some(files) = edges.get(*from).and_then(|e| e.get(*to)) {
+                panic!("{from} must not import {to}, but {files:?} do");
+            }
+        }
+    }
+    let store: Vec<_> = edges["store"].keys().filter(|m| *m != "domain").collect();
+    assert!(store.is_empty(), "store imports {store:?}");
 }

@@ -80,7 +80,7 @@ async fn setup_login_logout_and_sessions() {
     assert!(r.status == 400 && r.body.contains("too long"), "{}", r.body);
     assert!(
         hub.store
-            .settings_get(cairn::app::SETTING_ADMIN_PASSWORD)
+            .settings_get(cairn::store::settings::ADMIN_PASSWORD)
             .await
             .unwrap()
             .is_none(),
@@ -222,7 +222,7 @@ async fn wrong_passwords_hit_the_limit() {
         .hash()
         .unwrap();
     hub.store
-        .settings_set(cairn::app::SETTING_ADMIN_PASSWORD, hash.as_str())
+        .settings_set(cairn::store::settings::ADMIN_PASSWORD, hash.as_str())
         .await
         .unwrap();
     let page = request(web, "/admin/login", "", None).await;

@@ -40,7 +40,9 @@ pub(super) enum ApplianceCommand {
 /// First boot of the appliance: the data directory, keys and the Wi-Fi
 /// from the boot partition.
 pub(super) async fn firstboot(config: &Config, paths: &crate::appliance::Paths) -> Result<()> {
-    for line in crate::appliance::firstboot(config, paths).await? {
+    let (prepared, _) = app::prepare(config, false).await?;
+    let name = &prepared.config.hub.name;
+    for line in crate::appliance::firstboot(config, &prepared.store, name, paths).await? {
         println!("cairn firstboot: {line}");
     }
     Ok(())

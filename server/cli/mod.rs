@@ -16,13 +16,16 @@ use radio::*;
 use relay::*;
 use serve::*;
 
-use crate::app::{self, Hub, SETTING_ADMIN_PASSWORD, SETTING_SETUP_CODE};
+use crate::app::{self, Hub};
 use crate::config::{Config, Overrides};
 use crate::datadir::{self, Layout};
 use crate::domain::Password;
 use crate::domain::units::human_age;
 use crate::mail::Accounts;
 use crate::store::Store;
+use crate::store::settings::{
+    ADMIN_PASSWORD as SETTING_ADMIN_PASSWORD, SETUP_CODE as SETTING_SETUP_CODE,
+};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::collections::HashMap;

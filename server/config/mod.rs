@@ -8,6 +8,8 @@
 //! Settings the admin page changes at run time live in the database; this
 //! file holds what must be known before the database is open.
 
+pub mod services;
+
 use crate::domain::{AddressError, Domain};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -3,6 +3,7 @@
 pub mod address;
 pub mod ids;
 pub mod password;
+pub mod smtp_path;
 pub mod units;
 pub mod wifi;
 

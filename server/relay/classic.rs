@@ -12,13 +12,13 @@
 //! takes custody (its MTA or NNCP spool queues them), so handed-over items
 //! leave the outbox; no acknowledgement comes back.
 
+use super::bsmtp::{self, Decoder, Envelope, Event};
 use super::bundle::Item;
 use super::{Exported, Relay, RelayError, Result, header_section, item_id};
 use crate::domain::Address;
 use crate::mail::bounce::Failure;
 use crate::mail::intake::{Intake, IntakeError, Received};
 use crate::mail::policy::{self, Direction};
-use crate::smtp::bsmtp::{self, Decoder, Envelope, Event};
 use crate::store;
 use crate::store::relay::{ImportApplied, ImportedItem, PeerRow};
 use std::io::{Read, Write};

@@ -8,6 +8,7 @@
 //! arrives twice, by any carriers, is placed once and acknowledged each
 //! time. Carriers (`folder`, NNCP, …) only move the bytes.
 
+pub mod bsmtp;
 pub mod bundle;
 pub mod classic;
 pub mod folder;

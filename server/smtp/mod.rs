@@ -6,8 +6,6 @@
 //! RFC 6531 (SMTPUTF8), RFC 2034 / 3463 (enhanced status codes),
 //! RFC 8314 (implicit TLS for submission).
 
-pub mod bsmtp;
-pub mod path;
 pub mod reply;
 pub mod server;
 pub mod session;

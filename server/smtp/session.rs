@@ -1,9 +1,9 @@
 //! One SMTP connection: buffering and I/O generic over the stream, so plain
 //! TCP, TLS, STARTTLS and in-memory pipes in tests all fit.
 
-use super::path;
 use super::reply::Reply;
 use super::server::{Mode, SmtpContext};
+use crate::domain::smtp_path as path;
 use crate::mail::intake::Intake;
 use crate::mail::transaction::{MailError, Origin, Transaction};
 use base64::Engine;

@@ -55,8 +55,8 @@ pub fn endpoints(state: &AppState) -> Option<dclogin::Endpoints> {
             .find(|s| s.name == name)
             .and_then(|s| s.address.parse::<std::net::SocketAddr>().ok())
     };
-    let imap = find(crate::app::IMAP_TLS)?;
-    let smtp = find(crate::app::SMTP_SUBMISSION_TLS)?;
+    let imap = find(crate::config::services::IMAP_TLS)?;
+    let smtp = find(crate::config::services::SMTP_SUBMISSION_TLS)?;
     let host = if imap.ip().is_unspecified() {
         state.config.hub.hostnames.first()?.to_string()
     } else {

@@ -10,11 +10,11 @@
 use super::guard::{Admin, WebError, WebResult};
 use super::no_store;
 use super::{AppState, Secure};
-use crate::app::{SETTING_ADMIN_PASSWORD, SETTING_SETUP_CODE};
 use crate::domain::Password;
 use crate::domain::password::PasswordHash;
 use crate::domain::units::human_bytes;
 use crate::store::admin::AdminSession;
+use crate::store::settings::{ADMIN_PASSWORD, SETUP_CODE};
 use askama::Template;
 use askama_web::WebTemplate;
 use aws_lc_rs::digest;
@@ -146,7 +146,7 @@ pub(super) fn same_token(expected: &str, sent: &str) -> bool {
 }
 
 async fn admin_password(state: &AppState) -> WebResult<Option<String>> {
-    Ok(state.store.settings_get(SETTING_ADMIN_PASSWORD).await?)
+    Ok(state.store.settings_get(ADMIN_PASSWORD).await?)
 }
 
 /// Start a session: store it, set its cookie, go to `to`.
@@ -276,7 +276,7 @@ async fn setup_submit(
     if too_long(&[&f.code, &f.password, &f.confirm]) {
         return again(StatusCode::BAD_REQUEST, "A field is too long.");
     }
-    let expected = state.store.settings_get(SETTING_SETUP_CODE).await?;
+    let expected = state.store.settings_get(SETUP_CODE).await?;
     let given = f.code.trim().to_ascii_lowercase();
     if !expected.is_some_and(|c| same(&c, &given)) {
         tracing::warn!(%ip, "admin setup: wrong setup code");
@@ -304,9 +304,9 @@ async fn setup_submit(
     };
     state
         .store
-        .settings_set(SETTING_ADMIN_PASSWORD, hash.as_str())
+        .settings_set(ADMIN_PASSWORD, hash.as_str())
         .await?;
-    let _ = state.store.settings_delete(SETTING_SETUP_CODE).await;
+    let _ = state.store.settings_delete(SETUP_CODE).await;
     let _ = std::fs::remove_file(state.config.data_dir.join("setup-code.txt"));
     let _ = state
         .store

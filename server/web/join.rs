@@ -10,6 +10,7 @@ use super::no_store;
 use super::{AppState, ClientAddr, Secure};
 use crate::mail::dclogin;
 use crate::mail::{Accounts, accounts::AccountError};
+use crate::store::settings::{JOIN_ENABLED, WIFI_PASSPHRASE, WIFI_SSID};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
@@ -18,11 +19,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 
-/// The setting that switches the join page and `/new` off ("0") or on.
-pub const JOIN_ENABLED: &str = "join.enabled";
-/// Wi-Fi details for the join page's QR code (set by the setup wizard).
-pub const WIFI_SSID: &str = "wifi.ssid";
-pub const WIFI_PASSPHRASE: &str = "wifi.passphrase";
 /// Length of a generated local part (chatmail's `username_min_length`).
 pub const LOCAL_PART_LEN: usize = 9;
 

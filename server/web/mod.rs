@@ -46,7 +46,14 @@ pub struct AppState {
     /// Cancelled when the hub stops: endless responses (event streams)
     /// end then, so stopping does not wait for open pages.
     pub stop: tokio_util::sync::CancellationToken,
+    /// Run after the admin saved the Wi-Fi (on the appliance: hand it to
+    /// the access point). Given by the hub's start, so the pages need not
+    /// know the appliance.
+    pub wifi_saved: Hook,
 }
+
+/// Something the pages ask the hub to do, which they need not know how.
+pub type Hook = Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// For an event stream: what `change` yields once `gap` has passed, or
 /// `None` as soon as the hub stops (`stop`), so open pages never hold a

@@ -154,7 +154,7 @@ fn own_link_addrs(state: &AppState) -> Vec<String> {
     let bound: Vec<std::net::SocketAddr> = state
         .services
         .iter()
-        .filter(|s| s.name == crate::app::LINK)
+        .filter(|s| s.name == crate::config::services::LINK)
         .filter_map(|s| s.address.parse().ok())
         .collect();
     let names: Vec<String> = state

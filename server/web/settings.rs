@@ -4,8 +4,8 @@
 //! database; the hub's name and domains come from the configuration.
 
 use super::guard::{Admin, AdminForm, WebError, WebResult};
-use super::join::{JOIN_ENABLED, WIFI_PASSPHRASE, WIFI_SSID};
 use super::{AppState, no_store};
+use crate::store::settings::{JOIN_ENABLED, WIFI_PASSPHRASE, WIFI_SSID};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
@@ -35,16 +35,9 @@ pub(super) fn check_wifi(ssid: &str, passphrase: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// On the appliance, ask for the access point the admin just saved (the
-/// root-run `cairn appliance wifi` applies it to hostapd).
+/// On the appliance, ask for the access point the admin just saved.
 pub(super) async fn ask_for_wifi(state: &AppState) {
-    match crate::appliance::publish_wifi(&state.config, &state.store).await {
-        Ok(true) => tracing::info!("asked for the new Wi-Fi settings to reach the access point"),
-        Ok(false) => {}
-        Err(e) => {
-            tracing::warn!(error = %e, "the Wi-Fi settings could not be handed to the access point")
-        }
-    }
+    (state.wifi_saved)().await
 }
 
 /// Store the Wi-Fi shown to newcomers (none when `ssid` is empty).
@@ -229,7 +222,7 @@ pub(super) async fn save_config_fields(
 ) -> Result<(), crate::store::Error> {
     for (key, value) in fields {
         store
-            .settings_set(&crate::app::config_setting(key), &value.to_string())
+            .settings_set(&crate::store::settings::config_key(key), &value.to_string())
             .await?;
     }
     store.event("settings.changed", None, None).await

@@ -5,12 +5,13 @@
 //! domain takes a restart, which the hub does by itself.
 
 use super::guard::{Admin, AdminForm, WebError, WebResult};
-use super::join::{WIFI_PASSPHRASE, WIFI_SSID};
 use super::settings::{ask_for_wifi, check_wifi, restart_soon, save_wifi};
 use super::{AppState, no_store};
-use crate::app::{SETTING_HUB_DOMAINS, SETTING_HUB_NAME};
 use crate::config::Profile;
 use crate::domain::Domain;
+use crate::store::settings::{
+    HUB_DOMAINS, HUB_NAME, SETUP_DONE, WIFI_COUNTRY, WIFI_PASSPHRASE, WIFI_SSID,
+};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
@@ -18,10 +19,6 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 
-/// Set once the wizard was completed.
-pub const SETUP_DONE: &str = "setup.done";
-/// ISO 3166-1 alpha-2 country of the Wi-Fi (regulatory domain).
-pub const WIFI_COUNTRY: &str = "wifi.country";
 /// Longest hub name (it is shown on every page and card).
 pub const MAX_NAME: usize = 64;
 
@@ -147,11 +144,11 @@ async fn save(State(state): State<AppState>, AdminForm(_, f): AdminForm<WizardFo
     let mut notes = Vec::new();
     let store = &state.store;
     if name_changes {
-        store.settings_set(SETTING_HUB_NAME, name).await?;
+        store.settings_set(HUB_NAME, name).await?;
     }
     if domain_changes {
         let list = serde_json::to_string(&[domain.to_string()]).expect("strings serialise");
-        store.settings_set(SETTING_HUB_DOMAINS, &list).await?;
+        store.settings_set(HUB_DOMAINS, &list).await?;
     }
     save_wifi(store, ssid, passphrase).await?;
     if country.is_empty() {

@@ -4,7 +4,7 @@
 //! more than a command line of input.
 #![no_main]
 
-use cairn::smtp::bsmtp::{Decoder, Event, MAX_COMMAND_LINE};
+use cairn::relay::bsmtp::{Decoder, Event, MAX_COMMAND_LINE};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

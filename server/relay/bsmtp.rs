@@ -12,7 +12,7 @@
 //! transaction; the body of a spoilt transaction is read and thrown away,
 //! never taken for commands.
 
-use super::path::{self, Verb};
+use crate::domain::smtp_path::{self as path, Verb};
 
 /// Longest command line taken. RFC 5321 §4.5.3.1.4 says 512 octets; DSN
 /// parameters (ORCPT=) make real lines longer, but no sane one nears this.
