@@ -317,6 +317,24 @@ fn a_batch_run_again_or_cut_short_delivers_each_message_once() {
     }
     assert_eq!(hub.inbox("alice@hub.example").len(), 3);
 
+    // An NNCP node that is no peer is a stranger, as on the MX port: it
+    // may not send as this hub's users. (The hub's own command line may.)
+    let hosted =
+        b"MAIL FROM:<alice@hub.example>\nRCPT TO:<alice@hub.example>\nDATA\nSubject: me?\n\nx\n.\n";
+    let o = hub.cli_env(
+        &me,
+        &["bsmtp", "import"],
+        hosted,
+        &[("NNCP_SENDER", "NOBODY")],
+    );
+    let err = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("<alice@hub.example> is an address of this hub"),
+        "{err}"
+    );
+    assert_eq!(hub.inbox("alice@hub.example").len(), 3);
+
     // From anyone, as on the MX port: no relaying to domains not routed here.
     let relay =
         b"MAIL FROM:<bob@exim.example>\nRCPT TO:<x@far.example>\nDATA\nSubject: r\n\nx\n.\n";

@@ -54,6 +54,13 @@ pub(crate) fn no(
     Status::no(Some(tag.clone()), code, text(t)).expect("valid status")
 }
 
+/// The one answer to a failure of the store or the disk: a tagged NO
+/// that says the problem is temporary (RFC 3501 §7.1.2), so the client
+/// tries again later and its data stays as it was.
+pub(crate) fn unavailable(tag: &Tag<'static>, e: impl std::fmt::Display) -> Status<'static> {
+    no(tag, None, format!("temporary problem: {e}"))
+}
+
 pub(crate) fn bad(tag: &Tag<'static>, t: impl Into<String>) -> Status<'static> {
     Status::bad(Some(tag.clone()), None, text(t)).expect("valid status")
 }

@@ -9,4 +9,5 @@ pub mod dclogin;
 pub mod intake;
 pub mod policy;
 pub mod ratelimit;
+pub mod rules;
 pub mod transaction;

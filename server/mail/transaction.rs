@@ -8,6 +8,7 @@ use super::accounts::Accounts;
 use super::intake::{Intake, IntakeError, Received, fields};
 use super::policy::{self, Direction, NotEncrypted};
 use super::ratelimit::{Attempts, RateLimiter};
+use super::rules::{self, Place, Routes, Source};
 use crate::domain::{AccountId, Address, AddressError, Credential, Domain, Password};
 use crate::store::{self, Delivered, Delivery, OutboundEnvelope, Store};
 use std::net::IpAddr;
@@ -46,6 +47,8 @@ pub enum MailError {
     HostedSenderWithoutLogin(String),
     #[error("the mailbox of {0} is full: try again later")]
     MailboxFull(String),
+    #[error("over quota: delete some mail first")]
+    OverQuota,
     #[error("too many recipients: at most {0} per message")]
     TooManyRecipients(usize),
     #[error("{0}")]
@@ -108,6 +111,17 @@ pub enum Origin {
     },
     /// Another mail server or peer (MX port, no login).
     Peer,
+}
+
+impl Origin {
+    /// The source as the relay rules see it: the MX port's peers are
+    /// strangers (no login, no card).
+    pub fn source(&self) -> Source<'_> {
+        match self {
+            Origin::User { address, .. } => Source::Login(address),
+            Origin::Peer => Source::Stranger,
+        }
+    }
 }
 
 /// A transaction between MAIL FROM and the end of DATA.
@@ -272,45 +286,45 @@ impl MailRules {
     }
 
     /// MAIL FROM: a user may only send as themselves; a peer may send as
-    /// anyone, including the null reverse-path of a bounce.
+    /// anyone but this hub's users, including the null reverse-path of a
+    /// bounce ([`rules::sender`]).
     pub fn begin(&self, origin: Origin, mail_from: &str) -> Result<Transaction> {
-        let mail_from = match &origin {
-            Origin::User {
-                credential,
-                address,
-            } => {
-                let given = Address::parse(mail_from).map_err(|_| MailError::SenderMismatch {
-                    login: address.to_string(),
-                    mail_from: mail_from.to_string(),
-                })?;
-                if &given != address {
-                    return Err(MailError::SenderMismatch {
-                        login: address.to_string(),
-                        mail_from: mail_from.to_string(),
-                    });
-                }
-                if let Err(wait) = self.send_limit.take(&credential.account) {
-                    return Err(MailError::RateLimited {
-                        sender: address.to_string(),
-                        wait,
-                    });
-                }
-                address.to_string()
-            }
-            Origin::Peer if mail_from.is_empty() => String::new(),
-            Origin::Peer => {
-                let sender = Address::parse(mail_from).map_err(|source| MailError::BadAddress {
+        let given = match &origin {
+            Origin::Peer if !mail_from.is_empty() => Address::parse(mail_from)
+                .map_err(|source| MailError::BadAddress {
                     input: mail_from.to_string(),
                     source,
-                })?;
-                // Only this hub's users send as its addresses, after login
-                // (as Postfix's sender-login checks): on the MX port such
-                // a sender is someone pretending.
-                if self.domains.contains(sender.domain()) {
-                    return Err(MailError::HostedSenderWithoutLogin(sender.to_string()));
+                })?
+                .to_string(),
+            _ => mail_from.to_string(),
+        };
+        rules::sender(origin.source(), &given, &self.domains, &Routes::default()).map_err(|r| {
+            match r {
+                rules::Refusal::NotYourAddress { login, given } => MailError::SenderMismatch {
+                    login,
+                    mail_from: given,
+                },
+                rules::Refusal::HostedSenderWithoutLogin(s) => {
+                    MailError::HostedSenderWithoutLogin(s)
                 }
-                sender.to_string()
+                other => MailError::Internal(other.to_string()),
             }
+        })?;
+        if let Origin::User {
+            credential,
+            address,
+        } = &origin
+            && let Err(wait) = self.send_limit.take(&credential.account)
+        {
+            return Err(MailError::RateLimited {
+                sender: address.to_string(),
+                wait,
+            });
+        }
+        // A user's own address as the account has it; a peer's as given.
+        let mail_from = match &origin {
+            Origin::User { address, .. } => address.to_string(),
+            Origin::Peer => given,
         };
         Ok(Transaction {
             origin,
@@ -327,43 +341,45 @@ impl MailRules {
         if tx.rcpt_count >= self.max_recipients {
             return Err(MailError::TooManyRecipients(self.max_recipients));
         }
-        let address = Address::parse(rcpt).map_err(|source| MailError::BadAddress {
+        // The syntax first, for the parser's own words on what is wrong.
+        Address::parse(rcpt).map_err(|source| MailError::BadAddress {
             input: rcpt.to_string(),
             source,
         })?;
-        if self.domains.contains(address.domain()) {
-            let Some(row) = self.store.account_find(&address).await? else {
-                return Err(MailError::NoSuchUser(address.to_string()));
-            };
-            if self.quota_left(row.id()).await? == 0 {
-                return Err(MailError::MailboxFull(address.to_string()));
-            }
-            if !tx.local.contains(&row.id()) {
-                tx.local.push(row.id());
-            }
-        } else {
-            match tx.origin {
-                Origin::User { .. } => {
-                    let a = address.to_string();
-                    if !tx.remote.contains(&a) {
-                        tx.remote.push(a);
-                    }
+        // Routes matter only to strangers (the MX port is no open relay).
+        let routes = match tx.origin {
+            Origin::Peer => Routes::new(
+                self.store
+                    .routes()
+                    .await?
+                    .into_iter()
+                    .map(|(domain, peer, _)| (domain, peer)),
+            ),
+            Origin::User { .. } => Routes::default(),
+        };
+        let address = match rules::recipient(tx.origin.source(), rcpt, &self.domains, &routes) {
+            Ok(Place::Local(address)) => {
+                let Some(row) = self.store.account_find(&address).await? else {
+                    return Err(MailError::NoSuchUser(address.to_string()));
+                };
+                if self.quota_left(row.id()).await? == 0 {
+                    return Err(MailError::MailboxFull(address.to_string()));
                 }
-                // A domain routed to a node behind this hub is taken and
-                // queued; anything else (the default route included) is
-                // refused: the MX port is no open relay.
-                Origin::Peer => {
-                    let domain = address.domain().to_string();
-                    if !self.store.route_exists(&domain).await? {
-                        return Err(MailError::RelayDenied(domain));
-                    }
-                    let a = address.to_string();
-                    if !tx.remote.contains(&a) {
-                        tx.remote.push(a);
-                    }
+                if !tx.local.contains(&row.id()) {
+                    tx.local.push(row.id());
                 }
+                address
             }
-        }
+            Ok(Place::Onward(address)) => {
+                let a = address.to_string();
+                if !tx.remote.contains(&a) {
+                    tx.remote.push(a);
+                }
+                address
+            }
+            Err(rules::Refusal::RelayDenied(domain)) => return Err(MailError::RelayDenied(domain)),
+            Err(other) => return Err(MailError::Internal(other.to_string())),
+        };
         tx.rcpt_count += 1;
         tx.all_rcpts.push(address.to_string());
         Ok(())
@@ -386,22 +402,12 @@ impl MailRules {
                 Origin::User { .. } => Direction::Outgoing,
                 Origin::Peer => Direction::Incoming,
             };
-            let (mail_from, rcpts) = (tx.mail_from.clone(), tx.all_rcpts.clone());
             let Received { spool, header } = received;
-            // Reading back a large spooled body is file I/O: off the async workers.
-            let (spool, verdict) = tokio::task::spawn_blocking(move || {
-                let envelope = policy::Envelope {
-                    mail_from: &mail_from,
-                    rcpts: &rcpts,
-                };
-                let verdict = match spool.reader() {
-                    Ok(mut reader) => Ok(policy::check(direction, &envelope, &header, &mut reader)),
-                    Err(e) => Err(e),
-                };
-                (spool, verdict)
-            })
-            .await
-            .map_err(|e| MailError::Internal(e.to_string()))?;
+            let (mail_from, rcpts) = (tx.mail_from.clone(), tx.all_rcpts.clone());
+            let (spool, verdict) =
+                policy::check_spooled(direction, mail_from, rcpts, header, spool)
+                    .await
+                    .map_err(|e| MailError::Internal(e.to_string()))?;
             verdict??;
             spool
         } else {
@@ -423,6 +429,31 @@ impl MailRules {
             })
             .await?;
         Ok(delivered)
+    }
+}
+
+impl MailRules {
+    /// IMAP APPEND: a user puts a message into one of their own mailboxes
+    /// (a draft, a sent copy). No sender or recipient rule applies — it
+    /// goes nowhere else — but the quota does, and the same durable
+    /// hand-off: spooled, committed as a blob, then one store transaction
+    /// that publishes the change. Returns the new message's UID.
+    pub async fn append(
+        &self,
+        account: AccountId,
+        mailbox: crate::domain::MailboxId,
+        bytes: &[u8],
+        flags: &[String],
+        date: i64,
+    ) -> Result<crate::domain::Uid> {
+        if bytes.len() as u64 > self.quota_left(account).await? {
+            return Err(MailError::OverQuota);
+        }
+        let _guard = self.store.blob_guard().await;
+        let mut spool = self.store.spool();
+        spool.write(bytes)?;
+        let blob = spool.commit().await?;
+        Ok(self.store.append(mailbox, &blob, flags, date).await?)
     }
 }
 

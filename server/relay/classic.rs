@@ -19,6 +19,7 @@ use crate::domain::Address;
 use crate::mail::bounce::Failure;
 use crate::mail::intake::{Intake, IntakeError, Received};
 use crate::mail::policy::{self, Direction};
+use crate::mail::rules::{self, Place, Source};
 use crate::store;
 use crate::store::relay::{ImportApplied, ImportedItem, PeerRow};
 use std::io::{Read, Write};
@@ -82,15 +83,38 @@ fn failure(rcpt: &str, status: &str, diagnostic: impl Into<String>) -> Failure {
     }
 }
 
+/// Who hands this hub a batch (or one sendmail message), for the relay
+/// rules.
+#[derive(Debug, Clone)]
+pub enum BatchFrom {
+    /// A classic peer: named (`--peer`), or found by its NNCP node.
+    Peer(PeerRow),
+    /// An NNCP node that is no peer of this hub: a stranger, as on the
+    /// MX port.
+    UnknownNode(String),
+    /// The hub's own command line, run by whoever can read its data.
+    Local,
+}
+
+impl BatchFrom {
+    pub fn peer(&self) -> Option<&PeerRow> {
+        match self {
+            BatchFrom::Peer(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
 impl Relay {
-    /// The classic peer a batch comes from: named (`--peer`), or the peer
-    /// whose NNCP node is `nncp_sender` (NNCP sets `NNCP_SENDER` for exec
-    /// handles). `None`: anyone, under the MX port's rules.
+    /// Who a batch comes from: the classic peer named (`--peer`), or the
+    /// peer whose NNCP node is `nncp_sender` (NNCP sets `NNCP_SENDER` for
+    /// exec handles), or an NNCP node no peer has, or — neither given —
+    /// the hub's own command line.
     pub async fn classic_sender(
         &self,
         name: Option<&str>,
         nncp_sender: Option<&str>,
-    ) -> Result<Option<PeerRow>> {
+    ) -> Result<BatchFrom> {
         if let Some(name) = name {
             let p = self.peer(name).await?;
             if !p.is_classic() {
@@ -98,17 +122,21 @@ impl Relay {
                     "{name} is a cairn peer: its mail comes in bundles (`cairn bundle import`)"
                 )));
             }
-            return Ok(Some(p));
+            return Ok(BatchFrom::Peer(p));
         }
         let Some(sender) = nncp_sender.filter(|s| !s.is_empty()) else {
-            return Ok(None);
+            return Ok(BatchFrom::Local);
         };
         Ok(self
             .store
             .peer_list()
             .await?
             .into_iter()
-            .find(|p| p.is_classic() && p.nncp_node.as_deref() == Some(sender)))
+            .find(|p| p.is_classic() && p.nncp_node.as_deref() == Some(sender))
+            .map_or_else(
+                || BatchFrom::UnknownNode(sender.to_string()),
+                BatchFrom::Peer,
+            ))
     }
 
     /// Import one batch from `input`, each message committed on its own.
@@ -117,8 +145,9 @@ impl Relay {
     pub async fn import_bsmtp<R: Read + Send + 'static>(
         &self,
         mut input: R,
-        peer: Option<PeerRow>,
+        from: BatchFrom,
     ) -> Result<BatchReport> {
+        let peer = from.peer();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Reading>(1);
         let store = self.store.clone();
         let limit = self.config.max_message_size;
@@ -182,7 +211,7 @@ impl Relay {
             }
         });
         let mut report = BatchReport {
-            peer: peer.as_ref().map(|p| p.name.clone()),
+            peer: peer.map(|p| p.name.clone()),
             ..BatchReport::default()
         };
         let mut result = Ok(());
@@ -190,10 +219,7 @@ impl Relay {
             match got {
                 Reading::Message(env, received) => {
                     report.messages += 1;
-                    if let Err(e) = self
-                        .take_message(peer.as_ref(), &env, received, &mut report)
-                        .await
-                    {
+                    if let Err(e) = self.take_message(&from, &env, received, &mut report).await {
                         result = Err(e);
                         break;
                     }
@@ -250,8 +276,9 @@ impl Relay {
         input: R,
         mail_from: Option<String>,
         rcpts: Vec<String>,
-        peer: Option<PeerRow>,
+        from: BatchFrom,
     ) -> Result<BatchReport> {
+        let peer = from.peer();
         if rcpts.is_empty() {
             return Err(RelayError::Input(
                 "name the recipients after the options, as for sendmail".into(),
@@ -320,7 +347,7 @@ impl Relay {
             _ => mail_from,
         };
         let mut report = BatchReport {
-            peer: peer.as_ref().map(|p| p.name.clone()),
+            peer: peer.map(|p| p.name.clone()),
             messages: 1,
             ..BatchReport::default()
         };
@@ -330,7 +357,7 @@ impl Relay {
             rcpts,
             bad_rcpts: Vec::new(),
         };
-        self.take_message(peer.as_ref(), &env, received, &mut report)
+        self.take_message(&from, &env, received, &mut report)
             .await?;
         self.route_pending().await?;
         Ok(report)
@@ -400,12 +427,13 @@ impl Relay {
     /// goes, the encryption rule, the content id, then one commit.
     async fn take_message(
         &self,
-        peer: Option<&PeerRow>,
+        from: &BatchFrom,
         env: &Envelope,
         received: std::result::Result<Received, IntakeError>,
         report: &mut BatchReport,
     ) -> Result<()> {
         let at = format!("line {}", env.line);
+        let peer = from.peer();
         let mail_from = if env.mail_from.is_empty() {
             String::new()
         } else {
@@ -421,20 +449,33 @@ impl Relay {
                 }
             }
         };
-        // Trust the sender only as far as the carrier vouches for the peer.
-        if let Some(p) = peer {
-            let routes = self.store.routes().await?;
-            let allowed = self.sender_behind_peer((p.id, &p.domain_list()), &routes, &mail_from);
-            if !allowed {
-                tracing::warn!(peer = %p.name, sender = %mail_from, "refused a batch SMTP message whose sender's domain is not behind that peer");
-                report.applied.refused += 1;
-                report.problems.push(format!(
+        // The relay rules (mail::rules): a known peer is trusted only as
+        // far as the carrier vouches for it, an unknown node as a stranger
+        // on the MX port, the hub's own command line as its operator.
+        let routes = self.rule_routes().await?;
+        let domains = peer.map(|p| p.domain_list()).unwrap_or_default();
+        let source = match from {
+            BatchFrom::Peer(p) => Source::Peer {
+                id: p.id,
+                domains: &domains,
+                hops: 0,
+                expired: false,
+            },
+            BatchFrom::UnknownNode(_) => Source::Stranger,
+            BatchFrom::Local => Source::Local,
+        };
+        if let Err(refused) = rules::sender(source, &mail_from, &self.config.domains, &routes) {
+            tracing::warn!(peer = ?peer.map(|p| &p.name), sender = %mail_from, %refused, "refused a batch SMTP message by its sender");
+            report.applied.refused += 1;
+            report.problems.push(match peer {
+                Some(p) => format!(
                     "{at}: {} may not send as <{mail_from}> (its domains: {}); the message was dropped",
                     p.name,
-                    p.domain_list().join(", ")
-                ));
-                return Ok(());
-            }
+                    domains.join(", ")
+                ),
+                None => format!("{at}: {refused}; the message was dropped"),
+            });
+            return Ok(());
         }
         let mut failures: Vec<Failure> = env
             .bad_rcpts
@@ -442,25 +483,10 @@ impl Relay {
             .map(|(written, why)| failure(written, "5.1.3", why.clone()))
             .collect();
         let mut rcpts = Vec::new();
-        let routes = self.store.routes().await?;
         for r in &env.rcpts {
-            let Ok(a) = Address::parse(r) else {
-                failures.push(failure(r, "5.1.3", "not a valid address"));
-                continue;
-            };
-            let hosted = self.config.domains.contains(a.domain());
-            let domain = a.domain().to_string();
-            // From an unknown sender, as on the MX port: hosted domains, or
-            // ones with a route of their own (never the default route).
-            let routed = peer.is_some() || routes.iter().any(|(d, _, _)| *d == domain);
-            if hosted || routed {
-                rcpts.push(a.to_string());
-            } else {
-                failures.push(failure(
-                    r,
-                    "5.7.1",
-                    format!("{domain} is not a domain this hub serves or routes: relaying is not allowed"),
-                ));
+            match rules::recipient(source, r, &self.config.domains, &routes) {
+                Ok(Place::Local(a) | Place::Onward(a)) => rcpts.push(a.to_string()),
+                Err(why) => failures.push(failure(r, why.status(), why.to_string())),
             }
         }
         let all: Vec<String> = env
@@ -490,18 +516,10 @@ impl Relay {
         }
         if self.config.require_encryption && !rcpts.is_empty() {
             let (mf, rc, head) = (mail_from.clone(), rcpts.clone(), header.clone());
-            let (spool_back, verdict) = tokio::task::spawn_blocking(move || {
-                let verdict = spool.reader().map(|mut reader| {
-                    let envelope = policy::Envelope {
-                        mail_from: &mf,
-                        rcpts: &rc,
-                    };
-                    policy::check(Direction::Incoming, &envelope, &head, &mut reader)
-                });
-                (spool, verdict)
-            })
-            .await
-            .map_err(|e| RelayError::BadItem(format!("policy task failed: {e}")))?;
+            let (spool_back, verdict) =
+                policy::check_spooled(Direction::Incoming, mf, rc, head, spool)
+                    .await
+                    .map_err(|e| RelayError::BadItem(format!("policy task failed: {e}")))?;
             if let Err(refused) = verdict? {
                 for r in std::mem::take(&mut rcpts) {
                     failures.push(failure(&r, "5.7.1", refused.to_string()));

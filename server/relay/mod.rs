@@ -25,6 +25,7 @@ pub(crate) mod varint;
 
 use crate::domain::{Address, Domain, hex};
 use crate::mail::bounce::{self, BounceInput, Failure};
+use crate::mail::rules::{self, Place, Routes, Source};
 use crate::store::relay::{
     CustodyRow, ImportApplied, ImportedItem, NewPeer, Onward, PeerRow, Placement, RoutedPart,
 };
@@ -36,7 +37,7 @@ use std::io::{Read, Write};
 
 /// An item that has crossed this many nodes is dropped with a bounce: a
 /// routing loop, or a path longer than any camp needs.
-pub const HOP_LIMIT: u8 = 8;
+pub use crate::mail::rules::HOP_LIMIT;
 /// Default lifetime of an item in custody, summed over hops.
 pub const DEFAULT_LIFETIME_DAYS: u64 = 14;
 /// How long a content id is remembered, in lifetimes: a second copy that
@@ -517,16 +518,16 @@ impl Relay {
     /// or expired — moving them could deliver them twice. Returns how many
     /// items moved.
     pub async fn reroute(&self) -> Result<usize> {
-        let routes = self.store.routes().await?;
+        let routes = self.rule_routes().await?;
         let moved: Vec<i64> = self
             .store
             .outbox_untouched()
             .await?
             .into_iter()
             .filter(|row| {
-                row.recipients().iter().any(|rcpt| {
-                    domain_of(rcpt).and_then(|d| Self::next_hop(&routes, &d)) != row.peer_id
-                })
+                row.recipients()
+                    .iter()
+                    .any(|rcpt| domain_of(rcpt).and_then(|d| routes.next_hop(&d)) != row.peer_id)
             })
             .map(|row| row.id)
             .collect();
@@ -548,39 +549,34 @@ impl Relay {
         }
     }
 
-    /// May `peer` hand this hub mail from `sender`? The null sender of a
-    /// bounce, yes. A domain this hub hosts, never: only its own users
-    /// send as those, after login. Otherwise the sender's domain must be
-    /// behind the peer: on its card (or, for a classic peer, its list), or
-    /// routed to it — by a route of its own, or by the default route when
-    /// it has none (a gateway holds the default route and brings the
-    /// Internet's mail to the camps).
-    fn sender_behind_peer(
+    /// May `peer` hand this hub mail from `sender`? The relay rules'
+    /// answer ([`rules::sender`]): the null sender of a bounce, yes; a
+    /// domain this hub hosts, never; otherwise the sender's domain must be
+    /// on the peer's card (or list) or routed to it.
+    pub(crate) fn sender_behind_peer(
         &self,
         (peer_id, peer_domains): (i64, &[String]),
-        routes: &[(String, i64, String)],
+        routes: &Routes,
         sender: &str,
     ) -> bool {
-        if sender.is_empty() {
-            return true;
-        }
-        let Ok(address) = Address::parse(sender) else {
-            return false;
+        let source = Source::Peer {
+            id: peer_id,
+            domains: peer_domains,
+            hops: 0,
+            expired: false,
         };
-        if self.config.domains.contains(address.domain()) {
-            return false;
-        }
-        let domain = address.domain().to_string();
-        peer_domains.contains(&domain) || Self::next_hop(routes, &domain) == Some(peer_id)
+        rules::sender(source, sender, &self.config.domains, routes).is_ok()
     }
 
-    /// The next hop for a recipient domain.
-    fn next_hop(routes: &[(String, i64, String)], domain: &str) -> Option<i64> {
-        routes
-            .iter()
-            .find(|(d, _, _)| d == domain)
-            .or_else(|| routes.iter().find(|(d, _, _)| d == "*"))
-            .map(|(_, id, _)| *id)
+    /// The routes as the relay rules read them.
+    pub(crate) async fn rule_routes(&self) -> Result<Routes> {
+        Ok(Routes::new(
+            self.store
+                .routes()
+                .await?
+                .into_iter()
+                .map(|(domain, peer, _)| (domain, peer)),
+        ))
     }
 
     /// Give every item waiting for a route its next hops. Returns how many
@@ -590,13 +586,13 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
-        let routes = self.store.routes().await?;
+        let routes = self.rule_routes().await?;
         let mut batch = Vec::new();
         for row in rows {
             let mut by_peer: Vec<(i64, Vec<String>)> = Vec::new();
             let mut rest = Vec::new();
             for rcpt in row.recipients() {
-                match domain_of(&rcpt).and_then(|d| Self::next_hop(&routes, &d)) {
+                match domain_of(&rcpt).and_then(|d| routes.next_hop(&d)) {
                     Some(peer) => match by_peer.iter_mut().find(|(p, _)| *p == peer) {
                         Some((_, v)) => v.push(rcpt),
                         None => by_peer.push((peer, vec![rcpt])),
@@ -825,7 +821,7 @@ impl Relay {
             .store
             .items_seen(&items.iter().map(|a| a.id.clone()).collect::<Vec<_>>())
             .await?;
-        let routes = self.store.routes().await?;
+        let routes = self.rule_routes().await?;
         let peer_domains = peer.domain_list();
         let _guard = self.store.blob_guard().await;
         // Which items are new and allowed; their bodies become blobs at once.
@@ -889,18 +885,23 @@ impl Relay {
         let mut local = Vec::new();
         let mut onward = Vec::new();
         let mut failures = Vec::new();
-        let expired = item.age_ms >= item.lifetime_ms;
+        // Where each recipient goes is the relay rules' answer; the peer's
+        // own card matters only to its senders, checked before.
+        let source = Source::Peer {
+            id: 0,
+            domains: &[],
+            hops: item.hops,
+            expired: item.age_ms >= item.lifetime_ms,
+        };
+        let routes = Routes::default();
         for rcpt in &item.rcpts {
-            let Ok(addr) = Address::parse(rcpt) else {
-                failures.push(Failure {
-                    recipient: rcpt.clone(),
-                    status: "5.1.3".into(),
-                    diagnostic: "not a valid address".into(),
-                });
-                continue;
+            let refused = |why: rules::Refusal| Failure {
+                recipient: rcpt.clone(),
+                status: why.status().into(),
+                diagnostic: why.to_string(),
             };
-            if self.config.domains.contains(addr.domain()) {
-                match self.store.account_find(&addr).await? {
+            match rules::recipient(source, rcpt, &self.config.domains, &routes) {
+                Ok(Place::Local(addr)) => match self.store.account_find(&addr).await? {
                     Some(a) if !local.contains(&a.id()) => local.push(a.id()),
                     Some(_) => {}
                     None => failures.push(Failure {
@@ -908,22 +909,10 @@ impl Relay {
                         status: "5.1.1".into(),
                         diagnostic: format!("there is no user {rcpt} on {}", self.config.hub_name),
                     }),
-                }
-            } else if expired {
-                failures.push(Failure {
-                    recipient: rcpt.clone(),
-                    status: "5.4.7".into(),
-                    diagnostic: "its lifetime ran out on the way".into(),
-                });
-            } else if item.hops >= HOP_LIMIT {
-                failures.push(Failure {
-                    recipient: rcpt.clone(),
-                    status: "5.4.6".into(),
-                    diagnostic: format!("it crossed {HOP_LIMIT} nodes (a routing loop?)"),
-                });
-            } else {
+                },
                 // Routed after the commit, or waiting for a route until it expires.
-                onward.push(rcpt.clone());
+                Ok(Place::Onward(_)) => onward.push(rcpt.clone()),
+                Err(why) => failures.push(refused(why)),
             }
         }
         let onward = (!onward.is_empty()).then(|| Onward {

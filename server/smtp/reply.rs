@@ -58,7 +58,7 @@ impl From<&MailError> for Reply {
             MailError::HostedSenderWithoutLogin(_) => Reply::new(550, "5.7.1", text),
             MailError::TooManyRecipients(_) => Reply::new(452, "4.5.3", text),
             // RFC 3463 X.2.2 mailbox full: temporary, the owner may make room.
-            MailError::MailboxFull(_) => Reply::new(452, "4.2.2", text),
+            MailError::MailboxFull(_) | MailError::OverQuota => Reply::new(452, "4.2.2", text),
             MailError::NotEncrypted(n) => Reply::new(
                 523,
                 "5.7.1",

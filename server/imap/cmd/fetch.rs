@@ -233,7 +233,7 @@ pub(crate) async fn fetch_cmd(
     let mailbox = view.mailbox;
     let messages = match store.messages(mailbox).await {
         Ok(m) => m,
-        Err(e) => return no(tag, None, format!("temporary problem: {e}")),
+        Err(e) => return unavailable(tag, e),
     };
     let chosen: Vec<(u32, MessageRow)> = select_messages(view, &messages, set, uid)
         .into_iter()

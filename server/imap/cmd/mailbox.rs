@@ -25,14 +25,14 @@ pub(crate) async fn subscribe(
     {
         Ok(Some(mb)) => match s.store().mailbox_subscribe(mb.id(), on).await {
             Ok(()) => ok(tag, None, "completed"),
-            Err(e) => no(tag, None, format!("temporary problem: {e}")),
+            Err(e) => unavailable(tag, e),
         },
         Ok(None) => no(
             tag,
             Some(Code::Other(code_other("NONEXISTENT"))),
             "no such mailbox",
         ),
-        Err(e) => no(tag, None, format!("temporary problem: {e}")),
+        Err(e) => unavailable(tag, e),
     }
 }
 
@@ -54,11 +54,11 @@ pub(crate) async fn select(
                 format!("no mailbox {name}"),
             );
         }
-        Err(e) => return no(tag, None, format!("temporary problem: {e}")),
+        Err(e) => return unavailable(tag, e),
     };
     let (view, messages) = match View::open(s.store(), mb.id(), read_only).await {
         Ok(x) => x,
-        Err(e) => return no(tag, None, format!("temporary problem: {e}")),
+        Err(e) => return unavailable(tag, e),
     };
     let flags: Vec<Flag<'static>> = SYSTEM_FLAGS.iter().filter_map(|f| flag_of(f)).collect();
     server.enqueue_data(Data::Flags(flags.clone()));
@@ -176,7 +176,7 @@ pub(crate) async fn new_name_allowed(
             ),
         )),
         Ok(_) => Ok(()),
-        Err(e) => Err(no(tag, None, format!("temporary problem: {e}"))),
+        Err(e) => Err(unavailable(tag, e)),
     }
 }
 
@@ -217,7 +217,7 @@ pub(crate) async fn list(
     };
     let boxes = match s.store().mailbox_list(s.account().unwrap()).await {
         Ok(b) => b,
-        Err(e) => return no(tag, None, format!("temporary problem: {e}")),
+        Err(e) => return unavailable(tag, e),
     };
     for mb in boxes {
         if lsub && mb.subscribed == 0 {
@@ -318,7 +318,7 @@ pub(crate) async fn create(
                 Some(Code::Other(code_other("ALREADYEXISTS"))),
                 "mailbox exists",
             ),
-            Err(e) => no(tag, None, format!("temporary problem: {e}")),
+            Err(e) => unavailable(tag, e),
         }
     }
 }
@@ -342,7 +342,7 @@ pub(crate) async fn delete(
                 }
                 match s.store().mailbox_delete(mb.id()).await {
                     Ok(_) => ok(tag, None, "DELETE completed"),
-                    Err(e) => no(tag, None, format!("temporary problem: {e}")),
+                    Err(e) => unavailable(tag, e),
                 }
             }
             Ok(None) => no(
@@ -350,7 +350,7 @@ pub(crate) async fn delete(
                 Some(Code::Other(code_other("NONEXISTENT"))),
                 "no such mailbox",
             ),
-            Err(e) => no(tag, None, format!("temporary problem: {e}")),
+            Err(e) => unavailable(tag, e),
         }
     }
 }
@@ -376,14 +376,14 @@ pub(crate) async fn rename(
                     Some(Code::Other(code_other("ALREADYEXISTS"))),
                     "target exists",
                 ),
-                Err(e) => no(tag, None, format!("temporary problem: {e}")),
+                Err(e) => unavailable(tag, e),
             },
             Ok(None) => no(
                 tag,
                 Some(Code::Other(code_other("NONEXISTENT"))),
                 "no such mailbox",
             ),
-            Err(e) => no(tag, None, format!("temporary problem: {e}")),
+            Err(e) => unavailable(tag, e),
         }
     }
 }

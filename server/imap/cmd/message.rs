@@ -4,6 +4,7 @@
 use crate::domain::Uid;
 use crate::imap::session::*;
 use crate::imap::view::View;
+use crate::mail::transaction::MailError;
 use crate::store::{FlagOp, MessageRow};
 use imap_next::imap_types::command::StoreModifier;
 use imap_next::imap_types::core::{Tag, Vec1};
@@ -28,28 +29,12 @@ pub(crate) async fn append(
     let Ok(Some(mb)) = s.store().mailbox_get(account, name).await else {
         return no(tag, Some(Code::TryCreate), format!("no mailbox {name}"));
     };
-    // The account's own quota if the admin set one, else the hub's.
-    match s.ctx.rules.quota_left(account).await {
-        Ok(left) if (bytes.len() as u64) > left => {
-            return no(
-                tag,
-                Some(Code::OverQuota),
-                "over quota: delete some mail first",
-            );
-        }
-        Ok(_) => {}
-        Err(e) => return no(tag, None, format!("temporary problem: {e}")),
-    }
-    let _guard = s.store().blob_guard().await;
-    let mut spool = s.store().spool();
-    if let Err(e) = spool.write(&bytes) {
-        return no(tag, None, format!("temporary problem: {e}"));
-    }
-    let blob = match spool.commit().await {
-        Ok(b) => b,
-        Err(e) => return no(tag, None, format!("temporary problem: {e}")),
-    };
-    match s.store().append(mb.id(), &blob, &flags, date).await {
+    match s
+        .ctx
+        .rules
+        .append(account, mb.id(), &bytes, &flags, date)
+        .await
+    {
         Ok(uid) => {
             report_changes(s, server, true).await;
             ok(
@@ -61,7 +46,9 @@ pub(crate) async fn append(
                 "APPEND completed",
             )
         }
-        Err(e) => no(tag, None, format!("temporary problem: {e}")),
+        // RFC 9208 §4.3: [OVERQUOTA].
+        Err(e @ MailError::OverQuota) => no(tag, Some(Code::OverQuota), e.to_string()),
+        Err(e) => unavailable(tag, e),
     }
 }
 
@@ -111,7 +98,7 @@ pub(crate) async fn expunge(
             .collect()
     });
     if let Err(e) = store.expunge(view.mailbox, only.as_deref()).await {
-        return no(tag, None, format!("temporary problem: {e}"));
+        return unavailable(tag, e);
     }
     report_changes(s, server, true).await;
     ok(tag, None, "EXPUNGE completed")
@@ -180,7 +167,7 @@ pub(crate) async fn store_cmd(
     let mailbox = view.mailbox;
     let messages = match store.messages(mailbox).await {
         Ok(m) => m,
-        Err(e) => return no(tag, None, format!("temporary problem: {e}")),
+        Err(e) => return unavailable(tag, e),
     };
     let chosen: Vec<(u32, Uid)> = select_messages(view, &messages, set, uid)
         .into_iter()
@@ -198,7 +185,7 @@ pub(crate) async fn store_cmd(
         .await
     {
         Ok(x) => x,
-        Err(e) => return no(tag, None, format!("temporary problem: {e}")),
+        Err(e) => return unavailable(tag, e),
     };
     if response == StoreResponse::Answer {
         for c in &changed {
@@ -275,7 +262,7 @@ pub(crate) async fn copy_move(
     let mailbox = view.mailbox;
     let messages = match store.messages(mailbox).await {
         Ok(m) => m,
-        Err(e) => return no(tag, None, format!("temporary problem: {e}")),
+        Err(e) => return unavailable(tag, e),
     };
     let uids: Vec<Uid> = select_messages(view, &messages, set, uid)
         .into_iter()
@@ -286,7 +273,7 @@ pub(crate) async fn copy_move(
     }
     let pairs = match store.copy_messages(mailbox, &uids, dest.id(), remove).await {
         Ok(p) => p,
-        Err(e) => return no(tag, None, format!("temporary problem: {e}")),
+        Err(e) => return unavailable(tag, e),
     };
     let to_set = |v: Vec<u32>| -> Option<imap_next::imap_types::extensions::uidplus::UidSet> {
         use imap_next::imap_types::extensions::uidplus::{UidElement, UidSet};

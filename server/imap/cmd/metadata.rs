@@ -131,7 +131,7 @@ pub(crate) async fn set_metadata(
             .metadata_set(s.account().unwrap(), &name, value.as_deref())
             .await
         {
-            st = no(tag, None, format!("temporary problem: {e}"));
+            st = unavailable(tag, e);
             break;
         }
     }

@@ -32,7 +32,7 @@ pub(crate) async fn search_cmd(
     };
     let messages = match store.messages(view.mailbox).await {
         Ok(m) => m,
-        Err(e) => return no(tag, None, format!("temporary problem: {e}")),
+        Err(e) => return unavailable(tag, e),
     };
     let content = needs_content(&key);
     let largest_seq = view.uids.len() as u32;

@@ -37,6 +37,34 @@ pub struct Envelope<'a> {
     pub rcpts: &'a [String],
 }
 
+/// What [`check_spooled`] found: the message could be read (outer) and
+/// passes (inner).
+pub type Verdict = crate::store::Result<Result<(), NotEncrypted>>;
+
+/// [`check`] a message spooled on disk: its body is read back off the
+/// async workers (file I/O). The spool comes back with the verdict, for
+/// the commit or the bounce. An error: the check did not finish (the
+/// hub is stopping, or a bug), never a reason to take the message.
+pub async fn check_spooled(
+    direction: Direction,
+    mail_from: String,
+    rcpts: Vec<String>,
+    header: Vec<u8>,
+    spool: crate::store::Spool,
+) -> Result<(crate::store::Spool, Verdict), tokio::task::JoinError> {
+    tokio::task::spawn_blocking(move || {
+        let verdict = spool.reader().map(|mut reader| {
+            let envelope = Envelope {
+                mail_from: &mail_from,
+                rcpts: &rcpts,
+            };
+            check(direction, &envelope, &header, &mut reader)
+        });
+        (spool, verdict)
+    })
+    .await
+}
+
 /// Decide whether a message passes. `message` reads the whole message
 /// (header section first); `header` is its header section.
 pub fn check(
