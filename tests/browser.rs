@@ -238,6 +238,88 @@ fn sync_now_shows_live_progress_and_a_summary() {
     });
 }
 
+/// No admin page scrolls sideways on a phone (390 px): tables become one
+/// block per row, long addresses, keys and fingerprints wrap, so every
+/// action stays on the screen. Each page is filled with what makes it
+/// widest: long addresses, an outbox, peers, routes, uplinks, a history.
+#[test]
+fn no_admin_page_scrolls_sideways_on_a_phone() {
+    use common::relay::{pair, routed, send_plain};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let long = "a-camper-with-a-rather-long-name-that-goes-on";
+    let (a, b) = rt.block_on(async {
+        let (a, b) = pair(|c| c.mail.require_encryption = false).await;
+        let accounts = cairn::mail::Accounts::new(
+            a.hub.store.clone(),
+            vec![cairn::domain::Domain::parse("camp-a.example").unwrap()],
+        );
+        accounts
+            .create(&format!("{long}@camp-a.example"), None)
+            .await
+            .unwrap();
+        a.hub
+            .syncer
+            .add(
+                "camp-b",
+                "folder",
+                "/media/a-usb-stick-with-a-long-path/cairn-bundles",
+                "mon-fri 08:00-18:00; sat 10:00-12:00 +02:00",
+                true,
+            )
+            .await
+            .unwrap();
+        for n in 0..3 {
+            send_plain(
+                &a,
+                "alice@camp-a.example",
+                &format!("{long}-{n}@camp-b.example"),
+                "queued",
+                100,
+            )
+            .await;
+        }
+        routed(&a).await;
+        (a, b)
+    });
+    let base = format!("http://{}", a.hub.endpoint(cairn::app::WEB_HTTP).unwrap());
+    let code = a.hub.report.setup_code.clone().unwrap();
+    let br = Browser::start(PHONE);
+    br.set_up_admin(&base, &code);
+    // The layout is a phone's: 390 CSS pixels.
+    assert_eq!(br.script("return window.innerWidth;"), 390);
+    for page in [
+        "/admin",
+        "/admin/setup",
+        "/admin/accounts",
+        "/admin/outbox",
+        "/admin/peers",
+        "/admin/uplinks",
+        "/admin/sync",
+        "/admin/history",
+        "/admin/bundles",
+        "/admin/radio",
+        "/admin/settings",
+    ] {
+        br.goto(&format!("{base}{page}"));
+        let name = format!("40-narrow{}", page.replace('/', "-"));
+        br.screenshot(&name);
+        assert!(
+            br.source().contains("</footer>"),
+            "{page} did not load: {}",
+            br.source()
+        );
+        let over = br.overflow_x();
+        assert!(
+            over <= 0,
+            "{page} scrolls {over} px sideways at 390 px (screenshot {name}.png)"
+        );
+    }
+    rt.block_on(async {
+        a.hub.shutdown().await;
+        b.hub.shutdown().await;
+    });
+}
+
 /// The bundle import page uploads with a progress bar, then shows what the
 /// import did — or why a file was refused — on the same page.
 #[test]

@@ -153,11 +153,13 @@ impl Browser {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        Browser {
+        let b = Browser {
             driver,
             port,
             session: session.unwrap_or_else(|e| panic!("no Chromium session: {e}")),
-        }
+        };
+        b.resize(size);
+        b
     }
 
     fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -266,12 +268,47 @@ impl Browser {
         });
     }
 
+    /// A window of `size`. Chromium's windows are at least 500 px wide,
+    /// so a phone's width is emulated (as DevTools' device mode does):
+    /// the page then lays out at exactly that many CSS pixels.
     pub fn resize(&self, size: (u32, u32)) {
         self.cmd(
             "POST",
             "/window/rect",
-            Some(json!({"width": size.0, "height": size.1})),
+            Some(json!({"width": size.0.max(500), "height": size.1})),
         );
+        let (cmd, params) = if size.0 < 500 {
+            (
+                "Emulation.setDeviceMetricsOverride",
+                json!({"width": size.0, "height": size.1, "deviceScaleFactor": 1, "mobile": true}),
+            )
+        } else {
+            ("Emulation.clearDeviceMetricsOverride", json!({}))
+        };
+        self.cmd(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({"cmd": cmd, "params": params})),
+        );
+    }
+
+    /// Run `js` (a function body; `return` gives the value) in the page.
+    pub fn script(&self, js: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": js, "args": []})),
+        )
+    }
+
+    /// How far the page reaches sideways beyond the window, in CSS
+    /// pixels (0: nothing is out of view to the right).
+    pub fn overflow_x(&self) -> i64 {
+        self.script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+        )
+        .as_i64()
+        .unwrap_or(i64::MAX)
     }
 
     pub fn delete_cookies(&self) {
