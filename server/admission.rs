@@ -1,11 +1,21 @@
 //! Who may open one more connection to a listener: at most so many at
 //! once in all, and at most so many from one client address, so one
-//! phone (or one script on the Wi-Fi) cannot take every slot.
+//! phone (or one script on the Wi-Fi) cannot take every slot. And the one
+//! accept loop every listener runs ([`accept_loop`]).
 
+use crate::tasks::Tasks;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// Pause after a failed accept (e.g. out of file descriptors) before
+/// trying again, so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Why a connection was turned away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +80,75 @@ impl Drop for Admitted {
                 table.remove(&self.ip);
             }
         }
+    }
+}
+
+/// How a listener turns a connection away: the protocol's words for
+/// "full" and for "too many from your address" (empty: just close).
+#[derive(Debug, Clone, Copy)]
+pub struct Refusals {
+    pub full: &'static [u8],
+    pub too_many_from_address: &'static [u8],
+}
+
+impl Refusals {
+    /// Close without a word (protocols that speak second).
+    pub const SILENT: Refusals = Refusals {
+        full: b"",
+        too_many_from_address: b"",
+    };
+}
+
+/// Accept connections on `listener` until `stop`. Each is let in by
+/// `admission` (when given) and handed to `serve` with its slot, which
+/// `serve` keeps for as long as the connection lives (it spawns the
+/// session's task itself). A connection turned away is told why in the
+/// protocol's words and closed, in a task of `tracker`. `what` names the
+/// listener in the log.
+pub async fn accept_loop(
+    what: &'static str,
+    listener: TcpListener,
+    admission: Option<Admission>,
+    refusals: Refusals,
+    stop: CancellationToken,
+    tracker: Tasks,
+    mut serve: impl FnMut(TcpStream, SocketAddr, Option<Admitted>),
+) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "{what}: accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let admitted = match admission.as_ref().map(|a| a.admit(peer.ip())) {
+            None => None,
+            Some(Ok(a)) => Some(a),
+            Some(Err(why)) => {
+                let words = match why {
+                    Refusal::Full => refusals.full,
+                    Refusal::TooManyFromAddress => {
+                        tracing::info!(%peer, "{what}: too many connections from this address");
+                        refusals.too_many_from_address
+                    }
+                };
+                tracker.spawn(async move {
+                    let mut tcp = tcp;
+                    if !words.is_empty() {
+                        let _ = tcp.write_all(words).await;
+                    }
+                    let _ = tcp.shutdown().await;
+                });
+                continue;
+            }
+        };
+        serve(tcp, peer, admitted);
     }
 }
 

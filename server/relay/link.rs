@@ -1379,41 +1379,33 @@ pub async fn exchange_records(
     result.map(|()| progress.borrow().counts())
 }
 
-/// Answer links on `listener` until `stop`.
+/// Answer links on `listener` until `stop`: at most [`MAX_SESSIONS`] at
+/// once, [`MAX_SESSIONS_PER_ADDRESS`] from one address (the link speaks
+/// second, so one turned away is closed without a word; its hub tries
+/// again at the next sync).
 pub async fn serve(listener: TcpListener, relay: Relay, stop: CancellationToken, tracker: Tasks) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
-    let per_address = crate::admission::Admission::new(MAX_SESSIONS, MAX_SESSIONS_PER_ADDRESS);
-    loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.expect("never closed"),
-            _ = stop.cancelled() => return,
-        };
-        let (stream, remote) = tokio::select! {
-            a = listener.accept() => match a {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a link failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+    let admission = crate::admission::Admission::new(MAX_SESSIONS, MAX_SESSIONS_PER_ADDRESS);
+    let spawner = tracker.clone();
+    let refusals = crate::admission::Refusals::SILENT;
+    crate::admission::accept_loop(
+        "link",
+        listener,
+        Some(admission),
+        refusals,
+        stop.clone(),
+        tracker,
+        move |stream, remote, admitted| {
+            let relay = relay.clone();
+            let stop = stop.clone();
+            let remote = remote.to_string();
+            spawner.spawn(async move {
+                tokio::select! {
+                    _ = answer(&relay, stream, &remote) => {}
+                    _ = stop.cancelled() => {}
                 }
-            },
-            _ = stop.cancelled() => return,
-        };
-        let Ok(admitted) = per_address.admit(remote.ip()) else {
-            tracing::info!(%remote, "link: too many connections from this address");
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let relay = relay.clone();
-        let stop = stop.clone();
-        let remote = remote.to_string();
-        tracker.spawn(async move {
-            tokio::select! {
-                _ = answer(&relay, stream, &remote) => {}
-                _ = stop.cancelled() => {}
-            }
-            drop((permit, admitted));
-        });
-    }
+                drop(admitted);
+            });
+        },
+    )
+    .await
 }

@@ -1,18 +1,16 @@
 //! SMTP listeners: accept loops with a connection cap, one task per session.
 
 use super::session;
-use crate::admission::{Admission, Refusal};
+use crate::admission::{Admission, Refusals, accept_loop};
 use crate::mail::transaction::MailRules;
 use crate::tasks::Tasks;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// Pause after a failed accept (e.g. out of file descriptors).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Time a TLS client gets to finish the handshake on the implicit-TLS port.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -53,61 +51,48 @@ pub async fn serve(
     tracker: Tasks,
 ) {
     let mode = l.mode;
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = l.listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "SMTP accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        let permit = match admission.admit(peer.ip()) {
-            Ok(p) => p,
-            Err(why) => {
-                let reply: &[u8] = match why {
-                    Refusal::Full => b"421 4.3.2 too many connections, try again later\r\n",
-                    Refusal::TooManyFromAddress => {
-                        tracing::info!(%peer, "SMTP: too many connections from this address");
-                        b"421 4.7.0 too many connections from your address, close some first\r\n"
-                    }
-                };
-                tracker.spawn(async move {
-                    let mut tcp = tcp;
-                    let _ = tcp.write_all(reply).await;
-                    let _ = tcp.shutdown().await;
-                });
-                continue;
-            }
-        };
-        let ctx = ctx.clone();
-        let stop = stop.clone();
-        let span = tracing::info_span!("smtp", %peer, ?mode);
-        tracker.spawn(
-            async move {
-                let _permit = permit;
-                let result = if mode == Mode::SubmissionTls {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(ctx.tls.clone());
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => session::run(tls, peer, ctx, mode, stop).await,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            Ok(())
+    let refusals = Refusals {
+        full: b"421 4.3.2 too many connections, try again later\r\n",
+        too_many_from_address:
+            b"421 4.7.0 too many connections from your address, close some first\r\n",
+    };
+    let spawner = tracker.clone();
+    accept_loop(
+        "SMTP",
+        l.listener,
+        Some(admission),
+        refusals,
+        stop.clone(),
+        tracker,
+        move |tcp, peer, permit| {
+            let ctx = ctx.clone();
+            let stop = stop.clone();
+            let span = tracing::info_span!("smtp", %peer, ?mode);
+            spawner.spawn(
+                async move {
+                    let _permit = permit;
+                    let result = if mode == Mode::SubmissionTls {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(ctx.tls.clone());
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                            .await
+                        {
+                            Ok(Ok(tls)) => session::run(tls, peer, ctx, mode, stop).await,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                Ok(())
+                            }
+                            Err(_) => Ok(()),
                         }
-                        Err(_) => Ok(()),
+                    } else {
+                        session::run(tcp, peer, ctx, mode, stop).await
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "SMTP connection ended with an error");
                     }
-                } else {
-                    session::run(tcp, peer, ctx, mode, stop).await
-                };
-                if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "SMTP connection ended with an error");
                 }
-            }
-            .instrument(span),
-        );
-    }
+                .instrument(span),
+            );
+        },
+    )
+    .await
 }

@@ -12,8 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Finished handshakes waiting for axum to pick them up.
 const READY_QUEUE: usize = 64;
-/// Pause after a failed accept (e.g. out of file descriptors) before retrying.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 pub struct TlsListener {
     local: SocketAddr,
@@ -32,19 +30,17 @@ impl TlsListener {
             .expect("bound listener has an address");
         let (tx, ready) = mpsc::channel(READY_QUEUE);
         let acceptor = TlsAcceptor::from(config);
-        tokio::spawn(async move {
-            loop {
-                let (tcp, peer) = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    r = listener.accept() => match r {
-                        Ok(x) => x,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "HTTPS accept failed");
-                            tokio::time::sleep(ACCEPT_BACKOFF).await;
-                            continue;
-                        }
-                    },
-                };
+        // The pages have no connection cap of their own (axum's); the
+        // handshakes run in tasks of their own, not tracked (the web
+        // server's shutdown waits for its connections).
+        tokio::spawn(crate::admission::accept_loop(
+            "HTTPS",
+            listener,
+            None,
+            crate::admission::Refusals::SILENT,
+            stop,
+            crate::tasks::Tasks::new(),
+            move |tcp, peer, _| {
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
@@ -56,8 +52,8 @@ impl TlsListener {
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 });
-            }
-        });
+            },
+        ));
         TlsListener { local, ready }
     }
 }
