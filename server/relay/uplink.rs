@@ -3,6 +3,7 @@
 //! manual). Every run goes to the sync history; live progress is on a
 //! [`Board`] that the web page and the command line watch.
 
+use super::carrier::CarrierKind;
 use super::link::{self, LinkProgress, LinkState};
 use super::schedule::Schedule;
 use super::{Relay, RelayError, folder, gateway, nncp};
@@ -16,8 +17,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// The carriers an uplink can use.
-pub const CARRIERS: [&str; 6] = ["link", "folder", "usb", "nncp", "smtp", "lora"];
 /// How often the scheduler looks at the uplinks.
 pub const TICK: Duration = Duration::from_secs(30);
 /// An open uplink with nothing queued still syncs this often (seconds), to
@@ -168,8 +167,12 @@ impl Syncer {
         let p = relay.peer(peer.trim()).await?;
         let schedule = Schedule::parse(schedule).map_err(uplink_error)?.to_string();
         let target = target.trim();
-        match carrier {
-            "link" => {
+        let kind: CarrierKind = carrier
+            .trim()
+            .parse()
+            .map_err(|e: super::carrier::UnknownCarrier| RelayError::Input(e.to_string()))?;
+        match kind {
+            CarrierKind::Link => {
                 if p.is_classic() {
                     return Err(RelayError::Classic(p.name));
                 }
@@ -180,7 +183,7 @@ impl Syncer {
                     ));
                 }
             }
-            "lora" => {
+            CarrierKind::Lora => {
                 if p.is_classic() {
                     return Err(RelayError::Classic(p.name));
                 }
@@ -196,14 +199,14 @@ impl Syncer {
                     ));
                 }
             }
-            "folder" | "usb" => {
+            CarrierKind::Folder | CarrierKind::Usb => {
                 if !Path::new(target).is_absolute() {
                     return Err(RelayError::Input(format!(
                         "`{target}` is not an absolute path: name the folder as /media/usb or /srv/sync/camp"
                     )));
                 }
             }
-            "smtp" => {
+            CarrierKind::Smtp => {
                 if !p.is_classic() || !p.domain_list().is_empty() || !target.is_empty() {
                     return Err(RelayError::Input(
                         "an smtp uplink belongs to the Internet peer (`cairn peer add-internet`) and takes no target; the smarthost is in the gateway settings"
@@ -211,7 +214,7 @@ impl Syncer {
                     ));
                 }
             }
-            "nncp" => {
+            CarrierKind::Nncp => {
                 if target.is_empty()
                     || !target
                         .bytes()
@@ -222,14 +225,8 @@ impl Syncer {
                     )));
                 }
             }
-            other => {
-                return Err(RelayError::Input(format!(
-                    "no carrier `{other}`: use one of {}",
-                    CARRIERS.join(", ")
-                )));
-            }
         }
-        if deletion_acks && !matches!(carrier, "folder" | "usb") {
+        if deletion_acks && !kind.is_folder() {
             return Err(RelayError::Input(
                 "only a folder or USB uplink can read a deleted bundle as the acknowledgement"
                     .into(),
@@ -237,7 +234,7 @@ impl Syncer {
         }
         Ok(relay
             .store()
-            .uplink_set(p.id, carrier, target, &schedule, deletion_acks)
+            .uplink_set(p.id, kind.as_str(), target, &schedule, deletion_acks)
             .await?)
     }
 
@@ -282,8 +279,11 @@ impl Syncer {
     /// address (and, when `probe`, answers), a folder exists, a USB stick
     /// is mounted.
     async fn present(&self, up: &UplinkRow, peer: &PeerRow, probe: bool) -> bool {
-        match up.carrier.as_str() {
-            "link" => {
+        let Ok(kind) = up.carrier.parse::<CarrierKind>() else {
+            return false;
+        };
+        match kind {
+            CarrierKind::Link => {
                 let addrs = peer.address_list();
                 if addrs.is_empty() {
                     return false;
@@ -299,10 +299,12 @@ impl Syncer {
                 }
                 false
             }
-            "folder" => Path::new(&up.target).is_dir(),
-            "usb" => Path::new(&up.target).is_dir() && is_mount_point(Path::new(&up.target)),
-            "lora" => self.radio().is_some_and(|r| r.ready()),
-            _ => true,
+            CarrierKind::Folder => Path::new(&up.target).is_dir(),
+            CarrierKind::Usb => {
+                Path::new(&up.target).is_dir() && is_mount_point(Path::new(&up.target))
+            }
+            CarrierKind::Lora => self.radio().is_some_and(|r| r.ready()),
+            CarrierKind::Nncp | CarrierKind::Smtp => true,
         }
     }
 
@@ -462,20 +464,23 @@ impl Syncer {
     ) -> Result<SyncCounts, String> {
         let relay = &self.inner.relay;
         let peer = relay.peer(&up.peer_name).await.map_err(|e| e.to_string())?;
-        if up.carrier == "link" {
-            return link::sync_peer(relay, &peer, progress)
-                .await
-                .map_err(|e| e.to_string());
-        }
-        if up.carrier == "lora" {
-            let Some(radio) = self.radio() else {
-                return Err("this hub has no radio: set radio.port in its configuration".into());
-            };
-            return radio.sync(&peer, progress).await;
-        }
-        let label = match up.carrier.as_str() {
-            "smtp" if relay.config.gateway.smarthost.is_empty() => "smtp (MX)".to_string(),
-            "smtp" => format!("smtp {}", relay.config.gateway.smarthost),
+        let kind: CarrierKind = up.carrier.parse().map_err(|e| format!("{e}"))?;
+        let label = match kind {
+            CarrierKind::Link => {
+                return link::sync_peer(relay, &peer, progress)
+                    .await
+                    .map_err(|e| e.to_string());
+            }
+            CarrierKind::Lora => {
+                let Some(radio) = self.radio() else {
+                    return Err("this hub has no radio: set radio.port in its configuration".into());
+                };
+                return radio.sync(&peer, progress).await;
+            }
+            CarrierKind::Smtp if relay.config.gateway.smarthost.is_empty() => {
+                "smtp (MX)".to_string()
+            }
+            CarrierKind::Smtp => format!("smtp {}", relay.config.gateway.smarthost),
             other => format!("{other} {}", up.target),
         };
         let store = relay.store();
@@ -484,7 +489,7 @@ impl Syncer {
             .await
             .map_err(|e| e.to_string())?;
         progress.send_modify(|p| p.state = LinkState::Transfer);
-        let result = self.carry(up, &peer, progress).await;
+        let result = self.carry(up, kind, &peer, progress).await;
         let counts = progress.borrow().counts();
         let error = result.as_ref().err().map(|e| e.to_string());
         progress.send_modify(|p| match &error {
@@ -507,11 +512,12 @@ impl Syncer {
     async fn carry(
         &self,
         up: &UplinkRow,
+        kind: CarrierKind,
         peer: &PeerRow,
         progress: &watch::Sender<LinkProgress>,
     ) -> Result<(), RelayError> {
         let relay = &self.inner.relay;
-        if up.carrier == "smtp" {
+        if kind == CarrierKind::Smtp {
             let r = gateway::run(relay, peer).await?;
             progress.send_modify(|p| {
                 p.items_out += r.done;
@@ -526,7 +532,7 @@ impl Syncer {
             return Ok(());
         }
         let dir = Path::new(&up.target);
-        if up.carrier != "nncp" {
+        if kind != CarrierKind::Nncp {
             // What came first: it may hold acknowledgements, and what it
             // brings is acknowledged in the bundle left behind.
             let got = folder::import(relay, dir, true).await?;
@@ -547,7 +553,7 @@ impl Syncer {
         if !(fresh || owed) {
             return Ok(());
         }
-        let e = if up.carrier == "nncp" {
+        let e = if kind == CarrierKind::Nncp {
             nncp::send(relay, &peer.name, Some(&up.target), None, None).await?
         } else {
             let left = folder::replace(relay, &peer.name, dir).await?;
@@ -590,9 +596,10 @@ impl Syncer {
             }
         }
         let since = at - m.last_attempt;
-        // Air time is scarce: a radio peer calls when it has something,
-        // so a radio uplink never polls an idle peer.
-        let polls = up.carrier != "lora";
+        let polls = up
+            .carrier
+            .parse::<CarrierKind>()
+            .is_ok_and(CarrierKind::polls);
         match schedule {
             Schedule::Manual => false,
             Schedule::Appear => appeared || (fresh && since >= MIN_GAP),

@@ -10,6 +10,7 @@ pub mod events;
 pub mod expiry;
 pub mod mail;
 pub mod mailboxes;
+pub mod peers;
 pub mod radio;
 pub mod relay;
 pub mod settings;

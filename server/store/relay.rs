@@ -1,54 +1,13 @@
-//! Peers, routes, outbox custody and seen items: the tables of store-and-
-//! forward. What goes where is decided in `relay/`; this module only makes
+//! Outbox custody and seen items: the tables of store-and-forward (peers
+//! and routes are in `peers.rs`). What goes where is decided in `relay/`; this module only makes
 //! those decisions durable, each import or split in one transaction.
 
 use super::blobs::StagedBlob;
 use super::mail::Change;
-use super::{Error, Result, Store, now};
+pub use super::peers::{NewPeer, PeerRow};
+use super::{Result, Store, now};
 use crate::domain::{AccountId, ModSeq, Uid};
 use sqlx::SqliteConnection;
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PeerRow {
-    pub id: i64,
-    pub name: String,
-    /// The node key; `None` for a classic peer.
-    pub public_key: Option<Vec<u8>>,
-    pub domains: String,
-    pub addresses: String,
-    pub kind: String,
-    pub added_at: i64,
-    pub next_bundle_seq: i64,
-    pub last_sent_at: Option<i64>,
-    pub last_received_at: Option<i64>,
-    pub nncp_node: Option<String>,
-}
-
-impl PeerRow {
-    /// The node key of a cairn peer.
-    pub fn key(&self) -> Option<[u8; 32]> {
-        self.public_key.as_deref().and_then(|k| k.try_into().ok())
-    }
-    pub fn is_classic(&self) -> bool {
-        self.kind == "classic"
-    }
-    pub fn domain_list(&self) -> Vec<String> {
-        serde_json::from_str(&self.domains).unwrap_or_default()
-    }
-    pub fn address_list(&self) -> Vec<String> {
-        serde_json::from_str(&self.addresses).unwrap_or_default()
-    }
-}
-
-/// A new peer: a cairn node from its card (with its key), or a classic
-/// one (no key, maybe an NNCP node).
-pub struct NewPeer<'a> {
-    pub name: &'a str,
-    pub public_key: Option<&'a [u8; 32]>,
-    pub domains: &'a [String],
-    pub addresses: &'a [String],
-    pub nncp_node: Option<&'a str>,
-}
 
 /// An outbox item with what a bundle needs to carry it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -276,131 +235,6 @@ async fn take_item(
 }
 
 impl Store {
-    pub async fn peer_add(&self, p: &NewPeer<'_>) -> Result<PeerRow> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let clash: Option<String> =
-            sqlx::query_scalar("SELECT name FROM peers WHERE name = ? OR public_key = ?")
-                .bind(p.name)
-                .bind(p.public_key.map(|k| &k[..]))
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(name) = clash {
-            return Err(Error::PeerExists(name));
-        }
-        let row: PeerRow = sqlx::query_as(
-            "INSERT INTO peers (name, public_key, domains, addresses, added_at, kind, nncp_node)
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
-        )
-        .bind(p.name)
-        .bind(p.public_key.map(|k| &k[..]))
-        .bind(serde_json::to_string(p.domains).expect("strings serialise"))
-        .bind(serde_json::to_string(p.addresses).expect("strings serialise"))
-        .bind(now())
-        .bind(if p.public_key.is_some() {
-            "cairn"
-        } else {
-            "classic"
-        })
-        .bind(p.nncp_node)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(row)
-    }
-
-    pub async fn peer_list(&self) -> Result<Vec<PeerRow>> {
-        Ok(sqlx::query_as("SELECT * FROM peers ORDER BY name")
-            .fetch_all(self.pool())
-            .await?)
-    }
-
-    pub async fn peer_by_name(&self, name: &str) -> Result<Option<PeerRow>> {
-        Ok(sqlx::query_as("SELECT * FROM peers WHERE name = ?")
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await?)
-    }
-
-    pub async fn peer_by_key(&self, key: &[u8; 32]) -> Result<Option<PeerRow>> {
-        Ok(sqlx::query_as("SELECT * FROM peers WHERE public_key = ?")
-            .bind(&key[..])
-            .fetch_optional(self.pool())
-            .await?)
-    }
-
-    /// Remove a peer and its routes; its queued items wait for a new route.
-    pub async fn peer_remove(&self, name: &str) -> Result<bool> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM peers WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(false);
-        };
-        // Its items wait for another route; history rows just forget it.
-        sqlx::query(
-            "UPDATE outbox SET peer_id = NULL, item_id = NULL,
-                    state = CASE WHEN state IN ('queued', 'in-flight') THEN 'no-route' ELSE state END
-             WHERE peer_id = ?",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE items_seen SET peer_id = NULL WHERE peer_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM peers WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Point `domain` ('*' for the default route) at a peer.
-    pub async fn route_set(&self, domain: &str, peer_id: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO routes (domain, peer_id) VALUES (?, ?)
-             ON CONFLICT (domain) DO UPDATE SET peer_id = excluded.peer_id",
-        )
-        .bind(domain)
-        .bind(peer_id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
-    pub async fn route_remove(&self, domain: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM routes WHERE domain = ?")
-            .bind(domain)
-            .execute(self.pool())
-            .await?;
-        Ok(r.rows_affected() > 0)
-    }
-
-    /// Whether `domain` has a route of its own (the default route does not count).
-    pub async fn route_exists(&self, domain: &str) -> Result<bool> {
-        Ok(
-            sqlx::query_scalar::<_, i64>("SELECT 1 FROM routes WHERE domain = ? AND domain <> '*'")
-                .bind(domain)
-                .fetch_optional(self.pool())
-                .await?
-                .is_some(),
-        )
-    }
-
-    /// (domain, peer id, peer name), the default route '*' last.
-    pub async fn routes(&self) -> Result<Vec<(String, i64, String)>> {
-        Ok(sqlx::query_as(
-            "SELECT r.domain, p.id, p.name FROM routes r JOIN peers p ON p.id = r.peer_id
-             ORDER BY r.domain = '*', r.domain",
-        )
-        .fetch_all(self.pool())
-        .await?)
-    }
-
     /// Items waiting for a route.
     pub async fn outbox_unrouted(&self) -> Result<Vec<CustodyRow>> {
         Ok(
