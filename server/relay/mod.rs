@@ -24,6 +24,7 @@ pub mod node;
 mod peers;
 pub mod radio;
 pub mod schedule;
+pub mod sync;
 pub mod uplink;
 pub(crate) mod varint;
 
