@@ -5,10 +5,7 @@
 use crate::config::Config;
 use crate::datadir::{self, Layout, Lock};
 use crate::domain::password::random_groups;
-use crate::imap;
-use crate::mail::transaction::{MailRules, RulesConfig};
 use crate::relay;
-use crate::smtp;
 use crate::store::{self, Store, settings};
 use crate::tasks::Tasks;
 use crate::tls;
@@ -17,11 +14,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
-/// Pending connections the kernel may queue per listener.
-const LISTEN_BACKLOG: u32 = 1024;
+mod listen;
+pub use crate::config::services::*;
+use listen::{Serving, bind_error, claim_all, open, protocol_contexts};
+
 /// How long open connections may take to finish after a stop request.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A TLS client that has not finished its handshake by then is dropped.
@@ -327,60 +325,6 @@ pub async fn prepare(
     ))
 }
 
-fn env_name(field: &str) -> String {
-    crate::config::FIELDS
-        .iter()
-        .find(|f| f.key == field)
-        .map(|f| f.env.to_string())
-        .unwrap_or_default()
-}
-
-fn bind_error(field: &'static str, addr: SocketAddr, source: std::io::Error) -> StartError {
-    match source.kind() {
-        std::io::ErrorKind::AddrInUse => StartError::PortInUse {
-            field,
-            env: env_name(field),
-            addr,
-        },
-        std::io::ErrorKind::PermissionDenied => StartError::PortDenied {
-            field,
-            addr,
-            source,
-        },
-        _ => StartError::Bind {
-            field,
-            addr,
-            source,
-        },
-    }
-}
-
-/// Claim an address without accepting connections yet, so a busy port is
-/// found before anything is created on disk.
-fn claim(field: &'static str, addr: SocketAddr) -> Result<TcpSocket, StartError> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(|e| bind_error(field, addr, e))?;
-    socket
-        .set_reuseaddr(true)
-        .map_err(|e| bind_error(field, addr, e))?;
-    socket.bind(addr).map_err(|e| bind_error(field, addr, e))?;
-    Ok(socket)
-}
-
-fn open(
-    field: &'static str,
-    addr: SocketAddr,
-    socket: TcpSocket,
-) -> Result<TcpListener, StartError> {
-    socket
-        .listen(LISTEN_BACKLOG)
-        .map_err(|e| bind_error(field, addr, e))
-}
-
 /// A running hub.
 pub struct Hub {
     pub report: StartReport,
@@ -435,31 +379,10 @@ async fn route_and_expire(relay: relay::Relay, stop: CancellationToken) {
     }
 }
 
-pub use crate::config::services::*;
-
 impl Hub {
     /// Claim the ports, prepare the data directory, and start serving.
     pub async fn start(config: Config) -> Result<Hub, StartError> {
-        // Services that run in this version, by config key.
-        let served: [(&'static str, &[SocketAddr]); 8] = [
-            (
-                "listen.smtp_submission_tls",
-                &config.listen.smtp_submission_tls,
-            ),
-            ("listen.smtp_submission", &config.listen.smtp_submission),
-            ("listen.smtp_mx", &config.listen.smtp_mx),
-            ("listen.imap_tls", &config.listen.imap_tls),
-            ("listen.imap", &config.listen.imap),
-            ("listen.http", &config.listen.http),
-            ("listen.https", &config.listen.https),
-            ("listen.link", &config.listen.link),
-        ];
-        let mut claimed = Vec::new();
-        for (field, addrs) in served {
-            for addr in addrs {
-                claimed.push((field, *addr, claim(field, *addr)?));
-            }
-        }
+        let claimed = claim_all(&config)?;
 
         let (prepared, lock) = prepare(&config, true).await?;
         let config = prepared.config.clone();
@@ -496,40 +419,7 @@ impl Hub {
             })
             .collect();
 
-        let rules = Arc::new(MailRules::new(
-            prepared.store.clone(),
-            RulesConfig {
-                domains: config.hub.domains.clone(),
-                require_encryption: config.mail.require_encryption,
-                max_message_size: config.limits.max_message_size.0,
-                max_recipients: config.limits.max_recipients as usize,
-                mailbox_quota: config.limits.mailbox_quota.0,
-                send_per_minute: config.limits.send_per_minute,
-                send_burst: config.limits.send_burst,
-                create_on_login: config.mail.create_on_login,
-            },
-        ));
-        let imap_ctx = Arc::new(imap::ImapContext {
-            rules: rules.clone(),
-            tls: tls_config.clone(),
-            allow_plaintext_auth: config.security.allow_plaintext_auth,
-            max_message_size: config.limits.max_message_size.0,
-            quota: config.limits.mailbox_quota.0,
-            comment: Some(format!("cairn hub {}", config.hub.name)),
-            admin: None,
-        });
-        let smtp_ctx = Arc::new(smtp::SmtpContext {
-            rules,
-            hostname: config
-                .hub
-                .hostnames
-                .first()
-                .map(|h| h.to_string())
-                .unwrap_or_else(|| "cairn".into()),
-            tls: tls_config.clone(),
-            allow_plaintext_auth: config.security.allow_plaintext_auth,
-            max_message_size: config.limits.max_message_size.0,
-        });
+        let (imap_ctx, smtp_ctx) = protocol_contexts(&config, &prepared.store, &tls_config);
         let (max_connections, per_address) = (
             config.limits.max_connections as usize,
             config.limits.max_connections_per_address,
@@ -583,78 +473,20 @@ impl Hub {
         let router = web::router(state);
 
         let tracker = Tasks::new();
+        let serving = Serving {
+            imap: imap_ctx,
+            smtp: smtp_ctx,
+            admission: &admission,
+            relay: &relay,
+            router,
+            tls: tls_config,
+            stop: &stop,
+            tracker: &tracker,
+        };
         let mut endpoints = Vec::new();
         for (field, addr, listener) in listeners {
-            let stop = stop.clone();
             endpoints.push((service_name(field), addr));
-            let smtp_mode = match field {
-                "listen.smtp_submission_tls" => Some(smtp::Mode::SubmissionTls),
-                "listen.smtp_submission" => Some(smtp::Mode::SubmissionStartTls),
-                "listen.smtp_mx" => Some(smtp::Mode::Mx),
-                _ => None,
-            };
-            let imap_mode = match field {
-                "listen.imap_tls" => Some(imap::Mode::Tls),
-                "listen.imap" => Some(imap::Mode::StartTls),
-                _ => None,
-            };
-            if let Some(mode) = imap_mode {
-                tracker.spawn(imap::server::serve(
-                    listener,
-                    mode,
-                    imap_ctx.clone(),
-                    admission(),
-                    stop,
-                    tracker.clone(),
-                ));
-            } else if let Some(mode) = smtp_mode {
-                tracker.spawn(smtp::server::serve(
-                    smtp::Listener { listener, mode },
-                    smtp_ctx.clone(),
-                    admission(),
-                    stop,
-                    tracker.clone(),
-                ));
-            } else if field == "listen.link" {
-                tracker.spawn(relay::link::serve(
-                    listener,
-                    relay.clone(),
-                    stop,
-                    tracker.clone(),
-                ));
-            } else if field == "listen.https" {
-                let router = router
-                    .clone()
-                    .layer(axum::Extension(web::Secure(true)))
-                    .into_make_service_with_connect_info::<web::ClientAddr>();
-                let tls = crate::web::tls::TlsListener::new(
-                    listener,
-                    tls_config.clone(),
-                    TLS_HANDSHAKE_TIMEOUT,
-                    stop.clone(),
-                );
-                tracker.spawn(async move {
-                    let r = axum::serve(tls, router)
-                        .with_graceful_shutdown(stop.cancelled_owned())
-                        .await;
-                    if let Err(e) = r {
-                        tracing::error!(%addr, error = %e, "HTTPS server stopped");
-                    }
-                });
-            } else {
-                let router = router
-                    .clone()
-                    .layer(axum::Extension(web::Secure(false)))
-                    .into_make_service_with_connect_info::<web::ClientAddr>();
-                tracker.spawn(async move {
-                    let r = axum::serve(listener, router)
-                        .with_graceful_shutdown(stop.cancelled_owned())
-                        .await;
-                    if let Err(e) = r {
-                        tracing::error!(%addr, error = %e, "HTTP server stopped");
-                    }
-                });
-            }
+            serving.serve(field, addr, listener);
         }
         tracker.spawn(prepared.store.clone().expire_periodically(
             expiry,

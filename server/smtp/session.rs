@@ -332,30 +332,7 @@ where
             // RFC 5321 §4.1.1.1 EHLO / HELO
             Request::Ehlo { host } | Request::Helo { host } | Request::Lhlo { host } => {
                 let extended = !line[..4].eq_ignore_ascii_case(b"HELO");
-                st.helo = Some(host.to_string());
-                st.tx = None;
-                if !extended {
-                    conn.reply(&Reply::new(250, "", ctx.hostname.clone()));
-                    continue;
-                }
-                let mut lines = vec![
-                    ctx.hostname.clone(),
-                    "PIPELINING".into(),
-                    format!("SIZE {}", ctx.max_message_size),
-                    "8BITMIME".into(),
-                    "SMTPUTF8".into(),
-                    "ENHANCEDSTATUSCODES".into(),
-                ];
-                if mode == Mode::SubmissionStartTls && !st.tls {
-                    lines.push("STARTTLS".into());
-                }
-                if auth_offered(ctx, mode, st.tls) && st.login.is_none() {
-                    lines.push("AUTH PLAIN LOGIN".into());
-                }
-                let last = lines.len() - 1;
-                for (i, l) in lines.iter().enumerate() {
-                    conn.raw(&format!("250{}{l}\r\n", if i == last { ' ' } else { '-' }));
-                }
+                ehlo(conn, st, ctx, mode, host.to_string(), extended);
             }
             // RFC 3207 STARTTLS
             Request::StartTls => {
@@ -375,31 +352,10 @@ where
                 mechanism,
                 initial_response,
             } => {
-                if mode == Mode::Mx {
-                    conn.reply(&Reply::new(
-                        503,
-                        "5.5.1",
-                        "no login on this port: use the submission port",
-                    ));
-                } else if !st.tls && !ctx.allow_plaintext_auth {
-                    conn.reply(&Reply::new(
-                        538,
-                        "5.7.11",
-                        "encryption required for login: use STARTTLS first, or the implicit-TLS port",
-                    ));
-                } else if st.login.is_some() {
-                    conn.reply(&Reply::new(503, "5.5.1", "already logged in"));
-                } else if st.tx.is_some() {
-                    conn.reply(&Reply::new(503, "5.5.1", "not during a mail transaction"));
-                } else {
-                    let initial = initial_response.to_string();
-                    let reply = authenticate(conn, st, peer, ctx, mechanism, initial, stop).await?;
-                    let closes = reply.closes();
-                    conn.reply(&reply);
-                    if closes {
-                        conn.flush().await?;
-                        return Ok(End::Closed);
-                    }
+                let initial = initial_response.to_string();
+                if let Some(end) = auth(conn, st, peer, ctx, mode, mechanism, initial, stop).await?
+                {
+                    return Ok(end);
                 }
             }
             // Never reached: MAIL and RCPT lines are parsed above.
@@ -408,39 +364,8 @@ where
             }
             // RFC 5321 §4.1.1.4 DATA
             Request::Data => {
-                let Some(tx) = st.tx.take() else {
-                    conn.reply(&Reply::new(503, "5.5.1", "MAIL first"));
-                    continue;
-                };
-                if tx.recipients() == 0 {
-                    st.tx = Some(tx);
-                    conn.reply(&Reply::new(554, "5.5.1", "no valid recipients"));
-                    continue;
-                }
-                conn.reply(&Reply::new(
-                    354,
-                    "",
-                    "send the message, end with <CRLF>.<CRLF>",
-                ));
-                let intake = ctx.rules.intake(&tx);
-                let received = receive_data(conn, intake).await?;
-                // The account may have gone while the message arrived.
-                if conn.credentials_changed() && conn.login_revoked(st, ctx).await {
-                    return end_revoked(conn).await;
-                }
-                match received {
-                    None => return Ok(End::Closed),
-                    Some(Err(e)) => conn.reply(&Reply::from(&e)),
-                    Some(Ok(received)) => match ctx.rules.accept(tx, received).await {
-                        Ok(d) => {
-                            tracing::info!(%peer, local = d.appended.len(), queued = d.queued.is_some(), "message accepted");
-                            conn.reply(&Reply::new(250, "2.0.0", "OK: stored"));
-                        }
-                        Err(e) => {
-                            tracing::info!(%peer, reason = %e, "message refused");
-                            conn.reply(&Reply::from(&e));
-                        }
-                    },
+                if let Some(end) = data(conn, st, peer, ctx).await? {
+                    return Ok(end);
                 }
             }
             Request::Bdat { .. } => {
@@ -471,6 +396,135 @@ where
             }
         }
     }
+}
+
+/// RFC 5321 §4.1.1.1 EHLO / HELO: the extensions on offer.
+fn ehlo<S>(
+    conn: &mut Conn<S>,
+    st: &mut State,
+    ctx: &SmtpContext,
+    mode: Mode,
+    host: String,
+    extended: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    st.helo = Some(host);
+    st.tx = None;
+    if !extended {
+        conn.reply(&Reply::new(250, "", ctx.hostname.clone()));
+        return;
+    }
+    let mut lines = vec![
+        ctx.hostname.clone(),
+        "PIPELINING".into(),
+        format!("SIZE {}", ctx.max_message_size),
+        "8BITMIME".into(),
+        "SMTPUTF8".into(),
+        "ENHANCEDSTATUSCODES".into(),
+    ];
+    if mode == Mode::SubmissionStartTls && !st.tls {
+        lines.push("STARTTLS".into());
+    }
+    if auth_offered(ctx, mode, st.tls) && st.login.is_none() {
+        lines.push("AUTH PLAIN LOGIN".into());
+    }
+    let last = lines.len() - 1;
+    for (i, l) in lines.iter().enumerate() {
+        conn.raw(&format!("250{}{l}\r\n", if i == last { ' ' } else { '-' }));
+    }
+}
+
+/// RFC 4954 AUTH, where this port and the connection allow it. `Some`:
+/// the session ends.
+#[allow(clippy::too_many_arguments)]
+async fn auth<S>(
+    conn: &mut Conn<S>,
+    st: &mut State,
+    peer: SocketAddr,
+    ctx: &SmtpContext,
+    mode: Mode,
+    mechanism: u64,
+    initial: String,
+    stop: &CancellationToken,
+) -> std::io::Result<Option<End>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    if mode == Mode::Mx {
+        conn.reply(&Reply::new(
+            503,
+            "5.5.1",
+            "no login on this port: use the submission port",
+        ));
+    } else if !st.tls && !ctx.allow_plaintext_auth {
+        conn.reply(&Reply::new(
+            538,
+            "5.7.11",
+            "encryption required for login: use STARTTLS first, or the implicit-TLS port",
+        ));
+    } else if st.login.is_some() {
+        conn.reply(&Reply::new(503, "5.5.1", "already logged in"));
+    } else if st.tx.is_some() {
+        conn.reply(&Reply::new(503, "5.5.1", "not during a mail transaction"));
+    } else {
+        let reply = authenticate(conn, st, peer, ctx, mechanism, initial, stop).await?;
+        let closes = reply.closes();
+        conn.reply(&reply);
+        if closes {
+            conn.flush().await?;
+            return Ok(Some(End::Closed));
+        }
+    }
+    Ok(None)
+}
+
+/// RFC 5321 §4.1.1.4 DATA: the message, then the transaction's verdict.
+/// `Some`: the session ends.
+async fn data<S>(
+    conn: &mut Conn<S>,
+    st: &mut State,
+    peer: SocketAddr,
+    ctx: &SmtpContext,
+) -> std::io::Result<Option<End>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let Some(tx) = st.tx.take() else {
+        conn.reply(&Reply::new(503, "5.5.1", "MAIL first"));
+        return Ok(None);
+    };
+    if tx.recipients() == 0 {
+        st.tx = Some(tx);
+        conn.reply(&Reply::new(554, "5.5.1", "no valid recipients"));
+        return Ok(None);
+    }
+    conn.reply(&Reply::new(
+        354,
+        "",
+        "send the message, end with <CRLF>.<CRLF>",
+    ));
+    let intake = ctx.rules.intake(&tx);
+    let received = receive_data(conn, intake).await?;
+    // The account may have gone while the message arrived.
+    if conn.credentials_changed() && conn.login_revoked(st, ctx).await {
+        return end_revoked(conn).await.map(Some);
+    }
+    match received {
+        None => return Ok(Some(End::Closed)),
+        Some(Err(e)) => conn.reply(&Reply::from(&e)),
+        Some(Ok(received)) => match ctx.rules.accept(tx, received).await {
+            Ok(d) => {
+                tracing::info!(%peer, local = d.appended.len(), queued = d.queued.is_some(), "message accepted");
+                conn.reply(&Reply::new(250, "2.0.0", "OK: stored"));
+            }
+            Err(e) => {
+                tracing::info!(%peer, reason = %e, "message refused");
+                conn.reply(&Reply::from(&e));
+            }
+        },
+    }
+    Ok(None)
 }
 
 /// RFC 5321 §4.1.1.2 MAIL

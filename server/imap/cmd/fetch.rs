@@ -248,24 +248,7 @@ pub(crate) async fn fetch_cmd(
         chosen.iter().map(|(_, m)| m.uid as u32).collect();
     for (seq, m) in chosen {
         let flag_news = deferred.iter().any(|(_, u, _, _)| u.0 == m.uid as u32);
-        let mut flags = crate::store::mailboxes::parse_flags(&m.flags);
-        let mut modseq = m.modseq as u64;
-        if sets_seen
-            && !flags.iter().any(|f| f == "\\Seen")
-            && let Ok((changed, _)) = store
-                .set_flags(
-                    mailbox,
-                    &[Uid(m.uid as u32)],
-                    FlagOp::Add,
-                    &["\\Seen".into()],
-                    None,
-                )
-                .await
-            && let Some(c) = changed.first()
-        {
-            flags = c.flags.clone();
-            modseq = c.modseq.0;
-        }
+        let (flags, modseq) = flags_after(&store, mailbox, &m, sets_seen).await;
         let needs_body = wants.iter().any(|w| {
             matches!(
                 w,
@@ -339,6 +322,35 @@ pub(crate) async fn fetch_cmd(
         view.seen_modseq = view.seen_modseq.max(mb.highestmodseq as u64);
     }
     ok(tag, None, "FETCH completed")
+}
+
+/// A message's flags and modseq as this FETCH reports them: with
+/// `\\Seen` set first when the fetch reads a body without PEEK
+/// (RFC 3501 §6.4.5).
+async fn flags_after(
+    store: &crate::store::Store,
+    mailbox: crate::domain::MailboxId,
+    m: &MessageRow,
+    sets_seen: bool,
+) -> (Vec<String>, u64) {
+    let flags = crate::store::mailboxes::parse_flags(&m.flags);
+    let modseq = m.modseq as u64;
+    if sets_seen
+        && !flags.iter().any(|f| f == "\\Seen")
+        && let Ok((changed, _)) = store
+            .set_flags(
+                mailbox,
+                &[Uid(m.uid as u32)],
+                FlagOp::Add,
+                &["\\Seen".into()],
+                None,
+            )
+            .await
+        && let Some(c) = changed.first()
+    {
+        return (c.flags.clone(), c.modseq.0);
+    }
+    (flags, modseq)
 }
 
 /// One message's data items, in the order asked, after `items` (UID

@@ -143,6 +143,33 @@ struct In {
     fin: Option<u32>,
 }
 
+impl State {
+    fn new(tuning: &Tuning, initiator: bool) -> State {
+        State {
+            o: Out {
+                fold: tuning.fold,
+                pending: VecDeque::new(),
+                open: true,
+                next_seq: 0,
+                unacked: BTreeMap::new(),
+            },
+            i: In {
+                cum: 0,
+                ooo: BTreeMap::new(),
+                buf: Vec::new(),
+                fin: None,
+            },
+            outcome: Outcome::default(),
+            my_turn: initiator,
+            peer_turn: None,
+            peer_idle: false,
+            last_heard: Instant::now(),
+            last_signal: (0, 0),
+            peer_hold_until: Instant::now(),
+        }
+    }
+}
+
 /// Runs the session until both streams are complete, or it fails.
 /// `out` yields this side's records (closed when it has no more); `inc`
 /// takes the other side's.
@@ -172,28 +199,7 @@ pub async fn run<A: Air>(
         jitter % max.max(1)
     };
 
-    let mut st = State {
-        o: Out {
-            fold: tuning.fold,
-            pending: VecDeque::new(),
-            open: true,
-            next_seq: 0,
-            unacked: BTreeMap::new(),
-        },
-        i: In {
-            cum: 0,
-            ooo: BTreeMap::new(),
-            buf: Vec::new(),
-            fin: None,
-        },
-        outcome: Outcome::default(),
-        my_turn: initiator,
-        peer_turn: None,
-        peer_idle: false,
-        last_heard: Instant::now(),
-        last_signal: (0, 0),
-        peer_hold_until: Instant::now(),
-    };
+    let mut st = State::new(tuning, initiator);
     let mut turn_no: u32 = 0;
     let mut idle_hold = Duration::from_millis(300);
     let mut deadline = Instant::now() + reply_wait;
@@ -205,32 +211,20 @@ pub async fn run<A: Air>(
             // Wait, listening, until the duty cycle allows a frame and a
             // turn; the other side's polls meanwhile only update its
             // acknowledgements.
-            fill(&mut st.o, &mut out);
-            let need = burst_need(&st.o, air, tuning, seg_payload);
-            let wait = air.wait_for(need);
-            if !wait.is_zero() {
-                st.outcome.waited += wait;
-                let until = Instant::now() + wait;
-                loop {
-                    tokio::select! {
-                        r = air.recv() => {
-                            if let Some(end) = st.on_frame(r?, noise, session, &inc, tuning, same_peer).await? {
-                                return end;
-                            }
-                        }
-                        _ = sleep_until(until) => break,
-                    }
-                }
-            }
-            // Catch up on what was heard meanwhile, so the burst answers
-            // the latest state.
-            while let Some(r) = air.recv().now_or_never() {
-                if let Some(end) = st
-                    .on_frame(r?, noise, session, &inc, tuning, same_peer)
-                    .await?
-                {
-                    return end;
-                }
+            let waited = listen_until_ready(
+                &mut st,
+                air,
+                &mut out,
+                noise,
+                session,
+                &inc,
+                tuning,
+                same_peer,
+                seg_payload,
+            )
+            .await?;
+            if let Some(end) = waited {
+                return end;
             }
             // Gather what the upper layer has ready; hold briefly when idle.
             fill(&mut st.o, &mut out);
@@ -241,80 +235,32 @@ pub async fn run<A: Air>(
                 return say_bye(air, &mut st, noise, session, &mut turn_no, reply_wait * 2).await;
             }
             if nothing && st.o.open {
-                let hold = if st.peer_idle {
-                    idle_hold
-                } else {
-                    Duration::from_millis(300)
-                };
-                tokio::select! {
-                    r = out.recv() => match r {
-                        Some(rec) => push_record(&mut st.o, &rec),
-                        None => st.o.open = false,
-                    },
-                    _ = tokio::time::sleep(hold) => {
-                        if st.peer_idle {
-                            idle_hold = (idle_hold * 2).min(tuning.idle_hold);
-                        }
-                    }
-                }
-                fill(&mut st.o, &mut out);
+                hold_while_idle(&mut st, &mut out, &mut idle_hold, tuning).await;
             }
             // The burst: first what the other side still lacks, then new.
-            let mut burst: Vec<Vec<u8>> = Vec::new();
-            let mut burst_air = Duration::ZERO;
-            let budget = Duration::from_millis(u64::from(air.budget_ms()));
-            let turn_air = air
-                .airtime(frame::HEADER + frame::TURN_LEN + TAG)
-                .as_duration();
-            let room = tuning.burst_air.min(budget.saturating_sub(turn_air));
-            for f in st.o.unacked.values() {
-                if burst.len() >= tuning.burst_frames
-                    || (!burst.is_empty() && burst_air + full_frame > room)
-                {
-                    break;
-                }
-                burst_air += air.airtime(f.len()).as_duration();
-                burst.push(f.clone());
-                st.outcome.resent += 1;
-            }
-            while !st.o.pending.is_empty()
-                && burst.len() < tuning.burst_frames
-                && (st.o.unacked.len() as u32) < tuning.window
-                && (burst.is_empty() || burst_air + full_frame <= room)
-            {
-                if st.o.next_seq > frame::MAX_COUNTER {
-                    return Err(SessionError::Exhausted);
-                }
-                let n = seg_payload.min(st.o.pending.len());
-                let plain: Vec<u8> = st.o.pending.drain(..n).collect();
-                let f = seal(noise, Kind::Seg, 0, session, st.o.next_seq, &plain)?;
-                st.outcome.bytes_out += n as u64;
-                burst_air += air.airtime(f.len()).as_duration();
-                st.o.unacked.insert(st.o.next_seq, f.clone());
-                st.o.next_seq += 1;
-                burst.push(f);
-                if st.o.pending.is_empty() {
-                    fill(&mut st.o, &mut out);
-                }
-            }
-            let mut flags = 0;
-            if burst.is_empty() {
-                flags |= turn::IDLE;
-            } else {
+            let burst = build_burst(
+                &mut st,
+                air,
+                &mut out,
+                tuning,
+                noise,
+                session,
+                (seg_payload, full_frame),
+            )?;
+            if !burst.is_empty() {
                 idle_hold = Duration::from_millis(300);
             }
-            if !st.o.open && st.o.pending.is_empty() {
-                flags |= turn::FIN;
-            }
-            // Tell the other side how long our duty cycle will keep us
-            // quiet after this burst, so it does not poll meanwhile.
-            let this: Airtime = burst.iter().map(|f| air.airtime(f.len())).sum();
-            let hold = air.wait_for(this + burst_need(&st.o, air, tuning, seg_payload));
-            let t = make_turn(&st.o, &st.i, flags, air.budget_ms(), hold, st.last_signal);
-            burst.push(seal_turn(noise, session, &mut turn_no, &t)?);
-            st.outcome.frames_sent += burst.len() as u64;
-            st.outcome.airtime += burst.iter().map(|f| air.airtime(f.len())).sum();
-            air.send(burst).await?;
+            send_burst(
+                &mut st,
+                air,
+                burst,
+                noise,
+                session,
+                &mut turn_no,
+                tuning,
+                seg_payload,
+            )
+            .await?;
             st.my_turn = false;
             polls_in_a_row = 0;
             deadline = Instant::now()
@@ -352,16 +298,7 @@ pub async fn run<A: Air>(
                 // Poll: say our turn again (it may be the part that was lost).
                 polls_in_a_row += 1;
                 st.outcome.polls += 1;
-                let mut flags = turn::IDLE;
-                if !st.o.open && st.o.pending.is_empty() {
-                    flags |= turn::FIN;
-                }
-                let hold = air.wait_for(burst_need(&st.o, air, tuning, seg_payload));
-                let t = make_turn(&st.o, &st.i, flags, air.budget_ms(), hold, st.last_signal);
-                let f = seal_turn(noise, session, &mut turn_no, &t)?;
-                st.outcome.frames_sent += 1;
-                st.outcome.airtime += air.airtime(f.len());
-                air.send(vec![f]).await?;
+                send_poll(&mut st, air, noise, session, &mut turn_no, tuning, seg_payload).await?;
                 let backoff = reply_wait * 2u32.pow(polls_in_a_row.min(5));
                 deadline = Instant::now()
                     + backoff.min(Duration::from_secs(120))
@@ -370,6 +307,185 @@ pub async fn run<A: Air>(
             }
         }
     }
+}
+
+/// Nothing to send yet: wait a moment for the upper layer (longer, up to
+/// the tuning's idle hold, while the other side is idle too).
+async fn hold_while_idle(
+    st: &mut State,
+    out: &mut mpsc::Receiver<Vec<u8>>,
+    idle_hold: &mut Duration,
+    tuning: &Tuning,
+) {
+    let hold = if st.peer_idle {
+        *idle_hold
+    } else {
+        Duration::from_millis(300)
+    };
+    tokio::select! {
+        r = out.recv() => match r {
+            Some(rec) => push_record(&mut st.o, &rec),
+            None => st.o.open = false,
+        },
+        _ = tokio::time::sleep(hold) => {
+            if st.peer_idle {
+                *idle_hold = (*idle_hold * 2).min(tuning.idle_hold);
+            }
+        }
+    }
+    fill(&mut st.o, out);
+}
+
+/// Send a burst with this side's turn at its end: what it acknowledges,
+/// whether it is idle or finished, and how long its duty cycle will keep
+/// it quiet afterwards (so the other side does not poll meanwhile).
+#[allow(clippy::too_many_arguments)]
+async fn send_burst<A: Air>(
+    st: &mut State,
+    air: &mut A,
+    mut burst: Vec<Vec<u8>>,
+    noise: &StatelessTransportState,
+    session: u16,
+    turn_no: &mut u32,
+    tuning: &Tuning,
+    seg_payload: usize,
+) -> Result<(), SessionError> {
+    let mut flags = 0;
+    if burst.is_empty() {
+        flags |= turn::IDLE;
+    }
+    if !st.o.open && st.o.pending.is_empty() {
+        flags |= turn::FIN;
+    }
+    let this: Airtime = burst.iter().map(|f| air.airtime(f.len())).sum();
+    let hold = air.wait_for(this + burst_need(&st.o, air, tuning, seg_payload));
+    let t = make_turn(&st.o, &st.i, flags, air.budget_ms(), hold, st.last_signal);
+    burst.push(seal_turn(noise, session, turn_no, &t)?);
+    st.outcome.frames_sent += burst.len() as u64;
+    st.outcome.airtime += burst.iter().map(|f| air.airtime(f.len())).sum();
+    air.send(burst).await?;
+    Ok(())
+}
+
+/// A poll: this side's turn said again with nothing new (the other side's
+/// answer, or our last turn, may have been lost).
+async fn send_poll<A: Air>(
+    st: &mut State,
+    air: &mut A,
+    noise: &StatelessTransportState,
+    session: u16,
+    turn_no: &mut u32,
+    tuning: &Tuning,
+    seg_payload: usize,
+) -> Result<(), SessionError> {
+    let mut flags = turn::IDLE;
+    if !st.o.open && st.o.pending.is_empty() {
+        flags |= turn::FIN;
+    }
+    let hold = air.wait_for(burst_need(&st.o, air, tuning, seg_payload));
+    let t = make_turn(&st.o, &st.i, flags, air.budget_ms(), hold, st.last_signal);
+    let f = seal_turn(noise, session, turn_no, &t)?;
+    st.outcome.frames_sent += 1;
+    st.outcome.airtime += air.airtime(f.len());
+    air.send(vec![f]).await?;
+    Ok(())
+}
+
+/// Listen until the duty cycle allows this side's burst and turn, taking
+/// what is heard meanwhile, then catch up on what arrived. `Some`: the
+/// session ended while listening.
+#[allow(clippy::too_many_arguments)]
+async fn listen_until_ready<A: Air>(
+    st: &mut State,
+    air: &mut A,
+    out: &mut mpsc::Receiver<Vec<u8>>,
+    noise: &StatelessTransportState,
+    session: u16,
+    inc: &mpsc::Sender<Vec<u8>>,
+    tuning: &Tuning,
+    same_peer: &(dyn Fn(&Frame) -> bool + Send + Sync),
+    seg_payload: usize,
+) -> Result<Option<Result<Outcome, SessionError>>, SessionError> {
+    fill(&mut st.o, out);
+    let need = burst_need(&st.o, air, tuning, seg_payload);
+    let wait = air.wait_for(need);
+    if !wait.is_zero() {
+        st.outcome.waited += wait;
+        let until = Instant::now() + wait;
+        loop {
+            tokio::select! {
+                r = air.recv() => {
+                    if let Some(end) = st.on_frame(r?, noise, session, inc, tuning, same_peer).await? {
+                        return Ok(Some(end));
+                    }
+                }
+                _ = sleep_until(until) => break,
+            }
+        }
+    }
+    // Catch up on what was heard meanwhile, so the burst answers
+    // the latest state.
+    while let Some(r) = air.recv().now_or_never() {
+        if let Some(end) = st
+            .on_frame(r?, noise, session, inc, tuning, same_peer)
+            .await?
+        {
+            return Ok(Some(end));
+        }
+    }
+    Ok(None)
+}
+
+/// The burst of one turn: first the frames the other side still lacks,
+/// then new segments of what is pending, within the burst's frames, the
+/// window and the air the duty cycle leaves.
+fn build_burst<A: Air>(
+    st: &mut State,
+    air: &mut A,
+    out: &mut mpsc::Receiver<Vec<u8>>,
+    tuning: &Tuning,
+    noise: &StatelessTransportState,
+    session: u16,
+    (seg_payload, full_frame): (usize, Duration),
+) -> Result<Vec<Vec<u8>>, SessionError> {
+    let mut burst: Vec<Vec<u8>> = Vec::new();
+    let mut burst_air = Duration::ZERO;
+    let budget = Duration::from_millis(u64::from(air.budget_ms()));
+    let turn_air = air
+        .airtime(frame::HEADER + frame::TURN_LEN + TAG)
+        .as_duration();
+    let room = tuning.burst_air.min(budget.saturating_sub(turn_air));
+    for f in st.o.unacked.values() {
+        if burst.len() >= tuning.burst_frames
+            || (!burst.is_empty() && burst_air + full_frame > room)
+        {
+            break;
+        }
+        burst_air += air.airtime(f.len()).as_duration();
+        burst.push(f.clone());
+        st.outcome.resent += 1;
+    }
+    while !st.o.pending.is_empty()
+        && burst.len() < tuning.burst_frames
+        && (st.o.unacked.len() as u32) < tuning.window
+        && (burst.is_empty() || burst_air + full_frame <= room)
+    {
+        if st.o.next_seq > frame::MAX_COUNTER {
+            return Err(SessionError::Exhausted);
+        }
+        let n = seg_payload.min(st.o.pending.len());
+        let plain: Vec<u8> = st.o.pending.drain(..n).collect();
+        let f = seal(noise, Kind::Seg, 0, session, st.o.next_seq, &plain)?;
+        st.outcome.bytes_out += n as u64;
+        burst_air += air.airtime(f.len()).as_duration();
+        st.o.unacked.insert(st.o.next_seq, f.clone());
+        st.o.next_seq += 1;
+        burst.push(f);
+        if st.o.pending.is_empty() {
+            fill(&mut st.o, out);
+        }
+    }
+    Ok(burst)
 }
 
 struct State {
@@ -665,51 +781,5 @@ fn open(noise: &StatelessTransportState, f: &Frame) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        /// Records cut into segments of any size, the segments arriving in
-        /// any order within the window and some twice, come out whole,
-        /// in order, once.
-        #[test]
-        fn records_survive_fragmentation_and_reordering(
-            records in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 1..12),
-            seg in 16usize..240,
-            swaps in proptest::collection::vec((0usize..64, 0usize..64), 0..40),
-            dups in proptest::collection::vec(0usize..64, 0..10),
-        ) {
-            let mut o = Out { fold: true, pending: VecDeque::new(), open: true, next_seq: 0, unacked: BTreeMap::new() };
-            for r in &records {
-                push_record(&mut o, r);
-            }
-            let bytes: Vec<u8> = o.pending.drain(..).collect();
-            let segments: Vec<Vec<u8>> = bytes.chunks(seg).map(<[u8]>::to_vec).collect();
-            let mut i = In { cum: 0, ooo: BTreeMap::new(), buf: Vec::new(), fin: None };
-            let mut got = Vec::new();
-            // Deliver window by window, shuffled and with duplicates.
-            for (w, window) in segments.chunks(64).enumerate() {
-                let mut order: Vec<usize> = (0..window.len()).collect();
-                for &(a, b) in &swaps {
-                    if a < order.len() && b < order.len() {
-                        order.swap(a, b);
-                    }
-                }
-                for &d in &dups {
-                    if d < window.len() {
-                        order.push(d);
-                    }
-                }
-                for k in order {
-                    take_segment(&mut i, (w * 64 + k) as u32, window[k].clone(), 64);
-                    while let Some(r) = next_record(&mut i.buf).unwrap() {
-                        got.push(r);
-                    }
-                }
-            }
-            prop_assert_eq!(i.cum as usize, segments.len());
-            prop_assert_eq!(got, records);
-        }
-    }
-}
+#[path = "session_tests.rs"]
+mod tests;
