@@ -347,6 +347,28 @@ pub struct Hub {
     _lock: Option<Lock>,
 }
 
+/// The radio configured for this hub, if it has one: the modem on
+/// `radio.port` (a USB adapter, or a radio of `cairn radio sim`), handed
+/// to the radio sync as just another modem.
+fn radio_for(
+    relay: relay::Relay,
+    config: &crate::config::RadioConfig,
+) -> Option<relay::radio::service::Radio> {
+    if config.port.is_empty() {
+        return None;
+    }
+    let opener = crate::carriers::lora::opener::Serial {
+        path: config.port.clone(),
+        settings: config.settings.clone(),
+    };
+    Some(relay::radio::service::Radio::new(
+        relay,
+        config.clone(),
+        Arc::new(opener),
+        relay::radio::session::Tuning::default(),
+    ))
+}
+
 /// How often the hub looks for mail changed by CLI commands beside it.
 pub const WAKEUP_POLL: Duration = Duration::from_millis(500);
 
@@ -433,7 +455,7 @@ impl Hub {
 
         let reload = CancellationToken::new();
         let syncer = relay::uplink::Syncer::new(relay.clone());
-        let radio = relay::radio::service::Radio::from_config(relay.clone(), &config.radio);
+        let radio = radio_for(relay.clone(), &config.radio);
         if let Some(r) = &radio {
             syncer.set_radio(r.clone());
         }

@@ -480,11 +480,7 @@ fn two_camps_chat_over_a_lossy_radio_on_each_modem() {
             stats.lost > 0,
             "{model:?}: the channel lost nothing: {stats:?}"
         );
-        if let Err(e) = r
-            .sim
-            .ether()
-            .check_duty(cairn::carriers::lora::airtime::Region::Eu868)
-        {
+        if let Err(e) = r.sim.ether().check_duty(cairn::domain::lora::Region::Eu868) {
             panic!("{e}");
         }
         drop(rpc);

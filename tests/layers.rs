@@ -79,13 +79,16 @@ fn carriers_know_nothing_of_the_store() {
 
 #[test]
 fn the_radio_codecs_do_no_io() {
-    for codec in ["kiss.rs", "at.rs", "airtime.rs"] {
-        let text = std::fs::read_to_string(server().join("carriers/lora").join(codec)).unwrap();
+    for codec in [
+        "carriers/lora/kiss.rs",
+        "carriers/lora/at.rs",
+        "domain/lora.rs",
+        "relay/radio/ledger.rs",
+        "relay/radio/frame.rs",
+    ] {
+        let text = std::fs::read_to_string(server().join(codec)).unwrap();
         for banned in ["tokio", "std::fs", "std::net", "serialport"] {
-            assert!(
-                !text.contains(banned),
-                "carriers/lora/{codec} uses {banned}"
-            );
+            assert!(!text.contains(banned), "{codec} uses {banned}");
         }
     }
 }
@@ -234,7 +237,12 @@ fn imports_point_down() {
     let edges = module_edges();
     let banned: &[(&str, &[&str])] = &[
         ("web", &["app", "appliance", "cli", "smtp", "imap"]),
-        ("relay", &["smtp", "imap", "web", "app", "appliance", "cli"]),
+        // The relay names no concrete carrier: modems come in through
+        // relay::radio::modem's traits, handed in by app.rs.
+        (
+            "relay",
+            &["smtp", "imap", "web", "carriers", "app", "appliance", "cli"],
+        ),
         ("smtp", &["imap", "web", "relay", "app", "appliance", "cli"]),
         ("imap", &["smtp", "web", "relay", "app", "appliance", "cli"]),
         (

@@ -7,11 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use cairn::carriers::lora::airtime::Region;
 use cairn::carriers::lora::modem::Model;
 use cairn::carriers::lora::modem::Settings;
 use cairn::carriers::lora::sim::Sim;
 use cairn::carriers::lora::sim::ether::Conditions;
+use cairn::domain::lora::Region;
 use cairn::relay::radio::service::RadioState;
 use common::radio::{radio_pair, wait_radio};
 use common::relay::{Node, node_for, send};

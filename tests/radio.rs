@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use cairn::carriers::lora::airtime::Region;
 use cairn::carriers::lora::modem::Model;
 use cairn::carriers::lora::modem::{Modem, ModemError, Settings};
 use cairn::carriers::lora::port::Port;
 use cairn::carriers::lora::sim::Sim;
 use cairn::carriers::lora::sim::ether::Conditions;
+use cairn::domain::lora::Region;
 use tokio::time::{Instant, timeout};
 
 fn settings(model: Model) -> Settings {
@@ -260,7 +260,7 @@ async fn loss_collisions_and_half_duplex_are_modelled() {
 
 // ---- the session layer over the simulated radio ----------------------
 
-use cairn::carriers::lora::airtime::Airtime;
+use cairn::domain::units::Airtime;
 use cairn::relay::bundle::generate_keypair;
 use cairn::relay::radio::frame::{Frame, Hello};
 use cairn::relay::radio::session::{self, Air, Outcome, Tuning};
@@ -281,9 +281,11 @@ async fn handshake(
     let (a_priv, _a_pub) = generate_keypair();
     let (b_priv, b_pub) = generate_keypair();
     let mut a = RadioIo::new(
-        Modem::open(sim.open("a").unwrap(), &settings(model))
-            .await
-            .unwrap(),
+        Box::new(
+            Modem::open(sim.open("a").unwrap(), &settings(model))
+                .await
+                .unwrap(),
+        ),
         None,
     )
     .await
@@ -291,7 +293,7 @@ async fn handshake(
     let mut sb = settings(model);
     sb.address = 2;
     let mut b = RadioIo::new(
-        Modem::open(sim.open("b").unwrap(), &sb).await.unwrap(),
+        Box::new(Modem::open(sim.open("b").unwrap(), &sb).await.unwrap()),
         None,
     )
     .await
@@ -518,7 +520,7 @@ async fn the_ledger_survives_a_restart() {
     sim.add("a", Model::Rylr);
     let s = settings(Model::Rylr);
     let mut io = RadioIo::new(
-        Modem::open(sim.open("a").unwrap(), &s).await.unwrap(),
+        Box::new(Modem::open(sim.open("a").unwrap(), &s).await.unwrap()),
         Some(store.clone()),
     )
     .await
@@ -532,7 +534,7 @@ async fn the_ledger_survives_a_restart() {
     // "Restart": a new store handle, a new modem, a new ledger.
     let store = cairn::store::Store::open(dir.path()).await.unwrap();
     let mut io = RadioIo::new(
-        Modem::open(sim.open("a").unwrap(), &s).await.unwrap(),
+        Box::new(Modem::open(sim.open("a").unwrap(), &s).await.unwrap()),
         Some(store),
     )
     .await

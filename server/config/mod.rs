@@ -217,7 +217,7 @@ pub struct RadioConfig {
     /// The modem's serial device ("/dev/ttyUSB0", a udev symlink, or the
     /// simulator's); empty: no radio.
     pub port: String,
-    pub settings: crate::carriers::lora::modem::Settings,
+    pub settings: crate::domain::lora::Settings,
     /// Items larger than this stay off the air (for another carrier).
     pub max_item: ByteSize,
 }
@@ -226,7 +226,7 @@ impl Default for RadioConfig {
     fn default() -> RadioConfig {
         RadioConfig {
             port: String::new(),
-            settings: crate::carriers::lora::modem::Settings::default(),
+            settings: crate::domain::lora::Settings::default(),
             max_item: ByteSize(64 << 10),
         }
     }

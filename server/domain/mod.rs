@@ -2,6 +2,7 @@
 
 pub mod address;
 pub mod ids;
+pub mod lora;
 pub mod password;
 pub mod smtp_path;
 pub mod units;

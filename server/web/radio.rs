@@ -8,7 +8,8 @@
 use super::guard::{Admin, AdminForm, WebError, WebResult};
 use super::settings::{restart_soon, restarting, save_config_fields};
 use super::{AppState, after_gap, no_store};
-use crate::carriers::lora::airtime::{Airtime, Region, WINDOW};
+use crate::domain::lora::{Region, WINDOW};
+use crate::domain::units::Airtime;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;

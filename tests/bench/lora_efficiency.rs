@@ -10,11 +10,11 @@
 //!
 //! Run: `cargo bench --bench lora_efficiency`.
 
-use cairn::carriers::lora::airtime::Airtime;
 use cairn::carriers::lora::modem::Model;
 use cairn::carriers::lora::modem::{Modem, Settings};
 use cairn::carriers::lora::sim::Sim;
 use cairn::carriers::lora::sim::ether::Conditions;
+use cairn::domain::units::Airtime;
 use cairn::relay::bundle::generate_keypair;
 use cairn::relay::radio::frame::{Frame, Hello};
 use cairn::relay::radio::session::{self, Air, Tuning};
@@ -50,17 +50,21 @@ async fn joined(
     let (a_priv, _) = generate_keypair();
     let (b_priv, b_pub) = generate_keypair();
     let mut a = RadioIo::new(
-        Modem::open(sim.open("a").unwrap(), &settings(model, sf, 1))
-            .await
-            .unwrap(),
+        Box::new(
+            Modem::open(sim.open("a").unwrap(), &settings(model, sf, 1))
+                .await
+                .unwrap(),
+        ),
         None,
     )
     .await
     .unwrap();
     let mut b = RadioIo::new(
-        Modem::open(sim.open("b").unwrap(), &settings(model, sf, 2))
-            .await
-            .unwrap(),
+        Box::new(
+            Modem::open(sim.open("b").unwrap(), &settings(model, sf, 2))
+                .await
+                .unwrap(),
+        ),
         None,
     )
     .await

@@ -1,11 +1,12 @@
-//! The LoRa radio carrier: airtime and the law ([`airtime`]), RNode KISS
-//! framing ([`kiss`]) and REYAX RYLR AT lines ([`at`]) — sans-I/O codecs —
-//! then the byte pipe to a modem ([`port`]), the modem drivers ([`modem`])
-//! and a simulator of both modems on one channel ([`sim`]).
+//! The LoRa radio carrier: RNode KISS framing ([`kiss`]) and REYAX RYLR AT
+//! lines ([`at`]) — sans-I/O codecs — then the byte pipe to a modem
+//! ([`port`]), the modem drivers ([`modem`]), the drivers behind the radio
+//! sync's traits ([`opener`]) and a simulator of both modems on one channel
+//! ([`sim`]). Air time and the law are in `domain::lora`.
 
-pub mod airtime;
 pub mod at;
 pub mod kiss;
 pub mod modem;
+pub mod opener;
 pub mod port;
 pub mod sim;

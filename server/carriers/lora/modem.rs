@@ -9,10 +9,10 @@ use std::time::Duration;
 use base64::Engine;
 use tokio::time::{Instant, timeout_at};
 
-use super::airtime::{Airtime, Modulation, Region, rnode_preamble};
 use super::at::{self, Command, LineReader, Reply};
 use super::kiss::{self, Deframer, cmd};
 use super::port::Port;
+pub use crate::domain::lora::{Model, RNODE_MTU, RYLR_MTU, RYLR_PREAMBLE, Received, Settings};
 
 /// The firmware the RNode driver needs (Reticulum's `REQUIRED_FW_VER`).
 const RNODE_MIN_FW: (u8, u8) = (1, 52);
@@ -25,169 +25,6 @@ const ANSWER: Duration = Duration::from_millis(1500);
 const FRAME_GAP: Duration = Duration::from_millis(100);
 /// How long an RNode's send queue may stay full before sending fails.
 const QUEUE_FULL_LIMIT: Duration = Duration::from_secs(60);
-/// Host frames never reach RNode's split mode (255–508 bytes), where
-/// losing either half loses both and halves can be spliced.
-pub const RNODE_MTU: usize = 254;
-/// RYLR data is sent as base64: 180 bytes make the 240 characters an
-/// `AT+SEND` allows, since binary transparency is undocumented.
-pub const RYLR_MTU: usize = 180;
-/// RYLR preamble: 12 works with every network id.
-const RYLR_PREAMBLE: u16 = 12;
-/// Bytes the RYLR adds on air to every send.
-const RYLR_OVERHEAD: usize = 8;
-
-/// Which modem family: RNode (KISS) or REYAX RYLR998 (AT commands).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Model {
-    Rnode,
-    Rylr,
-}
-
-impl Model {
-    /// The name in the configuration (`radio.modem`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Model::Rnode => "rnode",
-            Model::Rylr => "rylr",
-        }
-    }
-}
-
-impl std::str::FromStr for Model {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Model, String> {
-        match s {
-            "rnode" => Ok(Model::Rnode),
-            "rylr" | "rylr998" => Ok(Model::Rylr),
-            _ => Err(format!("unknown modem `{s}`: use rnode or rylr")),
-        }
-    }
-}
-
-/// The radio settings of one LoRa carrier.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Settings {
-    pub model: Model,
-    pub region: Region,
-    /// Centre frequency, Hz.
-    pub frequency: u32,
-    /// Bandwidth, Hz.
-    pub bandwidth: u32,
-    pub sf: u8,
-    /// Coding rate 1..=4 (4/5..4/8).
-    pub cr: u8,
-    /// Transmit power, dBm.
-    pub txpower: u8,
-    /// RYLR network id (3..15 or 18): frames of other networks are unheard.
-    pub network: u8,
-    /// RYLR address of this hub.
-    pub address: u16,
-}
-
-impl Default for Settings {
-    /// The EU 869.525 MHz profile: the 10 % sub-band, SF9/125 kHz.
-    fn default() -> Settings {
-        Settings {
-            model: Model::Rnode,
-            region: Region::Eu868,
-            frequency: 869_525_000,
-            bandwidth: 125_000,
-            sf: 9,
-            cr: 1,
-            txpower: 14,
-            network: 18,
-            address: 0,
-        }
-    }
-}
-
-impl Settings {
-    pub fn preamble(&self) -> u16 {
-        match self.model {
-            Model::Rnode => rnode_preamble(self.sf, self.bandwidth),
-            Model::Rylr => RYLR_PREAMBLE,
-        }
-    }
-
-    pub fn modulation(&self) -> Modulation {
-        Modulation::new(self.sf, self.bandwidth, self.cr, self.preamble())
-    }
-
-    pub fn mtu(&self) -> usize {
-        match self.model {
-            Model::Rnode => RNODE_MTU,
-            Model::Rylr => RYLR_MTU,
-        }
-    }
-
-    /// Air time of a host frame of `len` bytes, with what the modem adds.
-    pub fn airtime(&self, len: usize) -> Airtime {
-        let phy = match self.model {
-            Model::Rnode => 1 + len,
-            Model::Rylr => RYLR_OVERHEAD + len.div_ceil(3) * 4,
-        };
-        self.modulation().time_on_air(phy)
-    }
-
-    /// Every problem, each naming its field and what is allowed.
-    pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if let Err(e) = self.modulation().check() {
-            out.push(e);
-        }
-        match self.region.band_for(self.frequency, self.bandwidth) {
-            Err(e) => out.push(format!("frequency: {e}")),
-            Ok(band) => {
-                if let Some(dwell) = band.max_dwell
-                    && self.airtime(self.mtu()).as_duration() > dwell
-                {
-                    out.push(format!(
-                        "sf: a full frame at SF{} lasts {}, over the {} ms per-packet limit of {}; use a lower spreading factor",
-                        self.sf,
-                        self.airtime(self.mtu()),
-                        dwell.as_millis(),
-                        band.name
-                    ));
-                }
-            }
-        }
-        match self.model {
-            Model::Rnode => {
-                if self.txpower > 22 {
-                    out.push(format!(
-                        "txpower: {} dBm is more than an RNode can do (22)",
-                        self.txpower
-                    ));
-                }
-            }
-            Model::Rylr => {
-                if !matches!(self.bandwidth, 125_000 | 250_000 | 500_000) {
-                    out.push(format!(
-                        "bandwidth: an RYLR998 offers 125000, 250000 or 500000 Hz, not {}",
-                        self.bandwidth
-                    ));
-                }
-                if self.sf > 11 {
-                    out.push(format!("sf: an RYLR998 goes up to SF11, not SF{}", self.sf));
-                }
-                if self.txpower > 22 {
-                    out.push(format!(
-                        "txpower: {} dBm is more than an RYLR998 can do (22)",
-                        self.txpower
-                    ));
-                }
-                if !((3..=15).contains(&self.network) || self.network == 18) {
-                    out.push(format!(
-                        "network: {} is not an RYLR network id (3 to 15, or 18)",
-                        self.network
-                    ));
-                }
-            }
-        }
-        out
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModemError {
@@ -219,16 +56,6 @@ pub enum ModemError {
 }
 
 pub type Result<T, E = ModemError> = std::result::Result<T, E>;
-
-/// A frame heard on the air.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Received {
-    pub data: Vec<u8>,
-    /// dBm.
-    pub rssi: i16,
-    /// dB.
-    pub snr: f32,
-}
 
 /// What the modem says about itself and the channel.
 #[derive(Clone, Debug, Default, PartialEq)]

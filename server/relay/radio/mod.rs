@@ -10,6 +10,8 @@
 //! sent, and the sender waits rather than exceed the band's duty cycle.
 
 pub mod frame;
+pub mod ledger;
+pub mod modem;
 pub mod service;
 pub mod session;
 pub mod squeeze;
@@ -22,9 +24,12 @@ use tokio::time::Instant;
 use self::frame::{Frame, HELLO_ANSWER, Hello, Kind};
 use self::session::{Air, AirError};
 use super::bundle::NodeKey;
-use crate::carriers::lora::airtime::{Airtime, Ledger, PACE_WINDOW, SubBand, WINDOW};
-use crate::carriers::lora::modem::{Modem, Received};
+use crate::domain::lora::Received;
+use crate::domain::lora::{SubBand, WINDOW};
+use crate::domain::units::Airtime;
 use crate::store::Store;
+use ledger::{Ledger, PACE_WINDOW};
+use modem::FrameModem;
 
 /// The radio speaks the same Noise pattern as the live link.
 pub const NOISE: &str = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
@@ -136,7 +141,7 @@ pub struct AirStats {
 /// An open modem with its ledger: every frame is costed, recorded
 /// (persistently, when there is a store) and sent only within budget.
 pub struct RadioIo {
-    modem: Modem,
+    modem: Box<dyn FrameModem>,
     ledger: Ledger,
     /// The same duty cycle over six minutes, so the hour's budget is
     /// spread out and a busy sender never waits most of an hour.
@@ -154,7 +159,10 @@ pub struct RadioIo {
 impl RadioIo {
     /// Wraps an open modem; the ledger is reloaded from `store` (the last
     /// hour of this band's transmissions).
-    pub async fn new(modem: Modem, store: Option<Store>) -> Result<RadioIo, AirError> {
+    pub async fn new(
+        modem: Box<dyn FrameModem>,
+        store: Option<Store>,
+    ) -> Result<RadioIo, AirError> {
         let s = modem.settings();
         let band = s
             .region
@@ -191,8 +199,8 @@ impl RadioIo {
         self.epoch.0 + self.epoch.1.elapsed().as_millis() as u64
     }
 
-    pub fn modem(&self) -> &Modem {
-        &self.modem
+    pub fn modem(&self) -> &dyn FrameModem {
+        self.modem.as_ref()
     }
 
     pub fn band(&self) -> &'static SubBand {
@@ -205,7 +213,7 @@ impl RadioIo {
         (self.ledger.used(now), self.ledger.limit())
     }
 
-    pub fn into_modem(self) -> Modem {
+    pub fn into_modem(self) -> Box<dyn FrameModem> {
         self.modem
     }
 

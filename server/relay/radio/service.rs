@@ -11,12 +11,11 @@ use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{CAP_FOLD, CAP_KEYREF, Frame, HELLO_ANSWER, Hello, Kind};
+use super::modem::ModemOpener;
 use super::session::{self, Air, AirError, SessionError, Tuning};
 use super::{RadioIo, VERSION, answer, finish, hello, hello_sender};
-use crate::carriers::lora::modem::{Modem, Received};
-use crate::carriers::lora::port::Port;
-use crate::carriers::lora::sim::Sim;
 use crate::config::RadioConfig;
+use crate::domain::lora::Received;
 use crate::relay::Relay;
 use crate::relay::link::{self, ExchangeOptions, LinkProgress, LinkState};
 use crate::store::SyncCounts;
@@ -105,34 +104,10 @@ enum Request {
     },
 }
 
-/// Where the modem is.
-#[derive(Clone)]
-pub enum Opener {
-    /// A serial device path.
-    Serial(String),
-    /// A radio of an in-process simulator (tests in paused time).
-    Sim(Arc<Sim>, String),
-}
-
-impl Opener {
-    fn open(&self) -> std::io::Result<Port> {
-        match self {
-            Opener::Serial(path) => Port::open_serial(path),
-            Opener::Sim(sim, name) => sim.open(name),
-        }
-    }
-    fn name(&self) -> String {
-        match self {
-            Opener::Serial(p) => p.clone(),
-            Opener::Sim(_, n) => format!("simulated radio {n}"),
-        }
-    }
-}
-
 struct Inner {
     relay: Relay,
     config: RadioConfig,
-    opener: Opener,
+    opener: Arc<dyn ModemOpener>,
     tuning: Tuning,
     status: watch::Sender<RadioStatus>,
     requests: mpsc::Sender<Request>,
@@ -152,7 +127,12 @@ fn random_u64() -> u64 {
 }
 
 impl Radio {
-    pub fn new(relay: Relay, config: RadioConfig, opener: Opener, tuning: Tuning) -> Radio {
+    pub fn new(
+        relay: Relay,
+        config: RadioConfig,
+        opener: Arc<dyn ModemOpener>,
+        tuning: Tuning,
+    ) -> Radio {
         let (requests, receiver) = mpsc::channel(8);
         let status = RadioStatus {
             port: opener.name(),
@@ -169,19 +149,6 @@ impl Radio {
                 receiver: Mutex::new(Some(receiver)),
             }),
         }
-    }
-
-    /// The radio configured for this hub, if it has one.
-    pub fn from_config(relay: Relay, config: &RadioConfig) -> Option<Radio> {
-        if config.port.is_empty() {
-            return None;
-        }
-        Some(Radio::new(
-            relay,
-            config.clone(),
-            Opener::Serial(config.port.clone()),
-            Tuning::default(),
-        ))
     }
 
     pub fn status(&self) -> watch::Receiver<RadioStatus> {
@@ -229,7 +196,7 @@ impl Radio {
         let (used, limit) = io.ledger_use();
         let band = io.band();
         let stats = io.stats.clone();
-        let noise = io.modem().status().noise_frames;
+        let noise = io.modem().noise_frames();
         self.set(|s| {
             s.band = band.name.to_string();
             s.used_ms = used.0 / 1000;
@@ -270,10 +237,7 @@ impl Radio {
                 s.state = RadioState::Opening;
             });
             let opened = async {
-                let port = self.inner.opener.open().map_err(|e| e.to_string())?;
-                let modem = Modem::open(port, &self.inner.config.settings)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let modem = self.inner.opener.open().await.map_err(|e| e.to_string())?;
                 RadioIo::new(modem, Some(self.inner.relay.store().clone()))
                     .await
                     .map_err(|e| e.to_string())
@@ -296,7 +260,7 @@ impl Radio {
                 },
                 _ = stop.cancelled() => return,
             };
-            let identity = io.modem().status().identity.clone();
+            let identity = io.modem().identity();
             tracing::info!(port = %self.inner.opener.name(), modem = %identity, band = io.band().name, "radio listening");
             self.set(|s| {
                 s.state = RadioState::Ready;

@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use super::frame::{self, Frame, Kind, TAG, Turn, turn};
-use crate::carriers::lora::airtime::Airtime;
-use crate::carriers::lora::modem::Received;
+use crate::domain::lora::Received;
+use crate::domain::units::Airtime;
 
 /// What the session needs from the radio.
 pub trait Air {
@@ -48,7 +48,7 @@ pub trait Air {
 #[derive(Debug, thiserror::Error)]
 pub enum AirError {
     #[error("{0}")]
-    Modem(#[from] crate::carriers::lora::modem::ModemError),
+    Modem(#[from] super::modem::ModemFailure),
     #[error("could not record air time: {0}")]
     Ledger(String),
 }

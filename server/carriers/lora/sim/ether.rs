@@ -16,7 +16,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::carriers::lora::airtime::{Airtime, Region, WINDOW};
+use crate::domain::lora::{Region, WINDOW};
+use crate::domain::units::Airtime;
 
 /// SplitMix64: a tiny, well-known, seedable generator; the simulator needs
 /// reproducible draws, not cryptographic ones.

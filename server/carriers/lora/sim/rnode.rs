@@ -11,9 +11,10 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep_until};
 
 use super::ether::{Air, Ether, Family, Rng, Tuning, TxId, USB_LATENCY};
-use crate::carriers::lora::airtime::{Airtime, Modulation, rnode_preamble};
 use crate::carriers::lora::kiss::{self, Deframer, MTU, cmd};
 use crate::carriers::lora::port::Port;
+use crate::domain::lora::{Modulation, rnode_preamble};
+use crate::domain::units::Airtime;
 
 /// ESP32 firmware queue (`CONFIG_QUEUE_SIZE`, `CONFIG_QUEUE_MAX_LENGTH`).
 const QUEUE_BYTES: usize = 6144;

@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep_until};
 
 use super::ether::{Ether, Family, Tuning, TxId, USB_LATENCY};
-use crate::carriers::lora::airtime::Modulation;
 use crate::carriers::lora::at::{Command, LineReader, MAX_DATA, Reply, err};
 use crate::carriers::lora::port::Port;
+use crate::domain::lora::Modulation;
 
 /// "the payload part will increase more 8 bytes than the actual data
 /// length": target address (2), network (1), source address (2), length

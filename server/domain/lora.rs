@@ -1,64 +1,24 @@
-//! Time on air of a LoRa packet, the regional sub-bands with their duty
-//! cycles, and the sliding-window ledger that keeps a transmitter inside
-//! them.
+//! LoRa as the law and the physics see it: the modem families and their
+//! settings, the time on air of a packet, and the regional sub-bands with
+//! their duty cycles. Pure arithmetic and tables (no I/O): the drivers in
+//! carriers/lora, the radio sync in relay/radio and the radio page all
+//! read it.
 //!
-//! Sans-I/O: the formula is Semtech AN1200.13 (SX127x datasheet §4.1.1.7);
-//! the ledger is plain arithmetic over `(time, airtime)` entries that the
-//! caller persists.
+//! The formula is Semtech AN1200.13 (SX127x datasheet §4.1.1.7).
 
-use std::collections::VecDeque;
-use std::fmt;
+use super::units::Airtime;
 use std::time::Duration;
 
-/// Air time in microseconds (what the formula yields, rounded up).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Airtime(pub u64);
-
-impl Airtime {
-    pub fn from_micros(us: u64) -> Airtime {
-        Airtime(us)
-    }
-    pub fn micros(self) -> u64 {
-        self.0
-    }
-    pub fn as_duration(self) -> Duration {
-        Duration::from_micros(self.0)
-    }
-    pub fn millis_f64(self) -> f64 {
-        self.0 as f64 / 1000.0
-    }
-}
-
-impl std::ops::Add for Airtime {
-    type Output = Airtime;
-    fn add(self, o: Airtime) -> Airtime {
-        Airtime(self.0 + o.0)
-    }
-}
-
-impl std::ops::AddAssign for Airtime {
-    fn add_assign(&mut self, o: Airtime) {
-        self.0 += o.0;
-    }
-}
-
-impl std::iter::Sum for Airtime {
-    fn sum<I: Iterator<Item = Airtime>>(it: I) -> Airtime {
-        Airtime(it.map(|a| a.0).sum())
-    }
-}
-
-impl fmt::Display for Airtime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 >= 10_000_000 {
-            write!(f, "{:.0} s", self.0 as f64 / 1e6)
-        } else if self.0 >= 1_000_000 {
-            write!(f, "{:.1} s", self.0 as f64 / 1e6)
-        } else {
-            write!(f, "{:.0} ms", self.0 as f64 / 1e3)
-        }
-    }
-}
+/// Host frames never reach RNode's split mode (255–508 bytes), where
+/// losing either half loses both and halves can be spliced.
+pub const RNODE_MTU: usize = 254;
+/// RYLR data is sent as base64: 180 bytes make the 240 characters an
+/// `AT+SEND` allows, since binary transparency is undocumented.
+pub const RYLR_MTU: usize = 180;
+/// RYLR preamble: 12 works with every network id.
+pub const RYLR_PREAMBLE: u16 = 12;
+/// Bytes the RYLR adds on air to every send.
+pub const RYLR_OVERHEAD: usize = 8;
 
 /// The spreading factors the formula here covers. SF5/6 use a different
 /// preamble and payload form on SX126x chips, so they are refused rather
@@ -326,130 +286,167 @@ const US915: [SubBand; 1] = [SubBand {
     note: "400 ms per packet",
 }];
 
-/// The pacing window: the duty cycle also holds over every six minutes.
-pub const PACE_WINDOW: Duration = Duration::from_secs(360);
-
-/// Share of the legal budget the ledger lets cairn use: the rest is margin
-/// for the modem's own rounding and a clock that drifts between restarts.
-pub const LEDGER_SHARE_PERMILLE: u64 = 950;
-
-/// One transmitter's sliding-window account of air time in one sub-band.
-/// Times are milliseconds on any clock that does not run backwards much
-/// (wall-clock milliseconds, persisted with each entry).
-#[derive(Clone, Debug)]
-pub struct Ledger {
-    limit: Airtime,
-    window_ms: u64,
-    entries: VecDeque<(u64, Airtime)>,
-    used: Airtime,
+/// Which modem family: RNode (KISS) or REYAX RYLR998 (AT commands).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Model {
+    Rnode,
+    Rylr,
 }
 
-impl Ledger {
-    /// A ledger for `band`, allowed [`LEDGER_SHARE_PERMILLE`] of its budget.
-    pub fn new(band: &SubBand) -> Ledger {
-        Ledger::with_limit(Airtime(band.budget().0 * LEDGER_SHARE_PERMILLE / 1000))
+impl Model {
+    /// The name in the configuration (`radio.modem`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Model::Rnode => "rnode",
+            Model::Rylr => "rylr",
+        }
     }
+}
 
-    pub fn with_limit(limit: Airtime) -> Ledger {
-        Ledger::with_window(limit, WINDOW)
+impl std::str::FromStr for Model {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Model, String> {
+        match s {
+            "rnode" => Ok(Model::Rnode),
+            "rylr" | "rylr998" => Ok(Model::Rylr),
+            _ => Err(format!("unknown modem `{s}`: use rnode or rylr")),
+        }
     }
+}
 
-    /// A ledger over another window: [`PACE_WINDOW`] with a tenth of the
-    /// hour's limit spreads the hour's air time so that a sender that used
-    /// it up waits minutes, not most of an hour.
-    pub fn with_window(limit: Airtime, window: Duration) -> Ledger {
-        Ledger {
-            limit,
-            window_ms: window.as_millis() as u64,
-            entries: VecDeque::new(),
-            used: Airtime(0),
+/// The radio settings of one LoRa carrier.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Settings {
+    pub model: Model,
+    pub region: Region,
+    /// Centre frequency, Hz.
+    pub frequency: u32,
+    /// Bandwidth, Hz.
+    pub bandwidth: u32,
+    pub sf: u8,
+    /// Coding rate 1..=4 (4/5..4/8).
+    pub cr: u8,
+    /// Transmit power, dBm.
+    pub txpower: u8,
+    /// RYLR network id (3..15 or 18): frames of other networks are unheard.
+    pub network: u8,
+    /// RYLR address of this hub.
+    pub address: u16,
+}
+
+impl Default for Settings {
+    /// The EU 869.525 MHz profile: the 10 % sub-band, SF9/125 kHz.
+    fn default() -> Settings {
+        Settings {
+            model: Model::Rnode,
+            region: Region::Eu868,
+            frequency: 869_525_000,
+            bandwidth: 125_000,
+            sf: 9,
+            cr: 1,
+            txpower: 14,
+            network: 18,
+            address: 0,
+        }
+    }
+}
+
+impl Settings {
+    pub fn preamble(&self) -> u16 {
+        match self.model {
+            Model::Rnode => rnode_preamble(self.sf, self.bandwidth),
+            Model::Rylr => RYLR_PREAMBLE,
         }
     }
 
-    pub fn limit(&self) -> Airtime {
-        self.limit
+    pub fn modulation(&self) -> Modulation {
+        Modulation::new(self.sf, self.bandwidth, self.cr, self.preamble())
     }
 
-    /// Restores an entry read back from disk. An entry stamped in the
-    /// future (the clock went back) counts as if sent now, so a clock that
-    /// jumps backwards can only make the ledger stricter.
-    pub fn restore(&mut self, now_ms: u64, at_ms: u64, airtime: Airtime) {
-        self.push(at_ms.min(now_ms), airtime);
+    pub fn mtu(&self) -> usize {
+        match self.model {
+            Model::Rnode => RNODE_MTU,
+            Model::Rylr => RYLR_MTU,
+        }
     }
 
-    fn push(&mut self, at_ms: u64, airtime: Airtime) {
-        // Keep entries sorted by time (restores may come in any order).
-        let pos = self.entries.partition_point(|(t, _)| *t <= at_ms);
-        self.entries.insert(pos, (at_ms, airtime));
-        self.used += airtime;
+    /// Air time of a host frame of `len` bytes, with what the modem adds.
+    pub fn airtime(&self, len: usize) -> Airtime {
+        let phy = match self.model {
+            Model::Rnode => 1 + len,
+            Model::Rylr => RYLR_OVERHEAD + len.div_ceil(3) * 4,
+        };
+        self.modulation().time_on_air(phy)
     }
 
-    fn expire(&mut self, now_ms: u64) {
-        let window = self.window_ms;
-        while let Some(&(t, a)) = self.entries.front() {
-            if t + window <= now_ms {
-                self.entries.pop_front();
-                self.used = Airtime(self.used.0 - a.0);
-            } else {
-                break;
+    /// Every problem, each naming its field and what is allowed.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Err(e) = self.modulation().check() {
+            out.push(e);
+        }
+        match self.region.band_for(self.frequency, self.bandwidth) {
+            Err(e) => out.push(format!("frequency: {e}")),
+            Ok(band) => {
+                if let Some(dwell) = band.max_dwell
+                    && self.airtime(self.mtu()).as_duration() > dwell
+                {
+                    out.push(format!(
+                        "sf: a full frame at SF{} lasts {}, over the {} ms per-packet limit of {}; use a lower spreading factor",
+                        self.sf,
+                        self.airtime(self.mtu()),
+                        dwell.as_millis(),
+                        band.name
+                    ));
+                }
             }
         }
-    }
-
-    /// Air time spent in the window ending at `now_ms`.
-    pub fn used(&mut self, now_ms: u64) -> Airtime {
-        self.expire(now_ms);
-        self.used
-    }
-
-    /// Air time still allowed in the window ending at `now_ms`.
-    pub fn remaining(&mut self, now_ms: u64) -> Airtime {
-        let used = self.used(now_ms);
-        Airtime(self.limit.0.saturating_sub(used.0))
-    }
-
-    /// The earliest time at or after `now_ms` when `cost` fits, or `None`
-    /// when it never can (a single packet larger than the whole budget).
-    pub fn earliest(&mut self, now_ms: u64, cost: Airtime) -> Option<u64> {
-        if cost > self.limit {
-            return None;
-        }
-        self.expire(now_ms);
-        let mut used = self.used.0;
-        if used + cost.0 <= self.limit.0 {
-            return Some(now_ms);
-        }
-        let window = self.window_ms;
-        for &(t, a) in &self.entries {
-            used -= a.0;
-            if used + cost.0 <= self.limit.0 {
-                return Some(t + window);
+        match self.model {
+            Model::Rnode => {
+                if self.txpower > 22 {
+                    out.push(format!(
+                        "txpower: {} dBm is more than an RNode can do (22)",
+                        self.txpower
+                    ));
+                }
+            }
+            Model::Rylr => {
+                if !matches!(self.bandwidth, 125_000 | 250_000 | 500_000) {
+                    out.push(format!(
+                        "bandwidth: an RYLR998 offers 125000, 250000 or 500000 Hz, not {}",
+                        self.bandwidth
+                    ));
+                }
+                if self.sf > 11 {
+                    out.push(format!("sf: an RYLR998 goes up to SF11, not SF{}", self.sf));
+                }
+                if self.txpower > 22 {
+                    out.push(format!(
+                        "txpower: {} dBm is more than an RYLR998 can do (22)",
+                        self.txpower
+                    ));
+                }
+                if !((3..=15).contains(&self.network) || self.network == 18) {
+                    out.push(format!(
+                        "network: {} is not an RYLR network id (3 to 15, or 18)",
+                        self.network
+                    ));
+                }
             }
         }
-        Some(now_ms)
+        out
     }
+}
 
-    /// Records a transmission of `cost` at `now_ms` if it fits, and says
-    /// whether it did. The caller persists the entry before transmitting.
-    pub fn try_spend(&mut self, now_ms: u64, cost: Airtime) -> bool {
-        if self.earliest(now_ms, cost) == Some(now_ms) {
-            self.push(now_ms, cost);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Records a transmission starting at `at_ms` (a later frame of a
-    /// burst already checked with [`Ledger::earliest`]).
-    pub fn spend_at(&mut self, at_ms: u64, cost: Airtime) {
-        self.push(at_ms, cost);
-    }
-
-    /// Entries still inside the window (for a page or a test).
-    pub fn entries(&self) -> impl Iterator<Item = (u64, Airtime)> + '_ {
-        self.entries.iter().copied()
-    }
+/// A frame heard on the air.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Received {
+    pub data: Vec<u8>,
+    /// dBm.
+    pub rssi: i16,
+    /// dB.
+    pub snr: f32,
 }
 
 #[cfg(test)]
@@ -553,59 +550,5 @@ mod tests {
         assert!(Region::Us915.band_for(915_000_000, 125_000).is_err());
         let us = Region::Us915.band_for(915_000_000, 500_000).unwrap();
         assert_eq!(us.max_dwell, Some(Duration::from_millis(400)));
-    }
-
-    #[test]
-    fn the_ledger_slides_and_never_overspends() {
-        let mut l = Ledger::with_limit(Airtime(1_000_000));
-        assert!(l.try_spend(0, Airtime(600_000)));
-        assert!(!l.try_spend(10, Airtime(600_000)));
-        assert_eq!(l.earliest(10, Airtime(600_000)), Some(3_600_000));
-        assert!(l.try_spend(20, Airtime(400_000)));
-        assert_eq!(l.remaining(30), Airtime(0));
-        // The first entry leaves the window after an hour; only it frees.
-        assert_eq!(l.remaining(3_600_000), Airtime(600_000));
-        assert_eq!(l.earliest(3_600_000, Airtime(700_000)), Some(3_600_020));
-        assert_eq!(l.earliest(0, Airtime(2_000_000)), None);
-        // A restored entry from the future counts as sent now.
-        let mut r = Ledger::with_limit(Airtime(1_000_000));
-        r.restore(5_000, 9_000_000, Airtime(900_000));
-        assert_eq!(r.remaining(5_000), Airtime(100_000));
-        assert_eq!(r.remaining(5_000 + 3_600_000), Airtime(1_000_000));
-    }
-
-    #[test]
-    fn the_ledger_share_leaves_a_margin() {
-        let g3 = Region::Eu868.band_for(869_525_000, 125_000).unwrap();
-        let l = Ledger::new(g3);
-        assert_eq!(l.limit(), Airtime(342_000_000));
-    }
-
-    proptest::proptest! {
-        /// Whatever is spent, at whatever times, no hour-long window ever
-        /// holds more than the limit.
-        #[test]
-        fn no_window_exceeds_the_limit(
-            steps in proptest::collection::vec((0u64..400_000, 1u64..5_000_000), 1..300)
-        ) {
-            let limit = Airtime(36_000_000);
-            let mut l = Ledger::with_limit(limit);
-            let mut now = 0u64;
-            let mut sent: Vec<(u64, u64)> = Vec::new();
-            for (dt, cost) in steps {
-                now += dt;
-                if l.try_spend(now, Airtime(cost)) {
-                    sent.push((now, cost));
-                }
-            }
-            for &(start, _) in &sent {
-                let total: u64 = sent
-                    .iter()
-                    .filter(|(t, _)| *t >= start && *t < start + 3_600_000)
-                    .map(|(_, c)| c)
-                    .sum();
-                proptest::prop_assert!(total <= limit.0);
-            }
-        }
     }
 }
