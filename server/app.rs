@@ -162,6 +162,7 @@ impl Prepared {
                     .map(|h| h.to_string())
                     .unwrap_or_else(|| "cairn".into()),
             },
+            Arc::new(crate::carriers::Local),
         )
     }
 }

@@ -74,6 +74,21 @@ fn carriers_know_nothing_of_the_store() {
         for banned in ["crate::store", "crate::mail", "crate::web", "sqlx"] {
             assert!(!text.contains(banned), "{} uses {banned}", f.display());
         }
+        // Of the relay, a carrier knows only the traits it implements.
+        for line in text.lines() {
+            let code = line.split("//").next().unwrap();
+            let mut rest = code;
+            while let Some(at) = rest.find("crate::relay") {
+                rest = &rest[at..];
+                assert!(
+                    rest.starts_with("crate::relay::carrier::")
+                        || rest.starts_with("crate::relay::radio::modem::"),
+                    "{} uses the relay beyond its carrier traits: {line}",
+                    f.display()
+                );
+                rest = &rest["crate::relay".len()..];
+            }
+        }
     }
 }
 

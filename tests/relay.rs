@@ -329,7 +329,9 @@ async fn bad_bundles_are_refused_and_change_nothing() {
     // A USB stick pulled mid-write: only a temp file is left, never imported.
     let stick = tempfile::tempdir().unwrap();
     std::fs::write(
-        stick.path().join(format!("{}0011", folder::TEMP_PREFIX)),
+        stick
+            .path()
+            .join(format!("{}0011", cairn::carriers::folder::TEMP_PREFIX)),
         &valid[..valid.len() / 2],
     )
     .unwrap();

@@ -1,5 +1,36 @@
-//! Carriers that move opaque frames between nodes and report what they can
-//! do (MTU, bit rate, online). They know nothing of the store: routing,
-//! retries and custody live in [`crate::relay`].
+//! Carriers that move opaque bundles and frames between nodes and report
+//! what they can do (MTU, bit rate, online). Each implements a trait the
+//! relay defines (`relay::carrier` for bundles, `relay::radio::modem` for
+//! modems); they know nothing of the store: routing, retries and custody
+//! live in [`crate::relay`]. [`Local`] is what a hub hands its relay.
 
+pub mod folder;
 pub mod lora;
+pub mod spool;
+
+use crate::relay::carrier::{Carriers, Folder, Spool};
+use std::path::Path;
+
+/// The bundle carriers of this machine: its directories, Debian's NNCP
+/// and Filespooler.
+pub struct Local;
+
+impl Carriers for Local {
+    fn folder(&self, dir: &Path) -> Box<dyn Folder> {
+        Box::new(folder::Dir(dir.to_path_buf()))
+    }
+
+    fn nncp(&self, node: &str, cfg: Option<&Path>) -> Box<dyn Spool> {
+        Box::new(spool::Nncp {
+            node: node.to_string(),
+            cfg: cfg.map(Path::to_path_buf),
+        })
+    }
+
+    fn fspl(&self, queue: &Path, seqfile: &Path) -> Box<dyn Spool> {
+        Box::new(spool::Fspl {
+            queue: queue.to_path_buf(),
+            seqfile: seqfile.to_path_buf(),
+        })
+    }
+}

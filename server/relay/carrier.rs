@@ -1,9 +1,86 @@
-//! The kinds of carrier an uplink can use, as one enum: what each takes as
-//! its target, whether it can read a deleted bundle as an acknowledgement,
-//! whether it polls an idle peer. The store keeps the kind as its name.
+//! The carriers as the relay sees them. The kinds an uplink can use, as
+//! one enum (what each takes as its target, whether it can read a deleted
+//! bundle as an acknowledgement, whether it polls an idle peer; the store
+//! keeps the kind as its name), and the traits the bundle carriers
+//! implement in carriers/: a [`Folder`] bundles are left in and found in
+//! (a USB stick, Syncthing), a [`Spool`] that takes a finished bundle
+//! (NNCP, Filespooler), and [`Carriers`], which makes them for an uplink's
+//! target and is handed in by app.rs. The relay never names a concrete
+//! carrier; the radio's traits are in `radio::modem`.
 
+use futures_util::future::BoxFuture;
 use std::fmt;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+/// A carrier that failed: what it was using, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot use {path}: {source}")]
+pub struct CarrierError {
+    /// The file, directory or program, as the user knows it.
+    pub path: String,
+    pub source: io::Error,
+}
+
+/// A directory both sides see. Its names are bundle files; the relay
+/// decides what they mean.
+pub trait Folder: Send + Sync {
+    /// Where it is (the key its records are kept under).
+    fn path(&self) -> &Path;
+    /// Whether the folder is there now.
+    fn present(&self) -> bool;
+    /// Whether something is mounted there (a USB stick's mount point
+    /// exists even when nothing is in).
+    fn mounted(&self) -> bool;
+    /// The files here that may be bundles for a reader to look at (not
+    /// temporary files of this or other tools), sorted by name.
+    fn bundles(&self) -> Result<Vec<String>, CarrierError>;
+    fn open(&self, name: &str) -> Result<Box<dyn Read + Send>, CarrierError>;
+    fn contains(&self, name: &str) -> bool;
+    /// Removes `name`; a file already gone is no error.
+    fn remove(&self, name: &str) -> Result<(), CarrierError>;
+    /// The folder's id, if it has a valid one: it tells this folder from
+    /// another at the same mount point.
+    fn id(&self) -> Option<String>;
+    /// The folder's id, made now if it has none (or a damaged one).
+    fn id_or_make(&self) -> Result<String, CarrierError>;
+    /// A new file under a temporary name that no reader takes for a
+    /// bundle; it appears under its final name only when published.
+    fn stage(&self) -> Result<Box<dyn Staged>, CarrierError>;
+}
+
+/// A file being written into a [`Folder`]. Dropped unpublished, it is
+/// removed.
+pub trait Staged: Write + Send {
+    /// Makes the file durable and gives it its final `name`, atomically;
+    /// returns its path.
+    fn publish(self: Box<Self>, name: &str) -> Result<PathBuf, CarrierError>;
+}
+
+/// One job for a [`Spool`]: a body for an exec handle, with arguments.
+pub struct Job<'a> {
+    pub handle: &'a str,
+    pub args: &'a [String],
+    pub body: &'a [u8],
+}
+
+/// A store-and-forward system that takes finished jobs: `queue` returns
+/// Ok only once the job is complete and durable in its spool.
+pub trait Spool: Send + Sync {
+    fn queue<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<(), CarrierError>>;
+}
+
+/// Makes the bundle carriers for an uplink's target.
+pub trait Carriers: Send + Sync {
+    fn folder(&self, dir: &Path) -> Box<dyn Folder>;
+    /// NNCP node `node`, with the NNCP configuration `cfg` (default: the
+    /// system's).
+    fn nncp(&self, node: &str, cfg: Option<&Path>) -> Box<dyn Spool>;
+    /// The Filespooler queue `queue`, numbered by the sequence file
+    /// `seqfile`.
+    fn fspl(&self, queue: &Path, seqfile: &Path) -> Box<dyn Spool>;
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CarrierKind {

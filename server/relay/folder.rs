@@ -1,28 +1,19 @@
-//! The folder carrier: any directory — a USB stick's mount point, a
-//! Syncthing folder, a shared drive.
+//! Bundles through a folder — a USB stick's mount point, a Syncthing
+//! folder, a shared drive — over the [`Folder`] carrier: what the names
+//! mean, which bundles to take, which of ours were taken, and one bundle
+//! per peer in place of many.
 //!
-//! A bundle is written under a hidden temporary name, synced, and renamed
-//! to its final name, so a reader (or Syncthing) never sees half a bundle
-//! and a stick pulled mid-write leaves only a temp file that nothing
-//! imports. Readers skip temp names and other tools' temporary and
-//! conflict files, and bundles addressed to other nodes.
+//! The carrier makes a bundle appear whole or not at all; readers skip
+//! its temporary files, other tools' temporary and conflict files, and
+//! bundles addressed to other nodes.
 
 use super::bundle::Header;
 use super::node::fingerprint;
 use super::{Exported, Imported, Relay, RelayError, Result};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Final names end so; temporary ones start with [`TEMP_PREFIX`].
+/// Final names end so.
 pub const EXTENSION: &str = "cairn";
-pub const TEMP_PREFIX: &str = ".cairn-partial-";
-
-fn io(path: &Path) -> impl Fn(std::io::Error) -> RelayError + '_ {
-    move |source| RelayError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
 
 /// The final file name of a bundle: recipient, sender, sequence.
 pub fn bundle_name(to: &[u8; 32], from: &[u8; 32], seq: u64) -> String {
@@ -50,13 +41,9 @@ pub fn export_name(e: &Exported, from: &[u8; 32]) -> String {
     }
 }
 
-/// Whether a directory entry may be a bundle for a reader to look at.
+/// Whether a finished file in a folder is named as a bundle.
 pub fn is_candidate(name: &str) -> bool {
-    !name.starts_with('.')
-        && !name.starts_with('~')
-        && !name.contains(".sync-conflict-")
-        && !name.starts_with("nncpxfer")
-        && name.ends_with(&format!(".{EXTENSION}"))
+    name.ends_with(&format!(".{EXTENSION}"))
 }
 
 /// Export a bundle for `peer` into `dir`; returns its path and what it
@@ -72,81 +59,28 @@ async fn write(
     dir: &Path,
     again: &[String],
 ) -> Result<(PathBuf, Exported)> {
-    let meta = std::fs::metadata(dir).map_err(io(dir))?;
-    if !meta.is_dir() {
-        return Err(RelayError::Io {
-            path: dir.display().to_string(),
-            source: std::io::Error::other("not a directory"),
-        });
-    }
-    let mut rnd = [0u8; 8];
-    getrandom::fill(&mut rnd).expect("system random source");
-    let tmp = dir.join(format!("{TEMP_PREFIX}{}", crate::domain::hex(&rnd)));
-    let file = std::fs::File::create_new(&tmp).map_err(io(&tmp))?;
-    let result = async {
-        let (file, exported) = relay
-            .export_with(
-                peer,
-                std::io::BufWriter::with_capacity(256 << 10, file),
-                again,
-            )
-            .await?;
-        let name = export_name(&exported, &relay.identity().public);
-        let dest = dir.join(name);
-        let tmp2 = tmp.clone();
-        let dir2 = dir.to_path_buf();
-        let dest2 = dest.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let mut file = file.into_inner().map_err(|e| RelayError::Io {
-                path: tmp2.display().to_string(),
-                source: e.into_error(),
-            })?;
-            file.flush().map_err(io(&tmp2))?;
-            file.sync_all().map_err(io(&tmp2))?;
-            drop(file);
-            std::fs::rename(&tmp2, &dest2).map_err(io(&dest2))?;
-            std::fs::File::open(&dir2)
-                .and_then(|d| d.sync_all())
-                .map_err(io(&dir2))
-        })
-        .await
-        .map_err(|e| RelayError::BadItem(format!("export task failed: {e}")))??;
-        relay.sent(&exported).await?;
-        Ok((dest, exported))
-    }
-    .await;
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// The file that names a folder: a random id, made when this node first
-/// leaves a bundle there. A hidden name, so no reader takes it for a
-/// bundle; Syncthing carries it to the other side like any file.
-pub const FOLDER_ID_FILE: &str = ".cairn-folder";
-
-/// The folder's id, if it has a valid one.
-fn folder_id(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join(FOLDER_ID_FILE)).ok()?;
-    let id = text.trim();
-    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_string())
-}
-
-/// The folder's id, made now if it has none (or a damaged one).
-fn folder_id_or_make(dir: &Path) -> Result<String> {
-    if let Some(id) = folder_id(dir) {
-        return Ok(id);
-    }
-    let mut rnd = [0u8; 16];
-    getrandom::fill(&mut rnd).expect("system random source");
-    let id = crate::domain::hex(&rnd);
-    let path = dir.join(FOLDER_ID_FILE);
-    let mut f = std::fs::File::create(&path).map_err(io(&path))?;
-    f.write_all(format!("{id}\n").as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(io(&path))?;
-    Ok(id)
+    let folder = relay.carriers().folder(dir);
+    let staged = folder.stage()?;
+    // Dropped on any error below, the staged file is removed.
+    let (out, exported) = relay
+        .export_with(
+            peer,
+            std::io::BufWriter::with_capacity(256 << 10, staged),
+            again,
+        )
+        .await?;
+    let name = export_name(&exported, &relay.identity().public);
+    let dest = tokio::task::spawn_blocking(move || -> Result<PathBuf> {
+        let staged = out.into_inner().map_err(|e| RelayError::Io {
+            path: name.clone(),
+            source: e.into_error(),
+        })?;
+        Ok(staged.publish(&name)?)
+    })
+    .await
+    .map_err(|e| RelayError::BadItem(format!("export task failed: {e}")))??;
+    relay.sent(&exported).await?;
+    Ok((dest, exported))
 }
 
 /// Look at the bundles this node left in `dir` for a peer: one that is
@@ -159,17 +93,18 @@ fn folder_id_or_make(dir: &Path) -> Result<String> {
 /// many items left the outbox.
 pub async fn taken(relay: &Relay, peer_id: i64, dir: &Path, deletion_acks: bool) -> Result<usize> {
     let store = relay.store();
+    let folder = relay.carriers().folder(dir);
     let key = dir.display().to_string();
     let left = store.folder_bundles(&key, peer_id).await?;
     if left.is_empty() {
         return Ok(0);
     }
-    let Some(here) = folder_id(dir) else {
+    let Some(here) = folder.id() else {
         return Ok(0);
     };
     let mut acked = 0;
     for b in left {
-        if b.folder_id != here || dir.join(&b.name).exists() {
+        if b.folder_id != here || folder.contains(&b.name) {
             continue;
         }
         if deletion_acks {
@@ -200,13 +135,14 @@ pub struct Left {
 pub async fn replace(relay: &Relay, peer: &str, dir: &Path) -> Result<Left> {
     let store = relay.store();
     let p = relay.peer(peer).await?;
+    let folder = relay.carriers().folder(dir);
     let key = dir.display().to_string();
-    let here = folder_id_or_make(dir)?;
+    let here = folder.id_or_make()?;
     let older: Vec<_> = store
         .folder_bundles(&key, p.id)
         .await?
         .into_iter()
-        .filter(|b| b.folder_id == here && dir.join(&b.name).exists())
+        .filter(|b| b.folder_id == here && folder.contains(&b.name))
         .collect();
     let again: Vec<String> = older.iter().flat_map(|b| b.ack_list()).collect();
     let (path, exported) = write(relay, peer, dir, &again).await?;
@@ -226,11 +162,9 @@ pub async fn replace(relay: &Relay, peer: &str, dir: &Path) -> Result<Left> {
         // bundle (harmless: its items are in the new one, the peer takes
         // them once), never a missing one that would read as taken.
         store.folder_bundle_forget(&b.dir, &b.name).await?;
-        let old = dir.join(&b.name);
-        match std::fs::remove_file(&old) {
-            Ok(()) => replaced += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(&old)(e)),
+        if folder.contains(&b.name) {
+            folder.remove(&b.name)?;
+            replaced += 1;
         }
     }
     Ok(Left {
@@ -254,20 +188,19 @@ pub struct FolderImport {
 /// a bundle is removed once imported (the sender may read that as the
 /// acknowledgement, as on a shared Syncthing folder).
 pub async fn import(relay: &Relay, dir: &Path, delete: bool) -> Result<FolderImport> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
-        .filter_map(|e| e.file_name().into_string().ok())
+    let folder = relay.carriers().folder(dir);
+    let names: Vec<String> = folder
+        .bundles()?
+        .into_iter()
         .filter(|n| is_candidate(n))
         .collect();
-    names.sort();
     let me = relay.identity().public;
     let mut out = FolderImport::default();
     for name in names {
         let path = dir.join(&name);
-        let header = std::fs::File::open(&path)
-            .map_err(io(&path))
+        let header = folder
+            .open(&name)
+            .map_err(RelayError::from)
             .and_then(|mut f| Header::read(&mut f).map_err(RelayError::from));
         match header {
             Ok(h) if h.to != me || h.from == me => {
@@ -280,20 +213,15 @@ pub async fn import(relay: &Relay, dir: &Path, delete: bool) -> Result<FolderImp
                 continue;
             }
         }
-        let file = std::fs::File::open(&path).map_err(io(&path))?;
+        let file = folder.open(&name)?;
         match relay
             .import(std::io::BufReader::with_capacity(256 << 10, file))
             .await
         {
             Ok(report) => {
                 if delete {
-                    match std::fs::remove_file(&path) {
-                        // Replaced by its sender meanwhile: gone either way.
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                            return Err(io(&path)(e));
-                        }
-                        _ => {}
-                    }
+                    // Replaced by its sender meanwhile: gone either way.
+                    folder.remove(&name)?;
                 }
                 out.imported.push((path, report));
             }
@@ -309,16 +237,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn other_tools_files_are_not_candidates() {
+    fn only_bundle_names_are_candidates() {
         assert!(is_candidate("to-a-from-b-0000000001.cairn"));
-        for n in [
-            ".cairn-partial-0011",
-            ".syncthing.to-a.cairn.tmp",
-            "~syncthing~to-a.cairn.tmp",
-            "to-a-from-b-0000000001.sync-conflict-20260101-120000-ABCDEFG.cairn",
-            "nncpxfer1234",
-            "notes.txt",
-        ] {
+        for n in ["notes.txt", "to-a-from-b-0000000001.bsmtp", "cairn"] {
             assert!(!is_candidate(n), "{n}");
         }
     }

@@ -96,54 +96,16 @@ impl RelayError {
     }
 }
 
-pub type Result<T, E = RelayError> = std::result::Result<T, E>;
-
-/// Run a carrier tool (`nncp-exec`, `fspl`) with `input` on its stdin, and
-/// return its stdout. Its stdin is written while its output is read, so a
-/// tool that answers before it has read everything cannot block us; a tool
-/// that exits early (an unknown node) is reported by its own exit status
-/// and message, not by the broken pipe that it leaves behind. `what` names
-/// the call in that report; `install` says where the program comes from.
-pub(crate) async fn run_tool(
-    mut cmd: tokio::process::Command,
-    program: &str,
-    install: &str,
-    what: &str,
-    input: &[u8],
-) -> Result<Vec<u8>> {
-    use tokio::io::AsyncWriteExt;
-    let io = |source| RelayError::Io {
-        path: program.to_string(),
-        source,
-    };
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|source| RelayError::Io {
-            path: format!("{program} ({install})"),
-            source,
-        })?;
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let write = async move {
-        let written = stdin.write_all(input).await;
-        drop(stdin);
-        written
-    };
-    let (written, out) = tokio::join!(write, child.wait_with_output());
-    let out = out.map_err(io)?;
-    if !out.status.success() {
-        return Err(io(std::io::Error::other(format!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))));
+impl From<carrier::CarrierError> for RelayError {
+    fn from(e: carrier::CarrierError) -> RelayError {
+        RelayError::Io {
+            path: e.path,
+            source: e.source,
+        }
     }
-    // Exit 0 without taking the whole input: nothing says it was kept.
-    written.map_err(io)?;
-    Ok(out.stdout)
 }
+
+pub type Result<T, E = RelayError> = std::result::Result<T, E>;
 
 /// Settings of the relay.
 #[derive(Debug, Clone)]
@@ -294,15 +256,28 @@ pub struct Relay {
     store: Store,
     identity: Identity,
     config: RelayConfig,
+    carriers: std::sync::Arc<dyn carrier::Carriers>,
 }
 
 impl Relay {
-    pub fn new(store: Store, identity: Identity, config: RelayConfig) -> Self {
+    /// `carriers` makes the folder and spool carriers uplinks use.
+    pub fn new(
+        store: Store,
+        identity: Identity,
+        config: RelayConfig,
+        carriers: std::sync::Arc<dyn carrier::Carriers>,
+    ) -> Self {
         Relay {
             store,
             identity,
             config,
+            carriers,
         }
+    }
+
+    /// The bundle carriers this node was given.
+    pub fn carriers(&self) -> &dyn carrier::Carriers {
+        self.carriers.as_ref()
     }
 
     pub fn store(&self) -> &Store {
@@ -519,35 +494,5 @@ mod tests {
         );
         assert_eq!(header_section(b"A: 1\n\nbody"), b"A: 1\n");
         assert_eq!(header_section(b"A: 1"), b"A: 1");
-    }
-
-    #[tokio::test]
-    async fn a_tool_that_quits_before_reading_is_reported_by_its_own_words() {
-        // 4 MiB cannot fit in a pipe: the write meets the closed end.
-        let input = vec![b'x'; 4 << 20];
-        let mut cmd = tokio::process::Command::new("sh");
-        cmd.args(["-c", "echo unknown node >&2; exit 3"]);
-        let e = run_tool(cmd, "sh", "a shell", "sh quit", &input)
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("sh quit failed") && e.contains("unknown node"),
-            "{e}"
-        );
-
-        // A tool that takes its input and answers while reading.
-        let mut cmd = tokio::process::Command::new("sh");
-        cmd.args(["-c", "cat"]);
-        let out = run_tool(cmd, "sh", "a shell", "cat", &input).await.unwrap();
-        assert_eq!(out.len(), input.len());
-
-        // Exit 0 without reading everything is not success.
-        let mut cmd = tokio::process::Command::new("sh");
-        cmd.args(["-c", "exit 0"]);
-        let e = run_tool(cmd, "sh", "a shell", "exit", &input)
-            .await
-            .unwrap_err();
-        assert!(e.to_string().contains("Broken pipe"), "{e}");
     }
 }

@@ -1,18 +1,16 @@
-//! The NNCP carrier: a bundle goes to a peer's NNCP node with `nncp-exec`
-//! (Debian's `nncp`, called as a program, never linked: it is GPL), and the
-//! far side runs `cairn bundle import -` as the exec handle.
+//! Bundles and batch SMTP by NNCP: a bundle goes to a peer's NNCP node as
+//! an exec job, and the far side runs `cairn bundle import -` as the exec
+//! handle; a classic peer gets one job per message.
 //!
-//! Only when `nncp-exec` exits 0 — the packet is queued and synced in the
-//! NNCP spool — do the items count as sent.
+//! Only when the NNCP carrier has queued a job — the packet is synced in
+//! the NNCP spool — do its items count as sent.
 
+use super::carrier::{Job, Spool};
 use super::{Exported, Relay, RelayError, Result};
 use std::path::Path;
 
 /// The exec handle name peers configure for cairn bundles by default.
 pub const DEFAULT_HANDLE: &str = "cairn-bundle";
-/// Where Debian installs the NNCP tools; the handle's environment has no
-/// PATH, and ours may not either.
-pub const NNCP_EXEC: &str = "/usr/bin/nncp-exec";
 
 /// Export everything queued for `peer` and queue it for NNCP node `node`
 /// (for a classic peer, default: the NNCP node on record). A cairn peer
@@ -38,10 +36,11 @@ pub async fn send(
             )));
         }
     };
+    let spool = relay.carriers().nncp(&node, cfg);
     if !p.is_classic() {
         let handle = handle.unwrap_or(DEFAULT_HANDLE);
         let (bundle, exported) = relay.export(peer, Vec::new()).await?;
-        exec(&node, cfg, handle, &[], &bundle).await?;
+        exec(spool.as_ref(), handle, &[], &bundle).await?;
         relay.sent(&exported).await?;
         return Ok(exported);
     }
@@ -58,7 +57,7 @@ pub async fn send(
             break;
         }
         let (args, body) = batch;
-        exec(&node, cfg, handle, &args, &body).await?;
+        exec(spool.as_ref(), handle, &args, &body).await?;
         relay.sent(&exported).await?;
         total.absorb(exported);
     }
@@ -68,32 +67,8 @@ pub async fn send(
 /// The exec handle Postfix nodes map to their sendmail(1).
 pub const SENDMAIL_HANDLE: &str = "sendmail";
 
-/// `nncp-exec NODE HANDLE ARGS… < body`: exit 0 means queued and synced.
-async fn exec(
-    node: &str,
-    cfg: Option<&Path>,
-    handle: &str,
-    args: &[String],
-    body: &[u8],
-) -> Result<()> {
-    let program = if Path::new(NNCP_EXEC).exists() {
-        NNCP_EXEC
-    } else {
-        "nncp-exec"
-    };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.arg("-quiet").arg("-noprogress");
-    if let Some(cfg) = cfg {
-        cmd.arg("-cfg").arg(cfg);
-    }
-    cmd.arg(node).arg(handle).args(args);
-    super::run_tool(
-        cmd,
-        program,
-        "install Debian's `nncp` package",
-        &format!("nncp-exec {node} {handle}"),
-        body,
-    )
-    .await?;
+/// `nncp-exec NODE HANDLE ARGS… < body`: Ok means queued and synced.
+async fn exec(spool: &dyn Spool, handle: &str, args: &[String], body: &[u8]) -> Result<()> {
+    spool.queue(Job { handle, args, body }).await?;
     Ok(())
 }

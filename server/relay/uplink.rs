@@ -114,16 +114,6 @@ fn uplink_error(e: impl std::fmt::Display) -> RelayError {
     RelayError::Input(e.to_string())
 }
 
-/// Whether something is mounted at `dir` (its device differs from its
-/// parent's): a USB stick's mount point exists even when nothing is in.
-fn is_mount_point(dir: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(me), Some(parent)) = (std::fs::metadata(dir), dir.parent()) else {
-        return false;
-    };
-    std::fs::metadata(parent).is_ok_and(|p| p.dev() != me.dev() || p.ino() == me.ino())
-}
-
 impl Syncer {
     pub fn new(relay: Relay) -> Syncer {
         Syncer {
@@ -299,9 +289,9 @@ impl Syncer {
                 }
                 false
             }
-            CarrierKind::Folder => Path::new(&up.target).is_dir(),
-            CarrierKind::Usb => {
-                Path::new(&up.target).is_dir() && is_mount_point(Path::new(&up.target))
+            CarrierKind::Folder | CarrierKind::Usb => {
+                let folder = self.relay().carriers().folder(Path::new(&up.target));
+                folder.present() && (kind == CarrierKind::Folder || folder.mounted())
             }
             CarrierKind::Lora => self.radio().is_some_and(|r| r.ready()),
             CarrierKind::Nncp | CarrierKind::Smtp => true,

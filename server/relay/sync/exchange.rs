@@ -4,14 +4,14 @@
 
 use super::channel::Channel;
 use super::msg::{Msg, Offered, Start, Wanted};
-use super::{ExchangeOptions, LinkError, LinkProgress, LinkResult, LinkState};
+use super::{ExchangeOptions, HEAD_READ, LinkError, LinkProgress, LinkResult, LinkState};
 use crate::domain::hex;
 use crate::relay::bundle::{ContentId, Item};
 use crate::relay::{Arrived, Relay, RelayError, header_section, item_id, unhex};
 use crate::store::relay::{CustodyRow, PeerRow};
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Seek};
-use tokio::io::AsyncReadExt;
+use std::io::Read;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{mpsc, watch};
 
 /// Ids per inventory message (41 bytes each, well inside a frame).
@@ -530,7 +530,7 @@ async fn finish_if_complete(
     let head = {
         let r = spool.reader().map_err(RelayError::from)?;
         let mut buf = Vec::new();
-        r.take(crate::mail::bounce::MAX_RETURNED_HEADERS as u64)
+        r.take(HEAD_READ as u64)
             .read_to_end(&mut buf)
             .map_err(|e| partial_io(&name, e))?;
         header_section(&buf).to_vec()
@@ -643,23 +643,30 @@ async fn send_items(
         let size = u64::try_from(row.size).unwrap_or(0);
         // In wire form the header section is rewritten here; the rest of
         // the message follows from the file as it is.
-        let form = match std::fs::File::open(&path) {
+        let form = match tokio::fs::File::open(&path).await {
             Err(_) => None,
             Ok(f) if !options.keyrefs => Some((f, Vec::new(), 0)),
             Ok(mut f) => wire_head(relay, peer, &row, &mut f, from)
                 .await?
                 .map(|(head, head_len)| (f, head, head_len)),
         };
-        let opened = form.and_then(|(mut f, head, head_len)| {
-            let wire_size = (head.len() as u64 + size).checked_sub(head_len)?;
+        let mut opened = None;
+        if let Some((mut f, head, head_len)) = form
+            && let Some(wire_size) = (head.len() as u64 + size).checked_sub(head_len)
+        {
             if options.keyrefs && from > wire_size {
                 // A copy made from another form: the peer drops it.
                 from = 0;
             }
             let skip = from.saturating_sub(head.len() as u64);
-            f.seek(std::io::SeekFrom::Start(head_len + skip)).ok()?;
-            (from <= wire_size).then_some((head, f, wire_size))
-        });
+            if f.seek(std::io::SeekFrom::Start(head_len + skip))
+                .await
+                .is_ok()
+                && from <= wire_size
+            {
+                opened = Some((head, f, wire_size));
+            }
+        }
         let Some((head, file, wire_size)) = opened else {
             tracing::error!(path = %path.display(), "an outbox item's message is missing; withdrawn from this sync");
             data.send(Msg::Gone(id))
@@ -681,7 +688,7 @@ async fn send_items(
             .await
             .map_err(|_| LinkError::Closed)?;
         let in_head = usize::try_from(from).unwrap_or(usize::MAX).min(head.len());
-        let mut src = AsyncReadExt::chain(&head[in_head..], tokio::fs::File::from_std(file));
+        let mut src = AsyncReadExt::chain(&head[in_head..], file);
         let mut left = wire_size - from;
         while left > 0 {
             let mut buf = vec![0u8; options.data_chunk.min(left as usize)];
@@ -709,14 +716,15 @@ async fn wire_head(
     relay: &Relay,
     peer: &PeerRow,
     row: &CustodyRow,
-    file: &mut std::fs::File,
+    file: &mut tokio::fs::File,
     from: u64,
 ) -> LinkResult<Option<(Vec<u8>, u64)>> {
     let store = relay.store();
     let mut buf = Vec::new();
     if file
-        .take(crate::mail::bounce::MAX_RETURNED_HEADERS as u64)
+        .take(HEAD_READ as u64)
         .read_to_end(&mut buf)
+        .await
         .is_err()
     {
         return Ok(None);

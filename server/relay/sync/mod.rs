@@ -28,6 +28,12 @@ use serde::Serialize;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
+/// How much of a message's start is read to find its header section (the
+/// part whose keys are abbreviated on the air): 16 KiB holds the headers
+/// of any mail Delta Chat writes; a longer header section is read no
+/// further.
+pub(crate) const HEAD_READ: usize = 16 << 10;
+
 /// Message bytes per data frame, leaving room for the frame's envelope.
 const DATA_CHUNK: usize = 60 << 10;
 /// How long closing waits for the last messages to leave, by default.
