@@ -161,6 +161,7 @@ impl Prepared {
                     .find(|h| matches!(h, crate::config::Hostname::Name(_)))
                     .map(|h| h.to_string())
                     .unwrap_or_else(|| "cairn".into()),
+                radio: !config.radio.port.is_empty(),
             },
             Arc::new(crate::carriers::Local),
         )

@@ -209,6 +209,32 @@ pub fn server_config(cert: &Certificate) -> Result<Arc<rustls::ServerConfig>> {
     Ok(Arc::new(config))
 }
 
+/// The server side of a TLS handshake on `io` (a new connection, or one
+/// after STARTTLS) with `config`, within `timeout`; `None`, logged, when
+/// the client fails it or takes too long.
+pub async fn handshake<S>(
+    config: &Arc<rustls::ServerConfig>,
+    io: S,
+    timeout: std::time::Duration,
+    peer: std::net::SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<S>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
+    match tokio::time::timeout(timeout, acceptor.accept(io)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
 /// Write a file so that it is either absent or complete: temp, fsync,
 /// rename, fsync dir. The temporary file gets a random name and is
 /// created exclusively (O_EXCL, so never through a planted symlink): a

@@ -532,6 +532,35 @@ async fn the_command_line_moves_bundles_between_running_hubs() {
     assert!(ok(run(&a_cfg, &a, &["route", "list"], b"")).contains("camp-b.example -> camp-b"));
     assert!(ok(run(&a_cfg, &a, &["peer", "list"], b"")).contains("camp-b  node "));
 
+    // A lora uplink needs radio.port in the configuration, not a radio in
+    // this process: the command line adds one beside the running hub,
+    // which owns the modem.
+    let no_radio = run(&a_cfg, &a, &["uplink", "add", "camp-b", "lora"], b"");
+    assert_eq!(no_radio.0, Some(1), "{}", no_radio.1);
+    assert!(no_radio.2.contains("set radio.port"), "{}", no_radio.2);
+    let radio_cfg = work.path().join("camp-a-radio.toml");
+    let with_radio =
+        std::fs::read_to_string(&a_cfg).unwrap() + "[radio]\nport = \"/dev/ttyUSB9\"\n";
+    std::fs::write(&radio_cfg, with_radio).unwrap();
+    let args = ["uplink", "add", "camp-b", "lora", "--schedule", "manual"];
+    let out = ok(run(&radio_cfg, &a, &args, b""));
+    assert!(out.contains("camp-b lora"), "{out}");
+    // (Beside the live-link uplink that adding the peer made.)
+    let ups = a.hub.store.uplinks().await.unwrap();
+    let lora = ups
+        .iter()
+        .find(|u| u.carrier == "lora")
+        .expect("a lora uplink");
+    assert_eq!(lora.schedule, "manual", "{ups:?}");
+    ok(run(
+        &a_cfg,
+        &a,
+        &["uplink", "remove", &lora.id.to_string()],
+        b"",
+    ));
+    let ups = a.hub.store.uplinks().await.unwrap();
+    assert!(ups.iter().all(|u| u.carrier != "lora"), "{ups:?}");
+
     send(&a, "alice@camp-a.example", "bob@camp-b.example", "cli-1").await;
     routed(&a).await;
     let list = ok(run(&a_cfg, &a, &["outbox", "list"], b""));

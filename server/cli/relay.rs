@@ -63,7 +63,8 @@ pub(super) enum PeerCommand {
 pub(super) enum UplinkCommand {
     /// Add an uplink to PEER: `link` (the addresses on its card), `folder
     /// DIR` (Syncthing, a shared drive), `usb DIR` (a USB stick's mount
-    /// point: used only while mounted), `nncp NODE`.
+    /// point: used only while mounted), `nncp NODE`, `lora` (the hub's
+    /// radio: radio.port must be set).
     Add {
         peer: String,
         #[arg(value_parser = ["link", "folder", "usb", "nncp", "lora"])]
@@ -318,11 +319,13 @@ pub(super) async fn uplink(config: Config, cmd: &UplinkCommand) -> Result<()> {
                 }
             }
             UplinkCommand::Schedule { id, schedule } => {
-                syncer.set_schedule(*id, schedule).await?;
+                syncer
+                    .set_schedule(crate::domain::UplinkId(*id), schedule)
+                    .await?;
                 println!("uplink {id}: schedule {schedule}");
             }
             UplinkCommand::Remove { id } => {
-                syncer.remove(*id).await?;
+                syncer.remove(crate::domain::UplinkId(*id)).await?;
                 println!("removed uplink {id}");
             }
         }
@@ -368,7 +371,7 @@ pub(super) async fn sync(config: Config, only: &Option<String>) -> Result<()> {
         }
         l
     };
-    let mut shown: HashMap<i64, LinkState> = HashMap::new();
+    let mut shown: HashMap<crate::domain::UplinkId, LinkState> = HashMap::new();
     loop {
         let b = board.borrow_and_update().clone();
         if b.round == round {

@@ -128,6 +128,17 @@ pub struct HubConfig {
     pub hostnames: Vec<Hostname>,
 }
 
+impl HubConfig {
+    /// The hub's first mail domain as written (new accounts get it); empty
+    /// when it has none.
+    pub fn first_domain(&self) -> String {
+        self.domains
+            .first()
+            .map(|d| d.to_string())
+            .unwrap_or_default()
+    }
+}
+
 /// Listen addresses per service; an empty list switches the service off.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenConfig {
@@ -178,9 +189,37 @@ pub struct MailConfig {
     pub outbox_lifetime_days: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Security {
     pub allow_plaintext_auth: bool,
+}
+
+/// The same in both profiles.
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_message_size: ByteSize(30 << 20),
+            max_connections: 1000,
+            max_connections_per_address: 50,
+            max_recipients: 1000,
+            mailbox_quota: ByteSize(500 << 20),
+            send_per_minute: 60,
+            send_burst: 10,
+            max_bundle_size: ByteSize(1 << 30),
+        }
+    }
+}
+
+impl Default for MailConfig {
+    fn default() -> MailConfig {
+        MailConfig {
+            require_encryption: true,
+            create_on_login: true,
+            delete_after_days: 20,
+            delete_large_after_days: 7,
+            outbox_lifetime_days: 14,
+        }
+    }
 }
 
 /// A secret setting: never shown in `Debug` output or logs.
@@ -262,7 +301,8 @@ impl Config {
         (field.apply)(self, value)
     }
 
-    /// The built-in defaults of a profile.
+    /// The built-in defaults of a profile: the profiles differ in where
+    /// they keep data, their names and their ports.
     pub fn defaults(profile: Profile) -> Self {
         match profile {
             Profile::Laptop => Config {
@@ -286,26 +326,9 @@ impl Config {
                     https: addrs(&["127.0.0.1:8443"]),
                     link: addrs(&["127.0.0.1:7465"]),
                 },
-                limits: Limits {
-                    max_message_size: ByteSize(30 << 20),
-                    max_connections: 1000,
-                    max_connections_per_address: 50,
-                    max_recipients: 1000,
-                    mailbox_quota: ByteSize(500 << 20),
-                    send_per_minute: 60,
-                    send_burst: 10,
-                    max_bundle_size: ByteSize(1 << 30),
-                },
-                mail: MailConfig {
-                    require_encryption: true,
-                    create_on_login: true,
-                    delete_after_days: 20,
-                    delete_large_after_days: 7,
-                    outbox_lifetime_days: 14,
-                },
-                security: Security {
-                    allow_plaintext_auth: false,
-                },
+                limits: Limits::default(),
+                mail: MailConfig::default(),
+                security: Security::default(),
                 gateway: GatewayConfig::default(),
                 radio: RadioConfig::default(),
             },
@@ -330,26 +353,9 @@ impl Config {
                     https: addrs(&["0.0.0.0:443"]),
                     link: addrs(&["[::]:7465"]),
                 },
-                limits: Limits {
-                    max_message_size: ByteSize(30 << 20),
-                    max_connections: 1000,
-                    max_connections_per_address: 50,
-                    max_recipients: 1000,
-                    mailbox_quota: ByteSize(500 << 20),
-                    send_per_minute: 60,
-                    send_burst: 10,
-                    max_bundle_size: ByteSize(1 << 30),
-                },
-                mail: MailConfig {
-                    require_encryption: true,
-                    create_on_login: true,
-                    delete_after_days: 20,
-                    delete_large_after_days: 7,
-                    outbox_lifetime_days: 14,
-                },
-                security: Security {
-                    allow_plaintext_auth: false,
-                },
+                limits: Limits::default(),
+                mail: MailConfig::default(),
+                security: Security::default(),
                 gateway: GatewayConfig::default(),
                 radio: RadioConfig::default(),
             },

@@ -52,3 +52,41 @@ impl fmt::Display for Uid {
         write!(f, "{}", self.0)
     }
 }
+
+/// Row id of a peer (another hub, or a classic mail server) in the store.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct PeerId(pub i64);
+
+/// Row id of an uplink (a carrier and schedule to a peer) in the store.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct UplinkId(pub i64);
+
+impl From<i64> for PeerId {
+    fn from(id: i64) -> PeerId {
+        PeerId(id)
+    }
+}
+
+impl From<i64> for UplinkId {
+    fn from(id: i64) -> UplinkId {
+        UplinkId(id)
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for UplinkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}

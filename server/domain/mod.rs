@@ -14,5 +14,7 @@ pub use address::{Address, AddressError, Domain};
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
-pub use ids::{AccountId, Credential, Generation, ItemId, MailboxId, ModSeq, Uid};
+pub use ids::{
+    AccountId, Credential, Generation, ItemId, MailboxId, ModSeq, PeerId, Uid, UplinkId,
+};
 pub use password::{Password, PasswordError, PasswordHash};

@@ -103,6 +103,10 @@ fn day_of(t: i64) -> NaiveDate {
         .date_naive()
 }
 
+/// The day a message was sent, for SENTBEFORE/SENTON/SENTSINCE.
+// Deviation: RFC 3501 §6.4.4 compares the Date header's date as written;
+// this converts it to UTC first, so a message sent late in the evening
+// west of Greenwich counts for the next day (issue 23 point 4).
 fn sent_day(raw: &[u8]) -> Option<NaiveDate> {
     let end = fetch::header_end(raw);
     let msg = mail_parser::MessageParser::default().parse_headers(&raw[..end])?;
@@ -135,7 +139,8 @@ pub fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, largest_seq: u32, largest
         K::Unseen => !has_flag(c, "\\Seen"),
         K::Keyword(k) => has_flag(c, k.as_ref()),
         K::Unkeyword(k) => !has_flag(c, k.as_ref()),
-        // This server keeps no \Recent state (RFC 9051 dropped it).
+        // Deviation: RFC 3501 §6.4.4 RECENT and NEW find nothing: the hub
+        // keeps no \Recent state (RFC 9051 dropped it; issue 23 point 7).
         K::Recent | K::New => false,
         K::Old => true,
         K::Larger(n) => c.size > u64::from(*n),

@@ -63,31 +63,31 @@ pub async fn serve(
                     let _permit = permit;
                     let result = match mode {
                         Mode::Tls => {
-                            let acceptor = tokio_rustls::TlsAcceptor::from(ctx.tls.clone());
-                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                            match crate::tls::handshake(&ctx.tls, tcp, TLS_HANDSHAKE_TIMEOUT, peer)
                                 .await
                             {
-                                Ok(Ok(tls)) => connection::run(tls, peer, ctx, true, stop)
+                                Some(tls) => connection::run(tls, peer, ctx, true, stop)
                                     .await
                                     .map(|_| None),
-                                _ => Ok(None),
+                                None => Ok(None),
                             }
                         }
                         Mode::StartTls => {
                             match connection::run(tcp, peer, ctx.clone(), false, stop.clone()).await
                             {
                                 Ok(Some(tcp)) => {
-                                    let acceptor = tokio_rustls::TlsAcceptor::from(ctx.tls.clone());
-                                    match tokio::time::timeout(
+                                    match crate::tls::handshake(
+                                        &ctx.tls,
+                                        tcp,
                                         TLS_HANDSHAKE_TIMEOUT,
-                                        acceptor.accept(tcp),
+                                        peer,
                                     )
                                     .await
                                     {
-                                        Ok(Ok(tls)) => connection::run(tls, peer, ctx, true, stop)
+                                        Some(tls) => connection::run(tls, peer, ctx, true, stop)
                                             .await
                                             .map(|_| None),
-                                        _ => Ok(None),
+                                        None => Ok(None),
                                     }
                                 }
                                 other => other,

@@ -372,7 +372,9 @@ pub(crate) async fn command_received(
             date,
             message,
         } => append_cmd(s, server, &tag, &mailbox, &flags, date, &message).await,
-        // RFC 3501 §6.4.1 CHECK
+        // RFC 3501 §6.4.1 CHECK.
+        // Deviation: unlike NOOP, CHECK does not report other sessions'
+        // expunges and flag changes (issue 23 point 8).
         C::Check => ok(&tag, None, "CHECK completed"),
         // RFC 3501 §6.4.2 CLOSE: expunge silently, then leave.
         C::Close => close(s, &tag).await,

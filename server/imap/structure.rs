@@ -43,6 +43,9 @@ fn angle(id: Option<&str>) -> NString<'static> {
     nstr(id.map(|i| format!("<{i}>")).as_deref())
 }
 
+/// RFC 3501 §7.4.2 ENVELOPE of a parsed message.
+// Deviation: group syntax (`team: a@x, b@y;`) is flattened to its members,
+// without the group's start and end markers (issue 23 point 5).
 pub fn envelope(msg: &Message<'_>) -> Envelope<'static> {
     let from = addresses(msg.from());
     let sender = match addresses(msg.sender()) {

@@ -21,6 +21,7 @@
 //! Onward from a peer: refused once the item's lifetime ran out on the way
 //! or it crossed [`HOP_LIMIT`] nodes.
 
+use crate::domain::PeerId;
 use crate::domain::{Address, Domain};
 
 /// An item that has crossed this many nodes is refused with a bounce: a
@@ -43,7 +44,7 @@ pub enum Source<'a> {
     /// on its card (or a classic peer's list), and for an item the hops
     /// it made and whether its lifetime ran out.
     Peer {
-        id: i64,
+        id: PeerId,
         domains: &'a [String],
         hops: u8,
         expired: bool,
@@ -52,21 +53,21 @@ pub enum Source<'a> {
 
 /// The routes table as the rules read it: (domain or `*`, peer id).
 #[derive(Debug, Default, Clone)]
-pub struct Routes(Vec<(String, i64)>);
+pub struct Routes(Vec<(String, PeerId)>);
 
 impl Routes {
-    pub fn new(rows: impl IntoIterator<Item = (String, i64)>) -> Self {
+    pub fn new(rows: impl IntoIterator<Item = (String, PeerId)>) -> Self {
         Routes(rows.into_iter().collect())
     }
 
     /// The next hop for a domain: its own route, else the default route.
-    pub fn next_hop(&self, domain: &str) -> Option<i64> {
+    pub fn next_hop(&self, domain: &str) -> Option<PeerId> {
         self.own(domain)
             .or_else(|| self.0.iter().find(|(d, _)| d == "*").map(|(_, p)| *p))
     }
 
     /// The domain's own route (not the default one).
-    pub fn own(&self, domain: &str) -> Option<i64> {
+    pub fn own(&self, domain: &str) -> Option<PeerId> {
         self.0.iter().find(|(d, _)| d == domain).map(|(_, p)| *p)
     }
 }
@@ -199,15 +200,15 @@ mod tests {
     /// routed to it, `other.example` to peer 9, `*` to peer 9.
     fn routes() -> Routes {
         Routes::new([
-            ("routed.example".to_string(), 7),
-            ("other.example".to_string(), 9),
-            ("*".to_string(), 9),
+            ("routed.example".to_string(), PeerId(7)),
+            ("other.example".to_string(), PeerId(9)),
+            ("*".to_string(), PeerId(9)),
         ])
     }
 
     fn peer(domains: &[String]) -> Source<'_> {
         Source::Peer {
-            id: 7,
+            id: PeerId(7),
             domains,
             hops: 1,
             expired: false,
@@ -263,7 +264,7 @@ mod tests {
         // The peer holding the default route (a gateway) brings the
         // Internet's mail: any domain without a route of its own.
         let gateway = Source::Peer {
-            id: 9,
+            id: PeerId(9),
             domains: &[],
             hops: 0,
             expired: false,
@@ -311,7 +312,7 @@ mod tests {
             (HOP_LIMIT, false, Refusal::HopLimit),
         ] {
             let s = Source::Peer {
-                id: 7,
+                id: PeerId(7),
                 domains: &card,
                 hops,
                 expired,

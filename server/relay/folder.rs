@@ -10,6 +10,7 @@
 use super::bundle::Header;
 use super::node::fingerprint;
 use super::{Exported, Imported, Relay, RelayError, Result};
+use crate::domain::PeerId;
 use std::path::{Path, PathBuf};
 
 /// Final names end so.
@@ -91,7 +92,12 @@ async fn write(
 /// bundle proves nothing when the folder is not the one it was written to
 /// (an empty mount point, another stick): its record waits. Returns how
 /// many items left the outbox.
-pub async fn taken(relay: &Relay, peer_id: i64, dir: &Path, deletion_acks: bool) -> Result<usize> {
+pub async fn taken(
+    relay: &Relay,
+    peer_id: PeerId,
+    dir: &Path,
+    deletion_acks: bool,
+) -> Result<usize> {
     let store = relay.store();
     let folder = relay.carriers().folder(dir);
     let key = dir.display().to_string();

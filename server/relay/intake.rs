@@ -3,6 +3,7 @@
 //! acknowledged, in one transaction.
 
 use super::*;
+use crate::domain::PeerId;
 
 impl Relay {
     /// Import one bundle, all or nothing: nothing changes unless the whole
@@ -155,7 +156,7 @@ impl Relay {
         // Where each recipient goes is the relay rules' answer; the peer's
         // own card matters only to its senders, checked before.
         let source = Source::Peer {
-            id: 0,
+            id: PeerId(0),
             domains: &[],
             hops: item.hops,
             expired: item.age_ms >= item.lifetime_ms,

@@ -28,6 +28,7 @@ pub mod sync;
 pub mod uplink;
 pub(crate) mod varint;
 
+use crate::domain::PeerId;
 use crate::domain::{Address, Domain, hex};
 use crate::mail::bounce::{self, BounceInput, Failure};
 use crate::mail::rules::{self, Place, Routes, Source};
@@ -124,6 +125,10 @@ pub struct RelayConfig {
     pub gateway: crate::config::GatewayConfig,
     /// The name this node gives itself to other mail servers.
     pub helo: String,
+    /// Whether this hub has a radio (`radio.port` is set): lora uplinks
+    /// can be added, from the pages or the command line, whether the hub's
+    /// radio service runs in this process or not.
+    pub radio: bool,
 }
 
 /// The content id of an item: SHA-256 over its canonical envelope and the
@@ -174,7 +179,7 @@ fn header_section(message: &[u8]) -> &[u8] {
 /// bundle is durable on its carrier.
 #[derive(Debug, Clone)]
 pub struct Exported {
-    pub peer_id: i64,
+    pub peer_id: PeerId,
     pub peer: String,
     /// The peer's node key; `None` for a classic peer (a batch SMTP file).
     pub peer_key: Option<bundle::NodeKey>,

@@ -2,6 +2,7 @@
 //! routes, and giving queued items their next hop.
 
 use super::*;
+use crate::domain::PeerId;
 
 impl Relay {
     /// Add a peer from its card; its domains are routed to it unless
@@ -190,9 +191,9 @@ impl Relay {
             .await?
             .into_iter()
             .filter(|row| {
-                row.recipients()
-                    .iter()
-                    .any(|rcpt| domain_of(rcpt).and_then(|d| routes.next_hop(&d)) != row.peer_id)
+                row.recipients().iter().any(|rcpt| {
+                    domain_of(rcpt).and_then(|d| routes.next_hop(&d)) != row.peer_id.map(PeerId)
+                })
             })
             .map(|row| row.id)
             .collect();
@@ -220,7 +221,7 @@ impl Relay {
     /// on the peer's card (or list) or routed to it.
     pub(crate) fn sender_behind_peer(
         &self,
-        (peer_id, peer_domains): (i64, &[String]),
+        (peer_id, peer_domains): (PeerId, &[String]),
         routes: &Routes,
         sender: &str,
     ) -> bool {
@@ -254,7 +255,7 @@ impl Relay {
         let routes = self.rule_routes().await?;
         let mut batch = Vec::new();
         for row in rows {
-            let mut by_peer: Vec<(i64, Vec<String>)> = Vec::new();
+            let mut by_peer: Vec<(PeerId, Vec<String>)> = Vec::new();
             let mut rest = Vec::new();
             for rcpt in row.recipients() {
                 match domain_of(&rcpt).and_then(|d| routes.next_hop(&d)) {

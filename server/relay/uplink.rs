@@ -7,6 +7,7 @@ use super::carrier::CarrierKind;
 use super::link::{self, LinkProgress, LinkState};
 use super::schedule::Schedule;
 use super::{Relay, RelayError, folder, gateway, nncp};
+use crate::domain::UplinkId;
 use crate::store::relay::PeerRow;
 use crate::store::{SyncCounts, UplinkRow, now};
 use serde::Serialize;
@@ -38,7 +39,7 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// One uplink as the board shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct UplinkStatus {
-    pub id: i64,
+    pub id: UplinkId,
     pub peer: String,
     pub carrier: String,
     pub target: String,
@@ -54,7 +55,7 @@ pub struct Board {
     /// Uplinks of the round still running.
     pub round_running: bool,
     /// The uplinks the round started.
-    pub round_uplinks: Vec<i64>,
+    pub round_uplinks: Vec<UplinkId>,
     pub uplinks: Vec<UplinkStatus>,
 }
 
@@ -100,7 +101,7 @@ struct Memory {
 struct Inner {
     relay: Relay,
     board: watch::Sender<Board>,
-    memory: Mutex<HashMap<i64, Memory>>,
+    memory: Mutex<HashMap<UplinkId, Memory>>,
     radio: Mutex<Option<super::radio::service::Radio>>,
 }
 
@@ -183,7 +184,9 @@ impl Syncer {
                             .into(),
                     ));
                 }
-                if self.radio().is_none() {
+                // The configuration, not the radio service: the command
+                // line adds uplinks beside a running hub that owns the modem.
+                if !relay.config.radio {
                     return Err(RelayError::Input(
                         "this hub has no radio: set radio.port in its configuration first".into(),
                     ));
@@ -228,7 +231,7 @@ impl Syncer {
             .await?)
     }
 
-    pub async fn set_schedule(&self, id: i64, schedule: &str) -> Result<(), RelayError> {
+    pub async fn set_schedule(&self, id: UplinkId, schedule: &str) -> Result<(), RelayError> {
         let s = Schedule::parse(schedule).map_err(uplink_error)?;
         if self
             .inner
@@ -245,7 +248,7 @@ impl Syncer {
         }
     }
 
-    pub async fn remove(&self, id: i64) -> Result<(), RelayError> {
+    pub async fn remove(&self, id: UplinkId) -> Result<(), RelayError> {
         if let Some((token, _)) = self
             .inner
             .memory
@@ -334,7 +337,7 @@ impl Syncer {
                 None => "no uplink is ready: add one (`cairn uplink add` or the uplinks page), or plug in the USB stick".into(),
             }));
         }
-        let ids: Vec<i64> = ready.iter().map(|u| u.id).collect();
+        let ids: Vec<UplinkId> = ready.iter().map(|u| u.id).collect();
         let mut round = 0;
         self.inner.board.send_modify(|b| {
             b.round += 1;
@@ -600,13 +603,13 @@ impl Syncer {
     /// One look at every uplink as if the clock said `at` (Unix seconds):
     /// stop scheduled syncs whose window closed, start those due. Returns
     /// the uplinks started.
-    pub async fn tick(&self, at: i64) -> Result<Vec<i64>, RelayError> {
+    pub async fn tick(&self, at: i64) -> Result<Vec<UplinkId>, RelayError> {
         self.look(at, false).await
     }
 
     /// A tick for new mail: only uplinks that are `always` or in an open
     /// window and have something queued start.
-    async fn look(&self, at: i64, for_mail: bool) -> Result<Vec<i64>, RelayError> {
+    async fn look(&self, at: i64, for_mail: bool) -> Result<Vec<UplinkId>, RelayError> {
         let relay = &self.inner.relay;
         let peers = relay.store().peer_list().await?;
         relay.route_pending().await?;
@@ -622,7 +625,7 @@ impl Syncer {
                     ..
                 }) = mem.get(&up.id)
                 {
-                    tracing::info!(uplink = up.id, peer = %up.peer_name, "time window closed: stopping the sync");
+                    tracing::info!(uplink = up.id.0, peer = %up.peer_name, "time window closed: stopping the sync");
                     token.cancel();
                 }
                 continue;

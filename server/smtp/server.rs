@@ -72,16 +72,11 @@ pub async fn serve(
                 async move {
                     let _permit = permit;
                     let result = if mode == Mode::SubmissionTls {
-                        let acceptor = tokio_rustls::TlsAcceptor::from(ctx.tls.clone());
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                        match crate::tls::handshake(&ctx.tls, tcp, TLS_HANDSHAKE_TIMEOUT, peer)
                             .await
                         {
-                            Ok(Ok(tls)) => session::run(tls, peer, ctx, mode, stop).await,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                Ok(())
-                            }
-                            Err(_) => Ok(()),
+                            Some(tls) => session::run(tls, peer, ctx, mode, stop).await,
+                            None => Ok(()),
                         }
                     } else {
                         session::run(tcp, peer, ctx, mode, stop).await

@@ -210,16 +210,11 @@ where
         End::Closed => Ok(()),
         End::StartTls => {
             conn.flush().await?;
-            let acceptor = tokio_rustls::TlsAcceptor::from(ctx.tls.clone());
-            let tls_stream =
-                match tokio::time::timeout(TLS_TIMEOUT, acceptor.accept(conn.stream)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "STARTTLS handshake failed");
-                        return Ok(());
-                    }
-                    Err(_) => return Ok(()),
-                };
+            let Some(tls_stream) =
+                crate::tls::handshake(&ctx.tls, conn.stream, TLS_TIMEOUT, peer).await
+            else {
+                return Ok(());
+            };
             // RFC 3207 §4.2: forget everything learnt before TLS, including
             // any input the client pipelined after STARTTLS.
             let mut conn = Conn::new(tls_stream);
@@ -651,30 +646,29 @@ where
         )
     };
     let cancelled = || Reply::new(501, "5.7.0", "authentication cancelled");
-    // Ask for one more client line after a 334 challenge.
-    async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    // The client's response: the initial one, or one more line after a
+    // 334 challenge; `None` when the client cancels (RFC 4954 §4: "*").
+    async fn response<S: AsyncRead + AsyncWrite + Unpin>(
         conn: &mut Conn<S>,
+        initial: String,
         challenge: &str,
         stop: &CancellationToken,
     ) -> std::io::Result<Option<String>> {
-        conn.raw(&format!("334 {challenge}\r\n"));
-        Ok(match conn.next_line(stop, COMMAND_TIMEOUT).await? {
-            Line::Text(l) => Some(String::from_utf8_lossy(&l).trim().to_string()),
-            _ => None,
-        })
-    }
-    let (user, password) = if mechanism == AUTH_PLAIN {
-        let resp = if initial.is_empty() {
-            match answer(conn, "", stop).await? {
-                Some(r) => r,
-                None => return Ok(cancelled()),
+        let line = if initial.is_empty() {
+            conn.raw(&format!("334 {challenge}\r\n"));
+            match conn.next_line(stop, COMMAND_TIMEOUT).await? {
+                Line::Text(l) => String::from_utf8_lossy(&l).trim().to_string(),
+                _ => return Ok(None),
             }
         } else {
             initial
         };
-        if resp == "*" {
+        Ok((line != "*").then_some(line))
+    }
+    let (user, password) = if mechanism == AUTH_PLAIN {
+        let Some(resp) = response(conn, initial, "", stop).await? else {
             return Ok(cancelled());
-        }
+        };
         let Ok(raw) = b64.decode(resp.as_bytes()) else {
             return Ok(bad());
         };
@@ -694,27 +688,15 @@ where
         }
         (user, String::from_utf8_lossy(parts[2]).to_string())
     } else if mechanism == AUTH_LOGIN {
-        let user_b64 = if initial.is_empty() {
-            match answer(conn, "VXNlcm5hbWU6", stop).await? {
-                Some(r) => r,
-                None => return Ok(cancelled()),
-            }
-        } else {
-            initial
-        };
-        if user_b64 == "*" {
+        let Some(user_b64) = response(conn, initial, "VXNlcm5hbWU6", stop).await? else {
             return Ok(cancelled());
-        }
+        };
         let Ok(user) = b64.decode(user_b64.as_bytes()) else {
             return Ok(bad());
         };
-        let pass_b64 = match answer(conn, "UGFzc3dvcmQ6", stop).await? {
-            Some(r) => r,
-            None => return Ok(cancelled()),
-        };
-        if pass_b64 == "*" {
+        let Some(pass_b64) = response(conn, String::new(), "UGFzc3dvcmQ6", stop).await? else {
             return Ok(cancelled());
-        }
+        };
         let Ok(pass) = b64.decode(pass_b64.as_bytes()) else {
             return Ok(bad());
         };

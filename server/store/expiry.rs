@@ -203,14 +203,8 @@ mod tests {
 
     #[tokio::test]
     async fn old_large_and_over_quota_mail_goes_and_files_follow() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
+        let (_dir, store, acc) = crate::store::with_one_account().await;
         let a = crate::domain::Address::parse("a@[127.0.0.1]").unwrap();
-        let hash = crate::domain::Password::chosen("password one")
-            .unwrap()
-            .hash()
-            .unwrap();
-        let acc = store.account_insert(&a, &hash).await.unwrap();
         let day = 86_400;
         let t = 2_000_000_000;
         let old = message(&store, acc, 1000, t - 30 * day).await;

@@ -145,6 +145,22 @@ impl Store {
         self.publish.lock().await
     }
 
+    /// Commits `tx`, then publishes `events`: in the order of commits,
+    /// whoever commits them.
+    pub(crate) async fn commit_publishing(
+        &self,
+        tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+        events: Vec<Change>,
+    ) -> Result<()> {
+        let _in_order = self.publishing().await;
+        tx.commit().await?;
+        for e in events {
+            // No subscriber is fine: nobody is idling.
+            let _ = self.changes.send(e);
+        }
+        Ok(())
+    }
+
     /// Subscribe to changes committed from now on.
     pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Change> {
         self.changes.subscribe()
@@ -184,12 +200,7 @@ impl Store {
             out.queued = Some(ItemId(id));
             events.push(Change::Queued { item: ItemId(id) });
         }
-        let _in_order = self.publishing().await;
-        tx.commit().await?;
-        for e in events {
-            // No subscriber is fine: nobody is idling.
-            let _ = self.changes.send(e);
-        }
+        self.commit_publishing(tx, events).await?;
         Ok(out)
     }
 
@@ -231,17 +242,8 @@ impl Store {
 mod tests {
     use super::*;
 
-    /// A fresh store in a temporary directory with one account.
     async fn store_with_alice() -> (tempfile::TempDir, Store, AccountId) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        let a = crate::domain::Address::parse("a@[127.0.0.1]").unwrap();
-        let hash = crate::domain::Password::chosen("password one")
-            .unwrap()
-            .hash()
-            .unwrap();
-        let alice = store.account_insert(&a, &hash).await.unwrap();
-        (dir, store, alice)
+        crate::store::with_one_account().await
     }
 
     /// A delivery that fails half-way leaves nothing: no message in the

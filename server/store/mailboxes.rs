@@ -261,11 +261,7 @@ impl Store {
                 flags: new_flags,
             });
         }
-        let _in_order = self.publishing().await;
-        tx.commit().await?;
-        for e in events {
-            let _ = self.changes.send(e);
-        }
+        self.commit_publishing(tx, events).await?;
         Ok((changed, refused))
     }
 
@@ -445,11 +441,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let _in_order = self.publishing().await;
-        tx.commit().await?;
-        for e in events {
-            let _ = self.changes.send(e);
-        }
+        self.commit_publishing(tx, events).await?;
         Ok(pairs)
     }
 

@@ -211,6 +211,21 @@ impl Store {
 }
 
 #[cfg(test)]
+/// For tests: a fresh store in a temporary directory with one account,
+/// `a@[127.0.0.1]`.
+pub(crate) async fn with_one_account() -> (tempfile::TempDir, Store, crate::domain::AccountId) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let a = crate::domain::Address::parse("a@[127.0.0.1]").unwrap();
+    let hash = crate::domain::Password::chosen("password one")
+        .unwrap()
+        .hash()
+        .unwrap();
+    let alice = store.account_insert(&a, &hash).await.unwrap();
+    (dir, store, alice)
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::{AccountId, Generation};
@@ -256,33 +271,54 @@ mod tests {
         (dir, pool)
     }
 
-    /// Migration 6 rebuilds `peers`; a hub upgraded with peers, routes and
-    /// queued items keeps all of them (foreign keys must not cascade).
-    #[tokio::test]
-    async fn classic_peer_migration_keeps_peers_routes_and_items() {
-        let (dir, pool) = database_at(5).await;
-        for q in [
-            "INSERT INTO peers (id, name, public_key, domains, added_at, last_sent_at) VALUES (7, 'b', zeroblob(32), '[\"b.example\"]', 1, 2)",
-            "INSERT INTO routes (domain, peer_id) VALUES ('b.example', 7), ('*', 7)",
-            "INSERT INTO blobs (hash, size, refs) VALUES ('h', 1, 1)",
-            "INSERT INTO outbox (blob_hash, mail_from, rcpts, state, created_at, next_attempt_at, peer_id, item_id) VALUES ('h', 'a@a.example', '[\"x@b.example\"]', 'queued', 1, 1, 7, 'i')",
-            "INSERT INTO acks_due (peer_id, item_id) VALUES (7, 'j')",
-        ] {
-            sqlx::query(q)
+    /// A database at migration `version` with the rows of `inserts`,
+    /// then opened as a store (which runs the migrations after it).
+    async fn upgraded_from(version: i64, inserts: &[&'static str]) -> (tempfile::TempDir, Store) {
+        let (dir, pool) = database_at(version).await;
+        for q in inserts {
+            sqlx::query(*q)
                 .execute(&pool)
                 .await
                 .unwrap_or_else(|e| panic!("{q}: {e}"));
         }
         pool.close().await;
         let store = Store::open(dir.path()).await.unwrap();
+        (dir, store)
+    }
+
+    /// Migration 6 rebuilds `peers`; a hub upgraded with peers, routes and
+    /// queued items keeps all of them (foreign keys must not cascade).
+    #[tokio::test]
+    async fn classic_peer_migration_keeps_peers_routes_and_items() {
+        let (_dir, store) = upgraded_from(
+            5,
+            &[
+            "INSERT INTO peers (id, name, public_key, domains, added_at, last_sent_at) VALUES (7, 'b', zeroblob(32), '[\"b.example\"]', 1, 2)",
+            "INSERT INTO routes (domain, peer_id) VALUES ('b.example', 7), ('*', 7)",
+            "INSERT INTO blobs (hash, size, refs) VALUES ('h', 1, 1)",
+            "INSERT INTO outbox (blob_hash, mail_from, rcpts, state, created_at, next_attempt_at, peer_id, item_id) VALUES ('h', 'a@a.example', '[\"x@b.example\"]', 'queued', 1, 1, 7, 'i')",
+            "INSERT INTO acks_due (peer_id, item_id) VALUES (7, 'j')",
+            ],
+        )
+        .await;
         let peers = store.peer_list().await.unwrap();
         assert_eq!(peers.len(), 1);
-        assert_eq!((peers[0].id, peers[0].kind.as_str()), (7, "cairn"));
+        assert_eq!((peers[0].id.0, peers[0].kind.as_str()), (7, "cairn"));
         assert_eq!(peers[0].key(), Some([0; 32]));
         assert_eq!(peers[0].last_sent_at, Some(2));
         assert_eq!(store.routes().await.unwrap().len(), 2);
-        assert_eq!(store.outbox_for_peer(7).await.unwrap().len(), 1);
-        assert_eq!(store.acks_due(7).await.unwrap(), vec!["j".to_string()]);
+        assert_eq!(
+            store
+                .outbox_for_peer(crate::domain::PeerId(7))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            store.acks_due(crate::domain::PeerId(7)).await.unwrap(),
+            vec!["j".to_string()]
+        );
         let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
             .fetch_one(store.pool())
             .await
@@ -309,18 +345,14 @@ mod tests {
     /// never handed out again; new accounts still get their INBOX.
     #[tokio::test]
     async fn account_generation_migration_keeps_accounts_and_never_reuses_ids() {
-        let (dir, pool) = database_at(11).await;
-        for q in [
+        let (_dir, store) = upgraded_from(
+            11,
+            &[
             "INSERT INTO accounts (id, address, password_hash, created_at, password_changed_at) VALUES (1, 'a@x', 'h1', 1, 1), (2, 'b@x', 'h2', 1, 1)",
             "INSERT INTO metadata (account_id, name, value) VALUES (2, '/private/k', 'v')",
-        ] {
-            sqlx::query(q)
-                .execute(&pool)
-                .await
-                .unwrap_or_else(|e| panic!("{q}: {e}"));
-        }
-        pool.close().await;
-        let store = Store::open(dir.path()).await.unwrap();
+            ],
+        )
+        .await;
         let list = store.account_list().await.unwrap();
         assert_eq!(list.len(), 2);
         let b = crate::domain::Address::parse("b@x").unwrap();

@@ -2,10 +2,12 @@
 //! the next hop for a domain.
 
 use super::{Error, Result, Store, now};
+use crate::domain::PeerId;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PeerRow {
-    pub id: i64,
+    #[sqlx(try_from = "i64")]
+    pub id: PeerId,
     pub name: String,
     /// The node key; `None` for a classic peer.
     pub public_key: Option<Vec<u8>>,
@@ -130,13 +132,13 @@ impl Store {
     }
 
     /// Point `domain` ('*' for the default route) at a peer.
-    pub async fn route_set(&self, domain: &str, peer_id: i64) -> Result<()> {
+    pub async fn route_set(&self, domain: &str, peer_id: PeerId) -> Result<()> {
         sqlx::query(
             "INSERT INTO routes (domain, peer_id) VALUES (?, ?)
              ON CONFLICT (domain) DO UPDATE SET peer_id = excluded.peer_id",
         )
         .bind(domain)
-        .bind(peer_id)
+        .bind(peer_id.0)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -162,12 +164,16 @@ impl Store {
     }
 
     /// (domain, peer id, peer name), the default route '*' last.
-    pub async fn routes(&self) -> Result<Vec<(String, i64, String)>> {
-        Ok(sqlx::query_as(
+    pub async fn routes(&self) -> Result<Vec<(String, PeerId, String)>> {
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
             "SELECT r.domain, p.id, p.name FROM routes r JOIN peers p ON p.id = r.peer_id
              ORDER BY r.domain = '*', r.domain",
         )
         .fetch_all(self.pool())
-        .await?)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(d, p, n)| (d, PeerId(p), n))
+            .collect())
     }
 }

@@ -1,6 +1,7 @@
 //! The radio's records: the duty-cycle ledger and link-quality samples.
 
 use super::{Result, Store};
+use crate::domain::PeerId;
 
 /// Link-quality samples kept for the radio page.
 pub const SIGNAL_KEPT: i64 = 5000;
@@ -103,19 +104,19 @@ fn digests(blob: &[u8]) -> Vec<[u8; 32]> {
 
 impl Store {
     /// The Autocrypt keys `peer_id` is known to hold.
-    pub async fn keys_held(&self, peer_id: i64) -> Result<std::collections::HashSet<[u8; 32]>> {
+    pub async fn keys_held(&self, peer_id: PeerId) -> Result<std::collections::HashSet<[u8; 32]>> {
         let rows: Vec<Vec<u8>> =
             sqlx::query_scalar("SELECT digest FROM keys_held WHERE peer_id = ?")
-                .bind(peer_id)
+                .bind(peer_id.0)
                 .fetch_all(self.pool())
                 .await?;
         Ok(rows.iter().flat_map(|d| digests(d)).collect())
     }
 
     /// Forget which keys `peer_id` holds (it could not resolve one).
-    pub async fn keys_held_forget(&self, peer_id: i64) -> Result<()> {
+    pub async fn keys_held_forget(&self, peer_id: PeerId) -> Result<()> {
         sqlx::query("DELETE FROM keys_held WHERE peer_id = ?")
-            .bind(peer_id)
+            .bind(peer_id.0)
             .execute(self.pool())
             .await?;
         Ok(())
@@ -152,7 +153,7 @@ impl Store {
     /// count as used now.
     pub async fn keys_learned(
         &self,
-        peer_id: i64,
+        peer_id: PeerId,
         wanted: &[[u8; 32]],
     ) -> Result<std::collections::HashMap<[u8; 32], Vec<u8>>> {
         let mut out = std::collections::HashMap::new();
@@ -162,7 +163,7 @@ impl Store {
                 "UPDATE keys_learned SET used_at = ? WHERE peer_id = ? AND digest = ? RETURNING keydata",
             )
             .bind(t)
-            .bind(peer_id)
+            .bind(peer_id.0)
             .bind(&d[..])
             .fetch_optional(self.pool())
             .await?;
@@ -175,7 +176,7 @@ impl Store {
 
     /// Keep keys `peer_id` sent in full, dropping its least recently used
     /// beyond [`KEYS_LEARNED_KEPT`].
-    pub async fn keys_learn(&self, peer_id: i64, keys: &[([u8; 32], Vec<u8>)]) -> Result<()> {
+    pub async fn keys_learn(&self, peer_id: PeerId, keys: &[([u8; 32], Vec<u8>)]) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -186,7 +187,7 @@ impl Store {
                 "INSERT INTO keys_learned (peer_id, digest, keydata, used_at) VALUES (?, ?, ?, ?)
                  ON CONFLICT (peer_id, digest) DO UPDATE SET used_at = excluded.used_at",
             )
-            .bind(peer_id)
+            .bind(peer_id.0)
             .bind(&d[..])
             .bind(k)
             .bind(t)
@@ -197,7 +198,7 @@ impl Store {
             "DELETE FROM keys_learned WHERE peer_id = ?1 AND digest NOT IN
              (SELECT digest FROM keys_learned WHERE peer_id = ?1 ORDER BY used_at DESC, rowid DESC LIMIT ?2)",
         )
-        .bind(peer_id)
+        .bind(peer_id.0)
         .bind(KEYS_LEARNED_KEPT)
         .execute(&mut *tx)
         .await?;

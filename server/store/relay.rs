@@ -6,6 +6,7 @@ use super::blobs::StagedBlob;
 use super::mail::Change;
 pub use super::peers::{NewPeer, PeerRow};
 use super::{Result, Store, now};
+use crate::domain::PeerId;
 use crate::domain::{AccountId, ModSeq, Uid};
 use sqlx::SqliteConnection;
 
@@ -37,7 +38,7 @@ impl CustodyRow {
 
 /// Part of an unrouted item that now has a next hop.
 pub struct RoutedPart {
-    pub peer_id: i64,
+    pub peer_id: PeerId,
     pub item_id: String,
     pub rcpts: Vec<String>,
 }
@@ -171,20 +172,30 @@ async fn place(
     Ok(())
 }
 
-/// Something went to `peer_id` just now.
-async fn sent_to(tx: &mut SqliteConnection, peer_id: i64) -> Result<()> {
-    sqlx::query("UPDATE peers SET last_sent_at = ? WHERE id = ?")
-        .bind(now())
-        .bind(peer_id)
+/// Something came from `peer_id` at `t`.
+async fn heard_from(tx: &mut SqliteConnection, peer_id: PeerId, t: i64) -> Result<()> {
+    sqlx::query("UPDATE peers SET last_received_at = ? WHERE id = ?")
+        .bind(t)
+        .bind(peer_id.0)
         .execute(&mut *tx)
         .await?;
     Ok(())
 }
 
-async fn forget_acks(tx: &mut SqliteConnection, peer_id: i64, acks: &[String]) -> Result<()> {
+/// Something went to `peer_id` just now.
+async fn sent_to(tx: &mut SqliteConnection, peer_id: PeerId) -> Result<()> {
+    sqlx::query("UPDATE peers SET last_sent_at = ? WHERE id = ?")
+        .bind(now())
+        .bind(peer_id.0)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+async fn forget_acks(tx: &mut SqliteConnection, peer_id: PeerId, acks: &[String]) -> Result<()> {
     for a in acks {
         sqlx::query("DELETE FROM acks_due WHERE peer_id = ? AND item_id = ?")
-            .bind(peer_id)
+            .bind(peer_id.0)
             .bind(a)
             .execute(&mut *tx)
             .await?;
@@ -196,7 +207,7 @@ async fn forget_acks(tx: &mut SqliteConnection, peer_id: i64, acks: &[String]) -
 /// seen, place it and its bounce.
 async fn take_item(
     tx: &mut SqliteConnection,
-    peer_id: Option<i64>,
+    peer_id: Option<PeerId>,
     it: &ImportedItem,
     t: i64,
     events: &mut Vec<Change>,
@@ -206,7 +217,7 @@ async fn take_item(
         "INSERT OR IGNORE INTO items_seen (item_id, peer_id, seen_at) VALUES (?, ?, ?)",
     )
     .bind(&it.item_id)
-    .bind(peer_id)
+    .bind(peer_id.map(|p| p.0))
     .bind(t)
     .execute(&mut *tx)
     .await?
@@ -246,11 +257,11 @@ impl Store {
 
     /// Items in custody for one peer that a bundle should carry, smallest
     /// first (texts before attachments).
-    pub async fn outbox_for_peer(&self, peer_id: i64) -> Result<Vec<CustodyRow>> {
+    pub async fn outbox_for_peer(&self, peer_id: PeerId) -> Result<Vec<CustodyRow>> {
         Ok(sqlx::query_as(custody_query!(
             "WHERE o.peer_id = ? AND o.state IN ('queued', 'in-flight') ORDER BY b.size, o.id"
         ))
-        .bind(peer_id)
+        .bind(peer_id.0)
         .fetch_all(self.pool())
         .await?)
     }
@@ -286,11 +297,11 @@ impl Store {
 
     /// Whether a peer has items not yet handed to any carrier (the
     /// scheduler asks for every uplink on every tick).
-    pub async fn outbox_has_queued(&self, peer_id: i64) -> Result<bool> {
+    pub async fn outbox_has_queued(&self, peer_id: PeerId) -> Result<bool> {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM outbox WHERE peer_id = ? AND state = 'queued')",
         )
-        .bind(peer_id)
+        .bind(peer_id.0)
         .fetch_one(self.pool())
         .await?)
     }
@@ -329,7 +340,7 @@ impl Store {
                      FROM outbox WHERE id = ?",
                 )
                 .bind(serde_json::to_string(&p.rcpts).expect("strings serialise"))
-                .bind(p.peer_id)
+                .bind(p.peer_id.0)
                 .bind(&p.item_id)
                 .bind(row)
                 .execute(&mut *tx)
@@ -353,22 +364,22 @@ impl Store {
     }
 
     /// Acknowledgements owed to a peer (hex content ids).
-    pub async fn acks_due(&self, peer_id: i64) -> Result<Vec<String>> {
+    pub async fn acks_due(&self, peer_id: PeerId) -> Result<Vec<String>> {
         Ok(
             sqlx::query_scalar("SELECT item_id FROM acks_due WHERE peer_id = ? ORDER BY item_id")
-                .bind(peer_id)
+                .bind(peer_id.0)
                 .fetch_all(self.pool())
                 .await?,
         )
     }
 
     /// Take the sequence number for the next bundle to a peer.
-    pub async fn peer_take_seq(&self, peer_id: i64) -> Result<u64> {
+    pub async fn peer_take_seq(&self, peer_id: PeerId) -> Result<u64> {
         let seq: i64 = sqlx::query_scalar(
             "UPDATE peers SET next_bundle_seq = next_bundle_seq + 1 WHERE id = ?
              RETURNING next_bundle_seq - 1",
         )
-        .bind(peer_id)
+        .bind(peer_id.0)
         .fetch_one(self.pool())
         .await?;
         Ok(u64::try_from(seq).unwrap_or(0))
@@ -376,7 +387,7 @@ impl Store {
 
     /// A bundle for a peer is complete on its carrier: its items are in
     /// flight and the acknowledgements it carried are no longer owed.
-    pub async fn bundle_sent(&self, peer_id: i64, items: &[i64], acks: &[String]) -> Result<()> {
+    pub async fn bundle_sent(&self, peer_id: PeerId, items: &[i64], acks: &[String]) -> Result<()> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         for id in items {
             sqlx::query(
@@ -394,7 +405,7 @@ impl Store {
     }
 
     /// Acknowledgements a live link delivered are no longer owed.
-    pub async fn acks_delivered(&self, peer_id: i64, acks: &[String]) -> Result<()> {
+    pub async fn acks_delivered(&self, peer_id: PeerId, acks: &[String]) -> Result<()> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         forget_acks(&mut tx, peer_id, acks).await?;
         sent_to(&mut tx, peer_id).await?;
@@ -436,7 +447,7 @@ impl Store {
     /// is acknowledged in the next bundle back.
     pub async fn import_items(
         &self,
-        peer_id: i64,
+        peer_id: PeerId,
         items: &[ImportedItem],
         acks: &[String],
     ) -> Result<ImportApplied> {
@@ -451,19 +462,19 @@ impl Store {
                 "SELECT f.marks FROM item_forms f JOIN outbox o ON o.id = f.outbox_id
                  WHERE o.peer_id = ? AND o.item_id = ?",
             )
-            .bind(peer_id)
+            .bind(peer_id.0)
             .bind(a)
             .fetch_optional(&mut *tx)
             .await?;
             for d in marks.as_deref().unwrap_or_default().chunks_exact(32) {
                 sqlx::query("INSERT OR IGNORE INTO keys_held (peer_id, digest) VALUES (?, ?)")
-                    .bind(peer_id)
+                    .bind(peer_id.0)
                     .bind(d)
                     .execute(&mut *tx)
                     .await?;
             }
             let r = sqlx::query("DELETE FROM outbox WHERE peer_id = ? AND item_id = ?")
-                .bind(peer_id)
+                .bind(peer_id.0)
                 .bind(a)
                 .execute(&mut *tx)
                 .await?;
@@ -471,22 +482,14 @@ impl Store {
         }
         for it in items {
             sqlx::query("INSERT OR IGNORE INTO acks_due (peer_id, item_id) VALUES (?, ?)")
-                .bind(peer_id)
+                .bind(peer_id.0)
                 .bind(&it.item_id)
                 .execute(&mut *tx)
                 .await?;
             take_item(&mut tx, Some(peer_id), it, t, &mut events, &mut out).await?;
         }
-        sqlx::query("UPDATE peers SET last_received_at = ? WHERE id = ?")
-            .bind(t)
-            .bind(peer_id)
-            .execute(&mut *tx)
-            .await?;
-        let _in_order = self.publishing().await;
-        tx.commit().await?;
-        for e in events {
-            let _ = self.changes.send(e);
-        }
+        heard_from(&mut tx, peer_id, t).await?;
+        self.commit_publishing(tx, events).await?;
         Ok(out)
     }
 
@@ -495,7 +498,7 @@ impl Store {
     /// one transaction, unless its content id was seen before.
     pub async fn import_classic(
         &self,
-        peer_id: Option<i64>,
+        peer_id: Option<PeerId>,
         item: &ImportedItem,
     ) -> Result<ImportApplied> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
@@ -504,17 +507,9 @@ impl Store {
         let mut events = Vec::new();
         take_item(&mut tx, peer_id, item, t, &mut events, &mut out).await?;
         if let Some(id) = peer_id {
-            sqlx::query("UPDATE peers SET last_received_at = ? WHERE id = ?")
-                .bind(t)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            heard_from(&mut tx, id, t).await?;
         }
-        let _in_order = self.publishing().await;
-        tx.commit().await?;
-        for e in events {
-            let _ = self.changes.send(e);
-        }
+        self.commit_publishing(tx, events).await?;
         Ok(out)
     }
 
@@ -523,7 +518,7 @@ impl Store {
     /// done and leaves the outbox), and the bounce for those refused.
     pub async fn smtp_attempted(
         &self,
-        peer_id: i64,
+        peer_id: PeerId,
         row: i64,
         keep: &[String],
         next_attempt_at: i64,
@@ -534,7 +529,7 @@ impl Store {
         if keep.is_empty() {
             sqlx::query("DELETE FROM outbox WHERE id = ? AND peer_id = ?")
                 .bind(row)
-                .bind(peer_id)
+                .bind(peer_id.0)
                 .execute(&mut *tx)
                 .await?;
         } else {
@@ -547,7 +542,7 @@ impl Store {
             .bind(next_attempt_at)
             .bind(error)
             .bind(row)
-            .bind(peer_id)
+            .bind(peer_id.0)
             .execute(&mut *tx)
             .await?;
         }
@@ -556,22 +551,18 @@ impl Store {
             place(&mut tx, b, now(), &mut events).await?;
         }
         sent_to(&mut tx, peer_id).await?;
-        let _in_order = self.publishing().await;
-        tx.commit().await?;
-        for e in events {
-            let _ = self.changes.send(e);
-        }
+        self.commit_publishing(tx, events).await?;
         Ok(())
     }
 
     /// Items handed to a carrier that takes custody itself (a classic
     /// peer's NNCP spool or MTA): they leave the outbox.
-    pub async fn handed_over(&self, peer_id: i64, items: &[i64]) -> Result<()> {
+    pub async fn handed_over(&self, peer_id: PeerId, items: &[i64]) -> Result<()> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
         for id in items {
             sqlx::query("DELETE FROM outbox WHERE id = ? AND peer_id = ?")
                 .bind(id)
-                .bind(peer_id)
+                .bind(peer_id.0)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -588,11 +579,7 @@ impl Store {
         for p in placements {
             place(&mut tx, p, t, &mut events).await?;
         }
-        let _in_order = self.publishing().await;
-        tx.commit().await?;
-        for e in events {
-            let _ = self.changes.send(e);
-        }
+        self.commit_publishing(tx, events).await?;
         Ok(())
     }
 
@@ -612,11 +599,7 @@ impl Store {
         for p in bounces {
             place(&mut tx, p, t, &mut events).await?;
         }
-        let _in_order = self.publishing().await;
-        tx.commit().await?;
-        for e in events {
-            let _ = self.changes.send(e);
-        }
+        self.commit_publishing(tx, events).await?;
         Ok(())
     }
 }
@@ -672,11 +655,7 @@ impl Store {
         if gone && let Some(b) = bounce {
             place(&mut tx, b, now(), &mut events).await?;
         }
-        let _in_order = self.publishing().await;
-        tx.commit().await?;
-        for e in events {
-            let _ = self.changes.send(e);
-        }
+        self.commit_publishing(tx, events).await?;
         Ok(gone)
     }
 }

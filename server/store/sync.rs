@@ -1,6 +1,7 @@
 //! Sync history: what each sync with a peer moved, and how it ended.
 
 use super::{Result, Store, now};
+use crate::domain::PeerId;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SyncRow {
@@ -41,7 +42,7 @@ impl Store {
     /// A sync with a peer began; returns its row id.
     pub async fn sync_started(
         &self,
-        peer_id: Option<i64>,
+        peer_id: Option<PeerId>,
         peer_name: &str,
         carrier: &str,
     ) -> Result<i64> {
@@ -49,7 +50,7 @@ impl Store {
             "INSERT INTO sync_runs (peer_id, peer_name, carrier, started_at)
              VALUES (?, ?, ?, ?) RETURNING id",
         )
-        .bind(peer_id)
+        .bind(peer_id.map(|p| p.0))
         .bind(peer_name)
         .bind(carrier)
         .bind(now())

@@ -1,11 +1,14 @@
 //! Uplinks: how and when this node syncs with each peer.
 
 use super::{Result, Store, now};
+use crate::domain::{PeerId, UplinkId};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UplinkRow {
-    pub id: i64,
-    pub peer_id: i64,
+    #[sqlx(try_from = "i64")]
+    pub id: UplinkId,
+    #[sqlx(try_from = "i64")]
+    pub peer_id: PeerId,
     pub peer_name: String,
     pub carrier: String,
     pub target: String,
@@ -34,7 +37,7 @@ impl Store {
     /// returns it.
     pub async fn uplink_set(
         &self,
-        peer_id: i64,
+        peer_id: PeerId,
         carrier: &str,
         target: &str,
         schedule: &str,
@@ -46,19 +49,22 @@ impl Store {
                SET schedule = excluded.schedule, deletion_acks = excluded.deletion_acks
              RETURNING id",
         )
-        .bind(peer_id)
+        .bind(peer_id.0)
         .bind(carrier)
         .bind(target)
         .bind(schedule)
         .bind(deletion_acks)
         .fetch_one(self.pool())
         .await?;
-        Ok(self.uplink(id).await?.expect("the uplink was just written"))
+        Ok(self
+            .uplink(UplinkId(id))
+            .await?
+            .expect("the uplink was just written"))
     }
 
-    pub async fn uplink(&self, id: i64) -> Result<Option<UplinkRow>> {
+    pub async fn uplink(&self, id: UplinkId) -> Result<Option<UplinkRow>> {
         Ok(sqlx::query_as(uplink_query!("WHERE u.id = ?"))
-            .bind(id)
+            .bind(id.0)
             .fetch_optional(self.pool())
             .await?)
     }
@@ -72,19 +78,19 @@ impl Store {
         )
     }
 
-    pub async fn uplink_schedule(&self, id: i64, schedule: &str) -> Result<bool> {
+    pub async fn uplink_schedule(&self, id: UplinkId, schedule: &str) -> Result<bool> {
         Ok(sqlx::query("UPDATE uplinks SET schedule = ? WHERE id = ?")
             .bind(schedule)
-            .bind(id)
+            .bind(id.0)
             .execute(self.pool())
             .await?
             .rows_affected()
             > 0)
     }
 
-    pub async fn uplink_remove(&self, id: i64) -> Result<bool> {
+    pub async fn uplink_remove(&self, id: UplinkId) -> Result<bool> {
         Ok(sqlx::query("DELETE FROM uplinks WHERE id = ?")
-            .bind(id)
+            .bind(id.0)
             .execute(self.pool())
             .await?
             .rows_affected()
@@ -92,7 +98,7 @@ impl Store {
     }
 
     /// An uplink ran; `error` says why it failed.
-    pub async fn uplink_ran(&self, id: i64, error: Option<&str>) -> Result<()> {
+    pub async fn uplink_ran(&self, id: UplinkId, error: Option<&str>) -> Result<()> {
         let t = now();
         sqlx::query(
             "UPDATE uplinks SET last_run_at = ?, last_error = ?,
@@ -103,7 +109,7 @@ impl Store {
         .bind(error)
         .bind(error)
         .bind(t)
-        .bind(id)
+        .bind(id.0)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -137,7 +143,7 @@ impl Store {
         &self,
         dir: &str,
         name: &str,
-        peer_id: i64,
+        peer_id: PeerId,
         folder_id: &str,
         items: &[String],
         acks: &[String],
@@ -148,7 +154,7 @@ impl Store {
         )
         .bind(dir)
         .bind(name)
-        .bind(peer_id)
+        .bind(peer_id.0)
         .bind(folder_id)
         .bind(serde_json::to_string(items).expect("strings serialise"))
         .bind(serde_json::to_string(acks).expect("strings serialise"))
@@ -159,13 +165,13 @@ impl Store {
     }
 
     /// The bundles left in `dir` for a peer, oldest first.
-    pub async fn folder_bundles(&self, dir: &str, peer_id: i64) -> Result<Vec<FolderBundleRow>> {
+    pub async fn folder_bundles(&self, dir: &str, peer_id: PeerId) -> Result<Vec<FolderBundleRow>> {
         Ok(sqlx::query_as(
             "SELECT dir, name, peer_id, folder_id, items, acks, written_at FROM folder_bundles
              WHERE dir = ? AND peer_id = ? ORDER BY written_at, name",
         )
         .bind(dir)
-        .bind(peer_id)
+        .bind(peer_id.0)
         .fetch_all(self.pool())
         .await?)
     }

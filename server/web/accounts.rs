@@ -126,13 +126,7 @@ async fn list(
         q: query.q,
         accounts,
         total,
-        domain: state
-            .config
-            .hub
-            .domains
-            .first()
-            .map(|d| d.to_string())
-            .unwrap_or_default(),
+        domain: state.config.hub.first_domain(),
         default_quota: human_bytes(state.config.limits.mailbox_quota.0),
         version: env!("CARGO_PKG_VERSION"),
     }))

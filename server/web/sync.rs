@@ -4,6 +4,7 @@
 use super::admin::NoFields;
 use super::guard::{Admin, AdminForm, WebError, WebResult};
 use super::{AppState, after_gap, no_store};
+use crate::domain::UplinkId;
 use crate::domain::units::{count, human_age, human_bytes};
 use crate::relay::uplink::{Board, UplinkStatus};
 use askama::Template;
@@ -33,7 +34,7 @@ pub fn router() -> Router<AppState> {
 // ---------------------------------------------------------------- uplinks
 
 struct UplinkLine {
-    id: i64,
+    id: UplinkId,
     peer: String,
     carrier: String,
     target: String,
@@ -126,7 +127,7 @@ struct ScheduleForm {
 
 async fn uplink_schedule(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<UplinkId>,
     AdminForm(_, f): AdminForm<ScheduleForm>,
 ) -> WebResult {
     if f.schedule.len() > 512 {
@@ -138,7 +139,7 @@ async fn uplink_schedule(
 
 async fn uplink_remove(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<UplinkId>,
     AdminForm(_, NoFields {}): AdminForm<NoFields>,
 ) -> WebResult {
     state.syncer.remove(id).await?;
@@ -164,7 +165,7 @@ async fn sync_now(
 }
 
 struct RowView {
-    id: i64,
+    id: UplinkId,
     uplink: String,
     state: String,
     sent: String,
@@ -242,7 +243,7 @@ struct ProgressEvent<'a> {
 
 #[derive(serde::Serialize)]
 struct EventRow<'a> {
-    id: i64,
+    id: UplinkId,
     state: &'a str,
     sent: String,
     received: String,

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +28,6 @@ impl TlsListener {
             .local_addr()
             .expect("bound listener has an address");
         let (tx, ready) = mpsc::channel(READY_QUEUE);
-        let acceptor = TlsAcceptor::from(config);
         // The pages have no connection cap of their own (axum's); the
         // handshakes run in tasks of their own, not tracked (the web
         // server's shutdown waits for its connections).
@@ -41,15 +39,13 @@ impl TlsListener {
             stop,
             crate::tasks::Tasks::new(),
             move |tcp, peer, _| {
-                let acceptor = acceptor.clone();
+                let config = config.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    if let Some(tls) =
+                        crate::tls::handshake(&config, tcp, handshake_timeout, peer).await
+                    {
+                        let _ = tx.send((tls, peer)).await;
                     }
                 });
             },

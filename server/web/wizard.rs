@@ -62,13 +62,7 @@ async fn page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
     Ok(no_store(WizardPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
-        domain: state
-            .config
-            .hub
-            .domains
-            .first()
-            .map(|d| d.to_string())
-            .unwrap_or_default(),
+        domain: state.config.hub.first_domain(),
         domain_fixed: accounts > 0,
         ssid: ssid.unwrap_or_default(),
         passphrase: passphrase.unwrap_or_default(),

@@ -109,7 +109,11 @@ pub(crate) fn wants(items: MacroOrMessageDataItemNames<'static>) -> Option<Vec<W
     )
 }
 
-/// The bytes of a section of `raw`; `None` if the part does not exist.
+/// The bytes of a section of `raw` (RFC 3501 §6.4.5 BODY[section]); empty
+/// if the part does not exist.
+// Deviation: a part that is itself a message/rfc822 is not entered:
+// `n.HEADER`, `n.TEXT` and `n.1` address the outer part (issue 23
+// point 2).
 pub(crate) fn section_bytes(raw: &[u8], section: &Option<Section<'static>>) -> Vec<u8> {
     let part_path = |p: &imap_next::imap_types::fetch::Part| -> Vec<u32> {
         p.0.as_ref().iter().map(|n| n.get()).collect()
@@ -189,6 +193,9 @@ impl<'a> FetchRequest<'a> {
     }
 }
 
+/// RFC 3501 §6.4.5 FETCH (and §6.4.8 UID FETCH), with RFC 7162 CHANGEDSINCE
+/// and MODSEQ. A repeated item is answered once, and one message's
+/// sections are bounded (see `wants` and `message_items`).
 pub(crate) async fn fetch_cmd(
     s: &mut Session,
     server: &mut Server,

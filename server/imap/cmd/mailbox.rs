@@ -3,6 +3,7 @@
 
 use crate::imap::session::*;
 use crate::imap::view::View;
+use crate::store::MailboxRow;
 use imap_next::imap_types::core::{Atom, Tag};
 use imap_next::imap_types::core::{IString, Quoted};
 use imap_next::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm};
@@ -12,30 +13,44 @@ use imap_next::imap_types::status::{StatusDataItem, StatusDataItemName};
 use imap_next::server::Server;
 use std::num::NonZeroU64;
 
+/// The account's mailbox `name`, or the tagged NO that says why not
+/// (RFC 5530 NONEXISTENT, or the store's trouble).
+async fn existing(
+    s: &Session,
+    tag: &Tag<'static>,
+    name: &str,
+    missing: impl Into<String>,
+) -> Result<MailboxRow, Status<'static>> {
+    match s.store().mailbox_get(s.account().unwrap(), name).await {
+        Ok(Some(mb)) => Ok(mb),
+        Ok(None) => Err(no(
+            tag,
+            Some(Code::Other(code_other("NONEXISTENT"))),
+            missing,
+        )),
+        Err(e) => Err(unavailable(tag, e)),
+    }
+}
+
+/// RFC 3501 §6.3.6-7 SUBSCRIBE and UNSUBSCRIBE (`on`: subscribe).
 pub(crate) async fn subscribe(
     s: &mut Session,
     tag: &Tag<'static>,
     mailbox: &Mailbox<'_>,
     on: bool,
 ) -> Status<'static> {
-    match s
-        .store()
-        .mailbox_get(s.account().unwrap(), &mailbox_name(mailbox))
-        .await
-    {
-        Ok(Some(mb)) => match s.store().mailbox_subscribe(mb.id(), on).await {
-            Ok(()) => ok(tag, None, "completed"),
-            Err(e) => unavailable(tag, e),
-        },
-        Ok(None) => no(
-            tag,
-            Some(Code::Other(code_other("NONEXISTENT"))),
-            "no such mailbox",
-        ),
+    let mb = match existing(s, tag, &mailbox_name(mailbox), "no such mailbox").await {
+        Ok(mb) => mb,
+        Err(why) => return why,
+    };
+    match s.store().mailbox_subscribe(mb.id(), on).await {
+        Ok(()) => ok(tag, None, "completed"),
         Err(e) => unavailable(tag, e),
     }
 }
 
+/// RFC 3501 §6.3.1-2 SELECT and EXAMINE (`read_only`), with RFC 7162
+/// §3.1.2 HIGHESTMODSEQ.
 pub(crate) async fn select(
     s: &mut Session,
     server: &mut Server,
@@ -44,17 +59,9 @@ pub(crate) async fn select(
     read_only: bool,
 ) -> Status<'static> {
     unselect(s);
-    let account = s.account().unwrap();
-    let mb = match s.store().mailbox_get(account, name).await {
-        Ok(Some(mb)) => mb,
-        Ok(None) => {
-            return no(
-                tag,
-                Some(Code::Other(code_other("NONEXISTENT"))),
-                format!("no mailbox {name}"),
-            );
-        }
-        Err(e) => return unavailable(tag, e),
+    let mb = match existing(s, tag, name, format!("no mailbox {name}")).await {
+        Ok(mb) => mb,
+        Err(why) => return why,
     };
     let (view, messages) = match View::open(s.store(), mb.id(), read_only).await {
         Ok(x) => x,
@@ -73,6 +80,8 @@ pub(crate) async fn select(
         .expect("status"),
     );
     server.enqueue_data(Data::Exists(view.uids.len() as u32));
+    // Deviation: RFC 3501 §7.3.2 RECENT is always 0: the hub keeps no
+    // \Recent state (IMAP4rev2, RFC 9051, dropped it); issue 23 point 7.
     server.enqueue_data(Data::Recent(0));
     if let Some(first_unseen) = messages.iter().position(|m| {
         !crate::store::mailboxes::parse_flags(&m.flags)
@@ -219,6 +228,9 @@ pub(crate) async fn list(
         Ok(b) => b,
         Err(e) => return unavailable(tag, e),
     };
+    // Deviation: RFC 3501 §6.3.9: a subscribed mailbox whose parent is not
+    // subscribed does not bring the parent along as \Noselect in LSUB
+    // (issue 23 point 6).
     for mb in boxes {
         if lsub && mb.subscribed == 0 {
             continue;
@@ -226,6 +238,9 @@ pub(crate) async fn list(
         if !matcher.matches(mb.name.as_bytes()) {
             continue;
         }
+        // Deviation: RFC 3348 child information: every mailbox says
+        // \HasNoChildren, also one with children (the hub does not announce
+        // CHILDREN, and Delta Chat keeps a flat list).
         let items = vec![FlagNameAttribute::from(
             Atom::try_from("HasNoChildren").unwrap(),
         )];
@@ -256,6 +271,7 @@ pub(crate) async fn list(
     )
 }
 
+/// RFC 3501 §6.3.10 STATUS, with RFC 7162 HIGHESTMODSEQ.
 pub(crate) async fn status(
     s: &mut Session,
     server: &mut Server,
@@ -263,24 +279,19 @@ pub(crate) async fn status(
     mailbox: &Mailbox<'static>,
     names: &[StatusDataItemName],
 ) -> Status<'static> {
-    let Ok(Some(mb)) = s
-        .store()
-        .mailbox_get(s.account().unwrap(), &mailbox_name(mailbox))
-        .await
-    else {
-        return no(
-            tag,
-            Some(Code::Other(code_other("NONEXISTENT"))),
-            "no such mailbox",
-        );
+    let mb = match existing(s, tag, &mailbox_name(mailbox), "no such mailbox").await {
+        Ok(mb) => mb,
+        Err(why) => return why,
     };
-    let Ok((messages, unseen, _bytes)) = s.store().mailbox_counts(mb.id()).await else {
-        return no(tag, None, "temporary problem");
+    let (messages, unseen, _bytes) = match s.store().mailbox_counts(mb.id()).await {
+        Ok(c) => c,
+        Err(e) => return unavailable(tag, e),
     };
     let mut items = Vec::new();
     for n in names {
         items.push(match n {
             StatusDataItemName::Messages => StatusDataItem::Messages(messages as u32),
+            // Deviation: no \Recent state (see SELECT).
             StatusDataItemName::Recent => StatusDataItem::Recent(0),
             StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(mb.uidnext as u32)),
             StatusDataItemName::UidValidity => {
@@ -300,7 +311,9 @@ pub(crate) async fn status(
     ok(tag, None, "STATUS completed")
 }
 
-/// RFC 3501 §6.3.3 CREATE
+/// RFC 3501 §6.3.3 CREATE.
+// Deviation: the store subscribes a new mailbox at once (RFC 3501 leaves
+// subscriptions to the client; imaptest expects none; issue 23 point 6).
 pub(crate) async fn create(
     s: &mut Session,
     tag: &Tag<'static>,
@@ -331,27 +344,20 @@ pub(crate) async fn delete(
 ) -> Status<'static> {
     let name = mailbox_name(mailbox);
     if name == "INBOX" {
-        no(tag, None, "INBOX cannot be deleted")
-    } else {
-        match s.store().mailbox_get(s.account().unwrap(), &name).await {
-            Ok(Some(mb)) => {
-                if let SessionState::Selected { view, .. } = &s.state
-                    && view.mailbox == mb.id()
-                {
-                    unselect(s);
-                }
-                match s.store().mailbox_delete(mb.id()).await {
-                    Ok(_) => ok(tag, None, "DELETE completed"),
-                    Err(e) => unavailable(tag, e),
-                }
-            }
-            Ok(None) => no(
-                tag,
-                Some(Code::Other(code_other("NONEXISTENT"))),
-                "no such mailbox",
-            ),
-            Err(e) => unavailable(tag, e),
-        }
+        return no(tag, None, "INBOX cannot be deleted");
+    }
+    let mb = match existing(s, tag, &name, "no such mailbox").await {
+        Ok(mb) => mb,
+        Err(why) => return why,
+    };
+    if let SessionState::Selected { view, .. } = &s.state
+        && view.mailbox == mb.id()
+    {
+        unselect(s);
+    }
+    match s.store().mailbox_delete(mb.id()).await {
+        Ok(_) => ok(tag, None, "DELETE completed"),
+        Err(e) => unavailable(tag, e),
     }
 }
 
@@ -364,27 +370,23 @@ pub(crate) async fn rename(
 ) -> Status<'static> {
     let (from, to) = (mailbox_name(from), mailbox_name(to));
     if from == "INBOX" || to == "INBOX" {
-        no(tag, None, "renaming INBOX is not supported")
-    } else if let Err(why) = name_fits(tag, &to) {
-        why
-    } else {
-        match s.store().mailbox_get(s.account().unwrap(), &from).await {
-            Ok(Some(mb)) => match s.store().mailbox_rename(mb.id(), &to).await {
-                Ok(true) => ok(tag, None, "RENAME completed"),
-                Ok(false) => no(
-                    tag,
-                    Some(Code::Other(code_other("ALREADYEXISTS"))),
-                    "target exists",
-                ),
-                Err(e) => unavailable(tag, e),
-            },
-            Ok(None) => no(
-                tag,
-                Some(Code::Other(code_other("NONEXISTENT"))),
-                "no such mailbox",
-            ),
-            Err(e) => unavailable(tag, e),
-        }
+        return no(tag, None, "renaming INBOX is not supported");
+    }
+    if let Err(why) = name_fits(tag, &to) {
+        return why;
+    }
+    let mb = match existing(s, tag, &from, "no such mailbox").await {
+        Ok(mb) => mb,
+        Err(why) => return why,
+    };
+    match s.store().mailbox_rename(mb.id(), &to).await {
+        Ok(true) => ok(tag, None, "RENAME completed"),
+        Ok(false) => no(
+            tag,
+            Some(Code::Other(code_other("ALREADYEXISTS"))),
+            "target exists",
+        ),
+        Err(e) => unavailable(tag, e),
     }
 }
 

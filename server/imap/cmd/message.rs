@@ -16,6 +16,9 @@ use imap_next::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use imap_next::server::Server;
 use std::num::NonZeroU64;
 
+/// APPEND's work once the literal is in (RFC 3501 §6.3.11): the mail
+/// rules' `append` checks quota and commits; the tagged OK carries RFC 4315
+/// APPENDUID.
 pub(crate) async fn append(
     s: &mut Session,
     server: &mut Server,
@@ -76,6 +79,7 @@ pub(crate) fn select_messages<'m>(
         .collect()
 }
 
+/// RFC 3501 §6.4.3 EXPUNGE, and RFC 4315 §2.1 UID EXPUNGE (`set`).
 pub(crate) async fn expunge(
     s: &mut Session,
     server: &mut Server,
@@ -143,6 +147,8 @@ impl<'a> StoreRequest<'a> {
 }
 
 /// RFC 3501 §6.4.6 STORE (and UID STORE), RFC 7162 UNCHANGEDSINCE.
+// Deviation: RFC 3501 §7.2.6: a keyword new to the mailbox is not
+// announced with untagged FLAGS and PERMANENTFLAGS (issue 23 point 3).
 pub(crate) async fn store_cmd(
     s: &mut Session,
     server: &mut Server,
@@ -239,6 +245,8 @@ pub(crate) async fn store_cmd(
     ok(tag, None, "STORE completed")
 }
 
+/// RFC 3501 §6.4.7 COPY and RFC 6851 MOVE (`remove`), by UID with `uid`;
+/// the tagged OK carries RFC 4315 COPYUID.
 pub(crate) async fn copy_move(
     s: &mut Session,
     server: &mut Server,

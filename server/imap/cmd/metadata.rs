@@ -9,6 +9,7 @@ use imap_next::imap_types::response::Code;
 use imap_next::imap_types::response::{Data, Status};
 use imap_next::server::Server;
 
+/// RFC 9208 §5.1 untagged QUOTA for the account's one root, "".
 pub(crate) async fn quota(s: &mut Session, server: &mut Server) {
     let account = s.account().unwrap();
     let used = s.store().account_usage(account).await.unwrap_or(0) as u64;
@@ -27,6 +28,10 @@ pub(crate) async fn quota(s: &mut Session, server: &mut Server) {
     });
 }
 
+/// RFC 5464 §4.2 GETMETADATA: the server's /shared/comment and
+/// /shared/admin, the account's /private/ entries.
+// Deviation: the MAXSIZE and DEPTH options are ignored: each named entry
+// is answered whole, and entries below a name are never listed.
 pub(crate) async fn get_metadata(
     s: &mut Session,
     server: &mut Server,

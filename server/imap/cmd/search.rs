@@ -9,6 +9,7 @@ use imap_next::server::Server;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
+/// RFC 3501 §6.4.4 SEARCH (and UID SEARCH), with RFC 7162 MODSEQ.
 pub(crate) async fn search_cmd(
     s: &mut Session,
     server: &mut Server,

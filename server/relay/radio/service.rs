@@ -3,6 +3,7 @@
 //! mail), reopens the modem when it is unplugged or reboots, and publishes
 //! its state for the radio page.
 
+use crate::domain::PeerId;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -210,11 +211,11 @@ impl Radio {
         });
     }
 
-    async fn flush_samples(&self, io: &mut RadioIo, peer: Option<i64>) {
+    async fn flush_samples(&self, io: &mut RadioIo, peer: Option<PeerId>) {
         let samples: Vec<(i64, Option<i64>, i64, f64)> = io
             .samples
             .drain(..)
-            .map(|(at, rssi, snr)| (at, peer, i64::from(rssi), f64::from(snr)))
+            .map(|(at, rssi, snr)| (at, peer.map(|p| p.0), i64::from(rssi), f64::from(snr)))
             .collect();
         if let Err(e) = self.inner.relay.store().signal_add(&samples).await {
             tracing::warn!(error = %e, "could not record radio signal samples");

@@ -298,7 +298,18 @@ pub async fn run<A: Air>(
                 // Poll: say our turn again (it may be the part that was lost).
                 polls_in_a_row += 1;
                 st.outcome.polls += 1;
-                send_poll(&mut st, air, noise, session, &mut turn_no, tuning, seg_payload).await?;
+                // A poll is a turn with an empty burst.
+                send_burst(
+                    &mut st,
+                    air,
+                    Vec::new(),
+                    noise,
+                    session,
+                    &mut turn_no,
+                    tuning,
+                    seg_payload,
+                )
+                .await?;
                 let backoff = reply_wait * 2u32.pow(polls_in_a_row.min(5));
                 deadline = Instant::now()
                     + backoff.min(Duration::from_secs(120))
@@ -338,7 +349,9 @@ async fn hold_while_idle(
 
 /// Send a burst with this side's turn at its end: what it acknowledges,
 /// whether it is idle or finished, and how long its duty cycle will keep
-/// it quiet afterwards (so the other side does not poll meanwhile).
+/// it quiet afterwards (so the other side does not poll meanwhile). An
+/// empty burst is a poll: the turn said again with nothing new (the other
+/// side's answer, or our last turn, may have been lost).
 #[allow(clippy::too_many_arguments)]
 async fn send_burst<A: Air>(
     st: &mut State,
@@ -364,30 +377,6 @@ async fn send_burst<A: Air>(
     st.outcome.frames_sent += burst.len() as u64;
     st.outcome.airtime += burst.iter().map(|f| air.airtime(f.len())).sum();
     air.send(burst).await?;
-    Ok(())
-}
-
-/// A poll: this side's turn said again with nothing new (the other side's
-/// answer, or our last turn, may have been lost).
-async fn send_poll<A: Air>(
-    st: &mut State,
-    air: &mut A,
-    noise: &StatelessTransportState,
-    session: u16,
-    turn_no: &mut u32,
-    tuning: &Tuning,
-    seg_payload: usize,
-) -> Result<(), SessionError> {
-    let mut flags = turn::IDLE;
-    if !st.o.open && st.o.pending.is_empty() {
-        flags |= turn::FIN;
-    }
-    let hold = air.wait_for(burst_need(&st.o, air, tuning, seg_payload));
-    let t = make_turn(&st.o, &st.i, flags, air.budget_ms(), hold, st.last_signal);
-    let f = seal_turn(noise, session, turn_no, &t)?;
-    st.outcome.frames_sent += 1;
-    st.outcome.airtime += air.airtime(f.len());
-    air.send(vec![f]).await?;
     Ok(())
 }
 

@@ -334,6 +334,24 @@ struct Transfer<'a> {
     acks_sent: &'a mut Vec<String>,
 }
 
+impl Transfer<'_> {
+    /// An item is done with: no longer expected, and acknowledged when it
+    /// was taken.
+    fn item_done(
+        &mut self,
+        done: Option<(ContentId, bool)>,
+        progress: &watch::Sender<LinkProgress>,
+    ) {
+        if let Some((id, taken)) = done {
+            self.expecting.remove(&id);
+            if taken {
+                self.acks_sent.push(hex(&id));
+                progress.send_modify(|p| p.items_in += 1);
+            }
+        }
+    }
+}
+
 /// Step 4: receive items (and acknowledgements of ours) until everything sent
 /// is acknowledged and everything wanted is here. Returns whether the
 /// other side already said `Done`.
@@ -387,15 +405,9 @@ async fn receive_items(
                     .map_err(|e| LinkError::Relay(RelayError::BadItem(e.to_string())))?
                     .map_err(RelayError::from)?;
                 current = Some(Incoming { start: s, spool });
-                if let Some((done, taken)) =
-                    finish_if_complete(relay, peer, &mut current, ch, options.keyrefs).await?
-                {
-                    t.expecting.remove(&done);
-                    if taken {
-                        t.acks_sent.push(hex(&done));
-                        progress.send_modify(|p| p.items_in += 1);
-                    }
-                }
+                let done =
+                    finish_if_complete(relay, peer, &mut current, ch, options.keyrefs).await?;
+                t.item_done(done, progress);
             }
             Msg::Data(bytes) => {
                 let Some(cur) = current.as_mut() else {
@@ -413,15 +425,9 @@ async fn receive_items(
                     return Err(RelayError::from(e).into());
                 }
                 progress.send_modify(|p| p.bytes_in += bytes.len() as u64);
-                if let Some((done, taken)) =
-                    finish_if_complete(relay, peer, &mut current, ch, options.keyrefs).await?
-                {
-                    t.expecting.remove(&done);
-                    if taken {
-                        t.acks_sent.push(hex(&done));
-                        progress.send_modify(|p| p.items_in += 1);
-                    }
-                }
+                let done =
+                    finish_if_complete(relay, peer, &mut current, ch, options.keyrefs).await?;
+                t.item_done(done, progress);
             }
             Msg::Unresolved(id) if options.keyrefs && t.awaiting.remove(&id) => {
                 // It lost a key we thought it held: forget them all,
