@@ -6,9 +6,10 @@
 
 pub mod folder;
 pub mod lora;
+pub mod smtp_out;
 pub mod spool;
 
-use crate::relay::carrier::{Carriers, Folder, Spool};
+use crate::relay::carrier::{Carriers, Folder, MailOut, Spool};
 use std::path::Path;
 
 /// The bundle carriers of this machine: its directories, Debian's NNCP
@@ -32,5 +33,13 @@ impl Carriers for Local {
             queue: queue.to_path_buf(),
             seqfile: seqfile.to_path_buf(),
         })
+    }
+
+    fn smtp(
+        &self,
+        gateway: &crate::config::GatewayConfig,
+        helo: &str,
+    ) -> Result<Box<dyn MailOut>, String> {
+        Ok(Box::new(smtp_out::Gateway::new(gateway, helo)?))
     }
 }

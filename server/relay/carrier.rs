@@ -71,7 +71,31 @@ pub trait Spool: Send + Sync {
     fn queue<'a>(&'a self, job: Job<'a>) -> BoxFuture<'a, Result<(), CarrierError>>;
 }
 
-/// Makes the bundle carriers for an uplink's target.
+/// What became of one recipient handed to the Internet's mail servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// Try again later, saying why.
+    Temporary(String),
+    /// Never: bounce with this enhanced status and text.
+    Permanent {
+        status: String,
+        diagnostic: String,
+    },
+}
+
+/// The Internet's mail servers (each domain's MX hosts, or a smarthost):
+/// what became of each recipient of one message.
+pub trait MailOut: Send + Sync {
+    fn deliver<'a>(
+        &'a self,
+        from: &'a str,
+        rcpts: &'a [String],
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Vec<(String, Outcome)>>;
+}
+
+/// Makes the carriers for an uplink's target.
 pub trait Carriers: Send + Sync {
     fn folder(&self, dir: &Path) -> Box<dyn Folder>;
     /// NNCP node `node`, with the NNCP configuration `cfg` (default: the
@@ -80,6 +104,13 @@ pub trait Carriers: Send + Sync {
     /// The Filespooler queue `queue`, numbered by the sequence file
     /// `seqfile`.
     fn fspl(&self, queue: &Path, seqfile: &Path) -> Box<dyn Spool>;
+    /// The way to the Internet that `gateway` describes, greeting as
+    /// `helo`; an error says which setting to fix.
+    fn smtp(
+        &self,
+        gateway: &crate::config::GatewayConfig,
+        helo: &str,
+    ) -> Result<Box<dyn MailOut>, String>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
