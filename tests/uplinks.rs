@@ -457,3 +457,50 @@ async fn a_usb_uplink_counts_only_while_a_stick_is_mounted() {
     assert_eq!(on_stick.len(), 1, "{on_stick:?}");
     a.hub.shutdown().await;
 }
+
+/// A folder uplink whose folder is not there is skipped by "Sync now",
+/// which says so, and the uplink keeps the reason until its next run
+/// (it no longer stays "never" without a word).
+#[tokio::test]
+async fn a_missing_folder_is_skipped_and_says_why() {
+    let (a, _b) = pair(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("sync");
+    let up = a
+        .hub
+        .syncer
+        .add(
+            "camp-b",
+            "folder",
+            folder.to_str().unwrap(),
+            "manual",
+            false,
+        )
+        .await
+        .unwrap();
+    let e = a
+        .hub
+        .syncer
+        .sync_now(Some("camp-b"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("has no ready uplink") && e.contains("does not exist: create it"),
+        "{e}"
+    );
+    let row = a.hub.store.uplink(up.id).await.unwrap().unwrap();
+    let why = row.last_error.unwrap_or_default();
+    assert!(why.starts_with("skipped: the folder"), "{why}");
+    assert!(why.contains(folder.to_str().unwrap()), "{why}");
+
+    // The folder appears: the next "Sync now" runs and the reason goes.
+    std::fs::create_dir(&folder).unwrap();
+    send(&a, "alice@camp-a.example", "bob@camp-b.example", "m1").await;
+    routed(&a).await;
+    a.hub.syncer.sync_now(Some("camp-b")).await.unwrap();
+    a.hub.syncer.idle().await;
+    let row = a.hub.store.uplink(up.id).await.unwrap().unwrap();
+    assert_eq!(row.last_error, None);
+    assert_eq!(bundles(&folder).len(), 1);
+}

@@ -192,7 +192,7 @@ impl Serving<'_> {
                 tracker.clone(),
             ));
         } else if field == "listen.link" {
-            tracker.spawn(relay::link::serve(
+            tracker.spawn(serve_link(
                 listener,
                 self.relay.clone(),
                 stop,
@@ -234,4 +234,43 @@ impl Serving<'_> {
             });
         }
     }
+}
+
+/// Answer links on `listener` until `stop`: at most [`relay::link::MAX_SESSIONS`] at
+/// once, [`relay::link::MAX_SESSIONS_PER_ADDRESS`] from one address (the link speaks
+/// second, so one turned away is closed without a word; its hub tries
+/// again at the next sync).
+async fn serve_link(
+    listener: TcpListener,
+    relay: relay::Relay,
+    stop: CancellationToken,
+    tracker: Tasks,
+) {
+    let admission = crate::admission::Admission::new(
+        relay::link::MAX_SESSIONS,
+        relay::link::MAX_SESSIONS_PER_ADDRESS,
+    );
+    let spawner = tracker.clone();
+    let refusals = crate::admission::Refusals::SILENT;
+    crate::admission::accept_loop(
+        "link",
+        listener,
+        Some(admission),
+        refusals,
+        stop.clone(),
+        tracker,
+        move |stream, remote, admitted| {
+            let relay = relay.clone();
+            let stop = stop.clone();
+            let remote = remote.to_string();
+            spawner.spawn(async move {
+                tokio::select! {
+                    _ = relay::link::answer(&relay, stream, &remote) => {}
+                    _ = stop.cancelled() => {}
+                }
+                drop(admitted);
+            });
+        },
+    )
+    .await
 }

@@ -8,8 +8,10 @@ pub mod folder;
 pub mod lora;
 pub mod smtp_out;
 pub mod spool;
+pub mod tcp;
 
-use crate::relay::carrier::{Carriers, Folder, MailOut, Spool};
+use crate::relay::carrier::{ByteStream, CarrierError, Carriers, Folder, MailOut, Spool};
+use futures_util::future::BoxFuture;
 use std::path::Path;
 
 /// The bundle carriers of this machine: its directories, Debian's NNCP
@@ -17,6 +19,14 @@ use std::path::Path;
 pub struct Local;
 
 impl Carriers for Local {
+    fn dial<'a>(
+        &'a self,
+        addr: &'a str,
+        timeout: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Box<dyn ByteStream>, CarrierError>> {
+        tcp::dial(addr, timeout)
+    }
+
     fn folder(&self, dir: &Path) -> Box<dyn Folder> {
         Box::new(folder::Dir(dir.to_path_buf()))
     }

@@ -289,6 +289,14 @@ pub(super) async fn uplink(config: Config, cmd: &UplinkCommand) -> Result<()> {
                         ""
                     }
                 );
+                if matches!(up.carrier.as_str(), "folder" | "usb")
+                    && !std::path::Path::new(&up.target).is_dir()
+                {
+                    println!(
+                        "note: {} is not there yet: the uplink waits until it is (create the folder, or plug in the stick)",
+                        up.target
+                    );
+                }
             }
             UplinkCommand::List => {
                 let ups = relay.store().uplinks().await?;

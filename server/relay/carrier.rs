@@ -95,8 +95,24 @@ pub trait MailOut: Send + Sync {
     ) -> BoxFuture<'a, Vec<(String, Outcome)>>;
 }
 
+/// A byte stream to another node (a TCP connection, a tunnel, a test's
+/// pipe): the live link runs its Noise channel over it.
+pub trait ByteStream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static
+{
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> ByteStream for S {}
+
 /// Makes the carriers for an uplink's target.
 pub trait Carriers: Send + Sync {
+    /// A byte stream to `addr` (an address from a peer's card), trying
+    /// for at most `timeout` per address it resolves to.
+    fn dial<'a>(
+        &'a self,
+        addr: &'a str,
+        timeout: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Box<dyn ByteStream>, CarrierError>>;
     fn folder(&self, dir: &Path) -> Box<dyn Folder>;
     /// NNCP node `node`, with the NNCP configuration `cfg` (default: the
     /// system's).

@@ -14,9 +14,12 @@
 //! cannot be dropped, replayed or reordered unnoticed.
 //!
 //! The sync that runs over the link is [`super::sync`]'s, the same as the
-//! radio's.
+//! radio's. The bytes travel over any [`ByteStream`]: a TCP connection the
+//! carrier dialled (`carriers/tcp.rs`) or app.rs accepted, a tunnel, a
+//! test's pipe.
 
 use super::bundle::NodeKey;
+use super::carrier::ByteStream;
 use super::node::fingerprint;
 use super::sync::{Channel, Msg, Outgoing, exchange, record};
 pub use super::sync::{
@@ -26,15 +29,11 @@ pub use super::sync::{
 use super::{Relay, RelayError};
 use crate::store::SyncCounts;
 use crate::store::relay::PeerRow;
-use crate::tasks::Tasks;
 use snow::StatelessTransportState;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
 
 pub const MAGIC: &[u8; 8] = b"CAIRNLNK";
 pub const VERSION: u8 = 1;
@@ -165,29 +164,16 @@ impl Channel {
 }
 
 /// Dial `peer` at the first of its addresses that answers.
-async fn connect(peer: &PeerRow) -> LinkResult<TcpStream> {
+async fn connect(relay: &Relay, peer: &PeerRow) -> LinkResult<Box<dyn ByteStream>> {
     let addrs = peer.address_list();
     if addrs.is_empty() {
         return Err(LinkError::NoAddress(peer.name.clone()));
     }
     let mut last = String::new();
     for a in &addrs {
-        let resolved: Vec<SocketAddr> = match tokio::net::lookup_host(a.as_str()).await {
-            Ok(r) => r.collect(),
-            Err(e) => {
-                last = format!("{a}: {e}");
-                continue;
-            }
-        };
-        for sa in resolved {
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(sa)).await {
-                Ok(Ok(s)) => {
-                    let _ = s.set_nodelay(true);
-                    return Ok(s);
-                }
-                Ok(Err(e)) => last = format!("{sa}: {e}"),
-                Err(_) => last = format!("{sa}: no answer within {CONNECT_TIMEOUT:?}"),
-            }
+        match relay.carriers().dial(a, CONNECT_TIMEOUT).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = format!("{}: {}", e.path, e.source),
         }
     }
     Err(LinkError::Unreachable {
@@ -303,7 +289,7 @@ pub async fn sync_peer(
     peer: &PeerRow,
     progress: &watch::Sender<LinkProgress>,
 ) -> LinkResult<SyncCounts> {
-    sync_with(relay, peer, None::<TcpStream>, progress).await
+    sync_with(relay, peer, None::<Box<dyn ByteStream>>, progress).await
 }
 
 /// [`sync_peer`] over a stream already open to the peer (a test's pipe,
@@ -329,7 +315,7 @@ where
     let result = async {
         let ch = match stream {
             Some(s) => handshake_dial(relay, s, &key).await?,
-            None => handshake_dial(relay, connect(peer).await?, &key).await?,
+            None => handshake_dial(relay, connect(relay, peer).await?, &key).await?,
         };
         exchange(relay, peer, ch, progress, &ExchangeOptions::default()).await
     }
@@ -359,35 +345,4 @@ where
     let result = exchange(relay, &peer, ch, &progress, &ExchangeOptions::default()).await;
     record(relay, Some(run), &peer.name, &result, &progress).await;
     result.map(|()| progress.borrow().counts())
-}
-
-/// Answer links on `listener` until `stop`: at most [`MAX_SESSIONS`] at
-/// once, [`MAX_SESSIONS_PER_ADDRESS`] from one address (the link speaks
-/// second, so one turned away is closed without a word; its hub tries
-/// again at the next sync).
-pub async fn serve(listener: TcpListener, relay: Relay, stop: CancellationToken, tracker: Tasks) {
-    let admission = crate::admission::Admission::new(MAX_SESSIONS, MAX_SESSIONS_PER_ADDRESS);
-    let spawner = tracker.clone();
-    let refusals = crate::admission::Refusals::SILENT;
-    crate::admission::accept_loop(
-        "link",
-        listener,
-        Some(admission),
-        refusals,
-        stop.clone(),
-        tracker,
-        move |stream, remote, admitted| {
-            let relay = relay.clone();
-            let stop = stop.clone();
-            let remote = remote.to_string();
-            spawner.spawn(async move {
-                tokio::select! {
-                    _ = answer(&relay, stream, &remote) => {}
-                    _ = stop.cancelled() => {}
-                }
-                drop(admitted);
-            });
-        },
-    )
-    .await
 }

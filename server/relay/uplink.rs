@@ -285,8 +285,13 @@ impl Syncer {
                     return true;
                 }
                 for a in addrs {
-                    let dial = tokio::net::TcpStream::connect(a.as_str());
-                    if let Ok(Ok(_)) = tokio::time::timeout(PROBE_TIMEOUT, dial).await {
+                    if self
+                        .relay()
+                        .carriers()
+                        .dial(&a, PROBE_TIMEOUT)
+                        .await
+                        .is_ok()
+                    {
                         return true;
                     }
                 }
@@ -301,7 +306,30 @@ impl Syncer {
         }
     }
 
+    /// Why an uplink that is not there now cannot sync, in words that say
+    /// what to do.
+    fn absence(&self, up: &UplinkRow, kind: CarrierKind) -> String {
+        match kind {
+            CarrierKind::Folder => format!(
+                "skipped: the folder {} does not exist: create it, or correct the uplink",
+                up.target
+            ),
+            CarrierKind::Usb => format!(
+                "skipped: no USB stick is mounted at {}: plug in the stick",
+                up.target
+            ),
+            CarrierKind::Link => format!(
+                "skipped: {}'s card has no address: add its card again with its address",
+                up.peer_name
+            ),
+            CarrierKind::Lora => "skipped: the radio is not listening: see the Radio page".into(),
+            CarrierKind::Nncp | CarrierKind::Smtp => "skipped".into(),
+        }
+    }
+
     /// "Sync now": start every ready uplink (of `peer`, if given) at once.
+    /// One that is not there now (a missing folder, no stick) is skipped,
+    /// and its uplink says why until its next run.
     /// Returns the round number; the board follows it. A round already
     /// running is joined rather than doubled.
     pub async fn sync_now(&self, peer: Option<&str>) -> Result<u64, RelayError> {
@@ -318,6 +346,7 @@ impl Syncer {
         }
         let peers = relay.store().peer_list().await?;
         let mut ready = Vec::new();
+        let mut skipped = Vec::new();
         for up in relay.store().uplinks().await? {
             if only.as_ref().is_some_and(|p| p.id != up.peer_id) {
                 continue;
@@ -327,15 +356,24 @@ impl Syncer {
             };
             if self.present(&up, peer, false).await {
                 ready.push(up);
+            } else if let Ok(kind) = up.carrier.parse::<CarrierKind>() {
+                let why = self.absence(&up, kind);
+                relay.store().uplink_ran(up.id, Some(&why)).await?;
+                skipped.push(format!("{} {}: {why}", up.peer_name, up.carrier));
             }
         }
         if ready.is_empty() {
-            return Err(RelayError::Input(match peer {
+            let mut text = match peer {
                 Some(p) => format!(
                     "{p} has no ready uplink: add one (`cairn uplink add`), give its card an address, or plug in its USB stick"
                 ),
-                None => "no uplink is ready: add one (`cairn uplink add` or the uplinks page), or plug in the USB stick".into(),
-            }));
+                None => "no uplink is ready: add one (`cairn uplink add` or the uplinks page), or plug in the USB stick".to_string(),
+            };
+            for s in &skipped {
+                text.push_str("; ");
+                text.push_str(s);
+            }
+            return Err(RelayError::Input(text));
         }
         let ids: Vec<UplinkId> = ready.iter().map(|u| u.id).collect();
         let mut round = 0;
