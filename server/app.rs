@@ -162,6 +162,7 @@ impl Prepared {
                     .map(|h| h.to_string())
                     .unwrap_or_else(|| "cairn".into()),
                 radio: !config.radio.port.is_empty(),
+                min_free_disk: config.limits.min_free_disk.0,
             },
             Arc::new(crate::carriers::Local),
         )

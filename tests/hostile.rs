@@ -472,6 +472,40 @@ async fn an_accounts_own_quota_holds_on_every_way_in() {
     hub.shutdown().await;
 }
 
+/// Issue 18, point 10: nothing kept a full mailbox of mail from filling
+/// the disk itself. With a reserve larger than the disk's free space,
+/// mail on every way in is refused for now, saying why, and nothing is
+/// stored; the reserve is `limits.min_free_disk`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nearly_full_disk_refuses_mail_for_now_and_says_why() {
+    let (_t, hub) = hub(|c| c.limits.min_free_disk = cairn::config::ByteSize(1 << 50)).await;
+    let message = encrypted("eve@elsewhere.example");
+    let (mut mx, _) = Client::plain(hub.endpoint(cairn::app::SMTP_MX).unwrap()).await;
+    mx.cmd("EHLO elsewhere.example").await;
+    let r = mx.mail("eve@elsewhere.example", &[BOB], &message).await;
+    assert!(r.starts_with("452 4.3.1") && r.contains("kept free"), "{r}");
+    let mut phone = smtp_login(&hub, "alice@[127.0.0.1]", PASSWORD).await;
+    let r = phone.mail("alice@[127.0.0.1]", &[BOB], &message).await;
+    assert!(r.starts_with("452 4.3.1"), "{r}");
+    let mut c = imap_login(&hub, BOB, PASSWORD).await;
+    let r = c
+        .cmd(&format!("APPEND INBOX {{{}+}}\r\n{message}", message.len()))
+        .await;
+    assert!(r.tagged.contains("NO [LIMIT]"), "{}", r.all());
+    // A bundle waits where it is: the error is temporary and says why.
+    let e = hub
+        .relay
+        .import(std::io::Cursor::new(b"not even a bundle".to_vec()))
+        .await
+        .unwrap_err();
+    assert!(
+        e.is_temporary() && e.to_string().contains("kept free"),
+        "{e}"
+    );
+    assert!(inbox(&hub, BOB).await.is_empty());
+    hub.shutdown().await;
+}
+
 /// Issue 18, point 10: unknown recipients on the MX port were not counted
 /// as errors, so one connection could probe for accounts without end.
 #[tokio::test(flavor = "multi_thread")]

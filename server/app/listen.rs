@@ -120,6 +120,7 @@ pub(super) fn protocol_contexts(
             send_per_minute: config.limits.send_per_minute,
             send_burst: config.limits.send_burst,
             create_on_login: config.mail.create_on_login,
+            min_free_disk: config.limits.min_free_disk.0,
         },
     ));
     let imap_ctx = Arc::new(imap::ImapContext {

@@ -344,6 +344,14 @@ pub static FIELDS: &[Field] = &[
         1 << 40,
         "Largest bundle from a peer, counted after decompression; a bundle that expands past it is refused as a decompression bomb."
     ),
+    size_field!(
+        "limits.min_free_disk",
+        "CAIRN_LIMITS_MIN_FREE_DISK",
+        c.limits.min_free_disk,
+        0,
+        1 << 50,
+        "Free space the hub keeps on its data disk: new mail, APPENDs and bundles that would leave less are refused for now (SMTP 452 4.3.1; a bundle stays where it is), so the database can still commit and checkpoint."
+    ),
     flag_field!(
         "mail.require_encryption",
         "CAIRN_MAIL_REQUIRE_ENCRYPTION",

@@ -178,6 +178,8 @@ pub struct Limits {
     pub send_per_minute: u32,
     pub send_burst: u32,
     pub max_bundle_size: ByteSize,
+    /// Free space kept on the data disk (see the field's doc).
+    pub min_free_disk: ByteSize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,6 +208,10 @@ impl Default for Limits {
             send_per_minute: 60,
             send_burst: 10,
             max_bundle_size: ByteSize(1 << 30),
+            // Room for SQLite to commit and checkpoint its WAL, and for the
+            // logs; small enough for the image's 64 MiB data partition
+            // before its first boot grows it to fill the card.
+            min_free_disk: ByteSize(32 << 20),
         }
     }
 }

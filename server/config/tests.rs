@@ -139,6 +139,7 @@ mailbox_quota = "1 KiB"
 send_per_minute = "fast"
 send_burst = 0
 max_bundle_size = "tiny"
+min_free_disk = "2 PiB"
 [mail]
 require_encryption = 1
 create_on_login = "no"

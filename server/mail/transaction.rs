@@ -49,6 +49,8 @@ pub enum MailError {
     MailboxFull(String),
     #[error("over quota: delete some mail first")]
     OverQuota,
+    #[error("the hub's storage is nearly full ({free} MiB free, {reserve} MiB kept free): try again later", free = free >> 20, reserve = reserve >> 20)]
+    StorageLow { free: u64, reserve: u64 },
     #[error("too many recipients: at most {0} per message")]
     TooManyRecipients(usize),
     #[error("{0}")]
@@ -86,6 +88,7 @@ pub struct MailRules {
     login_failures: Attempts<IpAddr>,
     creations: RateLimiter<IpAddr>,
     create_on_login: bool,
+    min_free_disk: u64,
 }
 
 /// Settings of [`MailRules`], from the configuration.
@@ -98,6 +101,8 @@ pub struct RulesConfig {
     pub send_per_minute: u32,
     pub send_burst: u32,
     pub create_on_login: bool,
+    /// Free disk space kept: mail that would leave less is refused for now.
+    pub min_free_disk: u64,
 }
 
 /// Who is sending.
@@ -157,6 +162,27 @@ impl MailRules {
             login_failures: Attempts::new(LOGIN_FAILURES_PER_MINUTE, LOGIN_FAILURE_BURST),
             creations: RateLimiter::new(SELF_SERVICE_PER_MINUTE, SELF_SERVICE_BURST),
             create_on_login: config.create_on_login,
+            min_free_disk: config.min_free_disk,
+        }
+    }
+
+    /// Whether `size` more bytes leave the disk its reserve
+    /// (`limits.min_free_disk`). A disk whose free space cannot be read
+    /// is taken to have room: the store's own errors still stop a write.
+    pub fn room_for(&self, size: u64) -> Result<()> {
+        match self.store.free_bytes() {
+            Ok(free) if free < self.min_free_disk.saturating_add(size) => {
+                tracing::warn!(
+                    free,
+                    reserve = self.min_free_disk,
+                    "mail refused: the disk is nearly full"
+                );
+                Err(MailError::StorageLow {
+                    free,
+                    reserve: self.min_free_disk,
+                })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -298,6 +324,8 @@ impl MailRules {
                 .to_string(),
             _ => mail_from.to_string(),
         };
+        // RFC 5321 §4.5.3.1.10: the answer to MAIL when storage runs low.
+        self.room_for(0)?;
         rules::sender(origin.source(), &given, &self.domains, &Routes::default()).map_err(|r| {
             match r {
                 rules::Refusal::NotYourAddress { login, given } => MailError::SenderMismatch {
@@ -449,6 +477,7 @@ impl MailRules {
         if bytes.len() as u64 > self.quota_left(account).await? {
             return Err(MailError::OverQuota);
         }
+        self.room_for(bytes.len() as u64)?;
         let _guard = self.store.blob_guard().await;
         let mut spool = self.store.spool();
         spool.write(bytes)?;

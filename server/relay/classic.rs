@@ -147,6 +147,7 @@ impl Relay {
         mut input: R,
         from: BatchFrom,
     ) -> Result<BatchReport> {
+        self.room()?;
         let peer = from.peer();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Reading>(1);
         let store = self.store.clone();
@@ -278,6 +279,7 @@ impl Relay {
         rcpts: Vec<String>,
         from: BatchFrom,
     ) -> Result<BatchReport> {
+        self.room()?;
         let peer = from.peer();
         if rcpts.is_empty() {
             return Err(RelayError::Input(

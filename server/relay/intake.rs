@@ -9,6 +9,7 @@ impl Relay {
     /// Import one bundle, all or nothing: nothing changes unless the whole
     /// bundle authenticates to its last byte.
     pub async fn import<R: Read + Send + 'static>(&self, mut input: R) -> Result<Imported> {
+        self.room()?;
         let (header, input) =
             tokio::task::spawn_blocking(move || Header::read(&mut input).map(|h| (h, input)))
                 .await

@@ -129,6 +129,9 @@ pub struct RelayConfig {
     /// can be added, from the pages or the command line, whether the hub's
     /// radio service runs in this process or not.
     pub radio: bool,
+    /// Free disk space kept (`limits.min_free_disk`): below it, what comes
+    /// waits where it is.
+    pub min_free_disk: u64,
 }
 
 /// The content id of an item: SHA-256 over its canonical envelope and the
@@ -277,6 +280,27 @@ impl Relay {
             identity,
             config,
             carriers,
+        }
+    }
+
+    /// The disk keeps its reserve (`limits.min_free_disk`); if not, what
+    /// comes waits where it is (a bundle in its folder, an item with the
+    /// peer) and the error says so. A disk whose free space cannot be read
+    /// is taken to have room: the store's own errors still stop a write.
+    pub fn room(&self) -> Result<()> {
+        match self.store.free_bytes() {
+            Ok(free) if free < self.config.min_free_disk => Err(RelayError::Io {
+                path: "the hub's data disk".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    format!(
+                        "only {} MiB free and {} MiB are kept free: make room, then try again",
+                        free >> 20,
+                        self.config.min_free_disk >> 20
+                    ),
+                ),
+            }),
+            _ => Ok(()),
         }
     }
 

@@ -59,6 +59,8 @@ impl From<&MailError> for Reply {
             MailError::TooManyRecipients(_) => Reply::new(452, "4.5.3", text),
             // RFC 3463 X.2.2 mailbox full: temporary, the owner may make room.
             MailError::MailboxFull(_) | MailError::OverQuota => Reply::new(452, "4.2.2", text),
+            // RFC 3463 X.3.1 mail system full.
+            MailError::StorageLow { .. } => Reply::new(452, "4.3.1", text),
             MailError::NotEncrypted(n) => Reply::new(
                 523,
                 "5.7.1",

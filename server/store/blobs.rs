@@ -326,6 +326,12 @@ impl Store {
         self.dirs.tmp.join(format!("{what}-{}.part", random_name()))
     }
 
+    /// Bytes free for this process on the disk that holds the blobs.
+    pub fn free_bytes(&self) -> std::io::Result<u64> {
+        let s = rustix::fs::statvfs(&self.dirs.blobs).map_err(std::io::Error::from)?;
+        Ok(s.f_bavail.saturating_mul(s.f_frsize))
+    }
+
     /// The path of a blob's file.
     pub fn blob_path(&self, hash: &str) -> PathBuf {
         self.dirs

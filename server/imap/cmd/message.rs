@@ -51,6 +51,10 @@ pub(crate) async fn append(
         }
         // RFC 9208 §4.3: [OVERQUOTA].
         Err(e @ MailError::OverQuota) => no(tag, Some(Code::OverQuota), e.to_string()),
+        // RFC 5530 LIMIT: the hub keeps its disk reserve.
+        Err(e @ MailError::StorageLow { .. }) => {
+            no(tag, Some(Code::Other(code_other("LIMIT"))), e.to_string())
+        }
         Err(e) => unavailable(tag, e),
     }
 }

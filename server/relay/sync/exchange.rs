@@ -256,11 +256,17 @@ async fn want(
     let ids: Vec<String> = theirs.iter().map(|o| hex(&o.id)).collect();
     let seen = store.items_seen(&ids).await.map_err(RelayError::from)?;
     let max_size = relay.config.max_message_size;
+    // Short of disk: nothing new is asked for; it stays with the peer.
+    let room = relay.room();
+    if let Err(e) = &room {
+        tracing::warn!(peer = %peer.name, error = %e, "taking no items from the peer");
+    }
     let mut have = Vec::new();
     let mut wanted: Vec<Wanted> = Vec::new();
     for (o, seen) in theirs.iter().zip(seen) {
         if seen {
             have.push(o.id);
+        } else if room.is_err() {
         } else if o.size > max_size {
             tracing::warn!(peer = %peer.name, size = o.size, "not taking an item larger than limits.max_message_size; it stays with the peer");
         } else if !wanted.iter().any(|w| w.id == o.id) {

@@ -108,6 +108,8 @@ fn make() -> Hub {
                 send_per_minute: u32::MAX,
                 send_burst: u32::MAX,
                 create_on_login: true,
+                // The fuzzer's disk is whatever it runs on.
+                min_free_disk: 0,
             },
         ))
     };
