@@ -166,8 +166,22 @@ impl State {
             last_heard: Instant::now(),
             last_signal: (0, 0),
             peer_hold_until: Instant::now(),
+            turn_no: 0,
         }
     }
+}
+
+/// What every step of one session shares: its keys and tag, the knobs,
+/// and where the other side's records go.
+#[derive(Clone, Copy)]
+struct Link<'a> {
+    noise: &'a StatelessTransportState,
+    session: u16,
+    tuning: &'a Tuning,
+    /// Record bytes one segment frame carries.
+    seg_payload: usize,
+    inc: &'a mpsc::Sender<Vec<u8>>,
+    same_peer: &'a (dyn Fn(&Frame) -> bool + Send + Sync),
 }
 
 /// Runs the session until both streams are complete, or it fails.
@@ -200,7 +214,14 @@ pub async fn run<A: Air>(
     };
 
     let mut st = State::new(tuning, initiator);
-    let mut turn_no: u32 = 0;
+    let link = Link {
+        noise,
+        session,
+        tuning,
+        seg_payload,
+        inc: &inc,
+        same_peer,
+    };
     let mut idle_hold = Duration::from_millis(300);
     let mut deadline = Instant::now() + reply_wait;
     let mut polls_in_a_row = 0u32;
@@ -211,18 +232,7 @@ pub async fn run<A: Air>(
             // Wait, listening, until the duty cycle allows a frame and a
             // turn; the other side's polls meanwhile only update its
             // acknowledgements.
-            let waited = listen_until_ready(
-                &mut st,
-                air,
-                &mut out,
-                noise,
-                session,
-                &inc,
-                tuning,
-                same_peer,
-                seg_payload,
-            )
-            .await?;
+            let waited = listen_until_ready(&mut st, air, &mut out, &link).await?;
             if let Some(end) = waited {
                 return end;
             }
@@ -232,35 +242,17 @@ pub async fn run<A: Air>(
             let done_here = !st.o.open && nothing;
             let done_there = st.i.fin == Some(st.i.cum);
             if done_here && done_there {
-                return say_bye(air, &mut st, noise, session, &mut turn_no, reply_wait * 2).await;
+                return say_bye(air, &mut st, &link, reply_wait * 2).await;
             }
             if nothing && st.o.open {
                 hold_while_idle(&mut st, &mut out, &mut idle_hold, tuning).await;
             }
             // The burst: first what the other side still lacks, then new.
-            let burst = build_burst(
-                &mut st,
-                air,
-                &mut out,
-                tuning,
-                noise,
-                session,
-                (seg_payload, full_frame),
-            )?;
+            let burst = build_burst(&mut st, air, &mut out, &link, full_frame)?;
             if !burst.is_empty() {
                 idle_hold = Duration::from_millis(300);
             }
-            send_burst(
-                &mut st,
-                air,
-                burst,
-                noise,
-                session,
-                &mut turn_no,
-                tuning,
-                seg_payload,
-            )
-            .await?;
+            send_burst(&mut st, air, burst, &link).await?;
             st.my_turn = false;
             polls_in_a_row = 0;
             deadline = Instant::now()
@@ -274,7 +266,7 @@ pub async fn run<A: Air>(
         tokio::select! {
             r = air.recv() => {
                 let kind = Frame::decode(&r.as_ref().map(|r| r.data.clone()).unwrap_or_default()).map(|f| f.kind);
-                if let Some(end) = st.on_frame(r?, noise, session, &inc, tuning, same_peer).await? {
+                if let Some(end) = st.on_frame(r?, &link).await? {
                     return end;
                 }
                 if kind == Some(Kind::Seg) {
@@ -289,7 +281,7 @@ pub async fn run<A: Air>(
                 if closing && st.o.unacked.is_empty() {
                     // Say so (the other side may lack our FIN), and keep
                     // the goodbye for late polls.
-                    return say_bye(air, &mut st, noise, session, &mut turn_no, reply_wait * 2).await;
+                    return say_bye(air, &mut st, &link, reply_wait * 2).await;
                 }
                 if silent >= tuning.max_silence {
                     return Err(SessionError::Silent(silent));
@@ -299,17 +291,7 @@ pub async fn run<A: Air>(
                 polls_in_a_row += 1;
                 st.outcome.polls += 1;
                 // A poll is a turn with an empty burst.
-                send_burst(
-                    &mut st,
-                    air,
-                    Vec::new(),
-                    noise,
-                    session,
-                    &mut turn_no,
-                    tuning,
-                    seg_payload,
-                )
-                .await?;
+                send_burst(&mut st, air, Vec::new(), &link).await?;
                 let backoff = reply_wait * 2u32.pow(polls_in_a_row.min(5));
                 deadline = Instant::now()
                     + backoff.min(Duration::from_secs(120))
@@ -352,17 +334,19 @@ async fn hold_while_idle(
 /// it quiet afterwards (so the other side does not poll meanwhile). An
 /// empty burst is a poll: the turn said again with nothing new (the other
 /// side's answer, or our last turn, may have been lost).
-#[allow(clippy::too_many_arguments)]
 async fn send_burst<A: Air>(
     st: &mut State,
     air: &mut A,
     mut burst: Vec<Vec<u8>>,
-    noise: &StatelessTransportState,
-    session: u16,
-    turn_no: &mut u32,
-    tuning: &Tuning,
-    seg_payload: usize,
+    link: &Link<'_>,
 ) -> Result<(), SessionError> {
+    let Link {
+        noise,
+        session,
+        tuning,
+        seg_payload,
+        ..
+    } = *link;
     let mut flags = 0;
     if burst.is_empty() {
         flags |= turn::IDLE;
@@ -373,7 +357,7 @@ async fn send_burst<A: Air>(
     let this: Airtime = burst.iter().map(|f| air.airtime(f.len())).sum();
     let hold = air.wait_for(this + burst_need(&st.o, air, tuning, seg_payload));
     let t = make_turn(&st.o, &st.i, flags, air.budget_ms(), hold, st.last_signal);
-    burst.push(seal_turn(noise, session, turn_no, &t)?);
+    burst.push(seal_turn(noise, session, &mut st.turn_no, &t)?);
     st.outcome.frames_sent += burst.len() as u64;
     st.outcome.airtime += burst.iter().map(|f| air.airtime(f.len())).sum();
     air.send(burst).await?;
@@ -383,18 +367,17 @@ async fn send_burst<A: Air>(
 /// Listen until the duty cycle allows this side's burst and turn, taking
 /// what is heard meanwhile, then catch up on what arrived. `Some`: the
 /// session ended while listening.
-#[allow(clippy::too_many_arguments)]
 async fn listen_until_ready<A: Air>(
     st: &mut State,
     air: &mut A,
     out: &mut mpsc::Receiver<Vec<u8>>,
-    noise: &StatelessTransportState,
-    session: u16,
-    inc: &mpsc::Sender<Vec<u8>>,
-    tuning: &Tuning,
-    same_peer: &(dyn Fn(&Frame) -> bool + Send + Sync),
-    seg_payload: usize,
+    link: &Link<'_>,
 ) -> Result<Option<Result<Outcome, SessionError>>, SessionError> {
+    let Link {
+        tuning,
+        seg_payload,
+        ..
+    } = *link;
     fill(&mut st.o, out);
     let need = burst_need(&st.o, air, tuning, seg_payload);
     let wait = air.wait_for(need);
@@ -404,7 +387,7 @@ async fn listen_until_ready<A: Air>(
         loop {
             tokio::select! {
                 r = air.recv() => {
-                    if let Some(end) = st.on_frame(r?, noise, session, inc, tuning, same_peer).await? {
+                    if let Some(end) = st.on_frame(r?, link).await? {
                         return Ok(Some(end));
                     }
                 }
@@ -415,10 +398,7 @@ async fn listen_until_ready<A: Air>(
     // Catch up on what was heard meanwhile, so the burst answers
     // the latest state.
     while let Some(r) = air.recv().now_or_never() {
-        if let Some(end) = st
-            .on_frame(r?, noise, session, inc, tuning, same_peer)
-            .await?
-        {
+        if let Some(end) = st.on_frame(r?, link).await? {
             return Ok(Some(end));
         }
     }
@@ -432,11 +412,16 @@ fn build_burst<A: Air>(
     st: &mut State,
     air: &mut A,
     out: &mut mpsc::Receiver<Vec<u8>>,
-    tuning: &Tuning,
-    noise: &StatelessTransportState,
-    session: u16,
-    (seg_payload, full_frame): (usize, Duration),
+    link: &Link<'_>,
+    full_frame: Duration,
 ) -> Result<Vec<Vec<u8>>, SessionError> {
+    let Link {
+        noise,
+        session,
+        tuning,
+        seg_payload,
+        ..
+    } = *link;
     let mut burst: Vec<Vec<u8>> = Vec::new();
     let mut burst_air = Duration::ZERO;
     let budget = Duration::from_millis(u64::from(air.budget_ms()));
@@ -488,6 +473,8 @@ struct State {
     last_signal: (i16, i8),
     /// The other side said its duty cycle keeps it quiet until then.
     peer_hold_until: Instant,
+    /// Turns sent so far (each TURN's counter).
+    turn_no: u32,
 }
 
 impl State {
@@ -495,12 +482,16 @@ impl State {
     async fn on_frame(
         &mut self,
         r: Received,
-        noise: &StatelessTransportState,
-        session: u16,
-        inc: &mpsc::Sender<Vec<u8>>,
-        tuning: &Tuning,
-        same_peer: &(dyn Fn(&Frame) -> bool + Send + Sync),
+        link: &Link<'_>,
     ) -> Result<Option<Result<Outcome, SessionError>>, SessionError> {
+        let Link {
+            noise,
+            session,
+            tuning,
+            inc,
+            same_peer,
+            ..
+        } = *link;
         let Some(f) = Frame::decode(&r.data) else {
             return Ok(None);
         };
@@ -576,11 +567,10 @@ impl State {
 async fn say_bye<A: Air>(
     air: &mut A,
     st: &mut State,
-    noise: &StatelessTransportState,
-    session: u16,
-    turn_no: &mut u32,
+    link: &Link<'_>,
     quiet: Duration,
 ) -> Result<Outcome, SessionError> {
+    let Link { noise, session, .. } = *link;
     let t = make_turn(
         &st.o,
         &st.i,
@@ -589,7 +579,7 @@ async fn say_bye<A: Air>(
         Duration::ZERO,
         st.last_signal,
     );
-    let f = seal_turn(noise, session, turn_no, &t)?;
+    let f = seal_turn(noise, session, &mut st.turn_no, &t)?;
     st.outcome.airtime += air.airtime(f.len());
     st.outcome.frames_sent += 1;
     air.send(vec![f.clone()]).await?;
