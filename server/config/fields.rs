@@ -155,6 +155,33 @@ macro_rules! flag_field {
     };
 }
 
+/// A text field: `parse` turns its text into the value or says what is
+/// wrong; `show` writes the value back as text.
+macro_rules! text_field {
+    ($key:literal, $env:literal, c.$($path:ident).+, parse: $parse:expr, show: $show:expr, $doc:literal) => {
+        Field {
+            key: $key,
+            env: $env,
+            doc: $doc,
+            kind: Kind::Text,
+            apply: |c, v| {
+                c.$($path).+ = ($parse)(text(v)?)?;
+                Ok(())
+            },
+            show: |c| toml::Value::String(($show)(&c.$($path).+)),
+        }
+    };
+}
+
+/// An absolute path, or empty for none.
+fn optional_path(s: String, example: &str) -> Result<String, String> {
+    let s = s.trim().to_string();
+    if !s.is_empty() && !Path::new(&s).is_absolute() {
+        return Err(format!("expected an absolute path {example}"));
+    }
+    Ok(s)
+}
+
 macro_rules! listen_field {
     ($key:literal, $env:literal, $field:ident, $doc:literal) => {
         Field {
@@ -173,35 +200,28 @@ macro_rules! listen_field {
 
 /// Every configuration field, in the order of the example file.
 pub static FIELDS: &[Field] = &[
-    Field {
-        key: "profile",
-        env: "CAIRN_PROFILE",
-        doc: "Which defaults apply: \"laptop\" (loopback, unprivileged ports, ./cairn-data) or \"appliance\" (standard ports on all interfaces, /var/lib/cairn). Fields set below override the profile.",
-        kind: Kind::Text,
-        apply: |c, v| {
-            let s = text(v)?;
-            c.profile = Profile::parse(&s).ok_or_else(|| {
-                format!("unknown profile `{s}`: write \"laptop\" or \"appliance\"")
-            })?;
-            Ok(())
+    text_field!(
+        "profile",
+        "CAIRN_PROFILE",
+        c.profile,
+        parse: |s: String| Profile::parse(&s).ok_or_else(|| {
+            format!("unknown profile `{s}`: write \"laptop\" or \"appliance\"")
+        }),
+        show: |p: &Profile| p.as_str().to_string(),
+        "Which defaults apply: \"laptop\" (loopback, unprivileged ports, ./cairn-data) or \"appliance\" (standard ports on all interfaces, /var/lib/cairn). Fields set below override the profile."
+    ),
+    text_field!(
+        "data_dir",
+        "CAIRN_DATA",
+        c.data_dir,
+        parse: |s: String| if s.trim().is_empty() {
+            Err("must not be empty: write a directory such as \"./cairn-data\"".to_string())
+        } else {
+            Ok(PathBuf::from(s))
         },
-        show: |c| toml::Value::String(c.profile.as_str().into()),
-    },
-    Field {
-        key: "data_dir",
-        env: "CAIRN_DATA",
-        doc: "Directory for the database, mail, keys and certificate; made on first start (its parent must exist). Also set by --data.",
-        kind: Kind::Text,
-        apply: |c, v| {
-            let s = text(v)?;
-            if s.trim().is_empty() {
-                return Err("must not be empty: write a directory such as \"./cairn-data\"".into());
-            }
-            c.data_dir = PathBuf::from(s);
-            Ok(())
-        },
-        show: |c| toml::Value::String(c.data_dir.display().to_string()),
-    },
+        show: |d: &PathBuf| d.display().to_string(),
+        "Directory for the database, mail, keys and certificate; made on first start (its parent must exist). Also set by --data."
+    ),
     Field {
         key: "hub.name",
         env: "CAIRN_HUB_NAME",
@@ -396,21 +416,17 @@ pub static FIELDS: &[Field] = &[
         },
         show: |c| toml::Value::String(c.gateway.smarthost.clone()),
     },
-    Field {
-        key: "gateway.smarthost_tls",
-        env: "CAIRN_GATEWAY_SMARTHOST_TLS",
-        doc: "How to reach the smarthost: \"starttls\" (port 587 style) or \"tls\" (port 465 style). Its certificate is checked.",
-        kind: Kind::Text,
-        apply: |c, v| {
-            let s = text(v)?.trim().to_ascii_lowercase();
-            if s != "starttls" && s != "tls" {
-                return Err("expected \"starttls\" or \"tls\"".into());
-            }
-            c.gateway.smarthost_tls = s;
-            Ok(())
+    text_field!(
+        "gateway.smarthost_tls",
+        "CAIRN_GATEWAY_SMARTHOST_TLS",
+        c.gateway.smarthost_tls,
+        parse: |s: String| match s.trim().to_ascii_lowercase() {
+            s if s == "starttls" || s == "tls" => Ok(s),
+            _ => Err("expected \"starttls\" or \"tls\"".to_string()),
         },
-        show: |c| toml::Value::String(c.gateway.smarthost_tls.clone()),
-    },
+        show: String::clone,
+        "How to reach the smarthost: \"starttls\" (port 587 style) or \"tls\" (port 465 style). Its certificate is checked."
+    ),
     Field {
         key: "gateway.smarthost_user",
         env: "CAIRN_GATEWAY_SMARTHOST_USER",
@@ -447,21 +463,14 @@ pub static FIELDS: &[Field] = &[
             })
         },
     },
-    Field {
-        key: "gateway.smarthost_ca",
-        env: "CAIRN_GATEWAY_SMARTHOST_CA",
-        doc: "A PEM certificate file to trust for the smarthost besides the usual authorities (a private smarthost with its own certificate); empty: none.",
-        kind: Kind::Text,
-        apply: |c, v| {
-            let s = text(v)?.trim().to_string();
-            if !s.is_empty() && !Path::new(&s).is_absolute() {
-                return Err("expected an absolute path to a PEM file".into());
-            }
-            c.gateway.smarthost_ca = s;
-            Ok(())
-        },
-        show: |c| toml::Value::String(c.gateway.smarthost_ca.clone()),
-    },
+    text_field!(
+        "gateway.smarthost_ca",
+        "CAIRN_GATEWAY_SMARTHOST_CA",
+        c.gateway.smarthost_ca,
+        parse: |s| optional_path(s, "to a PEM file"),
+        show: String::clone,
+        "A PEM certificate file to trust for the smarthost besides the usual authorities (a private smarthost with its own certificate); empty: none."
+    ),
     number_field!("gateway.mx_port", "CAIRN_GATEWAY_MX_PORT", c.gateway.mx_port: u16, 1, 65535,
         "Port of the MX hosts a gateway delivers to (25 on the Internet)."),
     Field {
@@ -482,43 +491,30 @@ pub static FIELDS: &[Field] = &[
         },
         show: |c| str_list(c.gateway.dns.iter().map(|a| a.to_string())),
     },
-    Field {
-        key: "radio.port",
-        env: "CAIRN_RADIO_PORT",
-        doc: "The LoRa modem's serial device (\"/dev/ttyUSB0\", a stable /dev/serial/by-id/ link, or a `cairn radio sim` link); empty: no radio.",
-        kind: Kind::Text,
-        apply: |c, v| {
-            let s = text(v)?.trim().to_string();
-            if !s.is_empty() && !Path::new(&s).is_absolute() {
-                return Err("expected an absolute path such as \"/dev/ttyUSB0\"".into());
-            }
-            c.radio.port = s;
-            Ok(())
-        },
-        show: |c| toml::Value::String(c.radio.port.clone()),
-    },
-    Field {
-        key: "radio.modem",
-        env: "CAIRN_RADIO_MODEM",
-        doc: "Which modem: \"rnode\" (RNode firmware, KISS) or \"rylr\" (REYAX RYLR998, AT commands).",
-        kind: Kind::Text,
-        apply: |c, v| {
-            c.radio.settings.model = text(v)?.trim().parse()?;
-            Ok(())
-        },
-        show: |c| toml::Value::String(c.radio.settings.model.as_str().into()),
-    },
-    Field {
-        key: "radio.region",
-        env: "CAIRN_RADIO_REGION",
-        doc: "Whose rules the radio obeys: \"eu868\" (duty cycle per sub-band) or \"us915\" (500 kHz, 400 ms per frame; check your rules).",
-        kind: Kind::Text,
-        apply: |c, v| {
-            c.radio.settings.region = text(v)?.trim().parse()?;
-            Ok(())
-        },
-        show: |c| toml::Value::String(c.radio.settings.region.as_str().into()),
-    },
+    text_field!(
+        "radio.port",
+        "CAIRN_RADIO_PORT",
+        c.radio.port,
+        parse: |s| optional_path(s, "such as \"/dev/ttyUSB0\""),
+        show: String::clone,
+        "The LoRa modem's serial device (\"/dev/ttyUSB0\", a stable /dev/serial/by-id/ link, or a `cairn radio sim` link); empty: no radio."
+    ),
+    text_field!(
+        "radio.modem",
+        "CAIRN_RADIO_MODEM",
+        c.radio.settings.model,
+        parse: |s: String| s.trim().parse(),
+        show: |m: &crate::domain::lora::Model| m.as_str().to_string(),
+        "Which modem: \"rnode\" (RNode firmware, KISS) or \"rylr\" (REYAX RYLR998, AT commands)."
+    ),
+    text_field!(
+        "radio.region",
+        "CAIRN_RADIO_REGION",
+        c.radio.settings.region,
+        parse: |s: String| s.trim().parse(),
+        show: |r: &crate::domain::lora::Region| r.as_str().to_string(),
+        "Whose rules the radio obeys: \"eu868\" (duty cycle per sub-band) or \"us915\" (500 kHz, 400 ms per frame; check your rules)."
+    ),
     number_field!("radio.frequency", "CAIRN_RADIO_FREQUENCY", c.radio.settings.frequency: u32, 137_000_000, 1_020_000_000,
         "Centre frequency in Hz. 869525000 is the EU 869.4–869.65 MHz sub-band: 10 % duty cycle, 500 mW."),
     Field {
