@@ -175,11 +175,27 @@ pub fn lock(layout: &Layout) -> Result<Lock> {
             path: root.to_path_buf(),
             source,
         })?;
-    match file.try_lock() {
+    // A lock this very process let go of a moment ago may still be held
+    // for an instant by a child being spawned (a forked child keeps the
+    // open file until it execs): a few short retries tell that from a
+    // hub that really runs.
+    let mut tries = 0;
+    let mut held = file.try_lock();
+    while matches!(held, Err(TryLockError::WouldBlock)) && tries < 20 {
+        let mut pid = String::new();
+        let _ = file.rewind().and_then(|_| file.read_to_string(&mut pid));
+        if pid.trim() != std::process::id().to_string() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        tries += 1;
+        held = file.try_lock();
+    }
+    match held {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
+            let _ = file.rewind().and_then(|_| file.read_to_string(&mut pid));
             let pid = pid.trim();
             return Err(Error::InUse {
                 path: root.to_path_buf(),
