@@ -108,6 +108,28 @@ fn the_radio_codecs_do_no_io() {
     }
 }
 
+/// The relay reaches the world only through its carriers: no sockets,
+/// child processes, serial ports, SMTP or DNS clients of its own.
+#[test]
+fn the_relay_does_no_carrier_io_itself() {
+    let mut files = Vec::new();
+    rust_files(&server().join("relay"), &mut files);
+    assert!(files.len() > 10, "server/relay/ not found");
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for banned in [
+            "tokio::net",
+            "tokio::process",
+            "std::process::Command",
+            "serialport",
+            "lettre",
+            "hickory",
+        ] {
+            assert!(!text.contains(banned), "{} uses {banned}", f.display());
+        }
+    }
+}
+
 /// A web handler reads a form only through the guard's `AdminForm` (the
 /// admin's session and its CSRF token checked before any field), except
 /// the forms shown before login, which carry a double-submit token.
