@@ -607,6 +607,22 @@ async fn the_command_line_moves_bundles_between_running_hubs() {
     assert_eq!(code, Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("error: not a cairn bundle"), "{err}");
+    // A damaged bundle file: its reason once, on one line (it was printed
+    // twice, the error and then its source again).
+    let damaged = work.path().join("damaged.cairn");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let (code, _, err) = run(
+        &b_cfg,
+        &b,
+        &["bundle", "import", damaged.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.matches("export it again").count(), 1, "{err}");
 
     // B's acknowledgement via stdout → A's stdin empties A's outbox.
     let o = tokio::task::block_in_place(|| {

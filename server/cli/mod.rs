@@ -175,7 +175,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             if e.downcast_ref::<TryLater>().is_some() {
                 ExitCode::from(EXIT_TEMPFAIL)
             } else if e.downcast_ref::<DataError>().is_some() {
@@ -364,4 +364,19 @@ fn confirm(question: &str) -> Result<bool> {
     let mut answer = String::new();
     stdin.lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+/// An error and its causes on one line, each cause once: many errors
+/// already repeat their source's words in their own, and would otherwise
+/// say the same thing twice.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }
