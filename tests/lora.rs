@@ -312,8 +312,22 @@ async fn the_radio_simulator_command_serves_modems_a_driver_can_open() {
     // A wrong device is a clear error, not a hang.
     let err = Port::open_serial(&dir.path().join("none").display().to_string()).unwrap_err();
     assert!(err.to_string().contains("cannot open"), "{err}");
-    child.kill().unwrap();
-    let _ = child.wait();
+    // Stopped (SIGTERM, as systemd or a shell's kill would), it takes its
+    // device links with it: none is left dangling.
+    let pid = child.id().to_string();
+    let o = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    for name in ["x", "y"] {
+        assert!(
+            std::fs::symlink_metadata(dir.path().join(name)).is_err(),
+            "{name} is left behind"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,9 +74,12 @@ pub(super) async fn radio_sim(
     );
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
             line = lines.next_line(), if stdin_open => {
                 let Ok(Some(line)) = line else { stdin_open = false; continue };
                 let words: Vec<&str> = line.split_whitespace().collect();
@@ -105,6 +108,12 @@ pub(super) async fn radio_sim(
     }
     for name in radios {
         sim.unplug(name);
+        // The device links point at pseudo-terminals that close now: no
+        // dangling links are left for a hub to open.
+        let link = dir.join(name);
+        if std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()) {
+            let _ = std::fs::remove_file(&link);
+        }
     }
     println!("{:?}", sim.ether().stats());
     Ok(())
