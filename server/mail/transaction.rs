@@ -167,22 +167,15 @@ impl MailRules {
     }
 
     /// Whether `size` more bytes leave the disk its reserve
-    /// (`limits.min_free_disk`). A disk whose free space cannot be read
-    /// is taken to have room: the store's own errors still stop a write.
+    /// (`limits.min_free_disk`).
     pub fn room_for(&self, size: u64) -> Result<()> {
-        match self.store.free_bytes() {
-            Ok(free) if free < self.min_free_disk.saturating_add(size) => {
-                tracing::warn!(
-                    free,
-                    reserve = self.min_free_disk,
-                    "mail refused: the disk is nearly full"
-                );
-                Err(MailError::StorageLow {
-                    free,
-                    reserve: self.min_free_disk,
-                })
+        let reserve = self.min_free_disk;
+        match self.store.short_of_disk(reserve, size) {
+            Some(free) => {
+                tracing::warn!(free, reserve, "mail refused: the disk is nearly full");
+                Err(MailError::StorageLow { free, reserve })
             }
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 

@@ -285,11 +285,10 @@ impl Relay {
 
     /// The disk keeps its reserve (`limits.min_free_disk`); if not, what
     /// comes waits where it is (a bundle in its folder, an item with the
-    /// peer) and the error says so. A disk whose free space cannot be read
-    /// is taken to have room: the store's own errors still stop a write.
+    /// peer) and the error says so.
     pub fn room(&self) -> Result<()> {
-        match self.store.free_bytes() {
-            Ok(free) if free < self.config.min_free_disk => Err(RelayError::Io {
+        match self.store.short_of_disk(self.config.min_free_disk, 0) {
+            Some(free) => Err(RelayError::Io {
                 path: "the hub's data disk".into(),
                 source: std::io::Error::new(
                     std::io::ErrorKind::StorageFull,
@@ -300,7 +299,7 @@ impl Relay {
                     ),
                 ),
             }),
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 

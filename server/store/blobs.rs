@@ -326,10 +326,14 @@ impl Store {
         self.dirs.tmp.join(format!("{what}-{}.part", random_name()))
     }
 
-    /// Bytes free for this process on the disk that holds the blobs.
-    pub fn free_bytes(&self) -> std::io::Result<u64> {
-        let s = rustix::fs::statvfs(&self.dirs.blobs).map_err(std::io::Error::from)?;
-        Ok(s.f_bavail.saturating_mul(s.f_frsize))
+    /// The bytes free on the data disk when `size` more would leave less
+    /// than `reserve` (`limits.min_free_disk`); `None` when there is room.
+    /// A disk whose free space cannot be read counts as having room: a
+    /// write that then fails is still stopped by its own error.
+    pub fn short_of_disk(&self, reserve: u64, size: u64) -> Option<u64> {
+        let s = rustix::fs::statvfs(&self.dirs.blobs).ok()?;
+        let free = s.f_bavail.saturating_mul(s.f_frsize);
+        (free < reserve.saturating_add(size)).then_some(free)
     }
 
     /// The path of a blob's file.

@@ -266,8 +266,12 @@ async fn want(
     for (o, seen) in theirs.iter().zip(seen) {
         if seen {
             have.push(o.id);
-        } else if room.is_err() {
-        } else if o.size > max_size {
+            continue;
+        }
+        if room.is_err() {
+            continue;
+        }
+        if o.size > max_size {
             tracing::warn!(peer = %peer.name, size = o.size, "not taking an item larger than limits.max_message_size; it stays with the peer");
         } else if !wanted.iter().any(|w| w.id == o.id) {
             let name = partial_name(peer, &o.id, options.keyrefs);
