@@ -315,6 +315,14 @@ pub async fn prepare(
             .lines
             .insert(0, format!("created data directory {}", root.display()));
     }
+    match datadir::make_private(&root) {
+        Ok(Some(was)) => report.lines.push(format!(
+            "closed the data directory {} to other users (its mode was {was:o}, now 700)",
+            root.display()
+        )),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot close the data directory to other users"),
+    }
     Ok((
         Prepared {
             config,

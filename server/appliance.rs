@@ -32,7 +32,7 @@ const KEYS: &[&str] = &[
 const SECRETS: &[&str] = &["wifi_password", "admin_password"];
 
 /// The settings of `hub.toml`, checked; what was wrong is in `problems`.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HubSettings {
     pub ssid: Option<String>,
     pub wifi_password: Option<String>,
@@ -185,100 +185,190 @@ pub struct Paths {
     pub owner: Option<String>,
 }
 
-/// What first boot did, as lines for the console. `store` is the data
-/// directory's, prepared (made on the first boot) by the caller; `name` is
-/// the hub's name as it runs.
-pub async fn firstboot(
+/// What the root half of first boot asks of the hub's user, in the data
+/// directory (sent over a pipe: the settings hold secrets).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub enum DataStep {
+    /// Apply `hub.toml`'s settings to the store when the file (its SHA-256
+    /// as read) is not the one last applied.
+    Apply {
+        settings: HubSettings,
+        text_sha256: String,
+    },
+    /// Remember the file (as rewritten without its secrets) as applied:
+    /// sent once the root half has done its part, so a power cut before
+    /// that applies the file again at the next boot.
+    Applied { sha256: String },
+}
+
+/// What the data half did, for the root half and the console.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct DataDone {
+    /// The settings file was new and applied: the access point's
+    /// configuration is to be written from `wifi`.
+    pub fresh: bool,
+    /// The access point as the hub now has it.
+    pub wifi: Option<Wifi>,
+    /// The one-time setup code, while no admin password is set.
+    pub setup_code: Option<String>,
+    /// The hub's name as it runs (the admin pages may have changed it).
+    pub name: String,
+    pub said: Vec<String>,
+}
+
+/// The half of first boot that runs as the hub's user (never as root: a
+/// file the hub's user planted in its data directory must not make root
+/// write through it). `store` is the data directory's, prepared by the
+/// caller.
+pub async fn data_step(
     config: &Config,
     store: &Store,
     name: &str,
-    paths: &Paths,
-) -> Result<Vec<String>> {
-    let mut said = Vec::new();
+    step: DataStep,
+) -> Result<DataDone> {
+    let mut done = DataDone {
+        name: name.to_string(),
+        ..DataDone::default()
+    };
+    match step {
+        DataStep::Applied { sha256 } => {
+            store.settings_set(SETTING_APPLIED, &sha256).await?;
+            return Ok(done);
+        }
+        DataStep::Apply {
+            settings,
+            text_sha256,
+        } => {
+            let applied = store.settings_get(SETTING_APPLIED).await?;
+            done.fresh = applied.as_deref() != Some(text_sha256.as_str());
+            if done.fresh {
+                apply(store, &settings, &mut done.said).await?;
+                if settings.admin_password.is_some() {
+                    let code_file =
+                        crate::datadir::Layout::new(config.data_dir.clone()).setup_code();
+                    let _ = std::fs::remove_file(code_file);
+                }
+            }
+        }
+    }
+    let ssid = store.settings_get(WIFI_SSID).await?.unwrap_or_default();
+    let passphrase = store
+        .settings_get(WIFI_PASSPHRASE)
+        .await?
+        .unwrap_or_default();
+    let country = store
+        .settings_get(WIFI_COUNTRY)
+        .await?
+        .unwrap_or_else(|| "DE".into());
+    let channel = store
+        .settings_get(WIFI_CHANNEL)
+        .await?
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(6);
+    done.wifi = Some(Wifi {
+        ssid,
+        passphrase,
+        country,
+        channel,
+    });
+    done.setup_code = store
+        .settings_get(crate::store::settings::SETUP_CODE)
+        .await?;
+    Ok(done)
+}
+
+/// The root half of first boot, around the data half (`data`, run as the
+/// hub's user): the access point, the hostname, `hub.toml` without its
+/// secrets and the owner's sheet. Returns what it did, as lines for the
+/// console.
+pub async fn firstboot<F, Fut>(paths: &Paths, data: F) -> Result<Vec<String>>
+where
+    F: Fn(DataStep) -> Fut,
+    Fut: std::future::Future<Output = Result<DataDone>>,
+{
     let toml_path = paths.boot.join(HUB_TOML);
     let text = std::fs::read_to_string(&toml_path).unwrap_or_default();
-    let applied = store.settings_get(SETTING_APPLIED).await?;
-    let fresh = applied.as_deref() != Some(sha256_hex(text.as_bytes()).as_str());
     let settings = parse(&text);
-    if fresh {
-        apply(store, &settings, paths, &mut said).await?;
-        if settings.admin_password.is_some() {
-            let code_file = crate::datadir::Layout::new(config.data_dir.clone()).setup_code();
-            let _ = std::fs::remove_file(code_file);
+    let problems = settings.problems.clone();
+    let hostname = settings.hostname.clone();
+    let done = data(DataStep::Apply {
+        settings,
+        text_sha256: sha256_hex(text.as_bytes()),
+    })
+    .await?;
+    let mut said = done.said.clone();
+    let wifi = done.wifi.clone().unwrap_or_default();
+    if done.fresh {
+        let conf = hostapd_conf(&wifi.ssid, &wifi.passphrase, &wifi.country, wifi.channel);
+        write_durably(&paths.hostapd, conf.as_bytes(), true)?;
+        said.push(format!(
+            "Wi-Fi `{}` ({}) in {}",
+            wifi.ssid,
+            wifi.country,
+            paths.hostapd.display()
+        ));
+        if let (Some(h), Some(path)) = (&hostname, &paths.hostname) {
+            write_durably(path, format!("{h}\n").as_bytes(), false)?;
+            let _ = std::process::Command::new("hostname").arg(h).status();
+            said.push(format!("hostname {h}"));
         }
         let scrubbed = scrub(&text);
         if scrubbed != text {
-            write_durably(&toml_path, scrubbed.as_bytes())?;
+            write_durably(&toml_path, scrubbed.as_bytes(), true)?;
             said.push(format!(
                 "removed the passwords from {}",
                 toml_path.display()
             ));
         }
-        store
-            .settings_set(SETTING_APPLIED, &sha256_hex(scrubbed.as_bytes()))
-            .await?;
+        data(DataStep::Applied {
+            sha256: sha256_hex(scrubbed.as_bytes()),
+        })
+        .await?;
     } else {
         said.push(format!("{HUB_TOML} unchanged since it was applied"));
     }
     // The owner's sheet, rewritten each boot with what holds now.
-    let ssid = store.settings_get(WIFI_SSID).await?.unwrap_or_default();
-    let pass = store
-        .settings_get(WIFI_PASSPHRASE)
-        .await?
-        .unwrap_or_default();
-    let code = store
-        .settings_get(crate::store::settings::SETUP_CODE)
-        .await?;
+    let code = &done.setup_code;
     let mut sheet = format!(
-        "cairn hub {}\r\n\r\nWi-Fi name:     {ssid}\r\nWi-Fi password: {pass}\r\n\r\n\
+        "cairn hub {}\r\n\r\nWi-Fi name:     {}\r\nWi-Fi password: {}\r\n\r\n\
          Join the Wi-Fi, then open http://hub.camp/ (or http://10.42.0.1/).\r\n",
-        name
+        done.name, wifi.ssid, wifi.passphrase
     );
-    match &code {
+    match code {
         Some(c) => sheet.push_str(&format!(
             "Admin: open http://hub.camp/setup and enter the setup code {c}\r\n"
         )),
         None => sheet.push_str("Admin: http://hub.camp/admin (the admin password is set).\r\n"),
     }
-    if fresh && !settings.problems.is_empty() {
+    if done.fresh && !problems.is_empty() {
         sheet.push_str("\r\nProblems in hub.toml:\r\n");
-        for p in &settings.problems {
+        for p in &problems {
             sheet.push_str(&format!("- {p}\r\n"));
         }
     }
     let sheet_path = paths.boot.join(HUB_SETUP);
-    write_durably(&sheet_path, sheet.as_bytes())?;
+    write_durably(&sheet_path, sheet.as_bytes(), false)?;
     said.push(format!("wrote {}", sheet_path.display()));
     // The same for a screen on the Pi (the unit prints to the console).
-    said.push(format!("Wi-Fi name {ssid}, password {pass}"));
-    match &code {
+    said.push(format!(
+        "Wi-Fi name {}, password {}",
+        wifi.ssid, wifi.passphrase
+    ));
+    match code {
         Some(c) => said.push(format!(
             "then open http://hub.camp/setup and enter the setup code {c}"
         )),
         None => said.push("then open http://hub.camp/admin".into()),
     }
-    for p in &settings.problems {
+    for p in &problems {
         said.push(format!("problem: {p}"));
-    }
-    store.close().await;
-    if let Some(owner) = &paths.owner {
-        let st = std::process::Command::new("chown")
-            .arg("-R")
-            .arg(format!("{owner}:{owner}"))
-            .arg(&config.data_dir)
-            .status()
-            .context("cannot run chown")?;
-        anyhow::ensure!(st.success(), "chown of the data directory failed");
     }
     Ok(said)
 }
 
-async fn apply(
-    store: &Store,
-    s: &HubSettings,
-    paths: &Paths,
-    said: &mut Vec<String>,
-) -> Result<()> {
+/// Store `hub.toml`'s settings; the Wi-Fi password is made up once when
+/// the file has none.
+async fn apply(store: &Store, s: &HubSettings, said: &mut Vec<String>) -> Result<()> {
     let old_ssid = store.settings_get(WIFI_SSID).await?;
     let old_pass = store.settings_get(WIFI_PASSPHRASE).await?;
     let ssid = s
@@ -303,17 +393,6 @@ async fn apply(
     store
         .settings_set(WIFI_CHANNEL, &channel.to_string())
         .await?;
-    let conf = hostapd_conf(&ssid, &pass, &country, channel);
-    write_durably(&paths.hostapd, conf.as_bytes())?;
-    said.push(format!(
-        "Wi-Fi `{ssid}` ({country}) in {}",
-        paths.hostapd.display()
-    ));
-    if let (Some(h), Some(path)) = (&s.hostname, &paths.hostname) {
-        write_durably(path, format!("{h}\n").as_bytes())?;
-        let _ = std::process::Command::new("hostname").arg(h).status();
-        said.push(format!("hostname {h}"));
-    }
     if let Some(pw) = &s.admin_password {
         let p = Password::chosen(pw)?;
         let hash = tokio::task::spawn_blocking(move || p.hash()).await??;
@@ -344,7 +423,7 @@ pub const WIFI_REQUEST: &str = "wifi.json";
 pub const WIFI_CHANNEL: &str = "wifi.channel";
 
 /// The access point's settings, checked before hostapd sees them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Wifi {
     pub ssid: String,
     /// Empty: an open network.
@@ -416,7 +495,7 @@ pub async fn publish_wifi(config: &Config, store: &Store) -> Result<bool> {
     };
     wifi.check().map_err(anyhow::Error::msg)?;
     let json = serde_json::to_vec_pretty(&wifi).expect("plain fields serialise");
-    write_durably(&config.data_dir.join(WIFI_REQUEST), &json)?;
+    write_durably(&config.data_dir.join(WIFI_REQUEST), &json, true)?;
     Ok(true)
 }
 
@@ -444,22 +523,15 @@ pub fn apply_wifi(from: &Path, hostapd: &Path) -> Result<Option<Wifi>> {
     if std::fs::read_to_string(hostapd).ok().as_deref() == Some(conf.as_str()) {
         return Ok(None);
     }
-    write_durably(hostapd, conf.as_bytes())?;
+    write_durably(hostapd, conf.as_bytes(), true)?;
     Ok(Some(wifi))
 }
 
-/// Write a file so that a power cut leaves the old or the new one.
-fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("cairn-new");
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    drop(f);
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+/// Write a file so that a power cut leaves the old or the new one, with
+/// its mode (`private`: 0600), never through a planted link.
+fn write_durably(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
+    crate::datadir::write_file(path, bytes, private)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]

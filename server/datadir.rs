@@ -117,7 +117,7 @@ pub fn stage(root: &Path) -> Result<Option<Staging>> {
     if dir.exists() {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    std::fs::create_dir(&dir).map_err(|source| Error::Create {
+    private_dir(&dir).map_err(|source| Error::Create {
         path: root.to_path_buf(),
         source,
     })?;
@@ -235,6 +235,66 @@ pub fn require_existing(layout: &Layout) -> Result<()> {
     }
 }
 
+/// Write a file so that a power cut leaves the old or the new one: a
+/// fresh temporary file beside it (random name, created exclusively, so
+/// nothing planted there is written through), given its mode (0600 when
+/// `private`, else 0644), synced, renamed over `path`, and the directory
+/// synced.
+pub fn write_file(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".cairn-")
+        .suffix(".tmp")
+        .tempfile_in(parent)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if private { 0o600 } else { 0o644 };
+        match tmp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+        {
+            // The file is ours: refused only by a file system without
+            // Unix modes (the FAT boot partition), which keeps its own.
+            Err(e) if e.kind() != std::io::ErrorKind::PermissionDenied => return Err(e),
+            _ => {}
+        }
+    }
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    File::open(parent).and_then(|d| d.sync_all())
+}
+
+/// Make a directory only its owner may enter (0700): the data directory
+/// holds keys, passwords' hashes and everyone's mail.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Close a data directory that others may read (made by an older cairn,
+/// or by hand) to its owner; returns the mode it had when it changed it.
+/// One that belongs to another user is left as it is.
+pub fn make_private(root: &Path) -> std::io::Result<Option<u32>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let m = std::fs::metadata(root)?;
+        let mode = m.mode() & 0o777;
+        if mode & 0o077 != 0 && m.uid() == nix::unistd::geteuid().as_raw() {
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode & 0o700))?;
+            return Ok(Some(mode));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +309,21 @@ mod tests {
         assert_eq!(std::fs::read_to_string(root.join("x")).unwrap(), "1");
         assert!(stage(&root).unwrap().is_none());
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn the_data_directory_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("data");
+        stage(&root).unwrap().unwrap().commit().unwrap();
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(make_private(&root).unwrap(), None);
+        // One made open by an older cairn, or by hand, is closed.
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(make_private(&root).unwrap(), Some(0o755));
+        assert_eq!(mode(&root), 0o700);
     }
 
     #[test]

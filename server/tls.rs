@@ -21,7 +21,6 @@ use rcgen::{
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -241,34 +240,10 @@ where
 /// root-run command (the appliance's first boot) writes into the data
 /// directory, which the hub's own user can write to.
 pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
-    let err = |source| Error::Write {
+    crate::datadir::write_file(path, bytes, private).map_err(|source| Error::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".cairn-")
-        .suffix(".tmp")
-        .tempfile_in(parent)
-        .map_err(err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = if private { 0o600 } else { 0o644 };
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(err)?;
-    }
-    tmp.write_all(bytes).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    std::fs::File::open(parent)
-        .and_then(|d| d.sync_all())
-        .map_err(err)?;
-    Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -107,6 +107,110 @@ fn hub_toml_is_applied_once_and_its_secrets_removed() {
     assert!(!sheet.contains(&code), "{sheet}");
 }
 
+/// First boot runs as root, but the data directory belongs to the hub's
+/// user: its part there runs as that user, so a link the hub's user
+/// planted in it cannot make root write another file (here its
+/// certificate's folder pointed at a root-only folder). Needs root, as on the
+/// appliance (CI runs tests as root).
+#[test]
+fn first_boot_works_in_the_data_directory_as_the_hubs_user() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let who = RunAs::service();
+    assert_eq!(
+        RunAs::current().name,
+        "root",
+        "this test runs first boot as root, as the appliance does: run it as root (CI does)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(dir.join("boot")).unwrap();
+    let toml = dir.join("boot/hub.toml");
+    std::fs::write(
+        &toml,
+        "ssid = \"Lakeside\"\nadmin_password = \"campfire-42\"\n",
+    )
+    .unwrap();
+    let bin = who.reachable(std::path::Path::new(env!("CARGO_BIN_EXE_cairn")), dir);
+    let boot = || {
+        let mut c = std::process::Command::new(&bin);
+        c.current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("CAIRN_LOG", "warn")
+            .arg("--data")
+            .arg(dir.join("data"))
+            .args(["appliance", "firstboot", "--boot"])
+            .arg(dir.join("boot"))
+            .arg("--hostapd")
+            .arg(dir.join("wlan0.conf"))
+            .args(["--owner", &who.name]);
+        run(&mut c)
+    };
+    let o = boot();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let uid = |p: &std::path::Path| std::fs::metadata(p).unwrap().uid();
+    let hubs_uid = uid(&dir.join("data"));
+    assert_ne!(hubs_uid, 0, "the data directory is the hub user's");
+    assert_eq!(
+        std::fs::metadata(dir.join("data")).unwrap().mode() & 0o777,
+        0o700,
+        "and private"
+    );
+    for made in ["cairn.db", "node.key", "tls"] {
+        assert_eq!(
+            uid(&dir.join("data").join(made)),
+            hubs_uid,
+            "{made} was made by the hub's user"
+        );
+    }
+    let conf = dir.join("wlan0.conf");
+    assert_eq!(uid(&conf), 0, "hostapd's configuration is root's");
+    assert_eq!(std::fs::metadata(&conf).unwrap().mode() & 0o777, 0o600);
+    assert!(
+        std::fs::read_to_string(&conf)
+            .unwrap()
+            .contains("ssid=Lakeside\n")
+    );
+    assert!(
+        !std::fs::read_to_string(&toml)
+            .unwrap()
+            .contains("campfire-42")
+    );
+
+    // The hub's user replaces its certificate's folder by a link to a
+    // folder only root may write; the owner edits hub.toml, so the next
+    // boot applies it (and makes the missing certificate again).
+    let data = dir.join("data");
+    let root_only = dir.join("root-only");
+    std::fs::create_dir(&root_only).unwrap();
+    std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::remove_dir_all(data.join("tls")).unwrap();
+    std::os::unix::fs::symlink(&root_only, data.join("tls")).unwrap();
+    std::fs::write(&toml, "ssid = \"Lakeside-2\"\n").unwrap();
+    let o = boot();
+    let written: Vec<_> = std::fs::read_dir(&root_only)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        written.is_empty(),
+        "root wrote {written:?} through the planted link (first boot said: {} {})",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(
+        !o.status.success(),
+        "the hub's user cannot write there: first boot says so"
+    );
+    assert!(
+        stderr(&o).contains(&format!("as {}", who.name)),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// The admin changes the Wi-Fi on the settings page: on the appliance the
 /// hub asks for it in `wifi.json`, and the root-run `cairn appliance wifi`
 /// (started by a systemd path unit) writes hostapd's configuration from

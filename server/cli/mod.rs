@@ -283,7 +283,10 @@ async fn run(cli: Cli) -> Result<()> {
                 hostname: hostname_file.clone(),
                 owner: owner.clone(),
             };
-            firstboot(&config, &paths).await
+            firstboot(&cli, &config, &paths).await
+        }
+        Command::Appliance(ApplianceCommand::FirstbootData) => {
+            firstboot_data_step(&load_config(&cli, cli.config.as_deref())?).await
         }
         Command::Appliance(ApplianceCommand::Wifi {
             from,
