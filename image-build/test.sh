@@ -5,7 +5,8 @@
 # `-M virt` (arm64, emulated: no KVM needed) or `-M q35` (amd64), on a
 # copy-on-write disk larger than the image so first boot grows the data
 # partition. Inside, smoke.sh plays a phone on a mac80211_hwsim radio;
-# outside, the admin page is fetched through port forwarding. Then the
+# outside, the admin page is fetched through port forwarding (plain HTTP
+# must send it to HTTPS, which must serve it). Then the
 # same disk boots a second time, and smoke.sh checks what a reboot must
 # keep (keys, certificate, settings, the account and its mail). Fails loudly
 # on any step; the serial log is kept in image-build/out/. With --record,
@@ -25,6 +26,7 @@ done
 OUT=${OUT:-$HERE/out}
 NAME=cairn-$ARCH-test
 PORT=${PORT:-18080}
+TLSPORT=${TLSPORT:-18443}
 
 "$HERE/build.sh" "$ARCH" --test
 # shellcheck source=image-build/lib.sh
@@ -43,7 +45,7 @@ rm -f "$disk" "$log" "$log2" "$stick"
 qemu-img create -q -f qcow2 -F raw -b "$OUT/$NAME.img" "$disk" 3G
 # A 32 MB FAT USB stick, plugged in at boot.
 mkfs.vfat -C -n CAMPSTICK "$stick" 32768 >/dev/null
-fwd="hostfwd=tcp:127.0.0.1:$PORT-:80"
+fwd="hostfwd=tcp:127.0.0.1:$PORT-:80,hostfwd=tcp:127.0.0.1:$TLSPORT-:443"
 if [ "$ARCH" = arm64 ]; then
     qemu=(qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024
           -append "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0 rootwait"
@@ -69,10 +71,12 @@ boot() {
     vm=$!
     host=fail
     while kill -0 "$vm" 2>/dev/null; do
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/setup" || true)
-        if [ "$code" = 200 ] && curl -s --max-time 5 "http://127.0.0.1:$PORT/setup" | grep -qi "setup code"; then
+        # From outside the hub, plain HTTP sends the admin pages to HTTPS.
+        code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 5 "http://127.0.0.1:$PORT/setup" || true)
+        if [ "$code" = "308 https://127.0.0.1/setup" ] \
+            && curl -sk --max-time 5 "https://127.0.0.1:$TLSPORT/setup" | grep -qi "setup code"; then
             host=pass
-            echo "== host: the setup page answers through port forwarding after $(( $(date +%s) - start )) s"
+            echo "== host: the setup page is sent to HTTPS and answers there, through port forwarding, after $(( $(date +%s) - start )) s"
             break
         fi
         sleep 3
@@ -81,7 +85,7 @@ boot() {
     grep 'SMOKE:' "$1" || true
     echo "== $(( $(date +%s) - start )) s in QEMU"
     grep -q 'SMOKE: RESULT PASS' "$1" || { echo "test.sh: the smoke test inside the VM did not pass; see $1" >&2; tail -40 "$1" >&2; exit 1; }
-    [ "$host" = pass ] || { echo "test.sh: the admin setup page never answered on 127.0.0.1:$PORT" >&2; exit 1; }
+    [ "$host" = pass ] || { echo "test.sh: the admin setup page never answered: http://127.0.0.1:$PORT/setup last said '$code' (want '308 https://127.0.0.1/setup'), then https://127.0.0.1:$TLSPORT/setup" >&2; exit 1; }
 }
 boot "$log"
 boot "$log2"

@@ -506,12 +506,27 @@ impl Hub {
         let router = web::router(state);
 
         let tracker = Tasks::new();
+        let https = listeners
+            .iter()
+            .find(|(f, _, _)| *f == "listen.https")
+            .map(|(_, a, _)| web::https::Https {
+                port: a.port(),
+                host: prepared
+                    .config
+                    .hub
+                    .hostnames
+                    .first()
+                    .map(|h| h.to_string())
+                    .map(|h| if h.contains(':') { format!("[{h}]") } else { h })
+                    .unwrap_or_else(|| "localhost".into()),
+            });
         let serving = Serving {
             imap: imap_ctx,
             smtp: smtp_ctx,
             admission: &admission,
             relay: &relay,
             router,
+            https,
             tls: tls_config,
             stop: &stop,
             tracker: &tracker,

@@ -213,6 +213,9 @@ pub struct DataDone {
     pub setup_code: Option<String>,
     /// The hub's name as it runs (the admin pages may have changed it).
     pub name: String,
+    /// The SHA-256 fingerprint of the hub's certificate, to check against
+    /// the browser's warning on the admin pages (HTTPS only).
+    pub fingerprint: String,
     pub said: Vec<String>,
 }
 
@@ -336,10 +339,16 @@ where
     );
     match code {
         Some(c) => sheet.push_str(&format!(
-            "Admin: open http://hub.camp/setup and enter the setup code {c}\r\n"
+            "Admin: open https://hub.camp/setup and enter the setup code {c}\r\n"
         )),
-        None => sheet.push_str("Admin: http://hub.camp/admin (the admin password is set).\r\n"),
+        None => sheet.push_str("Admin: https://hub.camp/admin (the admin password is set).\r\n"),
     }
+    sheet.push_str(&format!(
+        "\r\nThe admin pages are encrypted with the hub's own certificate, which\r\n\
+         your browser does not know: it warns once. Continue if the\r\n\
+         certificate's SHA-256 fingerprint is\r\n  {}\r\n",
+        done.fingerprint
+    ));
     if done.fresh && !problems.is_empty() {
         sheet.push_str("\r\nProblems in hub.toml:\r\n");
         for p in &problems {
@@ -356,10 +365,14 @@ where
     ));
     match code {
         Some(c) => said.push(format!(
-            "then open http://hub.camp/setup and enter the setup code {c}"
+            "then open https://hub.camp/setup and enter the setup code {c}"
         )),
-        None => said.push("then open http://hub.camp/admin".into()),
+        None => said.push("then open https://hub.camp/admin".into()),
     }
+    said.push(format!(
+        "the hub's certificate (the browser warns once) has the SHA-256 fingerprint {}",
+        done.fingerprint
+    ));
     for p in &problems {
         said.push(format!("problem: {p}"));
     }

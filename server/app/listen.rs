@@ -154,6 +154,8 @@ pub(super) struct Serving<'a> {
     pub admission: &'a dyn Fn() -> crate::admission::Admission,
     pub relay: &'a relay::Relay,
     pub router: axum::Router,
+    /// Where plain HTTP sends the admin pages (when HTTPS listens).
+    pub https: Option<web::https::Https>,
     pub tls: Arc<rustls::ServerConfig>,
     pub stop: &'a CancellationToken,
     pub tracker: &'a Tasks,
@@ -220,9 +222,14 @@ impl Serving<'_> {
                 }
             });
         } else {
-            let router = self
-                .router
-                .clone()
+            let mut router = self.router.clone();
+            if let Some(https) = &self.https {
+                router = router.layer(axum::middleware::from_fn_with_state(
+                    https.clone(),
+                    web::https::admin_to_https,
+                ));
+            }
+            let router = router
                 .layer(axum::Extension(web::Secure(false)))
                 .into_make_service_with_connect_info::<web::ClientAddr>();
             tracker.spawn(async move {

@@ -85,7 +85,12 @@ pub(super) async fn firstboot_data(
 ) -> Result<crate::appliance::DataDone> {
     let (prepared, _) = app::prepare(config, false).await?;
     let done =
-        crate::appliance::data_step(config, &prepared.store, &prepared.config.hub.name, step).await;
+        crate::appliance::data_step(config, &prepared.store, &prepared.config.hub.name, step)
+            .await
+            .map(|done| crate::appliance::DataDone {
+                fingerprint: prepared.certificate.fingerprint.clone(),
+                ..done
+            });
     prepared.store.close().await;
     done
 }

@@ -316,13 +316,13 @@ pub static FIELDS: &[Field] = &[
         "listen.http",
         "CAIRN_LISTEN_HTTP",
         http,
-        "Web pages over plain HTTP: status, join page, admin."
+        "Web pages over plain HTTP: status, join page; the admin pages only from this machine (others are sent to HTTPS)."
     ),
     listen_field!(
         "listen.https",
         "CAIRN_LISTEN_HTTPS",
         https,
-        "Web pages over HTTPS with the hub's certificate."
+        "Web pages over HTTPS with the hub's certificate; the admin pages from other machines."
     ),
     listen_field!(
         "listen.link",

@@ -7,6 +7,7 @@ mod accounts;
 pub mod admin;
 mod assets;
 mod guard;
+pub mod https;
 pub mod join;
 mod probes;
 mod radio;
