@@ -380,6 +380,17 @@ fn radio_for(
     ))
 }
 
+/// Where plain HTTP sends the admin pages: the HTTPS `port`, and the
+/// hub's first host name for a request that names none.
+fn https_of(port: u16, config: &Config) -> web::https::Https {
+    let host = match config.hub.hostnames.first().map(|h| h.to_string()) {
+        Some(h) if h.contains(':') => format!("[{h}]"),
+        Some(h) => h,
+        None => "localhost".into(),
+    };
+    web::https::Https { port, host }
+}
+
 /// How often the hub looks for mail changed by CLI commands beside it.
 pub const WAKEUP_POLL: Duration = Duration::from_millis(500);
 
@@ -509,17 +520,7 @@ impl Hub {
         let https = listeners
             .iter()
             .find(|(f, _, _)| *f == "listen.https")
-            .map(|(_, a, _)| web::https::Https {
-                port: a.port(),
-                host: prepared
-                    .config
-                    .hub
-                    .hostnames
-                    .first()
-                    .map(|h| h.to_string())
-                    .map(|h| if h.contains(':') { format!("[{h}]") } else { h })
-                    .unwrap_or_else(|| "localhost".into()),
-            });
+            .map(|(_, a, _)| https_of(a.port(), &prepared.config));
         let serving = Serving {
             imap: imap_ctx,
             smtp: smtp_ctx,

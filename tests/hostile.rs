@@ -237,6 +237,93 @@ async fn a_client_before_login_cannot_make_the_hub_hold_its_literals() {
     hub.stop("TERM");
 }
 
+/// Issue 18 (point 2's other half): after login a literal may be as large
+/// as a message, and imap-next keeps a command's literals in memory, so
+/// one account on many connections could make the hub hold any amount:
+/// 12 connections each sending all but the last byte of a 30 MB APPEND
+/// (LITERAL+, so without waiting for the hub) were all held. Now a literal
+/// over 64 KiB first takes room in a hub-wide budget (twice the message
+/// size, at least 64 MiB): two such literals are received, the others
+/// wait, and a command that finds no room within 30 s is answered
+/// `NO [LIMIT]` and its data read and dropped; the session goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn many_large_appends_at_once_share_a_bounded_budget() {
+    let (tmp, hub) = binary_hub();
+    let pid = hub.child.id();
+    let cert = hub_certificate(tmp.path());
+    let addr = hub.imap_tls.unwrap();
+    let before = rss_kib(pid);
+    const SIZE: usize = 30_000_000;
+    let mut uploads = Vec::new();
+    for i in 0..12 {
+        let cert = cert.clone();
+        uploads.push(tokio::spawn(async move {
+            let (mut c, _) = Imap::tls_with(addr, cert).await;
+            assert!(c.login(BOB, PASSWORD).await.ok());
+            let body = format!("Subject: big {i:02}\r\n\r\n{}", "x".repeat(SIZE));
+            c.send(format!("u{i} APPEND INBOX {{{SIZE}+}}\r\n").as_bytes())
+                .await;
+            // All but the last byte; the hub reads them (or, refused,
+            // drops them) before this returns.
+            for part in body.as_bytes()[..SIZE - 1].chunks(1 << 20) {
+                c.send(part).await;
+            }
+            (c, body.as_bytes()[SIZE - 1])
+        }));
+    }
+    let mut conns = Vec::new();
+    for u in uploads {
+        conns.push(u.await.unwrap());
+    }
+    let holding = rss_kib(pid);
+    eprintln!(
+        "hub RSS before {before} KiB, with 12 APPENDs of {SIZE} bytes all but sent {holding} KiB"
+    );
+    healthz_answers(hub.http).await;
+    let (mut stored, mut refused) = (0, 0);
+    for (i, (c, last)) in conns.iter_mut().enumerate() {
+        c.send(&[*last, b'\r', b'\n']).await;
+        let r = c.until_tagged(&format!("u{i}")).await;
+        if r.ok() {
+            stored += 1;
+        } else {
+            assert!(r.tagged.contains("NO [LIMIT]"), "{}", r.tagged);
+            refused += 1;
+            assert!(c.cmd("NOOP").await.ok(), "the session goes on");
+        }
+    }
+    eprintln!(
+        "{stored} stored, {refused} refused; peak {} KiB",
+        peak_kib(pid)
+    );
+    assert_eq!(
+        (stored, refused),
+        (2, 10),
+        "two 30 MB literals fit the 64 MiB budget at a time"
+    );
+    // Two literals held (each in imap-next's read buffer, which grows by
+    // doubling): far below what twelve took.
+    assert!(
+        holding < before + 160 * 1024,
+        "12 unfinished APPENDs of 30 MB grew the hub from {before} KiB to {holding} KiB"
+    );
+    // A LITERAL+ literal over the message size: answered at once, its
+    // data dropped as it comes (RFC 7888 §4), the session goes on.
+    let (c, _) = &mut conns[0];
+    let big = 40_000_000;
+    c.send(format!("t1 APPEND INBOX {{{big}+}}\r\n").as_bytes())
+        .await;
+    for _ in 0..big / (1 << 20) {
+        c.send(&[b'y'; 1 << 20]).await;
+    }
+    c.send(&vec![b'y'; big % (1 << 20)]).await;
+    c.send(b"\r\n").await;
+    let r = c.until_tagged("t1").await;
+    assert!(r.tagged.contains("BAD [TOOBIG]"), "{}", r.tagged);
+    assert!(c.cmd("NOOP").await.ok(), "the session goes on");
+    hub.stop("TERM");
+}
+
 /// Issue 18, point 7: on the MX port (no login) anyone could send as this
 /// hub's own users; the message landed in bob's INBOX.
 #[tokio::test(flavor = "multi_thread")]

@@ -128,6 +128,7 @@ pub(super) fn protocol_contexts(
         tls: tls.clone(),
         allow_plaintext_auth: config.security.allow_plaintext_auth,
         max_message_size: config.limits.max_message_size.0,
+        literal_budget: imap::literals::Budget::for_message_size(config.limits.max_message_size.0),
         quota: config.limits.mailbox_quota.0,
         comment: Some(format!("cairn hub {}", config.hub.name)),
         admin: None,

@@ -3,6 +3,7 @@
 //! events handed to the session.
 
 use crate::imap::cmd::auth::*;
+use crate::imap::literals::{self, Budget, Framer, Piece};
 use crate::imap::server::ImapContext;
 use crate::imap::session::*;
 use bounded_static::ToBoundedStatic;
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 /// RFC 3501 §5.4: the autologout timer must be at least 30 minutes.
@@ -78,7 +80,7 @@ where
     // Read but not yet given to `server`. Before login it gets one line
     // at a time, so when a login succeeds it holds nothing past that
     // command and can be replaced by one with the logged-in limits.
-    let mut pending: Vec<u8> = Vec::new();
+    let mut intake = Intake::default();
     loop {
         match server.next() {
             // After BYE nothing more runs: what is queued goes out, and the
@@ -86,7 +88,15 @@ where
             // BYE's own "sent" event with another BYE looped forever.)
             Ok(_) | Err(Interrupt::Error(_)) if s.logout => {}
             Ok(event) => {
+                let command = !matches!(
+                    event,
+                    Event::GreetingSent { .. } | Event::ResponseSent { .. }
+                );
                 handle_event(&mut s, &mut server, &mut stream, event).await;
+                if command {
+                    // Its literals are handled: their room is free again.
+                    intake.held.clear();
+                }
                 if s.errors >= MAX_ERRORS {
                     server.enqueue_status(Status::bye(None, text("too many errors")).expect("bye"));
                     s.logout = true;
@@ -109,25 +119,24 @@ where
                     server = logged_in_server(s.ctx.max_message_size);
                     logged_in_limits = true;
                 }
-                if !pending.is_empty() {
-                    let take = if logged_in_limits {
-                        pending.len()
-                    } else {
-                        pending
-                            .iter()
-                            .position(|&b| b == b'\n')
-                            .map_or(pending.len(), |i| i + 1)
-                    };
-                    server.enqueue_input(&pending[..take]);
-                    pending.drain(..take);
+                if intake
+                    .hand_on(&mut s, &mut server, &mut stream, logged_in_limits)
+                    .await?
+                {
                     continue;
                 }
                 let idling = s.idle_tag.is_some();
                 let authenticated = s.credential.is_some();
+                // A client holding room for a literal must keep sending.
+                let patience = if intake.held.is_empty() {
+                    AUTOLOGOUT
+                } else {
+                    literals::HOLDING_READ_TIMEOUT
+                };
                 tokio::select! {
-                    r = tokio::time::timeout(AUTOLOGOUT, stream.read(&mut buf)) => match r {
+                    r = tokio::time::timeout(patience, stream.read(&mut buf)) => match r {
                         Ok(Ok(0)) | Err(_) => return Ok(None),
-                        Ok(Ok(n)) => pending.extend_from_slice(&buf[..n]),
+                        Ok(Ok(n)) => intake.pending.extend_from_slice(&buf[..n]),
                         Ok(Err(e)) => return Err(e),
                     },
                     _ = s.credential_changes.changed(), if authenticated => {
@@ -135,29 +144,7 @@ where
                             end_revoked(&mut s, &mut server);
                         }
                     }
-                    c = changes.recv(), if idling => {
-                        let relevant = match (&c, &s.state) {
-                            (Ok(crate::store::Change::External), SessionState::Selected { .. }) => true,
-                            (Ok(change), SessionState::Selected { view, .. }) => change.mailbox() == Some(view.mailbox),
-                            (Err(_), _) => true,
-                            _ => false,
-                        };
-                        if relevant {
-                            // The common case, a new message: no store query.
-                            let fast = match (&c, &mut s.state) {
-                                (Ok(crate::store::Change::Appended { uid, modseq, .. }), SessionState::Selected { view, .. }) => {
-                                    view.append_next(*uid, modseq.0)
-                                }
-                                _ => None,
-                            };
-                            match fast {
-                                Some(exists) => {
-                                    server.enqueue_data(Data::Exists(exists));
-                                }
-                                None => report_changes(&mut s, &mut server, true).await,
-                            }
-                        }
-                    }
+                    c = changes.recv(), if idling => idle_change(&mut s, &mut server, c).await,
                     _ = tokio::time::sleep(IDLE_KEEPALIVE), if idling => {
                         server.enqueue_status(Status::ok(None, None, text("still here")).expect("status"));
                     }
@@ -169,6 +156,8 @@ where
             }
             Err(Interrupt::Error(e)) => {
                 s.errors += 1;
+                // The command is over: its literals' room is free again.
+                intake.held.clear();
                 match e {
                     ServerError::LiteralTooLong { .. } => {
                         // imap-next already answered the tagged BAD.
@@ -189,6 +178,178 @@ where
                 }
             }
         }
+    }
+}
+
+/// A change in the store while the client idles: a new message in the
+/// selected mailbox is told without asking the store; anything else that
+/// may concern it, by looking.
+async fn idle_change(
+    s: &mut Session,
+    server: &mut Server,
+    c: Result<crate::store::Change, tokio::sync::broadcast::error::RecvError>,
+) {
+    let relevant = match (&c, &s.state) {
+        (Ok(crate::store::Change::External), SessionState::Selected { .. }) => true,
+        (Ok(change), SessionState::Selected { view, .. }) => change.mailbox() == Some(view.mailbox),
+        (Err(_), _) => true,
+        _ => false,
+    };
+    if !relevant {
+        return;
+    }
+    let fast = match (&c, &mut s.state) {
+        (
+            Ok(crate::store::Change::Appended { uid, modseq, .. }),
+            SessionState::Selected { view, .. },
+        ) => view.append_next(*uid, modseq.0),
+        _ => None,
+    };
+    match fast {
+        Some(exists) => {
+            server.enqueue_data(Data::Exists(exists));
+        }
+        None => report_changes(s, server, true).await,
+    }
+}
+
+/// What a logged-in client sent and the hub has not handed on yet.
+#[derive(Default)]
+struct Intake {
+    pending: Vec<u8>,
+    framer: Framer,
+    /// Room in the hub's literal budget for the command being received.
+    held: Vec<OwnedSemaphorePermit>,
+    /// The rest of a refused command is read and dropped.
+    skipping: bool,
+}
+
+impl Intake {
+    /// Give `server` the next piece of what was read: a line at a time
+    /// before login (so that a login leaves nothing behind in it), lines
+    /// and literals in the budget after. False: read more first.
+    async fn hand_on<S: AsyncWrite + Unpin>(
+        &mut self,
+        s: &mut Session,
+        server: &mut Server,
+        stream: &mut S,
+        logged_in: bool,
+    ) -> std::io::Result<bool> {
+        if logged_in {
+            let budget = &s.ctx.literal_budget;
+            return match self
+                .feed(server, stream, budget, s.ctx.max_message_size)
+                .await?
+            {
+                Fed::Some => Ok(true),
+                Fed::NeedMore => Ok(false),
+                Fed::Bye => {
+                    server.enqueue_status(Status::bye(None, text(BUSY)).expect("bye"));
+                    s.logout = true;
+                    Ok(true)
+                }
+            };
+        }
+        if self.pending.is_empty() {
+            return Ok(false);
+        }
+        let take = self
+            .pending
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(self.pending.len(), |i| i + 1);
+        server.enqueue_input(&self.pending[..take]);
+        self.pending.drain(..take);
+        Ok(true)
+    }
+}
+
+/// What [`Intake::feed`] did.
+enum Fed {
+    Some,
+    NeedMore,
+    /// No room for a literal in the middle of a command: end the session.
+    Bye,
+}
+
+/// Why a command or a session was turned away for lack of room.
+const BUSY: &str = "the hub is receiving other large messages: try again in a minute";
+
+impl Intake {
+    /// Hand the next line or literal data to `server`; a literal over
+    /// [`literals::FREE_LITERAL`] first takes its room in `budget` (before
+    /// imap-next asks for it with `+`), or its command is refused.
+    async fn feed<S: AsyncWrite + Unpin>(
+        &mut self,
+        server: &mut Server,
+        stream: &mut S,
+        budget: &Budget,
+        max_literal: u64,
+    ) -> std::io::Result<Fed> {
+        let (len, size, sync, first) = match self.framer.next(&self.pending) {
+            Piece::NeedMore => return Ok(Fed::NeedMore),
+            Piece::Pass(n) => {
+                if self.skipping {
+                    self.skipping = self.framer.in_command();
+                } else {
+                    server.enqueue_input(&self.pending[..n]);
+                }
+                self.pending.drain(..n);
+                return Ok(Fed::Some);
+            }
+            Piece::Announce {
+                len,
+                size,
+                sync,
+                first,
+            } => (len, size, sync, first),
+        };
+        let line = ..len;
+        if self.skipping {
+            // More of a refused command: dropped, and its literals too.
+            if sync {
+                self.framer.refused();
+                self.skipping = false;
+            } else {
+                self.framer.expect_literal(size);
+            }
+        } else if size > max_literal && sync {
+            // imap-next answers BAD and forgets the command; the client
+            // sends no data.
+            server.enqueue_input(&self.pending[line]);
+            self.framer.refused();
+        } else if size <= literals::FREE_LITERAL {
+            server.enqueue_input(&self.pending[line]);
+            self.framer.expect_literal(size);
+        } else if size <= max_literal
+            && let Some(room) = budget.take(size).await
+        {
+            self.held.push(room);
+            server.enqueue_input(&self.pending[line]);
+            self.framer.expect_literal(size);
+        } else if first {
+            // imap-next holds nothing of this command: the hub answers it,
+            // and drops the data of a LITERAL+ literal as it comes (RFC
+            // 7888 §4: a literal over the limit gets BAD [TOOBIG]).
+            let tag = literals::tag_of(&self.pending[line]).unwrap_or("*");
+            let answer = if size > max_literal {
+                format!("{tag} BAD [TOOBIG] a literal may hold at most {max_literal} bytes\r\n")
+            } else {
+                format!("{tag} NO [LIMIT] {BUSY}\r\n")
+            };
+            stream.write_all(answer.as_bytes()).await?;
+            stream.flush().await?;
+            if sync {
+                self.framer.refused();
+            } else {
+                self.framer.expect_literal(size);
+                self.skipping = true;
+            }
+        } else {
+            return Ok(Fed::Bye);
+        }
+        self.pending.drain(line);
+        Ok(Fed::Some)
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod cmd;
 pub mod connection;
 pub mod fetch;
+pub mod literals;
 pub mod pattern;
 pub mod server;
 pub mod session;

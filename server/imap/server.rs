@@ -26,6 +26,8 @@ pub struct ImapContext {
     pub tls: Arc<rustls::ServerConfig>,
     pub allow_plaintext_auth: bool,
     pub max_message_size: u64,
+    /// Room for literals being received, shared by all connections.
+    pub literal_budget: crate::imap::literals::Budget,
     /// Per-account quota in bytes.
     pub quota: u64,
     /// METADATA `/shared/comment` and `/shared/admin`.

@@ -128,6 +128,7 @@ fn make() -> Hub {
             tls: tls.clone(),
             allow_plaintext_auth: false,
             max_message_size: MAX_MESSAGE,
+            literal_budget: cairn::imap::literals::Budget::for_message_size(MAX_MESSAGE),
             quota: 64 << 20,
             comment: Some("fuzz".into()),
             admin: None,
