@@ -12,11 +12,17 @@ say() { echo "SMOKE: $*"; }
 fail() { say "FAIL: $*"; say "RESULT FAIL"; sleep 2; systemctl poweroff; exit 1; }
 in_phone() { ip netns exec phone "$@"; }
 STATE=/var/lib/cairn/.smoke-first-boot
+# fp FILE...: the hash of the files, or "missing:FILE" when one is absent
+# or empty (two boots that both lack a file must not compare equal).
+fp() {
+    for f in "$@"; do [ -s "$f" ] || { echo "missing:$f"; return; }; done
+    cat "$@" | sha256sum | cut -c1-64
+}
 fingerprints() {
-    echo "cert=$(sha256sum < /var/lib/cairn/hub/tls/cert.pem | cut -c1-64)"
-    echo "nodekey=$(sha256sum < /var/lib/cairn/hub/node.key | cut -c1-64)"
-    echo "sshkey=$(cat /etc/ssh/ssh_host_*_key.pub | sha256sum | cut -c1-64)"
-    echo "setupcode=$(cat /var/lib/cairn/hub/setup-code.txt 2>/dev/null | sha256sum | cut -c1-64)"
+    echo "cert=$(fp /var/lib/cairn/hub/tls/cert.pem)"
+    echo "nodekey=$(fp /var/lib/cairn/hub/node.key)"
+    echo "sshkey=$(fp /etc/ssh/ssh_host_*_key.pub)"
+    echo "setupcode=$(fp /var/lib/cairn/hub/setup-code.txt)"
     echo "size=$(df -m --output=size /var/lib/cairn | tail -1 | tr -d ' ')"
 }
 # phone_join SSID PASSPHRASE: the phone (re)joins and gets a lease.
@@ -81,7 +87,8 @@ if [ -f "$STATE" ]; then
     fingerprints > /run/now
     for k in cert nodekey sshkey setupcode size; do
         before=$(was "$k"); now=$(sed -n "s/^$k=//p" /run/now)
-        [ -n "$now" ] && [ "$before" = "$now" ] || fail "$k changed across the reboot ($before -> $now)"
+        case "$now" in ""|missing:*) fail "$k is not there after the reboot ($now)" ;; esac
+        [ "$before" = "$now" ] || fail "$k changed across the reboot ($before -> $now)"
     done
     say "keys, certificate, SSH host keys, setup code and data partition kept"
     journalctl -b --no-pager -u cairn-firstboot | grep -q "unchanged since it was applied" \
@@ -123,6 +130,13 @@ say "data partition ${size} MB"
 ssid=$(sed -n 's/^ssid=//p' /etc/hostapd/wlan0.conf)
 psk=$(sed -n 's/^wpa_passphrase=//p' /etc/hostapd/wlan0.conf)
 grep -q "Wi-Fi password: $psk" /boot/firmware/HUB-SETUP.txt || fail "HUB-SETUP.txt does not show the Wi-Fi password"
+grep -q "https://hub.camp/setup" /boot/firmware/HUB-SETUP.txt || fail "HUB-SETUP.txt does not send the admin to HTTPS"
+# First boot ran as root but made the data directory's files as the hub's
+# user, and the directory is private.
+[ "$(stat -c %U:%a /var/lib/cairn/hub)" = cairn:700 ] || fail "the data directory is $(stat -c %U:%a /var/lib/cairn/hub), not cairn:700"
+[ -z "$(find /var/lib/cairn/hub ! -user cairn | head -3)" ] || fail "files in the data directory not the hub's: $(find /var/lib/cairn/hub ! -user cairn | head -3)"
+[ "$(stat -c %U:%a /etc/hostapd/wlan0.conf)" = root:600 ] || fail "hostapd's configuration is $(stat -c %U:%a /etc/hostapd/wlan0.conf), not root:600"
+say "first boot: data directory cairn:700 with only the hub's files, hostapd's configuration root:600"
 
 # The USB stick (FAT, plugged in at boot) is mounted for the hub, and the
 # hub can write to it from inside its hardened service.
