@@ -128,6 +128,44 @@ async fn mail_crosses_the_radio_both_ways_on_each_modem() {
     }
 }
 
+/// Issue 20, point 5: the receiving hub's radio page showed no frames and
+/// "Last heard: nothing yet" all through a session; the counts came only
+/// when it ended. They now follow each frame while the session runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receiving_radio_page_follows_a_session_as_it_runs() {
+    let r = radio_pair(Model::Rnode, Conditions::default(), false).await;
+    let mut status = r.b.hub.radio.as_ref().unwrap().status();
+    // Frames heard counted during the session, after its start.
+    let followed = tokio::spawn(async move {
+        let mut at_start = None;
+        while status.changed().await.is_ok() {
+            let s = status.borrow().clone();
+            match (s.state, at_start) {
+                (RadioState::Session, None) => at_start = Some(s.frames_heard),
+                (RadioState::Session, Some(h0)) if s.frames_heard > h0 && s.last_rssi.is_some() => {
+                    return true;
+                }
+                _ => {}
+            }
+        }
+        false
+    });
+    send(
+        &r.a,
+        "alice@camp-a.example",
+        "bob@camp-b.example",
+        "watched as it comes",
+    )
+    .await;
+    wait_inbox(&r.b, "bob@camp-b.example", 1, Duration::from_secs(60)).await;
+    let followed = tokio::time::timeout(Duration::from_secs(30), followed).await;
+    assert!(
+        matches!(followed, Ok(Ok(true))),
+        "b's radio status never counted a frame while the session ran: {:?}",
+        r.b.hub.radio.as_ref().unwrap().status().borrow().clone()
+    );
+}
+
 /// The radio page after traffic: the modem, air time against the band's
 /// budget, and the signal plot.
 async fn radio_page_shows_it(n: &Node) {

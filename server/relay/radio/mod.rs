@@ -16,6 +16,7 @@ pub mod service;
 pub mod session;
 pub mod squeeze;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use snow::{HandshakeState, StatelessTransportState};
@@ -152,9 +153,15 @@ pub struct RadioIo {
     /// paused-time tests and clock jumps do not confuse it.
     epoch: (u64, Instant),
     pub stats: AirStats,
+    /// Told of `stats` after every frame sent or heard (the radio page
+    /// follows a session as it runs).
+    observer: Option<StatsObserver>,
     /// Signal samples not yet written to the store.
     pub samples: Vec<(i64, i16, f32)>,
 }
+
+/// What [`RadioIo::observe`] calls.
+pub type StatsObserver = Arc<dyn Fn(&AirStats) + Send + Sync>;
 
 impl RadioIo {
     /// Wraps an open modem; the ledger is reloaded from `store` (the last
@@ -191,6 +198,7 @@ impl RadioIo {
             store,
             epoch: (now, Instant::now()),
             stats: AirStats::default(),
+            observer: None,
             samples: Vec::new(),
         })
     }
@@ -201,6 +209,17 @@ impl RadioIo {
 
     pub fn modem(&self) -> &dyn FrameModem {
         self.modem.as_ref()
+    }
+
+    /// Have `observer` told of the counts after every frame.
+    pub fn observe(&mut self, observer: StatsObserver) {
+        self.observer = Some(observer);
+    }
+
+    fn tell(&self) {
+        if let Some(o) = &self.observer {
+            o(&self.stats);
+        }
     }
 
     pub fn band(&self) -> &'static SubBand {
@@ -238,6 +257,7 @@ impl RadioIo {
         self.modem.send(&frames).await?;
         self.stats.frames_sent += frames.len() as u64;
         self.stats.airtime += total;
+        self.tell();
         // Half duplex: nothing can be heard until the burst has left.
         tokio::time::sleep(total.as_duration() + CSMA_SLACK).await;
         Ok(())
@@ -330,6 +350,7 @@ impl Air for RadioIo {
         self.stats.frames_heard += 1;
         self.stats.last_rssi = Some(r.rssi);
         self.stats.last_snr = Some(r.snr);
+        self.tell();
         if self.samples.len() < 10_000 {
             self.samples.push((self.now_ms() as i64, r.rssi, r.snr));
         }

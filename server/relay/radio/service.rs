@@ -261,6 +261,17 @@ impl Radio {
                 },
                 _ = stop.cancelled() => return,
             };
+            // Frames sent and heard reach the radio page as they happen,
+            // also during a session.
+            let me = self.clone();
+            io.observe(Arc::new(move |st| {
+                me.set(|s| {
+                    s.frames_sent = st.frames_sent;
+                    s.frames_heard = st.frames_heard;
+                    s.last_rssi = st.last_rssi;
+                    s.last_snr = st.last_snr;
+                })
+            }));
             let identity = io.modem().identity();
             tracing::info!(port = %self.inner.opener.name(), modem = %identity, band = io.band().name, "radio listening");
             self.set(|s| {
