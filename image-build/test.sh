@@ -4,7 +4,9 @@
 # Builds it first (build.sh --test), boots it with its own kernel on
 # `-M virt` (arm64, emulated: no KVM needed) or `-M q35` (amd64), on a
 # copy-on-write disk larger than the image so first boot grows the data
-# partition. Inside, smoke.sh plays a phone on a mac80211_hwsim radio;
+# partition. Inside, smoke.sh plays a phone on a mac80211_hwsim radio and
+# has the hub open a LoRa modem (a simulated RNode on the host, on a USB
+# serial adapter);
 # outside, the admin page is fetched through port forwarding (plain HTTP
 # must send it to HTTPS, which must serve it). Then the
 # same disk boots a second time, and smoke.sh checks what a reboot must
@@ -45,6 +47,18 @@ rm -f "$disk" "$log" "$log2" "$stick"
 qemu-img create -q -f qcow2 -F raw -b "$OUT/$NAME.img" "$disk" 3G
 # A 32 MB FAT USB stick, plugged in at boot.
 mkfs.vfat -C -n CAMPSTICK "$stick" 32768 >/dev/null
+# A LoRa modem: an RNode of `cairn radio sim` (built for this machine) on
+# a pseudo-terminal, plugged into the VM as a USB serial adapter (QEMU's
+# usb-serial, an FTDI chip: /dev/ttyUSB0 inside). It runs for both boots.
+radios=$OUT/$NAME.radios
+rm -rf "$radios"
+(cd "$HERE/.." && cargo build --locked --bin cairn >&2)
+"$HERE/../target/debug/cairn" radio sim --modem rnode --radios vm,host --dir "$radios" \
+    < /dev/null > "$OUT/$NAME.radio-sim.log" 2>&1 &
+sim=$!
+trap 'kill "$sim" 2>/dev/null || true' EXIT
+for i in $(seq 50); do [ -e "$radios/vm" ] && break; sleep 0.2; done
+[ -e "$radios/vm" ] || { echo "test.sh: cairn radio sim made no modem; see $OUT/$NAME.radio-sim.log" >&2; exit 1; }
 fwd="hostfwd=tcp:127.0.0.1:$PORT-:80,hostfwd=tcp:127.0.0.1:$TLSPORT-:443"
 if [ "$ARCH" = arm64 ]; then
     qemu=(qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024
@@ -58,6 +72,7 @@ else
           -device virtio-net-pci,netdev=n0)
 fi
 qemu+=(-device qemu-xhci -drive if=none,id=stick,file="$stick",format=raw -device usb-storage,drive=stick
+       -chardev serial,id=lora,path="$(readlink -f "$radios/vm")" -device usb-serial,chardev=lora
        -nographic -no-reboot -kernel "$OUT/$NAME.vmlinuz" -initrd "$OUT/$NAME.initrd"
        -netdev "user,id=n0,$fwd" -object rng-random,filename=/dev/urandom,id=rng0 -device virtio-rng-pci,rng=rng0)
 

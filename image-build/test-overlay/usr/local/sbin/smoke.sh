@@ -91,6 +91,12 @@ if [ -f "$STATE" ]; then
         [ "$before" = "$now" ] || fail "$k changed across the reboot ($before -> $now)"
     done
     say "keys, certificate, SSH host keys, setup code and data partition kept"
+    for i in $(seq 60); do
+        journalctl -b --no-pager -u cairn | grep -q "radio listening" && break
+        sleep 1
+    done
+    journalctl -b --no-pager -u cairn | grep -q "radio listening" || fail "the hub did not open its modem again after the reboot"
+    say "the hub opened its modem again after the reboot"
     journalctl -b --no-pager -u cairn-firstboot | grep -q "unchanged since it was applied" \
         || fail "first boot did not see hub.toml as applied"
     [ -f /var/lib/cairn/.grown ] || fail "the grown mark is gone"
@@ -192,6 +198,25 @@ for i in $(seq 30); do systemctl is-active -q hostapd@wlan0 && break; sleep 1; d
 say "hostapd restarted as $new_ssid"
 phone_join "$new_ssid" "$new_psk"
 say "phone joined $new_ssid after the admin's change"
+
+# The LoRa modem on a USB serial adapter (test.sh plugs in a simulated
+# RNode): the hub opens it from inside its hardened service (its device
+# policy and the dialout group) and detects the RNode.
+modem=$(ls /dev/serial/by-id/* 2>/dev/null | head -1)
+[ -n "$modem" ] || fail "no USB serial adapter in /dev/serial/by-id ($(ls /dev/ttyUSB* 2>&1))"
+mkdir -p /etc/systemd/system/cairn.service.d
+printf '[Service]\nEnvironment=CAIRN_RADIO_PORT=%s\n' "$modem" > /etc/systemd/system/cairn.service.d/radio.conf
+systemctl daemon-reload
+systemctl restart cairn || fail "cairn does not restart with a radio"
+for i in $(seq 60); do
+    journalctl -b --no-pager -u cairn | grep -q "radio listening" && break
+    sleep 1
+done
+journalctl -b --no-pager -u cairn | grep -q "radio listening" || {
+    journalctl -b --no-pager -u cairn | grep -i radio | tail -5 | sed 's/^/SMOKE: | /'
+    fail "the hub did not open the modem at $modem"
+}
+say "the hub opened the RNode at $modem (USB serial) from inside its service"
 # What the second boot compares against.
 { fingerprints; echo "email=$email"; echo "pass=$pass"; echo "wifi_ssid=$new_ssid"; echo "wifi_psk=$new_psk"; echo "date=$(date +%s)"; } > "$STATE.new" \
     && mv "$STATE.new" "$STATE" && sync || fail "cannot record the first boot's state"
