@@ -161,10 +161,13 @@ impl RadioSim {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        let child = c.spawn().expect("run cairn radio sim");
+        // Stopped when dropped, also when the devices never come.
+        let sim = RadioSim {
+            child: c.spawn().expect("run cairn radio sim"),
+        };
         for _ in 0..100 {
             if dir.join("a").exists() && dir.join("b").exists() {
-                return RadioSim { child };
+                return sim;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
