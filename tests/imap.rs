@@ -162,6 +162,23 @@ async fn two_sessions_see_each_others_changes() {
     send(&hub, ALICE, &[BOB], &encrypted(ALICE)).await;
     let r = a.cmd("NOOP").await;
     assert!(r.untagged.iter().any(|l| l == "* 2 EXISTS"), "{}", r.all());
+    // And with CHECK (issue 23 point 8: it reported nothing): another
+    // session's flag change and expunge.
+    assert!(b.cmd("NOOP").await.ok());
+    assert!(b.cmd("UID STORE 3 +FLAGS.SILENT (\\Flagged)").await.ok());
+    let r = a.cmd("CHECK").await;
+    assert!(
+        r.ok()
+            && r.untagged
+                .iter()
+                .any(|l| l.contains("FETCH") && l.contains("\\Flagged")),
+        "{}",
+        r.all()
+    );
+    assert!(b.cmd("UID STORE 3 +FLAGS.SILENT (\\Deleted)").await.ok());
+    assert!(b.cmd("EXPUNGE").await.ok());
+    let r = a.cmd("CHECK").await;
+    assert!(r.untagged.iter().any(|l| l == "* 2 EXPUNGE"), "{}", r.all());
     hub.shutdown().await;
 }
 

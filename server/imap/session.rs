@@ -372,10 +372,11 @@ pub(crate) async fn command_received(
             date,
             message,
         } => append_cmd(s, server, &tag, &mailbox, &flags, date, &message).await,
-        // RFC 3501 §6.4.1 CHECK.
-        // Deviation: unlike NOOP, CHECK does not report other sessions'
-        // expunges and flag changes (issue 23 point 8).
-        C::Check => ok(&tag, None, "CHECK completed"),
+        // RFC 3501 §6.4.1 CHECK: every change is durable once made, so a
+        // checkpoint is nothing to do; like NOOP (§6.1.2) it reports what
+        // other sessions changed (the untagged updates §7 allows with any
+        // command), as other servers do.
+        C::Check => check(s, server, &tag).await,
         // RFC 3501 §6.4.2 CLOSE: expunge silently, then leave.
         C::Close => close(s, &tag).await,
         // RFC 3501 §6.4.3 EXPUNGE, RFC 4315 §2.1 UID EXPUNGE

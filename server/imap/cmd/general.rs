@@ -63,6 +63,16 @@ pub(crate) async fn noop(
     ok(tag, None, "NOOP completed")
 }
 
+/// RFC 3501 §6.4.1 CHECK: the same updates as NOOP.
+pub(crate) async fn check(
+    s: &mut Session,
+    server: &mut Server,
+    tag: &Tag<'static>,
+) -> Status<'static> {
+    report_changes(s, server, true).await;
+    ok(tag, None, "CHECK completed")
+}
+
 /// RFC 3501 §6.1.3 LOGOUT
 pub(crate) fn logout(s: &mut Session, server: &mut Server, tag: &Tag<'static>) -> Status<'static> {
     server.enqueue_status(Status::bye(None, text("logging out")).expect("bye"));
