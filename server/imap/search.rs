@@ -103,15 +103,15 @@ fn day_of(t: i64) -> NaiveDate {
         .date_naive()
 }
 
-/// The day a message was sent, for SENTBEFORE/SENTON/SENTSINCE.
-// Deviation: RFC 3501 §6.4.4 compares the Date header's date as written;
-// this converts it to UTC first, so a message sent late in the evening
-// west of Greenwich counts for the next day (issue 23 point 4).
+/// The day a message was sent, for SENTBEFORE/SENTON/SENTSINCE: RFC 3501
+/// §6.4.4 compares the Date header's date as written, "disregarding time
+/// and timezone" (a message sent late in the evening west of Greenwich
+/// is of that day, not the next one in UTC).
 fn sent_day(raw: &[u8]) -> Option<NaiveDate> {
     let end = fetch::header_end(raw);
     let msg = mail_parser::MessageParser::default().parse_headers(&raw[..end])?;
     let d = msg.date()?;
-    Some(day_of(d.to_timestamp()))
+    NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
 }
 
 /// Evaluate `key` for one message. `largest_seq`/`largest_uid` give `*`.
@@ -267,5 +267,36 @@ mod tests {
         }
         assert!(needs_content(&key("OR SEEN FROM x")));
         assert!(!needs_content(&key("NOT SEEN")));
+    }
+
+    /// RFC 3501 §6.4.4: SENT* compare the Date header's date as written
+    /// (issue 23 point 4: converted to UTC, 23:30 -0700 was the next day).
+    #[test]
+    fn sent_dates_are_the_date_as_written() {
+        let late_west = b"Date: Tue, 24 Nov 2026 23:30:00 -0700\r\nSubject: x\r\n\r\nhi\r\n";
+        let c = Candidate {
+            raw: Some(late_west),
+            ..cand(1, 1, &[])
+        };
+        for k in [
+            "SENTON 24-Nov-2026",
+            "SENTBEFORE 25-Nov-2026",
+            "SENTSINCE 24-Nov-2026",
+        ] {
+            assert!(matches(&key(k), &c, 1, 1), "{k} should match");
+        }
+        for k in [
+            "SENTON 25-Nov-2026",
+            "SENTSINCE 25-Nov-2026",
+            "SENTBEFORE 24-Nov-2026",
+        ] {
+            assert!(!matches(&key(k), &c, 1, 1), "{k} should not match");
+        }
+        let early_east = b"Date: Wed, 25 Nov 2026 00:30:00 +0900\r\n\r\nhi\r\n";
+        let c = Candidate {
+            raw: Some(early_east),
+            ..cand(1, 1, &[])
+        };
+        assert!(matches(&key("SENTON 25-Nov-2026"), &c, 1, 1));
     }
 }
