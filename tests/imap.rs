@@ -182,6 +182,54 @@ async fn two_sessions_see_each_others_changes() {
     hub.shutdown().await;
 }
 
+/// Issue 23 point 6 (RFC 3501 §6.3.3, §6.3.9): CREATE does not subscribe;
+/// LSUB with `%` stands for a subscribed child by its parent, \Noselect.
+#[tokio::test(flavor = "multi_thread")]
+async fn subscriptions_are_the_clients_and_lsub_shows_parents() {
+    let (_t, hub) = hub(|_| {}).await;
+    let mut c = imap_login(&hub, BOB).await;
+    assert!(c.cmd("CREATE Trips/Summer").await.ok());
+    let r = c.cmd("LSUB \"\" \"*\"").await;
+    assert!(
+        r.ok() && !r.all().contains("Trips"),
+        "CREATE subscribed: {}",
+        r.all()
+    );
+    assert!(c.cmd("SUBSCRIBE Trips/Summer").await.ok());
+    let r = c.cmd("LSUB \"\" \"%\"").await;
+    assert!(
+        r.untagged
+            .iter()
+            .any(|l| l.contains("\\Noselect") && l.ends_with(" Trips")),
+        "{}",
+        r.all()
+    );
+    assert!(!r.all().contains("Trips/Summer"), "{}", r.all());
+    let r = c.cmd("LSUB \"\" \"*\"").await;
+    assert!(
+        r.all().contains("Trips/Summer") && !r.all().contains("Noselect"),
+        "{}",
+        r.all()
+    );
+    // Subscribed itself (a mailbox now), the parent is listed as such.
+    assert!(c.cmd("CREATE Trips").await.ok());
+    assert!(c.cmd("SUBSCRIBE Trips").await.ok());
+    let r = c.cmd("LSUB \"\" \"%\"").await;
+    assert!(
+        r.untagged.iter().any(|l| l.ends_with(" Trips")) && !r.all().contains("Noselect"),
+        "{}",
+        r.all()
+    );
+    // LIST shows mailboxes whatever their subscription.
+    let r = c.cmd("LIST \"\" \"*\"").await;
+    assert!(
+        r.all().contains("Trips/Summer") && r.all().contains("INBOX"),
+        "{}",
+        r.all()
+    );
+    hub.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_keeps_many_sessions_and_pushes_to_all() {
     let (_t, hub) = hub(|_| {}).await;

@@ -80,7 +80,8 @@ impl Store {
         .await?)
     }
 
-    /// Create a mailbox; `Ok(None)` when one of that name exists.
+    /// Create a mailbox, not subscribed (RFC 3501 §6.3.3 leaves that to
+    /// the client's SUBSCRIBE); `Ok(None)` when one of that name exists.
     pub async fn mailbox_create(
         &self,
         account: AccountId,
@@ -88,12 +89,13 @@ impl Store {
     ) -> Result<Option<MailboxRow>> {
         // Its UIDVALIDITY is the next one never given (a trigger:
         // migrations/0013_uidvalidity_counter.sql).
-        let r =
-            sqlx::query("INSERT INTO mailboxes (account_id, name, uidvalidity) VALUES (?, ?, 0)")
-                .bind(account.0)
-                .bind(name)
-                .execute(self.pool())
-                .await;
+        let r = sqlx::query(
+            "INSERT INTO mailboxes (account_id, name, uidvalidity, subscribed) VALUES (?, ?, 0, 0)",
+        )
+        .bind(account.0)
+        .bind(name)
+        .execute(self.pool())
+        .await;
         match r {
             Ok(_) => self.mailbox_get(account, name).await,
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),

@@ -228,37 +228,37 @@ pub(crate) async fn list(
         Ok(b) => b,
         Err(e) => return unavailable(tag, e),
     };
-    // Deviation: RFC 3501 §6.3.9: a subscribed mailbox whose parent is not
-    // subscribed does not bring the parent along as \Noselect in LSUB
-    // (issue 23 point 6).
-    for mb in boxes {
+    // RFC 3501 §6.3.9: in LSUB, a subscribed mailbox the pattern does not
+    // match (its "%" stops at a level above) is stood for by its nearest
+    // ancestor the pattern does match, as \Noselect, unless that
+    // ancestor is subscribed and listed itself.
+    let subscribed: std::collections::HashSet<&str> = boxes
+        .iter()
+        .filter(|mb| mb.subscribed != 0)
+        .map(|mb| mb.name.as_str())
+        .collect();
+    let mut stood_for = std::collections::HashSet::new();
+    for mb in &boxes {
         if lsub && mb.subscribed == 0 {
             continue;
         }
-        if !matcher.matches(mb.name.as_bytes()) {
-            continue;
+        if matcher.matches(mb.name.as_bytes()) {
+            // Deviation: RFC 3348 child information: every mailbox says
+            // \HasNoChildren, also one with children (the hub does not
+            // announce CHILDREN, and Delta Chat keeps a flat list).
+            let items = vec![FlagNameAttribute::from(
+                Atom::try_from("HasNoChildren").unwrap(),
+            )];
+            server.enqueue_data(list_data(lsub, items, &mb.name));
+        } else if lsub {
+            let parent = ancestors(&mb.name).find(|a| matcher.matches(a.as_bytes()));
+            if let Some(p) = parent
+                && !subscribed.contains(p)
+                && stood_for.insert(p)
+            {
+                server.enqueue_data(list_data(lsub, vec![FlagNameAttribute::Noselect], p));
+            }
         }
-        // Deviation: RFC 3348 child information: every mailbox says
-        // \HasNoChildren, also one with children (the hub does not announce
-        // CHILDREN, and Delta Chat keeps a flat list).
-        let items = vec![FlagNameAttribute::from(
-            Atom::try_from("HasNoChildren").unwrap(),
-        )];
-        let mailbox = mailbox_of(&mb.name);
-        let data = if lsub {
-            Data::Lsub {
-                items,
-                delimiter,
-                mailbox,
-            }
-        } else {
-            Data::List {
-                items,
-                delimiter,
-                mailbox,
-            }
-        };
-        server.enqueue_data(data);
     }
     ok(
         tag,
@@ -269,6 +269,35 @@ pub(crate) async fn list(
             "LIST completed"
         },
     )
+}
+
+/// One LIST or LSUB line for mailbox `name`.
+fn list_data(lsub: bool, items: Vec<FlagNameAttribute<'static>>, name: &str) -> Data<'static> {
+    let delimiter = Some(imap_next::imap_types::core::QuotedChar::try_from('/').unwrap());
+    let mailbox = mailbox_of(name);
+    if lsub {
+        Data::Lsub {
+            items,
+            delimiter,
+            mailbox,
+        }
+    } else {
+        Data::List {
+            items,
+            delimiter,
+            mailbox,
+        }
+    }
+}
+
+/// "a/b/c" → "a/b", "a": the mailboxes above, nearest first.
+fn ancestors(name: &str) -> impl Iterator<Item = &str> {
+    let mut rest = name;
+    std::iter::from_fn(move || {
+        let i = rest.rfind('/')?;
+        rest = &rest[..i];
+        Some(rest)
+    })
 }
 
 /// RFC 3501 §6.3.10 STATUS, with RFC 7162 HIGHESTMODSEQ.
@@ -311,9 +340,8 @@ pub(crate) async fn status(
     ok(tag, None, "STATUS completed")
 }
 
-/// RFC 3501 §6.3.3 CREATE.
-// Deviation: the store subscribes a new mailbox at once (RFC 3501 leaves
-// subscriptions to the client; imaptest expects none; issue 23 point 6).
+/// RFC 3501 §6.3.3 CREATE: the new mailbox is not subscribed (the
+/// client subscribes it if it wants, §6.3.6).
 pub(crate) async fn create(
     s: &mut Session,
     tag: &Tag<'static>,
