@@ -88,9 +88,13 @@ fn a_new_hub_from_the_wizard_to_a_phone_that_chats() {
     b.resize(PHONE);
     b.screenshot("06-cards-phone");
 
-    // The join page, as a newcomer's phone sees it.
+    // A newcomer types the hub's address: two taps to an account (issue
+    // 24 point 3) — "Join the chat" on the front page, then the join
+    // page's button.
     b.delete_cookies();
-    b.goto(&format!("{base}/join"));
+    b.goto(&format!("{base}/"));
+    b.screenshot("07a-front-phone");
+    b.click_to("a[href='/join']", "/join");
     let join = b.source();
     assert!(
         join.contains("Create my account") && join.contains("Lakeside"),

@@ -257,3 +257,49 @@ fn wifi_qr_text_escapes_the_special_characters() {
     );
     assert_eq!(wifi_qr_text("open", ""), "WIFI:T:nopass;S:open;;");
 }
+
+/// Issue 24 point 3: what a camper types leads to joining. `/` opens with
+/// "Join the chat"; `/Join` and `/join/` reach the join page; an unknown
+/// address is a page that leads to joining (not an empty 404); an expired
+/// join form leads back to the join page, not to the admin login.
+#[tokio::test]
+async fn campers_find_the_front_door() {
+    let (_t, hub) = hub(|_| {}).await;
+    let web = hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+    let front = request(web, "/", "", None).await;
+    assert_eq!(front.status, 200);
+    let join_at = front.body.find(r#"href="/join""#).expect("a link to /join");
+    let first_h2 = front.body.find("<h2").unwrap_or(front.body.len());
+    assert!(
+        join_at < first_h2 && front.body.contains("Join the chat"),
+        "joining comes first: {}",
+        front.body
+    );
+    for (typed, to) in [
+        ("/Join", "/join"),
+        ("/join/", "/join"),
+        ("/ADMIN/", "/admin"),
+        ("/Setup", "/setup"),
+    ] {
+        let r = request(web, typed, "", None).await;
+        assert_eq!((r.status, r.header("location")), (308, Some(to)), "{typed}");
+    }
+    for lost in ["/joinn", "/admin/nothing-here", "/index.html"] {
+        let r = request(web, lost, "", None).await;
+        assert_eq!(r.status, 404, "{lost}");
+        assert!(
+            r.body.contains(r#"href="/join""#) && !r.body.contains("admin page"),
+            "{lost}: {}",
+            r.body
+        );
+    }
+    let expired = request(web, "/join", "", Some("form=stale")).await;
+    assert_eq!(expired.status, 403, "{}", expired.body);
+    assert!(
+        expired.body.contains("open the join page again")
+            && expired.body.contains(r#"href="/join""#)
+            && !expired.body.contains(r#"href="/admin""#),
+        "{}",
+        expired.body
+    );
+}

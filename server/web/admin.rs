@@ -91,10 +91,27 @@ pub(super) fn utc(t: i64) -> String {
 }
 
 pub(super) fn page_error(status: StatusCode, message: &str) -> Response {
+    error_page(
+        status,
+        "Something needs your attention",
+        message,
+        &[("/admin", "Back to the admin page")],
+    )
+}
+
+/// A page that says what went wrong and where to go from here.
+pub(super) fn error_page(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    links: &[(&'static str, &'static str)],
+) -> Response {
     (
         status,
         ErrorPage {
+            title: title.to_string(),
             message: message.to_string(),
+            links: links.to_vec(),
             version: env!("CARGO_PKG_VERSION"),
         },
     )
@@ -112,7 +129,9 @@ pub(super) fn unavailable(e: impl std::fmt::Display) -> Response {
 #[derive(Template, WebTemplate)]
 #[template(path = "error.html")]
 struct ErrorPage {
+    title: String,
     message: String,
+    links: Vec<(&'static str, &'static str)>,
     version: &'static str,
 }
 

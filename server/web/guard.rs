@@ -24,6 +24,9 @@ pub enum WebError {
     Unavailable(String),
     /// What the user got wrong or cannot do, in words for them.
     Page(StatusCode, String),
+    /// The same on a camper's page (the join page): it leads back to
+    /// joining, never to the admin pages.
+    Public(StatusCode, String),
     /// Not logged in (or no longer): go to this page.
     Redirect(&'static str),
 }
@@ -43,6 +46,10 @@ impl WebError {
         WebError::Page(status, message.into())
     }
 
+    pub fn public(status: StatusCode, message: impl Into<String>) -> Self {
+        WebError::Public(status, message.into())
+    }
+
     /// A form that expired or came from another site.
     pub fn forged() -> Self {
         WebError::Page(
@@ -57,6 +64,12 @@ impl IntoResponse for WebError {
         match self {
             WebError::Unavailable(e) => admin::unavailable(e),
             WebError::Page(status, message) => page_error(status, &message),
+            WebError::Public(status, message) => admin::error_page(
+                status,
+                "That did not work",
+                &message,
+                &[("/join", "Join the chat"), ("/", "The hub")],
+            ),
             WebError::Redirect(to) => Redirect::to(to).into_response(),
         }
     }

@@ -94,7 +94,7 @@ struct NewAccount {
 }
 
 fn switched_off() -> WebError {
-    WebError::page(
+    WebError::public(
         StatusCode::NOT_FOUND,
         "This hub does not hand out accounts here: ask the person who runs it for one.",
     )
@@ -189,7 +189,7 @@ async fn join_submit(
     Form(f): Form<JoinForm>,
 ) -> WebResult {
     if !form_token_ok(&headers, &f.form) {
-        return Err(WebError::page(
+        return Err(WebError::public(
             StatusCode::FORBIDDEN,
             "This form expired or came from another site: open the join page again.",
         ));
@@ -198,7 +198,7 @@ async fn join_submit(
         Ok(a) => a,
         Err(Refusal::Off) => return Err(switched_off()),
         Err(Refusal::TooSoon(wait)) => {
-            return Err(WebError::page(
+            return Err(WebError::public(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
                     "Many accounts were just made from this phone: try again in {} s.",

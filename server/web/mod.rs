@@ -135,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(wizard::router())
         .merge(sync::router())
         .merge(radio::router())
+        .fallback(status::not_found)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

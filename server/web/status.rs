@@ -15,6 +15,33 @@ pub fn router() -> Router<AppState> {
         .route("/", get(status))
 }
 
+/// The pages someone may type by hand, as the hub spells them.
+const TYPED: &[&str] = &["/", "/join", "/admin", "/setup"];
+
+/// Any other address: one of [`TYPED`] written with capitals or a slash
+/// at the end is sent to it (308); anything else is a page that leads to
+/// joining, not an empty 404.
+pub(super) async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    let tidy = path.trim_end_matches('/').to_ascii_lowercase();
+    let tidy = if tidy.is_empty() {
+        "/".to_string()
+    } else {
+        tidy
+    };
+    let typed = TYPED.iter().find(|t| **t == tidy);
+    if let Some(to) = typed
+        && (method == axum::http::Method::GET || method == axum::http::Method::HEAD)
+    {
+        return axum::response::Redirect::permanent(to).into_response();
+    }
+    super::guard::WebError::public(
+        StatusCode::NOT_FOUND,
+        "There is no page at this address on the hub.",
+    )
+    .into_response()
+}
+
 /// 200 `ok` when the database answers, 503 otherwise.
 async fn healthz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
