@@ -182,6 +182,52 @@ async fn two_sessions_see_each_others_changes() {
     hub.shutdown().await;
 }
 
+/// Issue 23 point 3 (RFC 3501 §7.2.6): a keyword new to the mailbox is
+/// announced with FLAGS and PERMANENTFLAGS before any FETCH shows it, in
+/// the session that stored it and in the others; SELECT lists it after.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_keyword_is_announced_before_it_is_shown() {
+    let (_t, hub) = hub(|_| {}).await;
+    send(&hub, ALICE, &[BOB], &encrypted(ALICE)).await;
+    let mut a = imap_login(&hub, BOB).await;
+    let mut b = imap_login(&hub, BOB).await;
+    let r = a.cmd("SELECT INBOX").await;
+    assert!(!r.all().contains("$Camp"), "{}", r.all());
+    assert!(b.cmd("SELECT INBOX").await.ok());
+    let r = a.cmd("STORE 1 +FLAGS ($Camp)").await;
+    let at =
+        |r: &common::imap::Reply, what: &str| r.untagged.iter().position(|l| l.starts_with(what));
+    let (flags, perm, fetch) = (
+        at(&r, "* FLAGS"),
+        at(&r, "* OK [PERMANENTFLAGS"),
+        at(&r, "* 1 FETCH"),
+    );
+    assert!(
+        r.ok() && flags.is_some() && perm.is_some() && flags < fetch && perm < fetch,
+        "{}",
+        r.all()
+    );
+    assert!(r.untagged[flags.unwrap()].contains("$Camp"), "{}", r.all());
+    assert!(r.untagged[perm.unwrap()].contains("$Camp"), "{}", r.all());
+    // The same keyword again: nothing new to announce.
+    let r = a.cmd("STORE 1 -FLAGS ($Camp)").await;
+    assert!(at(&r, "* FLAGS").is_none(), "{}", r.all());
+    assert!(a.cmd("STORE 1 +FLAGS ($Camp)").await.ok());
+    // The other session learns of it before the FETCH.
+    let r = b.cmd("NOOP").await;
+    let (flags, fetch) = (at(&r, "* FLAGS"), at(&r, "* 1 FETCH"));
+    assert!(flags.is_some() && flags < fetch, "{}", r.all());
+    let r = b.cmd("SELECT INBOX").await;
+    assert!(
+        r.untagged
+            .iter()
+            .any(|l| l.starts_with("* FLAGS") && l.contains("$Camp")),
+        "{}",
+        r.all()
+    );
+    hub.shutdown().await;
+}
+
 /// Issue 23 point 6 (RFC 3501 §6.3.3, §6.3.9): CREATE does not subscribe;
 /// LSUB with `%` stands for a subscribed child by its parent, \Noselect.
 #[tokio::test(flavor = "multi_thread")]

@@ -16,7 +16,7 @@ use bounded_static::ToBoundedStatic;
 use imap_next::imap_types::command::{Command, CommandBody};
 use imap_next::imap_types::core::{AString, Atom, IString, Literal, NString, Tag, Text, Vec1};
 use imap_next::imap_types::fetch::MessageDataItem;
-use imap_next::imap_types::flag::{Flag, FlagFetch};
+use imap_next::imap_types::flag::{Flag, FlagFetch, FlagPerm};
 use imap_next::imap_types::mailbox::Mailbox;
 use imap_next::imap_types::response::{Capability, Code, Data, Status};
 use imap_next::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
@@ -247,7 +247,53 @@ pub(crate) async fn report_structure(
     if let Some(n) = r.exists {
         server.enqueue_data(Data::Exists(n));
     }
+    announce_keywords(server, view, r.flags.iter().flat_map(|(_, _, f, _)| f));
     r.flags
+}
+
+/// RFC 3501 §7.2.6: FLAGS lists the system flags and the keywords the
+/// mailbox has; PERMANENTFLAGS the same and `\*` (none when read-only).
+pub(crate) fn enqueue_flag_lists(server: &mut Server, view: &View) {
+    let flags: Vec<Flag<'static>> = SYSTEM_FLAGS
+        .iter()
+        .copied()
+        .chain(view.keywords.iter().map(String::as_str))
+        .filter_map(flag_of)
+        .collect();
+    server.enqueue_data(Data::Flags(flags.clone()));
+    let mut perm: Vec<FlagPerm<'static>> = flags.into_iter().map(FlagPerm::Flag).collect();
+    perm.push(FlagPerm::Asterisk);
+    server.enqueue_status(
+        Status::ok(
+            None,
+            Some(Code::PermanentFlags(if view.read_only {
+                vec![]
+            } else {
+                perm
+            })),
+            text("flags permitted"),
+        )
+        .expect("status"),
+    );
+}
+
+/// A keyword new to the selected mailbox is announced (FLAGS and
+/// PERMANENTFLAGS, §7.2.6) before any FETCH that shows it.
+pub(crate) fn announce_keywords<'a>(
+    server: &mut Server,
+    view: &mut View,
+    flags: impl IntoIterator<Item = &'a String>,
+) {
+    let mut new = false;
+    for f in flags {
+        if !f.starts_with('\\') && !view.keywords.contains(f) {
+            view.keywords.insert(f.clone());
+            new = true;
+        }
+    }
+    if new {
+        enqueue_flag_lists(server, view);
+    }
 }
 
 pub(crate) fn emit_flags(server: &mut Server, updates: FlagUpdates) {

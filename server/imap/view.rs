@@ -26,6 +26,8 @@ pub struct View {
     pub seen_modseq: u64,
     /// Expunges found while they could not be reported (RFC 3501 §7.4.1).
     pending_expunge: bool,
+    /// Keywords the client was told the mailbox has (in FLAGS).
+    pub keywords: std::collections::BTreeSet<String>,
 }
 
 impl View {
@@ -46,6 +48,11 @@ impl View {
             uids: messages.iter().map(|m| Uid(m.uid as u32)).collect(),
             seen_modseq: u64::try_from(row.highestmodseq).unwrap_or(0),
             pending_expunge: false,
+            keywords: messages
+                .iter()
+                .flat_map(|m| crate::store::mailboxes::parse_flags(&m.flags))
+                .filter(|f| !f.starts_with('\\'))
+                .collect(),
         };
         Ok((view, messages))
     }

@@ -6,7 +6,7 @@ use crate::imap::view::View;
 use crate::store::MailboxRow;
 use imap_next::imap_types::core::{Atom, Tag};
 use imap_next::imap_types::core::{IString, Quoted};
-use imap_next::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm};
+use imap_next::imap_types::flag::FlagNameAttribute;
 use imap_next::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_next::imap_types::response::{Code, Data, Status};
 use imap_next::imap_types::status::{StatusDataItem, StatusDataItemName};
@@ -67,18 +67,7 @@ pub(crate) async fn select(
         Ok(x) => x,
         Err(e) => return unavailable(tag, e),
     };
-    let flags: Vec<Flag<'static>> = SYSTEM_FLAGS.iter().filter_map(|f| flag_of(f)).collect();
-    server.enqueue_data(Data::Flags(flags.clone()));
-    let mut perm: Vec<FlagPerm<'static>> = flags.into_iter().map(FlagPerm::Flag).collect();
-    perm.push(FlagPerm::Asterisk);
-    server.enqueue_status(
-        Status::ok(
-            None,
-            Some(Code::PermanentFlags(if read_only { vec![] } else { perm })),
-            text("flags permitted"),
-        )
-        .expect("status"),
-    );
+    enqueue_flag_lists(server, &view);
     server.enqueue_data(Data::Exists(view.uids.len() as u32));
     // Deviation: RFC 3501 §7.3.2 RECENT is always 0: the hub keeps no
     // \Recent state (IMAP4rev2, RFC 9051, dropped it); issue 23 point 7.

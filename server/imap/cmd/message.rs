@@ -150,9 +150,8 @@ impl<'a> StoreRequest<'a> {
     }
 }
 
-/// RFC 3501 §6.4.6 STORE (and UID STORE), RFC 7162 UNCHANGEDSINCE.
-// Deviation: RFC 3501 §7.2.6: a keyword new to the mailbox is not
-// announced with untagged FLAGS and PERMANENTFLAGS (issue 23 point 3).
+/// RFC 3501 §6.4.6 STORE (and UID STORE), RFC 7162 UNCHANGEDSINCE; a
+/// keyword new to the mailbox is announced first (§7.2.6).
 pub(crate) async fn store_cmd(
     s: &mut Session,
     server: &mut Server,
@@ -197,6 +196,9 @@ pub(crate) async fn store_cmd(
         Ok(x) => x,
         Err(e) => return unavailable(tag, e),
     };
+    if let SessionState::Selected { view, .. } = &mut s.state {
+        announce_keywords(server, view, changed.iter().flat_map(|c| &c.flags));
+    }
     if response == StoreResponse::Answer {
         for c in &changed {
             let Some((seq, _)) = chosen.iter().find(|(_, u)| *u == c.uid) else {
