@@ -366,7 +366,7 @@ pub(crate) async fn command_received(
         // RFC 3501 §6.1.1 CAPABILITY
         C::Capability => capability_cmd(s, server, &tag),
         // RFC 3501 §6.1.2 NOOP: also the moment to report changes.
-        C::Noop => noop(s, server, &tag).await,
+        C::Noop => noop(s, server, &tag, "NOOP completed").await,
         // RFC 3501 §6.1.3 LOGOUT
         C::Logout => logout(s, server, &tag),
         // RFC 2971 ID
@@ -418,11 +418,8 @@ pub(crate) async fn command_received(
             date,
             message,
         } => append_cmd(s, server, &tag, &mailbox, &flags, date, &message).await,
-        // RFC 3501 §6.4.1 CHECK: every change is durable once made, so a
-        // checkpoint is nothing to do; like NOOP (§6.1.2) it reports what
-        // other sessions changed (the untagged updates §7 allows with any
-        // command), as other servers do.
-        C::Check => check(s, server, &tag).await,
+        // RFC 3501 §6.4.1 CHECK: as NOOP.
+        C::Check => noop(s, server, &tag, "CHECK completed").await,
         // RFC 3501 §6.4.2 CLOSE: expunge silently, then leave.
         C::Close => close(s, &tag).await,
         // RFC 3501 §6.4.3 EXPUNGE, RFC 4315 §2.1 UID EXPUNGE

@@ -516,12 +516,7 @@ mod tests {
             assert!(store.mailbox_delete(MailboxId(m.id)).await.unwrap());
         }
         // An account made now: its INBOX too.
-        let b = crate::domain::Address::parse("b@[127.0.0.1]").unwrap();
-        let hash = crate::domain::Password::chosen("password two")
-            .unwrap()
-            .hash()
-            .unwrap();
-        let bob = store.account_insert(&b, &hash).await.unwrap();
+        let bob = super::super::add_test_account(&store, "b@[127.0.0.1]").await;
         let inbox = store.mailbox_get(bob, "INBOX").await.unwrap().unwrap();
         assert!(inbox.uidvalidity > last);
     }

@@ -216,13 +216,19 @@ impl Store {
 pub(crate) async fn with_one_account() -> (tempfile::TempDir, Store, crate::domain::AccountId) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
-    let a = crate::domain::Address::parse("a@[127.0.0.1]").unwrap();
+    let alice = add_test_account(&store, "a@[127.0.0.1]").await;
+    (dir, store, alice)
+}
+
+#[cfg(test)]
+/// For tests: one more account in `store`.
+pub(crate) async fn add_test_account(store: &Store, address: &str) -> crate::domain::AccountId {
+    let a = crate::domain::Address::parse(address).unwrap();
     let hash = crate::domain::Password::chosen("password one")
         .unwrap()
         .hash()
         .unwrap();
-    let alice = store.account_insert(&a, &hash).await.unwrap();
-    (dir, store, alice)
+    store.account_insert(&a, &hash).await.unwrap()
 }
 
 #[cfg(test)]
