@@ -208,7 +208,7 @@ pub struct DataDone {
     /// configuration is to be written from `wifi`.
     pub fresh: bool,
     /// The access point as the hub now has it.
-    pub wifi: Option<Wifi>,
+    pub wifi: Wifi,
     /// The one-time setup code, while no admin password is set.
     pub setup_code: Option<String>,
     /// The hub's name as it runs (the admin pages may have changed it).
@@ -254,26 +254,7 @@ pub async fn data_step(
             }
         }
     }
-    let ssid = store.settings_get(WIFI_SSID).await?.unwrap_or_default();
-    let passphrase = store
-        .settings_get(WIFI_PASSPHRASE)
-        .await?
-        .unwrap_or_default();
-    let country = store
-        .settings_get(WIFI_COUNTRY)
-        .await?
-        .unwrap_or_else(|| "DE".into());
-    let channel = store
-        .settings_get(WIFI_CHANNEL)
-        .await?
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(6);
-    done.wifi = Some(Wifi {
-        ssid,
-        passphrase,
-        country,
-        channel,
-    });
+    done.wifi = stored_wifi(store).await?;
     done.setup_code = store
         .settings_get(crate::store::settings::SETUP_CODE)
         .await?;
@@ -300,7 +281,7 @@ where
     })
     .await?;
     let mut said = done.said.clone();
-    let wifi = done.wifi.clone().unwrap_or_default();
+    let wifi = &done.wifi;
     if done.fresh {
         let conf = hostapd_conf(&wifi.ssid, &wifi.passphrase, &wifi.country, wifi.channel);
         write_durably(&paths.hostapd, conf.as_bytes(), true)?;
@@ -486,11 +467,21 @@ pub async fn publish_wifi(config: &Config, store: &Store) -> Result<bool> {
     if config.profile != crate::config::Profile::Appliance {
         return Ok(false);
     }
-    let Some(ssid) = store.settings_get(WIFI_SSID).await? else {
+    let wifi = stored_wifi(store).await?;
+    if wifi.ssid.is_empty() {
         return Ok(false);
-    };
-    let wifi = Wifi {
-        ssid,
+    }
+    wifi.check().map_err(anyhow::Error::msg)?;
+    let json = serde_json::to_vec_pretty(&wifi).expect("plain fields serialise");
+    write_durably(&config.data_dir.join(WIFI_REQUEST), &json, true)?;
+    Ok(true)
+}
+
+/// The access point as the hub's settings have it (an empty name when
+/// none is set; country DE and channel 6 unless set).
+async fn stored_wifi(store: &Store) -> Result<Wifi> {
+    Ok(Wifi {
+        ssid: store.settings_get(WIFI_SSID).await?.unwrap_or_default(),
         passphrase: store
             .settings_get(WIFI_PASSPHRASE)
             .await?
@@ -505,11 +496,7 @@ pub async fn publish_wifi(config: &Config, store: &Store) -> Result<bool> {
             .await?
             .and_then(|c| c.parse().ok())
             .unwrap_or(6),
-    };
-    wifi.check().map_err(anyhow::Error::msg)?;
-    let json = serde_json::to_vec_pretty(&wifi).expect("plain fields serialise");
-    write_durably(&config.data_dir.join(WIFI_REQUEST), &json, true)?;
-    Ok(true)
+    })
 }
 
 /// Read the hub's [`WIFI_REQUEST`] at `from`, check it, and write hostapd's

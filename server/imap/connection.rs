@@ -213,7 +213,8 @@ async fn idle_change(
     }
 }
 
-/// What a logged-in client sent and the hub has not handed on yet.
+/// What the client sent and the hub has not handed on to imap-next yet,
+/// and the room its literals hold in the hub's budget.
 #[derive(Default)]
 struct Intake {
     pending: Vec<u8>,
@@ -223,6 +224,17 @@ struct Intake {
     /// The rest of a refused command is read and dropped.
     skipping: bool,
 }
+
+/// What [`Intake::feed`] did.
+enum Fed {
+    Some,
+    NeedMore,
+    /// No room for a literal in the middle of a command: end the session.
+    Bye,
+}
+
+/// Why a command or a session was turned away for lack of room.
+const BUSY: &str = "the hub is receiving other large messages: try again in a minute";
 
 impl Intake {
     /// Give `server` the next piece of what was read: a line at a time
@@ -262,20 +274,7 @@ impl Intake {
         self.pending.drain(..take);
         Ok(true)
     }
-}
 
-/// What [`Intake::feed`] did.
-enum Fed {
-    Some,
-    NeedMore,
-    /// No room for a literal in the middle of a command: end the session.
-    Bye,
-}
-
-/// Why a command or a session was turned away for lack of room.
-const BUSY: &str = "the hub is receiving other large messages: try again in a minute";
-
-impl Intake {
     /// Hand the next line or literal data to `server`; a literal over
     /// [`literals::FREE_LITERAL`] first takes its room in `budget` (before
     /// imap-next asks for it with `+`), or its command is refused.

@@ -59,8 +59,9 @@ impl Budget {
             .ok()
     }
 
-    /// Bytes free now (for tests and the status of a busy hub).
-    pub fn free(&self) -> u64 {
+    /// Bytes free now.
+    #[cfg(test)]
+    fn free(&self) -> u64 {
         self.room.available_permits() as u64
     }
 }
