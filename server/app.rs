@@ -161,6 +161,7 @@ impl Prepared {
                     .find(|h| matches!(h, crate::config::Hostname::Name(_)))
                     .map(|h| h.to_string())
                     .unwrap_or_else(|| "cairn".into()),
+                dkim_dir: self.layout.dkim_dir(),
                 radio: !config.radio.port.is_empty(),
                 min_free_disk: config.limits.min_free_disk.0,
             },

@@ -68,6 +68,10 @@ impl Layout {
     pub fn node_key(&self) -> PathBuf {
         self.root.join("node.key")
     }
+    /// The gateway's DKIM keys, two per mail domain it signs for.
+    pub fn dkim_dir(&self) -> PathBuf {
+        self.root.join("dkim")
+    }
     pub fn setup_code(&self) -> PathBuf {
         self.root.join("setup-code.txt")
     }
@@ -241,6 +245,17 @@ pub fn require_existing(layout: &Layout) -> Result<()> {
 /// `private`, else 0644), synced, renamed over `path`, and the directory
 /// synced.
 pub fn write_file(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+    write_durably(path, bytes, private, true)
+}
+
+/// [`write_file`] for a file that must not be replaced once made (a key
+/// that may already be published): fails with `AlreadyExists` when
+/// another process made `path` first.
+pub fn create_file(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+    write_durably(path, bytes, private, false)
+}
+
+fn write_durably(path: &Path, bytes: &[u8], private: bool, replace: bool) -> std::io::Result<()> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -265,13 +280,17 @@ pub fn write_file(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<(
     }
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    if replace {
+        tmp.persist(path).map_err(|e| e.error)?;
+    } else {
+        tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    }
     File::open(parent).and_then(|d| d.sync_all())
 }
 
 /// Make a directory only its owner may enter (0700): the data directory
 /// holds keys, passwords' hashes and everyone's mail.
-fn private_dir(dir: &Path) -> std::io::Result<()> {
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     let mut b = std::fs::DirBuilder::new();
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);

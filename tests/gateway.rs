@@ -362,3 +362,137 @@ async fn a_full_disk_on_the_gateway_loses_nothing_and_says_so() {
     g.hub.shutdown().await;
     drop(disk);
 }
+
+/// Verify every DKIM signature of `message` with dkimpy, answering DNS
+/// from `records`; (all passed, what it printed).
+fn dkimpy(message: &[u8], records: &[(String, String)]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let msg = dir.path().join("message.eml");
+    std::fs::write(&msg, message).unwrap();
+    let map: serde_json::Map<String, serde_json::Value> = records
+        .iter()
+        .map(|(n, v)| (n.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let json = dir.path().join("records.json");
+    std::fs::write(&json, serde_json::to_vec(&map).unwrap()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/dkim_verify.py");
+    let o = std::process::Command::new(common::PYTHON_DEBIAN)
+        .arg(script)
+        .arg(&msg)
+        .arg(&json)
+        .output()
+        .expect("run dkim_verify.py");
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    (o.status.success(), text)
+}
+
+/// The gateway's published records for `domain`, as a test DNS has them.
+fn dkim_records(g: &Node, domain: &str) -> Vec<(String, String)> {
+    cairn::mail::dkim::Keys::new(g.data_dir().join("dkim"))
+        .domain(domain)
+        .unwrap()
+        .records()
+        .iter()
+        .map(|r| (r.name.clone(), r.value.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn mail_to_the_internet_is_dkim_signed_as_its_senders_domain() {
+    common::dkimpy_tools();
+    let Camp { a, g, i } = campsite().await;
+    send(
+        &a,
+        "alice@camp-a.example",
+        "carol@internet.example",
+        "signed",
+    )
+    .await;
+    routed(&a).await;
+    sync_now(&a, None).await;
+    routed(&g).await;
+    sync_now(&g, Some("internet")).await;
+    let got = inbox(&i.hub, "carol@internet.example").await;
+    assert_eq!(got.len(), 1);
+    let message = i.hub.store.blob_read(&got[0].blob_hash).await.unwrap();
+
+    // An independent verifier, with the keys the gateway made on first use.
+    let records = dkim_records(&g, "camp-a.example");
+    let (ok, out) = dkimpy(&message, &records);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("d=camp-a.example s=cairn-rsa a=rsa-sha256 pass")
+            && out.contains("d=camp-a.example s=cairn-ed25519 a=ed25519-sha256 pass"),
+        "{out}"
+    );
+    // Proof the check is real: altered after signing, or another key.
+    let text = String::from_utf8(message.clone()).unwrap();
+    let altered = text.replacen("Message-ID: <signed@test>", "Message-ID: <other@test>", 1);
+    assert_ne!(altered, text);
+    let (ok, out) = dkimpy(altered.as_bytes(), &records);
+    assert!(!ok && !out.contains("pass"), "{out}");
+    let added = text.replacen("\r\nSubject:", "\r\nSubject: [urgent]\r\nSubject:", 1);
+    let (ok, out) = dkimpy(added.as_bytes(), &records);
+    assert!(
+        !ok && !out.contains("pass"),
+        "a second Subject is oversigned: {out}"
+    );
+    let (ok, out) = dkimpy(&message, &dkim_records(&g, "other.example"));
+    assert!(!ok, "{out}");
+
+    // Keys stay: the next message is signed with the same ones.
+    send(
+        &a,
+        "alice@camp-a.example",
+        "carol@internet.example",
+        "again",
+    )
+    .await;
+    routed(&a).await;
+    sync_now(&a, None).await;
+    routed(&g).await;
+    sync_now(&g, Some("internet")).await;
+    let got = inbox(&i.hub, "carol@internet.example").await;
+    let second = i.hub.store.blob_read(&got[1].blob_hash).await.unwrap();
+    let (ok, out) = dkimpy(&second, &records);
+    assert!(ok, "{out}");
+    for n in [a, g, i] {
+        n.hub.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_damaged_dkim_key_holds_the_mail_and_says_why() {
+    let Camp { a, g, i } = campsite().await;
+    let dir = g.data_dir().join("dkim");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("camp-a.example.rsa2048.pem"), "garbage").unwrap();
+    send(&a, "alice@camp-a.example", "carol@internet.example", "held").await;
+    routed(&a).await;
+    sync_now(&a, None).await;
+    routed(&g).await;
+    sync_now(&g, Some("internet")).await;
+    assert!(inbox(&i.hub, "carol@internet.example").await.is_empty());
+    let waiting = g.hub.store.outbox().await.unwrap();
+    assert_eq!(waiting.len(), 1, "the mail waits: {waiting:?}");
+    let run = &g.hub.store.sync_history(1).await.unwrap()[0];
+    let error = run.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("camp-a.example.rsa2048.pem") && error.contains("move it away"),
+        "{run:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("camp-a.example.rsa2048.pem")).unwrap(),
+        "garbage",
+        "the key is left for the admin"
+    );
+    // Moved away as told: the next run makes a new key and the mail goes.
+    std::fs::rename(dir.join("camp-a.example.rsa2048.pem"), dir.join("old.pem")).unwrap();
+    g.hub.relay.retry(waiting[0].id).await.unwrap();
+    sync_now(&g, Some("internet")).await;
+    assert_eq!(inbox(&i.hub, "carol@internet.example").await.len(), 1);
+    for n in [a, g, i] {
+        n.hub.shutdown().await;
+    }
+}

@@ -476,6 +476,15 @@ async fn mx_port_takes_bounces_but_is_no_open_relay() {
     let (mut c, _) = Client::plain(hub.endpoint(cairn::app::SMTP_MX).unwrap()).await;
     let ehlo = c.cmd("EHLO peer.example").await;
     assert!(!ehlo.contains("AUTH"), "{ehlo}");
+    // Mail servers encrypt when offered (RFC 3207, RFC 7435); once.
+    assert!(ehlo.contains("STARTTLS"), "{ehlo}");
+    let mut c = c.starttls(&hub).await;
+    let ehlo = c.cmd("EHLO peer.example").await;
+    assert!(
+        !ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"),
+        "{ehlo}"
+    );
+    assert!(c.cmd("STARTTLS").await.starts_with("503"));
     assert!(c.login(ALICE, PASSWORD).await.starts_with("503"));
     let bounce = "From: Mail Delivery System <MAILER-DAEMON@peer.example>\r\nAuto-Submitted: auto-replied\r\n\
                   Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n\

@@ -49,16 +49,52 @@ fn enhanced(text: &str) -> Option<String> {
 
 /// Whether a "no records" error is a real answer (NOERROR, the name has
 /// other records) rather than a server failing.
-fn answered(e: &hickory_resolver::ResolveError) -> bool {
-    use hickory_resolver::proto::ProtoErrorKind;
+fn answered(e: &hickory_resolver::net::NetError) -> bool {
+    use hickory_resolver::net::{DnsError, NetError, NoRecords};
     use hickory_resolver::proto::op::ResponseCode;
     matches!(
-        e.proto().map(|p| p.kind()),
-        Some(ProtoErrorKind::NoRecordsFound {
+        e,
+        NetError::Dns(DnsError::NoRecordsFound(NoRecords {
             response_code: ResponseCode::NoError,
             ..
-        })
+        }))
     )
+}
+
+/// A resolver asking `servers` (the system's when empty), with the waits
+/// and cache the gateway uses; also what the DKIM/SPF/DMARC checks ask.
+pub fn resolver(servers: &[std::net::SocketAddr]) -> Result<TokioResolver, String> {
+    use hickory_resolver::config::{
+        ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
+    };
+    use hickory_resolver::net::runtime::TokioRuntimeProvider;
+    let mut builder = if servers.is_empty() {
+        TokioResolver::builder_tokio()
+            .map_err(|e| format!("cannot read the system's DNS settings ({e}): set gateway.dns"))?
+    } else {
+        let list = servers
+            .iter()
+            .map(|a| {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = a.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = a.port();
+                NameServerConfig::new(a.ip(), true, vec![udp, tcp])
+            })
+            .collect();
+        TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(list),
+            TokioRuntimeProvider::default(),
+        )
+    };
+    let mut opts = ResolverOpts::default();
+    opts.timeout = DNS_TIMEOUT;
+    opts.attempts = 2;
+    opts.cache_size = 256;
+    *builder.options_mut() = opts;
+    builder
+        .build()
+        .map_err(|e| format!("cannot set up DNS lookups: {e}"))
 }
 
 /// A lettre failure as an outcome for every recipient of the attempt.
@@ -92,32 +128,7 @@ fn classify(e: &lettre::transport::smtp::Error, smarthost: bool) -> Outcome {
 impl Gateway {
     pub fn new(config: &GatewayConfig, helo: &str) -> Result<Gateway, String> {
         let resolver = if config.smarthost.is_empty() {
-            use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOpts};
-            use hickory_resolver::name_server::TokioConnectionProvider;
-            let mut builder = if config.dns.is_empty() {
-                TokioResolver::builder_tokio().map_err(|e| {
-                    format!("cannot read the system's DNS settings ({e}): set gateway.dns")
-                })?
-            } else {
-                let mut group = NameServerConfigGroup::new();
-                for a in &config.dns {
-                    group.merge(NameServerConfigGroup::from_ips_clear(
-                        &[a.ip()],
-                        a.port(),
-                        true,
-                    ));
-                }
-                TokioResolver::builder_with_config(
-                    ResolverConfig::from_parts(None, vec![], group),
-                    TokioConnectionProvider::default(),
-                )
-            };
-            let mut opts = ResolverOpts::default();
-            opts.timeout = DNS_TIMEOUT;
-            opts.attempts = 2;
-            opts.cache_size = 256;
-            *builder.options_mut() = opts;
-            Some(builder.build())
+            Some(resolver(&config.dns)?)
         } else {
             None
         };
@@ -236,9 +247,14 @@ impl Gateway {
         let resolver = self.resolver.as_ref().expect("MX mode has a resolver");
         let names: Vec<String> = match resolver.mx_lookup(format!("{domain}.")).await {
             Ok(mx) => {
+                use hickory_resolver::proto::rr::RData;
                 let mut recs: Vec<(u16, String)> = mx
+                    .answers()
                     .iter()
-                    .map(|r| (r.preference(), r.exchange().to_utf8()))
+                    .filter_map(|r| match &r.data {
+                        RData::MX(m) => Some((m.preference, m.exchange.to_utf8())),
+                        _ => None,
+                    })
                     .collect();
                 recs.sort();
                 // RFC 7505: a single "." MX says the domain takes no mail.

@@ -6,6 +6,7 @@ pub mod accounts;
 pub use accounts::{AccountError, Accounts};
 pub mod bounce;
 pub mod dclogin;
+pub mod dkim;
 pub mod intake;
 pub mod policy;
 pub mod ratelimit;

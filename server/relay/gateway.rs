@@ -14,6 +14,7 @@
 use super::carrier::Outcome;
 use super::{Relay, RelayError, header_section};
 use crate::mail::bounce::Failure;
+use crate::mail::dkim;
 use crate::store::now;
 use crate::store::relay::{CustodyRow, PeerRow};
 
@@ -33,6 +34,45 @@ pub struct GatewayRun {
     pub retry: Option<String>,
 }
 
+/// What signs the gateway's mail: the domains it carries (its own and
+/// those routed through it to other nodes) and where their keys are.
+struct Signer {
+    keys: dkim::Keys,
+    carried: Vec<String>,
+    /// The gateway's own domain, for mail from elsewhere; `None` when it
+    /// has only address literals (nothing to publish a key under).
+    own: Option<String>,
+}
+
+impl Signer {
+    async fn new(relay: &Relay, internet: &PeerRow) -> Result<Signer, RelayError> {
+        let names = |d: &crate::domain::address::Domain| d.ip().is_none().then(|| d.to_string());
+        let mut carried: Vec<String> = relay.config.domains.iter().filter_map(names).collect();
+        let own = carried.first().cloned();
+        for (domain, peer, _) in relay.store().routes().await? {
+            if domain != "*" && peer != internet.id && !domain.starts_with('[') {
+                carried.push(domain);
+            }
+        }
+        Ok(Signer {
+            keys: dkim::Keys::new(&relay.config.dkim_dir),
+            carried,
+            own,
+        })
+    }
+
+    /// `message` with the signatures of the domain it goes out as in front.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, dkim::Error> {
+        let Some(own) = &self.own else {
+            return Ok(message.to_vec());
+        };
+        let domain = dkim::signing_domain(message, &self.carried, own);
+        let mut signed = self.keys.domain(&domain)?.sign(message)?;
+        signed.extend_from_slice(message);
+        Ok(signed)
+    }
+}
+
 /// Hand every due item of the Internet peer to the Internet.
 pub async fn run(relay: &Relay, peer: &PeerRow) -> Result<GatewayRun, RelayError> {
     relay.route_pending().await?;
@@ -50,11 +90,21 @@ pub async fn run(relay: &Relay, peer: &PeerRow) -> Result<GatewayRun, RelayError
         .filter(|r| r.next_attempt_at.is_none_or(|n| n <= t))
         .collect();
     let mut run = GatewayRun::default();
+    let signer = Signer::new(relay, peer).await?;
     for row in rows {
         let message = relay.store().blob_read(&row.blob_hash).await?;
-        let results = gw
-            .deliver(&row.mail_from, &row.recipients(), &message)
-            .await;
+        let results = match signer.sign(&message) {
+            Ok(signed) => gw.deliver(&row.mail_from, &row.recipients(), &signed).await,
+            // The key is the gateway's problem, not the mail's: it waits.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot DKIM-sign mail for the Internet; it waits");
+                let why = format!("not sent: {e}");
+                row.recipients()
+                    .into_iter()
+                    .map(|r| (r, Outcome::Temporary(why.clone())))
+                    .collect()
+            }
+        };
         let mut keep = Vec::new();
         let mut failures = Vec::new();
         let mut error = None;

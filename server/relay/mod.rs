@@ -125,6 +125,8 @@ pub struct RelayConfig {
     pub gateway: crate::config::GatewayConfig,
     /// The name this node gives itself to other mail servers.
     pub helo: String,
+    /// Where the gateway keeps its DKIM keys (`DATA/dkim`).
+    pub dkim_dir: std::path::PathBuf,
     /// Whether this hub has a radio (`radio.port` is set): lora uplinks
     /// can be added, from the pages or the command line, whether the hub's
     /// radio service runs in this process or not.

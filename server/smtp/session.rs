@@ -246,6 +246,12 @@ where
     Ok(End::Closed)
 }
 
+/// STARTTLS on port 587 and on the MX port (RFC 3207; mail servers
+/// encrypt when it is offered, RFC 7435), once per session.
+fn starttls_offered(mode: Mode, tls: bool) -> bool {
+    matches!(mode, Mode::SubmissionStartTls | Mode::Mx) && !tls
+}
+
 fn auth_offered(ctx: &SmtpContext, mode: Mode, tls: bool) -> bool {
     mode != Mode::Mx && (tls || ctx.allow_plaintext_auth)
 }
@@ -331,7 +337,7 @@ where
             }
             // RFC 3207 STARTTLS
             Request::StartTls => {
-                if mode != Mode::SubmissionStartTls || st.tls {
+                if !starttls_offered(mode, st.tls) {
                     conn.reply(&Reply::new(
                         503,
                         "5.5.1",
@@ -418,7 +424,7 @@ fn ehlo<S>(
         "SMTPUTF8".into(),
         "ENHANCEDSTATUSCODES".into(),
     ];
-    if mode == Mode::SubmissionStartTls && !st.tls {
+    if starttls_offered(mode, st.tls) {
         lines.push("STARTTLS".into());
     }
     if auth_offered(ctx, mode, st.tls) && st.login.is_none() {

@@ -633,11 +633,18 @@ impl Store {
         } else {
             to
         };
-        sqlx::query("UPDATE outbox SET state = ?, last_error = NULL WHERE id = ?")
-            .bind(to)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        // Queued again by hand means at the next chance: the wait after a
+        // failed attempt (the gateway's growing retry interval) is over.
+        sqlx::query(
+            "UPDATE outbox SET state = ?, last_error = NULL,
+                    next_attempt_at = CASE WHEN ? = 'queued' THEN NULL ELSE next_attempt_at END
+             WHERE id = ?",
+        )
+        .bind(to)
+        .bind(to)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -403,6 +403,21 @@ pub fn debian_tool(program: &str, package: &str) {
     }
 }
 
+/// Debian's own Python, whose packages (python3-dkim) the tests use.
+pub const PYTHON_DEBIAN: &str = "/usr/bin/python3";
+
+/// dkimpy with Ed25519 support, from Debian's packages.
+pub fn dkimpy_tools() {
+    debian_tool(
+        "/usr/lib/python3/dist-packages/dkim/__init__.py",
+        "python3-dkim",
+    );
+    debian_tool(
+        "/usr/lib/python3/dist-packages/nacl/__init__.py",
+        "python3-nacl",
+    );
+}
+
 /// Who runs a command. Some tools refuse to run programs as root (Exim's
 /// pipe transport: Debian builds it with root as a fixed never_user), so
 /// as root the hub's side runs as the system user `cairn-test`, the way

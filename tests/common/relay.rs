@@ -8,8 +8,15 @@ use cairn::relay::{folder, node};
 use std::path::{Path, PathBuf};
 
 pub struct Node {
-    _tmp: tempfile::TempDir,
+    tmp: tempfile::TempDir,
     pub hub: Hub,
+}
+
+impl Node {
+    /// The hub's data directory.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.tmp.path().join("data")
+    }
 }
 
 pub async fn node_for(
@@ -23,7 +30,7 @@ pub async fn node_for(
         tweak(c);
     })
     .await;
-    Node { _tmp: tmp, hub }
+    Node { tmp, hub }
 }
 
 impl Node {
