@@ -154,13 +154,7 @@ impl Prepared {
                 max_bundle_size: config.limits.max_bundle_size.0,
                 require_encryption: config.mail.require_encryption,
                 gateway: config.gateway.clone(),
-                helo: config
-                    .hub
-                    .hostnames
-                    .iter()
-                    .find(|h| matches!(h, crate::config::Hostname::Name(_)))
-                    .map(|h| h.to_string())
-                    .unwrap_or_else(|| "cairn".into()),
+                helo: config.helo_name(),
                 dkim_dir: self.layout.dkim_dir(),
                 radio: !config.radio.port.is_empty(),
                 min_free_disk: config.limits.min_free_disk.0,

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 #[tokio::test]
 async fn camp_mail_goes_out_through_the_gateway_and_replies_come_back() {
-    let Camp { a, g, i } = campsite().await;
+    let Camp { a, g, i, .. } = campsite().await;
     send(&a, "alice@camp-a.example", "carol@internet.example", "out").await;
     routed(&a).await;
 
@@ -56,7 +56,7 @@ async fn camp_mail_goes_out_through_the_gateway_and_replies_come_back() {
 
 #[tokio::test]
 async fn unknown_domains_bounce_and_dns_failures_wait() {
-    let Camp { a, g, i } = campsite().await;
+    let Camp { a, g, i, .. } = campsite().await;
     // A domain that does not exist: bounced to the sender at once.
     send(&g, "bob@gw.example", "x@nowhere.example", "nx").await;
     // A resolver failing: kept for later, saying why.
@@ -401,7 +401,7 @@ fn dkim_records(g: &Node, domain: &str) -> Vec<(String, String)> {
 #[tokio::test]
 async fn mail_to_the_internet_is_dkim_signed_as_its_senders_domain() {
     common::dkimpy_tools();
-    let Camp { a, g, i } = campsite().await;
+    let Camp { a, g, i, .. } = campsite().await;
     send(
         &a,
         "alice@camp-a.example",
@@ -464,7 +464,7 @@ async fn mail_to_the_internet_is_dkim_signed_as_its_senders_domain() {
 
 #[tokio::test]
 async fn a_damaged_dkim_key_holds_the_mail_and_says_why() {
-    let Camp { a, g, i } = campsite().await;
+    let Camp { a, g, i, .. } = campsite().await;
     let dir = g.data_dir().join("dkim");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("camp-a.example.rsa2048.pem"), "garbage").unwrap();
@@ -493,6 +493,140 @@ async fn a_damaged_dkim_key_holds_the_mail_and_says_why() {
     sync_now(&g, Some("internet")).await;
     assert_eq!(inbox(&i.hub, "carol@internet.example").await.len(), 1);
     for n in [a, g, i] {
+        n.hub.shutdown().await;
+    }
+}
+
+/// Publish `node`'s DKIM keys for `domain` (made now if new, as
+/// `cairn gateway dns` does before a gateway goes live).
+fn publish_dkim(camp: &Camp, node: &Node, domain: &str) {
+    for (name, value) in dkim_records(node, domain) {
+        camp.dns.add(&name, common::dns::Entry::Txt(value));
+    }
+}
+
+/// Hand `message` to G's MX port as an Internet server would (STARTTLS
+/// first); the final reply.
+async fn to_gateway_mx(g: &Node, mail_from: &str, rcpt: &str, message: &str) -> String {
+    let addr = g.hub.endpoint(cairn::app::SMTP_MX).unwrap();
+    let (mut c, _) = common::smtp::Client::plain(addr).await;
+    c.cmd("EHLO mx.internet.example").await;
+    let mut c = c.starttls(&g.hub).await;
+    c.cmd("EHLO mx.internet.example").await;
+    c.mail(mail_from, &[rcpt], message).await
+}
+
+#[tokio::test]
+async fn internet_mail_is_checked_for_spf_dkim_and_dmarc() {
+    use common::dns::Entry::{Broken, Txt};
+    let camp = campsite().await;
+    let (a, g, i) = (&camp.a, &camp.g, &camp.i);
+    // internet.example publishes its keys, SPF and a strict DMARC policy,
+    // as chatmail relays do.
+    publish_dkim(&camp, i, "internet.example");
+    camp.dns
+        .add("internet.example", Txt("v=spf1 ip4:127.0.0.1 -all".into()));
+    camp.dns.add(
+        "_dmarc.internet.example",
+        Txt("v=DMARC1;p=reject;adkim=s;aspf=s".into()),
+    );
+
+    // Carol's signed mail passes every check and says so.
+    send(i, "carol@internet.example", "alice@camp-a.example", "real").await;
+    routed(i).await;
+    sync_now(i, Some("internet")).await;
+    assert!(i.hub.store.outbox().await.unwrap().is_empty());
+    routed(g).await;
+    sync_now(a, None).await;
+    let got = inbox(&a.hub, "alice@camp-a.example").await;
+    assert_eq!(got.len(), 1);
+    let body = String::from_utf8(a.hub.store.blob_read(&got[0].blob_hash).await.unwrap()).unwrap();
+    let header = &body[..body.find("\r\n\r\n").unwrap()];
+    for want in [
+        "dkim=pass",
+        "header.d=internet.example",
+        "spf=pass",
+        "dmarc=pass",
+        // I (the sending server) used the STARTTLS G's MX port offers.
+        "with ESMTPS",
+    ] {
+        assert!(header.contains(want), "{want} missing:\n{header}");
+    }
+    assert_eq!(
+        header.matches("Authentication-Results:").count(),
+        1,
+        "{header}"
+    );
+
+    // A forged From of that domain (no signature, not its server) is
+    // refused with the policy named; so is a signed message altered on
+    // the way; nothing is stored.
+    let forged = common::smtp::encrypted("carol@internet.example");
+    let r = to_gateway_mx(g, "mallory@evil.example", "alice@camp-a.example", &forged).await;
+    assert!(r.starts_with("550 5.7.26") && r.contains("DMARC"), "{r}");
+    assert!(body.contains("\r\nSubject: [...]\r\n"), "{body}");
+    let tampered = body.replacen("\r\nSubject: [...]\r\n", "\r\nSubject: [..]\r\n", 1);
+    let r = to_gateway_mx(g, "bounces@evil.example", "alice@camp-a.example", &tampered).await;
+    assert!(r.starts_with("550 5.7.26"), "{r}");
+    // Forged results it brought were not kept (only the hub's own).
+    let bringing = forged.replacen(
+        "From:",
+        "Authentication-Results: gw.example; dmarc=pass\r\nFrom:",
+        1,
+    );
+    let bringing = bringing.replace("carol@internet.example", "dave@plain.example");
+    let r = to_gateway_mx(g, "dave@plain.example", "alice@camp-a.example", &bringing).await;
+    assert!(r.starts_with("250"), "no policy, no refusal: {r}");
+
+    // A domain whose policy cannot be learnt now: try again later; one
+    // whose records do not parse, or a garbled signature: taken, marked.
+    camp.dns.add("_dmarc.flaky.example", Broken);
+    let flaky = forged.replace("carol@internet.example", "eve@flaky.example");
+    let r = to_gateway_mx(g, "eve@flaky.example", "alice@camp-a.example", &flaky).await;
+    assert!(r.starts_with("451 4.4.3"), "{r}");
+    camp.dns.add(
+        "_dmarc.garbled.example",
+        Txt("v=DMARC1; p=sometimes; =;".into()),
+    );
+    camp.dns.add(
+        "garbled.example",
+        Txt("v=spf1 ip4:not-an-address ~all".into()),
+    );
+    let garbled = forged
+        .replace("carol@internet.example", "fred@garbled.example")
+        .replacen(
+            "From:",
+            "DKIM-Signature: v=1; a=rsa-sha256; d=garbled.example; b=!!\r\nFrom:",
+            1,
+        );
+    let r = to_gateway_mx(g, "fred@garbled.example", "alice@camp-a.example", &garbled).await;
+    assert!(r.starts_with("250"), "{r}");
+    sync_now(a, None).await;
+    let got = inbox(&a.hub, "alice@camp-a.example").await;
+    assert_eq!(got.len(), 3, "carol's, dave's and fred's");
+    let texts: Vec<String> =
+        futures_util::future::join_all(got.iter().map(|m| a.hub.store.blob_read(&m.blob_hash)))
+            .await
+            .into_iter()
+            .map(|b| String::from_utf8(b.unwrap()).unwrap())
+            .collect();
+    let dave = texts
+        .iter()
+        .find(|t| t.contains("dave@plain.example"))
+        .unwrap();
+    assert_eq!(dave.matches("Authentication-Results:").count(), 1, "{dave}");
+    assert!(!dave.contains("dmarc=pass"), "{dave}");
+    let fred = texts
+        .iter()
+        .find(|t| t.contains("fred@garbled.example"))
+        .unwrap();
+    assert!(
+        fred.contains("dkim=permerror") || fred.contains("dkim=neutral"),
+        "{fred}"
+    );
+    assert!(fred.contains("dmarc=permerror"), "{fred}");
+    assert!(dave.contains("dkim=none"), "{dave}");
+    for n in [camp.a, camp.g, camp.i] {
         n.hub.shutdown().await;
     }
 }

@@ -121,6 +121,7 @@ pub(super) fn protocol_contexts(
             send_burst: config.limits.send_burst,
             create_on_login: config.mail.create_on_login,
             min_free_disk: config.limits.min_free_disk.0,
+            inbound: inbound_checker(config),
         },
     ));
     let imap_ctx = Arc::new(imap::ImapContext {
@@ -282,4 +283,16 @@ async fn serve_link(
         },
     )
     .await
+}
+
+/// The SPF/DKIM/DMARC checks of Internet mail on the MX port (used while
+/// this hub is a gateway), asking `gateway.dns` or the system's servers.
+fn inbound_checker(config: &Config) -> Option<crate::mail::inbound::Checker> {
+    match crate::carriers::smtp_out::resolver(&config.gateway.dns) {
+        Ok(r) => Some(crate::mail::inbound::Checker::new(r, &config.helo_name())),
+        Err(e) => {
+            tracing::warn!(error = %e, "Internet mail on the MX port is taken unchecked (no SPF, DKIM or DMARC)");
+            None
+        }
+    }
 }

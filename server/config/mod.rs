@@ -297,6 +297,18 @@ fn addrs(list: &[&str]) -> Vec<SocketAddr> {
 }
 
 impl Config {
+    /// The name this node gives itself to other mail servers (EHLO, the
+    /// authserv-id of its Authentication-Results): its first hostname
+    /// that is a name, not an address.
+    pub fn helo_name(&self) -> String {
+        self.hub
+            .hostnames
+            .iter()
+            .find(|h| matches!(h, Hostname::Name(_)))
+            .map(|h| h.to_string())
+            .unwrap_or_else(|| "cairn".into())
+    }
+
     /// Set one field by its dotted key, checked as the file's value would
     /// be. The error says what is wrong with the value.
     pub fn set_field(&mut self, key: &str, value: &toml::Value) -> Result<(), String> {

@@ -7,6 +7,7 @@ pub use accounts::{AccountError, Accounts};
 pub mod bounce;
 pub mod dclogin;
 pub mod dkim;
+pub mod inbound;
 pub mod intake;
 pub mod policy;
 pub mod ratelimit;

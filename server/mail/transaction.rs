@@ -5,6 +5,7 @@
 //! Front ends turn [`MailError`] into their own replies.
 
 use super::accounts::Accounts;
+use super::inbound::{self, Checker, Remote};
 use super::intake::{Intake, IntakeError, Received, fields};
 use super::policy::{self, Direction, NotEncrypted};
 use super::ratelimit::{Attempts, RateLimiter};
@@ -57,6 +58,8 @@ pub enum MailError {
     NotEncrypted(#[from] NotEncrypted),
     #[error("{0}")]
     Intake(IntakeError),
+    #[error("{0}")]
+    Refused(inbound::Refused),
     #[error("temporary problem storing the message: {0}")]
     Store(#[from] store::Error),
     #[error("temporary problem: {0}")]
@@ -89,6 +92,8 @@ pub struct MailRules {
     creations: RateLimiter<IpAddr>,
     create_on_login: bool,
     min_free_disk: u64,
+    /// SPF, DKIM and DMARC for Internet mail on a gateway's MX port.
+    inbound: Option<Checker>,
 }
 
 /// Settings of [`MailRules`], from the configuration.
@@ -103,6 +108,9 @@ pub struct RulesConfig {
     pub create_on_login: bool,
     /// Free disk space kept: mail that would leave less is refused for now.
     pub min_free_disk: u64,
+    /// The checks of Internet mail, used while this hub is a gateway;
+    /// `None`: no DNS to ask (the hub's start says so).
+    pub inbound: Option<Checker>,
 }
 
 /// Who is sending.
@@ -115,7 +123,7 @@ pub enum Origin {
         address: Address,
     },
     /// Another mail server or peer (MX port, no login).
-    Peer,
+    Peer(Remote),
 }
 
 impl Origin {
@@ -124,7 +132,7 @@ impl Origin {
     pub fn source(&self) -> Source<'_> {
         match self {
             Origin::User { address, .. } => Source::Login(address),
-            Origin::Peer => Source::Stranger,
+            Origin::Peer(_) => Source::Stranger,
         }
     }
 }
@@ -163,6 +171,7 @@ impl MailRules {
             creations: RateLimiter::new(SELF_SERVICE_PER_MINUTE, SELF_SERVICE_BURST),
             create_on_login: config.create_on_login,
             min_free_disk: config.min_free_disk,
+            inbound: config.inbound,
         }
     }
 
@@ -309,7 +318,7 @@ impl MailRules {
     /// bounce ([`rules::sender`]).
     pub fn begin(&self, origin: Origin, mail_from: &str) -> Result<Transaction> {
         let given = match &origin {
-            Origin::Peer if !mail_from.is_empty() => Address::parse(mail_from)
+            Origin::Peer(_) if !mail_from.is_empty() => Address::parse(mail_from)
                 .map_err(|source| MailError::BadAddress {
                     input: mail_from.to_string(),
                     source,
@@ -345,7 +354,7 @@ impl MailRules {
         // A user's own address as the account has it; a peer's as given.
         let mail_from = match &origin {
             Origin::User { address, .. } => address.to_string(),
-            Origin::Peer => given,
+            Origin::Peer(_) => given,
         };
         Ok(Transaction {
             origin,
@@ -369,7 +378,7 @@ impl MailRules {
         })?;
         // Routes matter only to strangers (the MX port is no open relay).
         let routes = match tx.origin {
-            Origin::Peer => Routes::new(
+            Origin::Peer(_) => Routes::new(
                 self.store
                     .routes()
                     .await?
@@ -418,10 +427,17 @@ impl MailRules {
         if let Origin::User { address, .. } = &tx.origin {
             check_from_header(&received.header, address)?;
         }
+        let received = match (&tx.origin, &self.inbound) {
+            (Origin::Peer(remote), Some(checker)) if self.store.is_gateway().await? => checker
+                .check(remote, &tx.mail_from, received, self.store.spool())
+                .await
+                .map_err(MailError::Refused)?,
+            _ => received,
+        };
         let spool = if self.require_encryption {
             let direction = match tx.origin {
                 Origin::User { .. } => Direction::Outgoing,
-                Origin::Peer => Direction::Incoming,
+                Origin::Peer(_) => Direction::Incoming,
             };
             let Received { spool, header } = received;
             let (mail_from, rcpts) = (tx.mail_from.clone(), tx.all_rcpts.clone());

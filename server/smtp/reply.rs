@@ -1,5 +1,6 @@
 //! SMTP replies, and the one place where errors become reply codes.
 
+use crate::mail::inbound::Refused;
 use crate::mail::intake::IntakeError;
 use crate::mail::transaction::MailError;
 use std::fmt;
@@ -55,6 +56,9 @@ impl From<&MailError> for Reply {
             MailError::BadAddress { .. } => Reply::new(501, "5.1.3", text),
             MailError::NoSuchUser(_) => Reply::new(550, "5.1.1", text),
             MailError::RelayDenied(_) => Reply::new(550, "5.7.1", text),
+            // RFC 7372 §3.3: refused by the sender domain's DMARC policy.
+            MailError::Refused(Refused::Dmarc { .. }) => Reply::new(550, "5.7.26", text),
+            MailError::Refused(Refused::Temporary(_)) => Reply::new(451, "4.4.3", text),
             MailError::HostedSenderWithoutLogin(_) => Reply::new(550, "5.7.1", text),
             MailError::TooManyRecipients(_) => Reply::new(452, "4.5.3", text),
             // RFC 3463 X.2.2 mailbox full: temporary, the owner may make room.
@@ -79,6 +83,7 @@ impl From<&MailError> for Reply {
             }
             MailError::Intake(IntakeError::Store(_))
             | MailError::Store(_)
+            | MailError::Refused(Refused::Spool(_))
             | MailError::Internal(_) => {
                 tracing::error!(error = %e, "mail could not be stored");
                 Reply::new(

@@ -4,6 +4,7 @@
 use super::reply::Reply;
 use super::server::{Mode, SmtpContext};
 use crate::domain::smtp_path as path;
+use crate::mail::inbound::Remote;
 use crate::mail::intake::Intake;
 use crate::mail::transaction::{MailError, Origin, Transaction};
 use base64::Engine;
@@ -316,7 +317,7 @@ where
                     st.errors += 1;
                     conn.reply(&path_error(e));
                 }
-                Ok(cmd) if v == path::Verb::Mail => mail_from(conn, st, ctx, mode, cmd),
+                Ok(cmd) if v == path::Verb::Mail => mail_from(conn, st, peer, ctx, mode, cmd),
                 Ok(cmd) => rcpt_to(conn, st, ctx, mode, cmd).await,
             }
             continue;
@@ -532,6 +533,7 @@ where
 fn mail_from<S>(
     conn: &mut Conn<S>,
     st: &mut State,
+    peer: SocketAddr,
     ctx: &SmtpContext,
     mode: Mode,
     cmd: path::PathCommand,
@@ -550,7 +552,11 @@ fn mail_from<S>(
         ));
     } else {
         let origin = match (mode, &st.login) {
-            (Mode::Mx, _) => Some(Origin::Peer),
+            (Mode::Mx, _) => Some(Origin::Peer(Remote {
+                ip: peer.ip(),
+                helo: st.helo.clone().unwrap_or_default(),
+                tls: st.tls,
+            })),
             (_, Some(o)) => Some(o.clone()),
             (_, None) => None,
         };

@@ -69,6 +69,15 @@ impl Store {
             .await?)
     }
 
+    /// Whether this node is a gateway: it has an uplink to the Internet.
+    pub async fn is_gateway(&self) -> Result<bool> {
+        let found: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM uplinks WHERE carrier = 'smtp' LIMIT 1")
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(found.is_some())
+    }
+
     /// Every uplink, by peer name.
     pub async fn uplinks(&self) -> Result<Vec<UplinkRow>> {
         Ok(

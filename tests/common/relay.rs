@@ -231,6 +231,8 @@ pub struct Camp {
     pub a: Node,
     pub g: Node,
     pub i: Node,
+    /// The DNS every node asks; tests publish records into it.
+    pub dns: super::dns::Zone,
 }
 
 /// A (camp-a.example) → G (gw.example, the gateway) → I (internet.example).
@@ -246,7 +248,8 @@ pub async fn campsite() -> Camp {
         ("broken.example", super::dns::Entry::Broken),
         ("hostonly.example", super::dns::Entry::A(LOCAL)),
     ];
-    let dns = super::dns::serve(zone).await;
+    let records = super::dns::Zone::new(zone);
+    let dns = super::dns::serve_zone("127.0.0.1:0".parse().unwrap(), records.clone()).await;
     let g_mx = free_port();
     let i_mx = std::iter::repeat_with(free_port)
         .find(|p| *p != g_mx)
@@ -273,7 +276,12 @@ pub async fn campsite() -> Camp {
     // G and I reach the Internet by MX.
     make_gateway(&g).await;
     make_gateway(&i).await;
-    Camp { a, g, i }
+    Camp {
+        a,
+        g,
+        i,
+        dns: records,
+    }
 }
 
 pub async fn sync_now(n: &Node, peer: Option<&str>) {

@@ -110,6 +110,7 @@ fn make() -> Hub {
                 create_on_login: true,
                 // The fuzzer's disk is whatever it runs on.
                 min_free_disk: 0,
+                inbound: None,
             },
         ))
     };
