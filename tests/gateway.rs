@@ -363,30 +363,6 @@ async fn a_full_disk_on_the_gateway_loses_nothing_and_says_so() {
     drop(disk);
 }
 
-/// Verify every DKIM signature of `message` with dkimpy, answering DNS
-/// from `records`; (all passed, what it printed).
-fn dkimpy(message: &[u8], records: &[(String, String)]) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let msg = dir.path().join("message.eml");
-    std::fs::write(&msg, message).unwrap();
-    let map: serde_json::Map<String, serde_json::Value> = records
-        .iter()
-        .map(|(n, v)| (n.clone(), serde_json::Value::String(v.clone())))
-        .collect();
-    let json = dir.path().join("records.json");
-    std::fs::write(&json, serde_json::to_vec(&map).unwrap()).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/dkim_verify.py");
-    let o = std::process::Command::new(common::PYTHON_DEBIAN)
-        .arg(script)
-        .arg(&msg)
-        .arg(&json)
-        .output()
-        .expect("run dkim_verify.py");
-    let text =
-        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-    (o.status.success(), text)
-}
-
 /// The gateway's published records for `domain`, as a test DNS has them.
 fn dkim_records(g: &Node, domain: &str) -> Vec<(String, String)> {
     cairn::mail::dkim::Keys::new(g.data_dir().join("dkim"))
@@ -419,7 +395,7 @@ async fn mail_to_the_internet_is_dkim_signed_as_its_senders_domain() {
 
     // An independent verifier, with the keys the gateway made on first use.
     let records = dkim_records(&g, "camp-a.example");
-    let (ok, out) = dkimpy(&message, &records);
+    let (ok, out) = common::dkimpy(&message, &records);
     assert!(ok, "{out}");
     assert!(
         out.contains("d=camp-a.example s=cairn-rsa a=rsa-sha256 pass")
@@ -430,15 +406,15 @@ async fn mail_to_the_internet_is_dkim_signed_as_its_senders_domain() {
     let text = String::from_utf8(message.clone()).unwrap();
     let altered = text.replacen("Message-ID: <signed@test>", "Message-ID: <other@test>", 1);
     assert_ne!(altered, text);
-    let (ok, out) = dkimpy(altered.as_bytes(), &records);
+    let (ok, out) = common::dkimpy(altered.as_bytes(), &records);
     assert!(!ok && !out.contains("pass"), "{out}");
     let added = text.replacen("\r\nSubject:", "\r\nSubject: [urgent]\r\nSubject:", 1);
-    let (ok, out) = dkimpy(added.as_bytes(), &records);
+    let (ok, out) = common::dkimpy(added.as_bytes(), &records);
     assert!(
         !ok && !out.contains("pass"),
         "a second Subject is oversigned: {out}"
     );
-    let (ok, out) = dkimpy(&message, &dkim_records(&g, "other.example"));
+    let (ok, out) = common::dkimpy(&message, &dkim_records(&g, "other.example"));
     assert!(!ok, "{out}");
 
     // Keys stay: the next message is signed with the same ones.
@@ -455,7 +431,7 @@ async fn mail_to_the_internet_is_dkim_signed_as_its_senders_domain() {
     sync_now(&g, Some("internet")).await;
     let got = inbox(&i.hub, "carol@internet.example").await;
     let second = i.hub.store.blob_read(&got[1].blob_hash).await.unwrap();
-    let (ok, out) = dkimpy(&second, &records);
+    let (ok, out) = common::dkimpy(&second, &records);
     assert!(ok, "{out}");
     for n in [a, g, i] {
         n.hub.shutdown().await;

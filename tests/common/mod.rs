@@ -367,6 +367,7 @@ pub mod classic;
 pub mod deltachat;
 pub mod dns;
 pub mod imap;
+pub mod mta;
 pub mod nncp;
 pub mod qr;
 pub mod radio;
@@ -416,6 +417,30 @@ pub fn dkimpy_tools() {
         "/usr/lib/python3/dist-packages/nacl/__init__.py",
         "python3-nacl",
     );
+}
+
+/// Verify every DKIM signature of `message` with dkimpy, answering DNS
+/// from `records`; (all passed, what it printed).
+pub fn dkimpy(message: &[u8], records: &[(String, String)]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let msg = dir.path().join("message.eml");
+    std::fs::write(&msg, message).unwrap();
+    let map: serde_json::Map<String, serde_json::Value> = records
+        .iter()
+        .map(|(n, v)| (n.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let json = dir.path().join("records.json");
+    std::fs::write(&json, serde_json::to_vec(&map).unwrap()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/dkim_verify.py");
+    let o = std::process::Command::new(PYTHON_DEBIAN)
+        .arg(script)
+        .arg(&msg)
+        .arg(&json)
+        .output()
+        .expect("run dkim_verify.py");
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    (o.status.success(), text)
 }
 
 /// Who runs a command. Some tools refuse to run programs as root (Exim's
@@ -478,16 +503,27 @@ impl RunAs {
 
     /// `program` as this user (through util-linux's setpriv when switching).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        if !self.switch {
-            return Command::new(program);
-        }
-        let mut c = Command::new("setpriv");
-        c.arg(format!("--reuid={}", self.name))
-            .arg(format!("--regid={}", self.name))
-            .arg("--clear-groups")
-            .arg("--")
-            .arg(program);
+        let argv = self.argv(program);
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
         c
+    }
+
+    /// The argv that runs `program` as this user (for wrappers such as
+    /// `unshare` that exec it).
+    pub fn argv(&self, program: impl AsRef<std::ffi::OsStr>) -> Vec<std::ffi::OsString> {
+        let program = program.as_ref().to_os_string();
+        if !self.switch {
+            return vec![program];
+        }
+        vec![
+            "setpriv".into(),
+            format!("--reuid={}", self.name).into(),
+            format!("--regid={}", self.name).into(),
+            "--clear-groups".into(),
+            "--".into(),
+            program,
+        ]
     }
 
     /// `program` at a path this user can run: as it is, or — when the

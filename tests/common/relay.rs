@@ -8,15 +8,8 @@ use cairn::relay::{folder, node};
 use std::path::{Path, PathBuf};
 
 pub struct Node {
-    tmp: tempfile::TempDir,
+    _tmp: tempfile::TempDir,
     pub hub: Hub,
-}
-
-impl Node {
-    /// The hub's data directory.
-    pub fn data_dir(&self) -> std::path::PathBuf {
-        self.tmp.path().join("data")
-    }
 }
 
 pub async fn node_for(
@@ -30,7 +23,7 @@ pub async fn node_for(
         tweak(c);
     })
     .await;
-    Node { tmp, hub }
+    Node { _tmp: tmp, hub }
 }
 
 impl Node {
@@ -39,6 +32,10 @@ impl Node {
     }
     pub async fn add(&self, other: &Node) {
         self.hub.relay.add_peer(&other.card(), None).await.unwrap();
+    }
+    /// The hub's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.hub.report.data_dir.clone()
     }
     pub fn key_path(&self) -> PathBuf {
         self.hub.report.data_dir.join("node.key")
@@ -254,16 +251,34 @@ pub async fn campsite() -> Camp {
     let i_mx = std::iter::repeat_with(free_port)
         .find(|p| *p != g_mx)
         .unwrap();
-    let gateway = move |c: &mut cairn::config::Config, own: u16, theirs: u16| {
-        c.listen.smtp_mx = vec![std::net::SocketAddr::from((LOCAL, own))];
-        c.gateway.dns = vec![dns];
-        c.gateway.mx_port = theirs;
-    };
-    let a = node_for("camp-a", "camp-a.example", |_| {}).await;
-    let g = node_for("gw", "gw.example", |c| gateway(c, g_mx, i_mx)).await;
-    let i = node_for("internet", "internet.example", |c| gateway(c, i_mx, g_mx)).await;
+    let (a, g) = camp_and_gateway(dns, g_mx, i_mx).await;
+    let i = node_for("internet", "internet.example", |c| {
+        as_gateway(c, dns, i_mx, g_mx)
+    })
+    .await;
+    make_gateway(&i).await;
+    Camp {
+        a,
+        g,
+        i,
+        dns: records,
+    }
+}
 
-    // A ↔ G over a live link that A dials when someone presses Sync now.
+/// MX port `own`, DNS at `dns`, the Internet's MX hosts on port `theirs`.
+fn as_gateway(c: &mut cairn::config::Config, dns: std::net::SocketAddr, own: u16, theirs: u16) {
+    c.listen.smtp_mx = vec![std::net::SocketAddr::from((LOCAL, own))];
+    c.gateway.dns = vec![dns];
+    c.gateway.mx_port = theirs;
+}
+
+/// Camp hub A (camp-a.example) and its gateway G (gw.example, MX port
+/// `g_mx`), which reaches the Internet's MX hosts on port `out` through
+/// the DNS at `dns`. A dials G when someone presses Sync now; G's smtp
+/// uplink is manual.
+pub async fn camp_and_gateway(dns: std::net::SocketAddr, g_mx: u16, out: u16) -> (Node, Node) {
+    let a = node_for("camp-a", "camp-a.example", |_| {}).await;
+    let g = node_for("gw", "gw.example", |c| as_gateway(c, dns, g_mx, out)).await;
     let g_card = g.hub.relay.card(vec![link_addr(&g).to_string()]);
     a.hub.relay.add_peer(&g_card, None).await.unwrap();
     a.hub.relay.add_route("*", "gw").await.unwrap();
@@ -273,15 +288,8 @@ pub async fn campsite() -> Camp {
         .await
         .unwrap();
     g.add(&a).await;
-    // G and I reach the Internet by MX.
     make_gateway(&g).await;
-    make_gateway(&i).await;
-    Camp {
-        a,
-        g,
-        i,
-        dns: records,
-    }
+    (a, g)
 }
 
 pub async fn sync_now(n: &Node, peer: Option<&str>) {

@@ -135,9 +135,14 @@ impl Client {
 
     /// Send STARTTLS and switch to TLS.
     pub async fn starttls(self, hub: &Hub) -> Client {
+        self.starttls_with(hub_cert(hub)).await
+    }
+
+    /// Send STARTTLS and switch to TLS, trusting `cert` for 127.0.0.1.
+    pub async fn starttls_with(self, cert: rustls::pki_types::CertificateDer<'static>) -> Client {
         let mut c = self;
         assert!(c.cmd("STARTTLS").await.starts_with("220"));
-        let connector = tokio_rustls::TlsConnector::from(tls_config(hub_cert(hub)));
+        let connector = tokio_rustls::TlsConnector::from(tls_config(cert));
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
         let s = connector.connect(name, c.stream).await.unwrap();
         Client {
