@@ -453,3 +453,83 @@ fn the_radio_page_follows_the_radio_live() {
         r.b.hub.shutdown().await;
     });
 }
+
+/// The gateway's DNS page, as the admin of a gateway going live meets
+/// it: every record to publish for its own and its camps' domains, then
+/// "Check DNS" marks what is missing; once the records are published, the
+/// next check finds them all. Nothing scrolls sideways on a phone, long
+/// DKIM keys included.
+#[test]
+fn the_gateway_page_lists_the_dns_records_and_checks_them() {
+    use common::relay::{Camp, campsite};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let camp: Camp = rt.block_on(campsite());
+    let g = &camp.g;
+    let base = format!("http://{}", g.hub.endpoint(cairn::app::WEB_HTTP).unwrap());
+    let code = g.hub.report.setup_code.clone().unwrap();
+    let br = Browser::start(PHONE);
+    br.set_up_admin(&base, &code);
+    br.goto(&format!("{base}/admin/uplinks"));
+    br.click_to("#gateway-dns", "/admin/gateway");
+    let page = br.source();
+    for want in [
+        "gw.example",
+        "camp-a.example",
+        "cairn-rsa._domainkey.camp-a.example",
+        "cairn-ed25519._domainkey.gw.example",
+        "_dmarc.camp-a.example",
+        "v=DMARC1; p=reject; adkim=s; aspf=s",
+        "10 mx.gw.example",
+    ] {
+        assert!(page.contains(want), "{want} missing:\n{page}");
+    }
+    br.click_to("#check", "/admin/gateway");
+    br.wait_until("the check", |b| b.source().contains("id=\"verdict\""));
+    br.screenshot("50-gateway-dns-missing");
+    let page = br.source();
+    assert!(
+        page.contains(r#"<span class="error" id="verdict">not every record"#),
+        "{page}"
+    );
+    // camp-a.example's MX is published already; gw.example's is not.
+    assert!(
+        page.contains("dns-missing") && page.contains("dns-found"),
+        "{page}"
+    );
+    assert!(
+        br.overflow_x() <= 0,
+        "the DNS page scrolls sideways at 390 px"
+    );
+
+    // The admin publishes what the page says; the next check finds it all.
+    let records = rt.block_on(g.hub.relay.dns_records()).unwrap();
+    for r in &records {
+        let entry = match r.kind {
+            cairn::relay::carrier::RecordType::Mx => {
+                common::dns::Entry::Mx(Box::leak(r.value.clone().into_boxed_str()))
+            }
+            cairn::relay::carrier::RecordType::Txt => common::dns::Entry::Txt(r.value.clone()),
+        };
+        if r.name != "camp-a.example" || r.kind != cairn::relay::carrier::RecordType::Mx {
+            camp.dns.add(&r.name, entry);
+        }
+    }
+    br.resize(DESKTOP);
+    br.goto(&format!("{base}/admin/gateway?check=1"));
+    br.screenshot("51-gateway-dns-found");
+    let page = br.source();
+    assert!(page.contains(r#"<span class="ok" id="verdict">"#), "{page}");
+    assert!(
+        !page.contains("dns-missing") && !page.contains("dns-different"),
+        "{page}"
+    );
+    assert!(
+        br.overflow_x() <= 0,
+        "the DNS page scrolls sideways at 1280 px"
+    );
+    rt.block_on(async {
+        for n in [camp.a, camp.g, camp.i] {
+            n.hub.shutdown().await;
+        }
+    });
+}

@@ -237,3 +237,82 @@ fn check_config_reports_every_problem() {
         "check-config creates nothing"
     );
 }
+
+/// `cairn gateway dns`: the records a gateway going live publishes, as
+/// zone-file lines; `--check` asks DNS and fails until all are there.
+#[test]
+fn gateway_dns_lists_the_records_and_checks_them() {
+    use common::dns::{Entry, Zone};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let zone = Zone::default();
+    let dns = rt.block_on(common::dns::serve_zone(
+        "127.0.0.1:0".parse().unwrap(),
+        zone.clone(),
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    let gateway = || {
+        let mut c = cairn(tmp.path());
+        c.env("CAIRN_HUB_DOMAINS", "camp.example")
+            .env("CAIRN_HUB_HOSTNAMES", "mx.camp.example,127.0.0.1")
+            .env("CAIRN_GATEWAY_DNS", dns.to_string());
+        c
+    };
+    let o = run(gateway().args(["gateway", "dns"]));
+    assert_one_clear_error(&o, &["no hub data", "cairn serve"]);
+    assert!(run(gateway().args(["node", "card"])).status.success());
+    let o = run(gateway().args(["gateway", "dns"]));
+    assert_one_clear_error(&o, &["not a gateway", "cairn peer add-internet"]);
+    assert!(
+        run(gateway().args(["peer", "add-internet"]))
+            .status
+            .success()
+    );
+
+    let o = run(gateway().args(["gateway", "dns"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for want in [
+        "camp.example. 3600 IN MX 10 mx.camp.example.",
+        "camp.example. 3600 IN TXT \"v=spf1 mx -all\"",
+        "cairn-rsa._domainkey.camp.example. 3600 IN TXT \"v=DKIM1; k=rsa; p=MII",
+        "cairn-ed25519._domainkey.camp.example. 3600 IN TXT \"v=DKIM1; k=ed25519; p=",
+        "_dmarc.camp.example. 3600 IN TXT \"v=DMARC1; p=reject; adkim=s; aspf=s\"",
+    ] {
+        assert!(out.contains(want), "{want} missing:\n{out}");
+    }
+    // The same keys the next time.
+    assert_eq!(stdout(&run(gateway().args(["gateway", "dns"]))), out);
+
+    let o = run(gateway().args(["gateway", "dns", "--check"]));
+    assert_one_clear_error(&o, &["not every record is published"]);
+    assert_eq!(
+        stdout(&o).matches(";   missing").count(),
+        5,
+        "{}",
+        stdout(&o)
+    );
+    zone.add("camp.example", Entry::Mx("mx.camp.example"));
+    zone.add("camp.example", Entry::Txt("v=spf1 a -all".into()));
+    for line in out
+        .lines()
+        .filter(|l| l.contains("IN TXT") && !l.contains("spf1"))
+    {
+        let (name, value) = line.split_once(". 3600 IN TXT ").unwrap();
+        let value: String = value.split('"').skip(1).step_by(2).collect();
+        zone.add(name, Entry::Txt(value));
+    }
+    let o = run(gateway().args(["gateway", "dns", "--check"]));
+    let text = stdout(&o);
+    assert!(!o.status.success());
+    assert!(
+        text.contains(";   different: published is v=spf1 a -all")
+            && text.matches(";   found").count() == 4,
+        "{text}"
+    );
+    zone.remove("camp.example");
+    zone.add("camp.example", Entry::Mx("mx.camp.example"));
+    zone.add("camp.example", Entry::Txt("v=spf1 mx -all".into()));
+    let o = run(gateway().args(["gateway", "dns", "--check"]));
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(stdout(&o).matches(";   found").count(), 5);
+}

@@ -4,7 +4,7 @@
 //! for the item (`relay/gateway.rs`).
 
 use crate::config::GatewayConfig;
-use crate::relay::carrier::{MailOut, Outcome};
+use crate::relay::carrier::{Lookup, MailOut, Outcome, RecordType};
 use futures_util::future::BoxFuture;
 use hickory_resolver::TokioResolver;
 use lettre::address::Envelope;
@@ -127,10 +127,12 @@ fn classify(e: &lettre::transport::smtp::Error, smarthost: bool) -> Outcome {
 
 impl Gateway {
     pub fn new(config: &GatewayConfig, helo: &str) -> Result<Gateway, String> {
+        // By MX the resolver is needed to send at all; with a smarthost
+        // only to check the records the gateway asks to be published.
         let resolver = if config.smarthost.is_empty() {
             Some(resolver(&config.dns)?)
         } else {
-            None
+            resolver(&config.dns).ok()
         };
         Ok(Gateway {
             config: config.clone(),
@@ -244,7 +246,9 @@ impl Gateway {
                     })?;
             return Ok(vec![(ip, lit.to_string())]);
         }
-        let resolver = self.resolver.as_ref().expect("MX mode has a resolver");
+        let Some(resolver) = self.resolver.as_ref() else {
+            return Err(temporary("no DNS resolver"));
+        };
         let names: Vec<String> = match resolver.mx_lookup(format!("{domain}.")).await {
             Ok(mx) => {
                 use hickory_resolver::proto::rr::RData;
@@ -392,6 +396,49 @@ impl MailOut for Gateway {
         message: &'a [u8],
     ) -> BoxFuture<'a, Vec<(String, Outcome)>> {
         Box::pin(Gateway::deliver(self, from, rcpts, message))
+    }
+
+    fn lookup<'a>(&'a self, name: &'a str, kind: RecordType) -> BoxFuture<'a, Lookup> {
+        Box::pin(async move {
+            use hickory_resolver::proto::rr::RData;
+            let Some(resolver) = &self.resolver else {
+                return Lookup::Failed(
+                    "cannot read the system's DNS settings: set gateway.dns".into(),
+                );
+            };
+            let fqdn = format!("{}.", name.trim_end_matches('.'));
+            let answer = match kind {
+                RecordType::Mx => resolver.mx_lookup(fqdn).await,
+                RecordType::Txt => resolver.txt_lookup(fqdn).await,
+            };
+            match answer {
+                Ok(found) => Lookup::Found(
+                    found
+                        .answers()
+                        .iter()
+                        .filter_map(|r| match &r.data {
+                            RData::MX(m) if kind == RecordType::Mx => Some(
+                                m.exchange
+                                    .to_utf8()
+                                    .trim_end_matches('.')
+                                    .to_ascii_lowercase(),
+                            ),
+                            RData::TXT(t) if kind == RecordType::Txt => Some(
+                                t.txt_data
+                                    .iter()
+                                    .map(|part| String::from_utf8_lossy(part))
+                                    .collect::<String>(),
+                            ),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                Err(e) if e.is_nx_domain() || (e.is_no_records_found() && answered(&e)) => {
+                    Lookup::Missing
+                }
+                Err(e) => Lookup::Failed(e.to_string()),
+            }
+        })
     }
 }
 

@@ -91,6 +91,9 @@ enum Command {
     /// How and when this node syncs with its peers.
     #[command(subcommand)]
     Uplink(UplinkCommand),
+    /// The Internet gateway: the DNS records it needs.
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
     /// Tasks of the SD-card appliance (run by its systemd units).
     #[command(subcommand)]
     Appliance(ApplianceCommand),
@@ -262,6 +265,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bundle(cmd) => bundle(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Sync { peer } => sync(load_config(&cli, cli.config.as_deref())?, peer).await,
         Command::Uplink(cmd) => uplink(load_config(&cli, cli.config.as_deref())?, cmd).await,
+        Command::Gateway(cmd) => gateway(load_config(&cli, cli.config.as_deref())?, cmd).await,
         Command::Radio(RadioCommand::Sim {
             dir,
             modem,

@@ -100,6 +100,63 @@ pub(super) enum RouteCommand {
     Remove { domain: String },
 }
 
+#[derive(Subcommand, Debug)]
+pub(super) enum GatewayCommand {
+    /// The DNS records to publish for every domain this gateway carries
+    /// (MX, SPF, DKIM, DMARC), as zone-file lines; DKIM keys are made now
+    /// if new. With --check, what the Internet's DNS has of each.
+    Dns {
+        /// Ask DNS about each record: found, different or missing.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+pub(super) async fn gateway(config: Config, cmd: &GatewayCommand) -> Result<()> {
+    let GatewayCommand::Dns { check } = cmd;
+    datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
+    let relay = open_relay(&config).await?;
+    let records = match relay.dns_records().await {
+        Ok(r) => r,
+        Err(e) => {
+            relay.store().close().await;
+            return Err(e.into());
+        }
+    };
+    let checked = if *check {
+        relay.check_dns(&records).await?
+    } else {
+        Vec::new()
+    };
+    let mut domain = "";
+    for (i, r) in records.iter().enumerate() {
+        if r.domain != domain {
+            domain = &r.domain;
+            println!("; {domain}");
+        }
+        println!("{}", r.zone_line());
+        if let Some(p) = checked.get(i) {
+            match p {
+                crate::relay::publish::Published::Different(had) => {
+                    println!(";   different: published is {}", had.join(" | "))
+                }
+                crate::relay::publish::Published::Unknown(why) => {
+                    println!(";   not checked: {why}")
+                }
+                other => println!(";   {}", other.word()),
+            }
+        }
+    }
+    relay.store().close().await;
+    if checked
+        .iter()
+        .any(|p| !matches!(p, crate::relay::publish::Published::Found))
+    {
+        bail!("not every record is published yet (see the lines above)");
+    }
+    Ok(())
+}
+
 pub(super) async fn node(config: Config, cmd: &NodeCommand) -> Result<()> {
     let relay = open_relay(&config).await?;
     match cmd {

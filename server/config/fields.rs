@@ -476,7 +476,7 @@ pub static FIELDS: &[Field] = &[
     Field {
         key: "gateway.dns",
         env: "CAIRN_GATEWAY_DNS",
-        doc: "DNS servers for MX lookups, as \"ip\" or \"ip:port\"; [] uses the system's (/etc/resolv.conf).",
+        doc: "DNS servers a gateway asks (where mail goes; the SPF, DKIM and DMARC records of Internet mail), as \"ip\" or \"ip:port\"; [] uses the system's (/etc/resolv.conf).",
         kind: Kind::List,
         apply: |c, v| {
             c.gateway.dns = list(v, |a| {

@@ -252,7 +252,8 @@ pub struct GatewayConfig {
     pub smarthost_ca: String,
     /// Port of MX hosts (25; tests use others).
     pub mx_port: u16,
-    /// DNS servers for MX lookups (`ip` or `ip:port`); empty: the system's.
+    /// DNS servers a gateway asks (MX hosts, and the SPF, DKIM and DMARC
+    /// records of Internet mail), `ip` or `ip:port`; empty: the system's.
     pub dns: Vec<SocketAddr>,
 }
 

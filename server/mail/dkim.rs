@@ -213,10 +213,12 @@ impl Keys {
         };
         match crate::datadir::private_dir(&self.dir) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(write(e)),
-            _ => {}
+            Err(_) => {}
+            Ok(()) => self.give_to_hub(&self.dir),
         }
         match crate::datadir::create_file(&path, made.serialize_pem().as_bytes(), true) {
             Ok(()) => {
+                self.give_to_hub(&path);
                 tracing::info!(domain, path = %path.display(), "made a DKIM key; publish its record (cairn gateway dns)");
                 Ok(made)
             }
@@ -228,6 +230,23 @@ impl Keys {
                 parse(&path, &pem)
             }
             Err(e) => Err(write(e)),
+        }
+    }
+}
+
+impl Keys {
+    /// A key made by `cairn gateway dns` run as root must stay readable
+    /// by the hub's service user: new files get the data directory's
+    /// owner (a no-op, or refused and let be, for anyone but root).
+    fn give_to_hub(&self, path: &Path) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if let Some(data) = self.dir.parent()
+                && let Ok(m) = std::fs::metadata(data)
+            {
+                let _ = std::os::unix::fs::chown(path, Some(m.uid()), Some(m.gid()));
+            }
         }
     }
 }
@@ -327,6 +346,29 @@ mod tests {
         }
         let other = keys.domain("camp-b.example").unwrap();
         assert_ne!(other.records()[0].value, first.records()[0].value);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn keys_made_by_root_belong_to_the_data_directorys_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        // As root (CI), the data directory belongs to another user, as
+        // the appliance's belongs to `cairn`; otherwise both are ours.
+        let _ = std::os::unix::fs::chown(&data, Some(65534), Some(65534));
+        let owner = std::fs::metadata(&data).unwrap().uid();
+        Keys::new(data.join("dkim"))
+            .domain("camp-a.example")
+            .unwrap();
+        for f in [
+            "dkim",
+            "dkim/camp-a.example.rsa2048.pem",
+            "dkim/camp-a.example.ed25519.pem",
+        ] {
+            assert_eq!(std::fs::metadata(data.join(f)).unwrap().uid(), owner, "{f}");
+        }
     }
 
     #[test]

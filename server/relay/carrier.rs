@@ -93,6 +93,28 @@ pub trait MailOut: Send + Sync {
         rcpts: &'a [String],
         message: &'a [u8],
     ) -> BoxFuture<'a, Vec<(String, Outcome)>>;
+    /// What the Internet's DNS publishes for `name` (to check the records
+    /// a gateway asks its admin to publish).
+    fn lookup<'a>(&'a self, name: &'a str, kind: RecordType) -> BoxFuture<'a, Lookup>;
+}
+
+/// The DNS record types a gateway publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordType {
+    Mx,
+    Txt,
+}
+
+/// A DNS answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The records of that type (an MX as its host name without the
+    /// trailing dot; a TXT with its strings joined).
+    Found(Vec<String>),
+    /// The name does not exist or has no record of that type.
+    Missing,
+    /// No answer (no DNS server reachable, a server failure).
+    Failed(String),
 }
 
 /// A byte stream to another node (a TCP connection, a tunnel, a test's

@@ -46,14 +46,13 @@ struct Signer {
 
 impl Signer {
     async fn new(relay: &Relay, internet: &PeerRow) -> Result<Signer, RelayError> {
-        let names = |d: &crate::domain::address::Domain| d.ip().is_none().then(|| d.to_string());
-        let mut carried: Vec<String> = relay.config.domains.iter().filter_map(names).collect();
-        let own = carried.first().cloned();
-        for (domain, peer, _) in relay.store().routes().await? {
-            if domain != "*" && peer != internet.id && !domain.starts_with('[') {
-                carried.push(domain);
-            }
-        }
+        let carried = relay.carried_domains(internet).await?;
+        let own = relay
+            .config
+            .domains
+            .iter()
+            .find(|d| d.ip().is_none())
+            .map(|d| d.to_string());
         Ok(Signer {
             keys: dkim::Keys::new(&relay.config.dkim_dir),
             carried,

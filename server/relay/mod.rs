@@ -22,6 +22,7 @@ pub mod link;
 pub mod nncp;
 pub mod node;
 mod peers;
+pub mod publish;
 pub mod radio;
 pub mod schedule;
 pub mod sync;

@@ -6,6 +6,7 @@
 mod accounts;
 pub mod admin;
 mod assets;
+mod gateway;
 mod guard;
 pub mod https;
 pub mod join;
@@ -134,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(settings::router())
         .merge(wizard::router())
         .merge(sync::router())
+        .merge(gateway::router())
         .merge(radio::router())
         .fallback(status::not_found)
         .layer(SetResponseHeaderLayer::if_not_present(

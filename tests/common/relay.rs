@@ -267,6 +267,12 @@ pub async fn campsite() -> Camp {
 
 /// MX port `own`, DNS at `dns`, the Internet's MX hosts on port `theirs`.
 fn as_gateway(c: &mut cairn::config::Config, dns: std::net::SocketAddr, own: u16, theirs: u16) {
+    // Its public name first (what it greets with, what MX records name),
+    // then the address the tests' clients check its certificate for.
+    c.hub.hostnames = vec![
+        cairn::config::Hostname::Name(format!("mx.{}", c.hub.domains[0])),
+        cairn::config::Hostname::Ip(std::net::Ipv4Addr::LOCALHOST.into()),
+    ];
     c.listen.smtp_mx = vec![std::net::SocketAddr::from((LOCAL, own))];
     c.gateway.dns = vec![dns];
     c.gateway.mx_port = theirs;
