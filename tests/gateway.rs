@@ -606,3 +606,32 @@ async fn internet_mail_is_checked_for_spf_dkim_and_dmarc() {
         n.hub.shutdown().await;
     }
 }
+
+/// A bounce from a camp to the Internet is signed as the camp's domain
+/// too (chatmail's `test_bounces_are_dkim_signed`): carol writes to a
+/// camp user who does not exist; A's bounce leaves through G signed.
+#[tokio::test]
+async fn bounces_to_the_internet_are_signed_too() {
+    common::dkimpy_tools();
+    let camp = campsite().await;
+    let (a, g, i) = (&camp.a, &camp.g, &camp.i);
+    send(i, "carol@internet.example", "nobody@camp-a.example", "lost").await;
+    routed(i).await;
+    sync_now(i, Some("internet")).await;
+    routed(g).await;
+    sync_now(a, None).await; // G hands it to A, which bounces it
+    routed(a).await;
+    sync_now(a, None).await; // the bounce goes to G
+    routed(g).await;
+    sync_now(g, Some("internet")).await;
+    let got = inbox(&i.hub, "carol@internet.example").await;
+    assert_eq!(got.len(), 1, "carol got the bounce");
+    let bounce = i.hub.store.blob_read(&got[0].blob_hash).await.unwrap();
+    let text = String::from_utf8_lossy(&bounce);
+    assert!(text.contains("MAILER-DAEMON@camp-a.example"), "{text}");
+    let (ok, out) = common::dkimpy(&bounce, &dkim_records(g, "camp-a.example"));
+    assert!(ok && out.contains("d=camp-a.example"), "{out}");
+    for n in [camp.a, camp.g, camp.i] {
+        n.hub.shutdown().await;
+    }
+}

@@ -36,6 +36,7 @@ pub struct GatewayRun {
 
 /// What signs the gateway's mail: the domains it carries (its own and
 /// those routed through it to other nodes) and where their keys are.
+#[derive(Clone)]
 struct Signer {
     keys: dkim::Keys,
     carried: Vec<String>,
@@ -92,7 +93,16 @@ pub async fn run(relay: &Relay, peer: &PeerRow) -> Result<GatewayRun, RelayError
     let signer = Signer::new(relay, peer).await?;
     for row in rows {
         let message = relay.store().blob_read(&row.blob_hash).await?;
-        let results = match signer.sign(&message) {
+        // Signing a large message takes milliseconds of CPU (see the
+        // dkim_sign bench): off the async workers.
+        let s = signer.clone();
+        let (message, signed) = tokio::task::spawn_blocking(move || {
+            let signed = s.sign(&message);
+            (message, signed)
+        })
+        .await
+        .map_err(|e| RelayError::Input(format!("signing stopped: {e}")))?;
+        let results = match signed {
             Ok(signed) => gw.deliver(&row.mail_from, &row.recipients(), &signed).await,
             // The key is the gateway's problem, not the mail's: it waits.
             Err(e) => {
