@@ -182,7 +182,7 @@ async fn a_chatmail_like_relay_takes_the_gateways_mail_and_the_gateway_checks_it
     // refuses it, and Exim says so (a bounce to its sender).
     let forged = encrypted("boss@strict.example");
     relay.send("dora@relay.example", &["alice@camp-a.example"], &forged);
-    let mail = relay.mailbox("dora");
+    let mail = relay.wait_mailbox("dora", 2);
     assert_eq!(mail.len(), 2, "dora got a bounce: {}", relay.log());
     assert!(
         mail[1].contains("550 5.7.26") && mail[1].contains("DMARC"),

@@ -204,6 +204,20 @@ impl Relay {
             .collect()
     }
 
+    /// `user`'s messages once there are `n` (Exim delivers a bounce in a
+    /// process of its own, after the command that caused it returned);
+    /// fails after 60 s.
+    pub fn wait_mailbox(&self, user: &str, n: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let got = self.mailbox(user);
+            if got.len() >= n || std::time::Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Exim's logs (with `-C`, most of what it says goes to stderr or
     /// nowhere; the messages and replies are the evidence).
     pub fn log(&self) -> String {
