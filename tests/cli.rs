@@ -315,4 +315,20 @@ fn gateway_dns_lists_the_records_and_checks_them() {
     let o = run(gateway().args(["gateway", "dns", "--check"]));
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     assert_eq!(stdout(&o).matches(";   found").count(), 5);
+
+    // New keys: the old files kept aside, both DKIM records now differ.
+    let o = run(gateway().args(["gateway", "dns", "--check", "--new-keys", "camp.example"]));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("new DKIM keys for camp.example"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        stdout(&o).matches(";   different").count(),
+        2,
+        "{}",
+        stdout(&o)
+    );
+    assert_ne!(stdout(&o), out);
 }

@@ -455,7 +455,7 @@ async fn a_damaged_dkim_key_holds_the_mail_and_says_why() {
     let run = &g.hub.store.sync_history(1).await.unwrap()[0];
     let error = run.error.clone().unwrap_or_default();
     assert!(
-        error.contains("camp-a.example.rsa2048.pem") && error.contains("move it away"),
+        error.contains("camp-a.example.rsa2048.pem") && error.contains("--new-keys camp-a.example"),
         "{run:?}"
     );
     assert_eq!(
@@ -463,11 +463,57 @@ async fn a_damaged_dkim_key_holds_the_mail_and_says_why() {
         "garbage",
         "the key is left for the admin"
     );
-    // Moved away as told: the next run makes a new key and the mail goes.
-    std::fs::rename(dir.join("camp-a.example.rsa2048.pem"), dir.join("old.pem")).unwrap();
+    // Started over as told (`cairn gateway dns --new-keys`): the damaged
+    // file is kept aside, new keys are made, the mail goes.
+    g.hub.relay.new_domain_keys("camp-a.example").await.unwrap();
     g.hub.relay.retry(waiting[0].id).await.unwrap();
     sync_now(&g, Some("internet")).await;
     assert_eq!(inbox(&i.hub, "carol@internet.example").await.len(), 1);
+    let aside: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".old-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+
+    // Keys made and used, then lost (a card restored without them): no
+    // new key nobody published — the mail waits, and the error says how
+    // to restore them; restored, the mail goes.
+    let saved = tempfile::tempdir().unwrap();
+    for k in ["camp-a.example.rsa2048.pem", "camp-a.example.ed25519.pem"] {
+        std::fs::rename(dir.join(k), saved.path().join(k)).unwrap();
+    }
+    send(
+        &a,
+        "alice@camp-a.example",
+        "carol@internet.example",
+        "lost-key",
+    )
+    .await;
+    routed(&a).await;
+    sync_now(&a, None).await;
+    routed(&g).await;
+    sync_now(&g, Some("internet")).await;
+    let waiting = g.hub.store.outbox().await.unwrap();
+    assert_eq!(waiting.len(), 1, "the mail waits: {waiting:?}");
+    let error = g.hub.store.sync_history(1).await.unwrap()[0]
+        .error
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        error.contains("DKIM key of camp-a.example is missing") && error.contains("restore"),
+        "{error}"
+    );
+    assert!(
+        !dir.join("camp-a.example.rsa2048.pem").exists(),
+        "no key was made"
+    );
+    for k in ["camp-a.example.rsa2048.pem", "camp-a.example.ed25519.pem"] {
+        std::fs::rename(saved.path().join(k), dir.join(k)).unwrap();
+    }
+    g.hub.relay.retry(waiting[0].id).await.unwrap();
+    sync_now(&g, Some("internet")).await;
+    assert_eq!(inbox(&i.hub, "carol@internet.example").await.len(), 2);
     for n in [a, g, i] {
         n.hub.shutdown().await;
     }

@@ -109,13 +109,21 @@ pub(super) enum GatewayCommand {
         /// Ask DNS about each record: found, different or missing.
         #[arg(long)]
         check: bool,
+        /// Start over with new DKIM keys for DOMAIN (the old files are kept
+        /// beside, renamed); publish the new records before mail leaves.
+        #[arg(long, value_name = "DOMAIN")]
+        new_keys: Option<String>,
     },
 }
 
 pub(super) async fn gateway(config: Config, cmd: &GatewayCommand) -> Result<()> {
-    let GatewayCommand::Dns { check } = cmd;
+    let GatewayCommand::Dns { check, new_keys } = cmd;
     datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
     let relay = open_relay(&config).await?;
+    if let Some(domain) = new_keys {
+        relay.new_domain_keys(domain).await?;
+        eprintln!("new DKIM keys for {domain}: publish the records below before mail leaves");
+    }
     let records = match relay.dns_records().await {
         Ok(r) => r,
         Err(e) => {

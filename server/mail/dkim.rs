@@ -79,9 +79,13 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(
-        "the DKIM key {path} cannot be used ({why}): move it away, and the next run makes a new one to publish (`cairn gateway dns`)"
+        "the DKIM key {path} cannot be used ({why}): restore it from a backup, or start over with `cairn gateway dns --new-keys {domain}` and publish the new records"
     )]
-    Damaged { path: PathBuf, why: String },
+    Damaged {
+        path: PathBuf,
+        domain: String,
+        why: String,
+    },
     #[error("cannot store a new DKIM key at {path}: {source}")]
     Write {
         path: PathBuf,
@@ -150,6 +154,7 @@ impl Keys {
         let ed_pair = self.pair(&domain, Kind::Ed25519)?;
         let damaged = |kind: Kind, why: String| Error::Damaged {
             path: self.dir.join(kind.file(&domain)),
+            domain: domain.clone(),
             why,
         };
         let rsa = RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
@@ -193,12 +198,37 @@ impl Keys {
         })
     }
 
+    /// Whether both key files of `domain` are there.
+    pub fn exists(&self, domain: &str) -> bool {
+        let domain = domain.to_ascii_lowercase();
+        [Kind::Rsa, Kind::Ed25519]
+            .iter()
+            .all(|k| self.dir.join(k.file(&domain)).exists())
+    }
+
+    /// Put `domain`'s key files aside (renamed `….old-WHEN`), so the next
+    /// use makes new ones.
+    pub fn retire(&self, domain: &str, when: i64) -> Result<()> {
+        let domain = domain.to_ascii_lowercase();
+        for k in [Kind::Rsa, Kind::Ed25519] {
+            let path = self.dir.join(k.file(&domain));
+            let aside = self.dir.join(format!("{}.old-{when}", k.file(&domain)));
+            match std::fs::rename(&path, &aside) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::Write { path, source: e });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Read one key, or make it when there is none; a key another process
     /// made meanwhile wins (it may be published already).
     fn pair(&self, domain: &str, kind: Kind) -> Result<KeyPair> {
         let path = self.dir.join(kind.file(domain));
         match std::fs::read_to_string(&path) {
-            Ok(pem) => return parse(&path, &pem),
+            Ok(pem) => return parse(&path, domain, &pem),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => return Err(Error::Read { path, source }),
         }
@@ -227,7 +257,7 @@ impl Keys {
                     path: path.clone(),
                     source,
                 })?;
-                parse(&path, &pem)
+                parse(&path, domain, &pem)
             }
             Err(e) => Err(write(e)),
         }
@@ -251,16 +281,16 @@ impl Keys {
     }
 }
 
-fn parse(path: &Path, pem: &str) -> Result<KeyPair> {
+fn parse(path: &Path, domain: &str, pem: &str) -> Result<KeyPair> {
+    let damaged = |why: String| Error::Damaged {
+        path: path.to_path_buf(),
+        domain: domain.to_string(),
+        why,
+    };
     // Refuse anything that is not a PKCS#8 key of ours before rcgen guesses.
-    PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| Error::Damaged {
-        path: path.to_path_buf(),
-        why: format!("not a PEM private key: {e}"),
-    })?;
-    KeyPair::from_pem(pem).map_err(|e| Error::Damaged {
-        path: path.to_path_buf(),
-        why: e.to_string(),
-    })
+    PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| damaged(format!("not a PEM private key: {e}")))?;
+    KeyPair::from_pem(pem).map_err(|e| damaged(e.to_string()))
 }
 
 impl DomainKeys {
@@ -383,7 +413,7 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(
-            err.contains("cannot be used") && err.contains("move it away"),
+            err.contains("cannot be used") && err.contains("--new-keys"),
             "{err}"
         );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a key");

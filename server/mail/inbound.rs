@@ -27,6 +27,12 @@ use tokio::sync::Semaphore;
 /// their turn rather than fill the hub's memory.
 pub const MAX_CHECKS_AT_ONCE: usize = 4;
 
+/// DKIM signatures verified per message (RFC 6376 §6.1 lets verifiers
+/// limit them): each costs a DNS question, a public-key operation and,
+/// with its own `l=`, another hash of the whole body. Real mail carries
+/// one to four.
+pub const MAX_SIGNATURES: usize = 8;
+
 /// What the MX port knows of the server sending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
@@ -119,6 +125,8 @@ impl Checker {
         mail_from: &str,
         raw: &[u8],
     ) -> Result<String, Refused> {
+        let trimmed = at_most_signatures(raw, MAX_SIGNATURES);
+        let raw = trimmed.as_deref().unwrap_or(raw);
         let Some(message) = AuthenticatedMessage::parse(raw) else {
             // Nothing to check against (no header section that parses):
             // the encryption rule and the intake decide about it.
@@ -188,6 +196,29 @@ impl Checker {
     }
 }
 
+/// `raw` with only its first `max` DKIM-Signature fields, when it has
+/// more; `None` when it has no more than that.
+fn at_most_signatures(raw: &[u8], max: usize) -> Option<Vec<u8>> {
+    let end = memchr::memmem::find(raw, b"\r\n\r\n").map(|p| p + 2)?;
+    let mut out = Vec::with_capacity(raw.len());
+    let (mut seen, mut dropping) = (0, false);
+    for line in raw[..end].split_inclusive(|&b| b == b'\n') {
+        if !matches!(line.first(), Some(b' ' | b'\t')) {
+            let signature = line.len() > 15 && line[..15].eq_ignore_ascii_case(b"dkim-signature:");
+            seen += usize::from(signature);
+            dropping = signature && seen > max;
+        }
+        if !dropping {
+            out.extend_from_slice(line);
+        }
+    }
+    if seen <= max {
+        return None;
+    }
+    out.extend_from_slice(&raw[end..]);
+    Some(out)
+}
+
 /// The `Received` line for a message from `remote` (RFC 5321 §4.4; "with
 /// ESMTPS" when it came over TLS, RFC 3848).
 fn trace(remote: &Remote, by: &str) -> String {
@@ -222,6 +253,23 @@ fn without_results(header: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_first_signatures_are_checked() {
+        let sig = |n: usize| format!("DKIM-Signature: v=1; d=d{n}.example;\r\n b=x\r\n");
+        let raw = format!(
+            "{}From: <a@b>\r\n\r\nbody\r\n",
+            (0..10).map(sig).collect::<String>()
+        );
+        let cut = String::from_utf8(at_most_signatures(raw.as_bytes(), 8).unwrap()).unwrap();
+        assert_eq!(cut.matches("DKIM-Signature:").count(), 8);
+        assert!(
+            cut.contains("d7.example") && !cut.contains("d8.example"),
+            "{cut}"
+        );
+        assert!(cut.ends_with("From: <a@b>\r\n\r\nbody\r\n"), "{cut}");
+        assert_eq!(at_most_signatures(raw.as_bytes(), 10), None);
+    }
 
     #[test]
     fn forged_results_are_removed_and_trace_says_tls() {

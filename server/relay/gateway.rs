@@ -34,15 +34,66 @@ pub struct GatewayRun {
     pub retry: Option<String>,
 }
 
+/// The setting that records a domain's DKIM key once made (its RSA
+/// record): a key file missing later is then an error to fix, not a
+/// reason to make a new key that no DNS publishes.
+fn made_key_setting(domain: &str) -> String {
+    format!("dkim.key.{domain}")
+}
+
+impl Relay {
+    /// The DKIM keys of `domain`, made on first use (and recorded as made).
+    /// A key made before whose files are gone is an error that says how
+    /// to restore it or start over.
+    pub async fn domain_keys(&self, domain: &str) -> Result<dkim::DomainKeys, RelayError> {
+        let domain = domain.to_ascii_lowercase();
+        let keys = dkim::Keys::new(&self.config.dkim_dir);
+        let made = self
+            .store()
+            .settings_get(&made_key_setting(&domain))
+            .await?;
+        if made.is_some() && !keys.exists(&domain) {
+            return Err(RelayError::Input(format!(
+                "the DKIM key of {domain} is missing from {}: it was made and may be published; restore its files from a backup, or start over with `cairn gateway dns --new-keys {domain}` and publish the new records",
+                self.config.dkim_dir.display()
+            )));
+        }
+        let d = domain.clone();
+        let loaded = tokio::task::spawn_blocking(move || keys.domain(&d))
+            .await
+            .map_err(|e| RelayError::Input(format!("making the DKIM key stopped: {e}")))?
+            .map_err(|e| RelayError::Input(e.to_string()))?;
+        if made.is_none() {
+            let rsa = &loaded.records()[0].value;
+            self.store()
+                .settings_set(&made_key_setting(&domain), rsa)
+                .await?;
+        }
+        Ok(loaded)
+    }
+
+    /// Start over with new DKIM keys for `domain`: its key files are kept
+    /// beside, renamed `*.old-TIME`, and the next use makes new ones.
+    pub async fn new_domain_keys(&self, domain: &str) -> Result<(), RelayError> {
+        let domain = domain.to_ascii_lowercase();
+        dkim::Keys::new(&self.config.dkim_dir)
+            .retire(&domain, now())
+            .map_err(|e| RelayError::Input(e.to_string()))?;
+        self.store()
+            .settings_delete(&made_key_setting(&domain))
+            .await?;
+        Ok(())
+    }
+}
+
 /// What signs the gateway's mail: the domains it carries (its own and
-/// those routed through it to other nodes) and where their keys are.
-#[derive(Clone)]
+/// those routed through it to other nodes), and their keys as used.
 struct Signer {
-    keys: dkim::Keys,
     carried: Vec<String>,
     /// The gateway's own domain, for mail from elsewhere; `None` when it
     /// has only address literals (nothing to publish a key under).
     own: Option<String>,
+    loaded: std::collections::HashMap<String, std::sync::Arc<dkim::DomainKeys>>,
 }
 
 impl Signer {
@@ -55,21 +106,45 @@ impl Signer {
             .find(|d| d.ip().is_none())
             .map(|d| d.to_string());
         Ok(Signer {
-            keys: dkim::Keys::new(&relay.config.dkim_dir),
             carried,
             own,
+            loaded: Default::default(),
         })
     }
 
-    /// `message` with the signatures of the domain it goes out as in front.
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, dkim::Error> {
+    /// `message` with the signatures of the domain it goes out as in
+    /// front; signing a large message takes milliseconds of CPU (the
+    /// dkim_sign bench), so it runs off the async workers.
+    async fn sign(
+        &mut self,
+        relay: &Relay,
+        message: Vec<u8>,
+    ) -> (Vec<u8>, Result<Vec<u8>, String>) {
         let Some(own) = &self.own else {
-            return Ok(message.to_vec());
+            let copy = message.clone();
+            return (message, Ok(copy));
         };
-        let domain = dkim::signing_domain(message, &self.carried, own);
-        let mut signed = self.keys.domain(&domain)?.sign(message)?;
-        signed.extend_from_slice(message);
-        Ok(signed)
+        let domain = dkim::signing_domain(&message, &self.carried, own);
+        let keys = match self.loaded.get(&domain) {
+            Some(k) => k.clone(),
+            None => match relay.domain_keys(&domain).await {
+                Ok(k) => {
+                    let k = std::sync::Arc::new(k);
+                    self.loaded.insert(domain, k.clone());
+                    k
+                }
+                Err(e) => return (message, Err(e.to_string())),
+            },
+        };
+        tokio::task::spawn_blocking(move || {
+            let signed = keys.sign(&message).map(|mut s| {
+                s.extend_from_slice(&message);
+                s
+            });
+            (message, signed.map_err(|e| e.to_string()))
+        })
+        .await
+        .unwrap_or_else(|e| (Vec::new(), Err(format!("signing stopped: {e}"))))
     }
 }
 
@@ -90,18 +165,10 @@ pub async fn run(relay: &Relay, peer: &PeerRow) -> Result<GatewayRun, RelayError
         .filter(|r| r.next_attempt_at.is_none_or(|n| n <= t))
         .collect();
     let mut run = GatewayRun::default();
-    let signer = Signer::new(relay, peer).await?;
+    let mut signer = Signer::new(relay, peer).await?;
     for row in rows {
         let message = relay.store().blob_read(&row.blob_hash).await?;
-        // Signing a large message takes milliseconds of CPU (see the
-        // dkim_sign bench): off the async workers.
-        let s = signer.clone();
-        let (message, signed) = tokio::task::spawn_blocking(move || {
-            let signed = s.sign(&message);
-            (message, signed)
-        })
-        .await
-        .map_err(|e| RelayError::Input(format!("signing stopped: {e}")))?;
+        let (message, signed) = signer.sign(relay, message).await;
         let results = match signed {
             Ok(signed) => gw.deliver(&row.mail_from, &row.recipients(), &signed).await,
             // The key is the gateway's problem, not the mail's: it waits.

@@ -183,7 +183,6 @@ impl Relay {
                 "this node is not a gateway: make the Internet a peer first (`cairn peer add-internet`, or the Uplinks page)".into(),
             ));
         };
-        let keys = dkim::Keys::new(&self.config.dkim_dir);
         let host = self.config.helo.trim_end_matches('.').to_ascii_lowercase();
         if !host.contains('.') || host.ends_with(".local") || host.ends_with(".localhost") {
             return Err(RelayError::Input(format!(
@@ -223,9 +222,7 @@ impl Relay {
                 spf.clone(),
                 "SPF: only this gateway sends the domain's mail",
             ));
-            let domain_keys = keys
-                .domain(&domain)
-                .map_err(|e| RelayError::Input(e.to_string()))?;
+            let domain_keys = self.domain_keys(&domain).await?;
             for k in domain_keys.records() {
                 out.push(record(
                     k.name.clone(),
