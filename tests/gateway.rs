@@ -378,17 +378,7 @@ fn dkim_records(g: &Node, domain: &str) -> Vec<(String, String)> {
 async fn mail_to_the_internet_is_dkim_signed_as_its_senders_domain() {
     common::dkimpy_tools();
     let Camp { a, g, i, .. } = campsite().await;
-    send(
-        &a,
-        "alice@camp-a.example",
-        "carol@internet.example",
-        "signed",
-    )
-    .await;
-    routed(&a).await;
-    sync_now(&a, None).await;
-    routed(&g).await;
-    sync_now(&g, Some("internet")).await;
+    alice_to_carol(&a, &g, "signed").await;
     let got = inbox(&i.hub, "carol@internet.example").await;
     assert_eq!(got.len(), 1);
     let message = i.hub.store.blob_read(&got[0].blob_hash).await.unwrap();
@@ -418,17 +408,7 @@ async fn mail_to_the_internet_is_dkim_signed_as_its_senders_domain() {
     assert!(!ok, "{out}");
 
     // Keys stay: the next message is signed with the same ones.
-    send(
-        &a,
-        "alice@camp-a.example",
-        "carol@internet.example",
-        "again",
-    )
-    .await;
-    routed(&a).await;
-    sync_now(&a, None).await;
-    routed(&g).await;
-    sync_now(&g, Some("internet")).await;
+    alice_to_carol(&a, &g, "again").await;
     let got = inbox(&i.hub, "carol@internet.example").await;
     let second = i.hub.store.blob_read(&got[1].blob_hash).await.unwrap();
     let (ok, out) = common::dkimpy(&second, &records);
@@ -444,11 +424,7 @@ async fn a_damaged_dkim_key_holds_the_mail_and_says_why() {
     let dir = g.data_dir().join("dkim");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("camp-a.example.rsa2048.pem"), "garbage").unwrap();
-    send(&a, "alice@camp-a.example", "carol@internet.example", "held").await;
-    routed(&a).await;
-    sync_now(&a, None).await;
-    routed(&g).await;
-    sync_now(&g, Some("internet")).await;
+    alice_to_carol(&a, &g, "held").await;
     assert!(inbox(&i.hub, "carol@internet.example").await.is_empty());
     let waiting = g.hub.store.outbox().await.unwrap();
     assert_eq!(waiting.len(), 1, "the mail waits: {waiting:?}");
@@ -483,17 +459,7 @@ async fn a_damaged_dkim_key_holds_the_mail_and_says_why() {
     for k in ["camp-a.example.rsa2048.pem", "camp-a.example.ed25519.pem"] {
         std::fs::rename(dir.join(k), saved.path().join(k)).unwrap();
     }
-    send(
-        &a,
-        "alice@camp-a.example",
-        "carol@internet.example",
-        "lost-key",
-    )
-    .await;
-    routed(&a).await;
-    sync_now(&a, None).await;
-    routed(&g).await;
-    sync_now(&g, Some("internet")).await;
+    alice_to_carol(&a, &g, "lost-key").await;
     let waiting = g.hub.store.outbox().await.unwrap();
     assert_eq!(waiting.len(), 1, "the mail waits: {waiting:?}");
     let error = g.hub.store.sync_history(1).await.unwrap()[0]
@@ -517,6 +483,16 @@ async fn a_damaged_dkim_key_holds_the_mail_and_says_why() {
     for n in [a, g, i] {
         n.hub.shutdown().await;
     }
+}
+
+/// Alice on camp A writes carol on the Internet; A syncs with G, and G's
+/// smtp uplink runs.
+async fn alice_to_carol(a: &Node, g: &Node, tag: &str) {
+    send(a, "alice@camp-a.example", "carol@internet.example", tag).await;
+    routed(a).await;
+    sync_now(a, None).await;
+    routed(g).await;
+    sync_now(g, Some("internet")).await;
 }
 
 /// Publish `node`'s DKIM keys for `domain` (made now if new, as

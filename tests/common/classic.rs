@@ -162,16 +162,7 @@ begin retry
 
     /// The messages in `user`'s maildir, oldest first.
     pub fn mailbox(&self, user: &str) -> Vec<String> {
-        let dir = self.dir.join("mail").join(user).join("new");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Vec::new();
-        };
-        let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
-        files.sort();
-        files
-            .into_iter()
-            .map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned())
-            .collect()
+        maildir(&self.dir.join("mail").join(user))
     }
 
     /// Exim's main log and what its processes wrote to stderr.
@@ -179,4 +170,18 @@ begin retry
         std::fs::read_to_string(self.dir.join("log").join("mainlog")).unwrap_or_default()
             + &self.stderr.borrow()
     }
+}
+
+/// The new messages of the maildir at `dir`, oldest first (Exim names
+/// them by time); none when it does not exist yet.
+pub fn maildir(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir.join("new")) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned())
+        .collect()
 }

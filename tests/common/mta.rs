@@ -192,16 +192,7 @@ impl Relay {
 
     /// The messages in `user`'s maildir, oldest first.
     pub fn mailbox(&self, user: &str) -> Vec<String> {
-        let dir = self.dir.join("mail").join(user).join("new");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Vec::new();
-        };
-        let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
-        files.sort();
-        files
-            .into_iter()
-            .map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned())
-            .collect()
+        super::classic::maildir(&self.dir.join("mail").join(user))
     }
 
     /// `user`'s messages once there are `n` (Exim delivers a bounce in a
