@@ -676,3 +676,44 @@ async fn a_stopping_hub_closes_a_session_stuck_writing_to_a_gone_phone() {
         "the session went on writing after the hub stopped: {lines:?}"
     );
 }
+
+/// RFC 3501 §6.4.5 on a forwarded mail: the parts of a message/rfc822
+/// part are entered by the numbers after it, and `n.HEADER`/`n.TEXT`
+/// address the encapsulated message (issue 23 point 2).
+#[tokio::test(flavor = "multi_thread")]
+async fn sections_inside_an_attached_message() {
+    let (_t, hub) = hub(|_| {}).await;
+    let mut c = imap_login(&hub, BOB).await;
+    let msg = "From: a@b\r\nSubject: outer\r\nContent-Type: multipart/mixed; boundary=\"o\"\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\ncover\r\n--o\r\nContent-Type: message/rfc822\r\n\r\nFrom: c@d\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary=\"i\"\r\n\r\n--i\r\nContent-Type: text/plain\r\n\r\ninner one\r\n--i\r\nContent-Type: text/html\r\n\r\n<p>inner two</p>\r\n--i--\r\n--o--\r\n";
+    c.send(format!("A1 APPEND INBOX {{{}+}}\r\n{msg}\r\n", msg.len()).as_bytes())
+        .await;
+    assert!(c.until_tagged("A1").await.ok());
+    assert!(c.cmd("SELECT INBOX").await.ok());
+    for (section, want) in [
+        ("2.HEADER", "From: c@d\r\nSubject: inner\r\n"),
+        ("2.HEADER.FIELDS (SUBJECT)", "Subject: inner\r\n\r\n"),
+        ("2.TEXT", "--i\r\nContent-Type: text/plain\r\n\r\ninner one"),
+        ("2.1", "inner one"),
+        ("2.2", "<p>inner two</p>"),
+        ("2.1.MIME", "Content-Type: text/plain\r\n\r\n"),
+        ("2.MIME", "Content-Type: message/rfc822\r\n\r\n"),
+        (
+            "2",
+            "From: c@d\r\nSubject: inner\r\nContent-Type: multipart/alternative",
+        ),
+        ("1", "cover"),
+        ("HEADER.FIELDS (SUBJECT)", "Subject: outer\r\n\r\n"),
+    ] {
+        let r = c.cmd(&format!("FETCH 1 BODY.PEEK[{section}]")).await;
+        assert!(r.ok(), "{section}: {}", r.all());
+        assert!(
+            r.all().contains(want),
+            "BODY[{section}] should hold {want:?}:\n{}",
+            r.all()
+        );
+    }
+    // Beyond what exists: empty, not the outer part.
+    let r = c.cmd("FETCH 1 BODY.PEEK[2.3]").await;
+    assert!(r.all().contains("BODY[2.3] {0}"), "{}", r.all());
+    hub.shutdown().await;
+}

@@ -110,46 +110,48 @@ pub(crate) fn wants(items: MacroOrMessageDataItemNames<'static>) -> Option<Vec<W
 }
 
 /// The bytes of a section of `raw` (RFC 3501 §6.4.5 BODY[section]); empty
-/// if the part does not exist.
-// Deviation: a part that is itself a message/rfc822 is not entered:
-// `n.HEADER`, `n.TEXT` and `n.1` address the outer part (issue 23
-// point 2).
+/// if the part does not exist. `n.HEADER`, `n.HEADER.FIELDS` and `n.TEXT`
+/// address the message a message/rfc822 part encapsulates; of any other
+/// part they give its MIME header and body (clients ask so at times).
 pub(crate) fn section_bytes(raw: &[u8], section: &Option<Section<'static>>) -> Vec<u8> {
-    let part_path = |p: &imap_next::imap_types::fetch::Part| -> Vec<u32> {
+    use fetch::Located;
+    let path = |p: &imap_next::imap_types::fetch::Part| -> Vec<u32> {
         p.0.as_ref().iter().map(|n| n.get()).collect()
     };
-    // (start of header, start of body, end) of the addressed entity.
-    let whole = || (0usize, fetch::header_end(raw), raw.len());
-    let locate =
-        |part: &Option<imap_next::imap_types::fetch::Part>| -> Option<(usize, usize, usize)> {
-            match part {
-                None => Some(whole()),
-                Some(p) => fetch::find_part(raw, &part_path(p)).map(|r| (r.header, r.body, r.end)),
+    // (header, text) of the message or encapsulated message addressed.
+    fn message(l: Located<'_>) -> (&[u8], &[u8]) {
+        l.message.unwrap_or((l.mime, l.body))
+    }
+    let on = |part: &Option<imap_next::imap_types::fetch::Part>,
+              f: &dyn Fn(&[u8], &[u8]) -> Vec<u8>|
+     -> Vec<u8> {
+        match part {
+            None => {
+                let end = fetch::header_end(raw);
+                f(&raw[..end], &raw[end..])
             }
-        };
+            Some(p) => fetch::with_part(raw, &path(p), |l| {
+                let (h, t) = message(l);
+                f(h, t)
+            })
+            .unwrap_or_default(),
+        }
+    };
     match section {
         None => raw.to_vec(),
-        Some(Section::Part(p)) => match fetch::find_part(raw, &part_path(p)) {
-            Some(r) => raw[r.body..r.end].to_vec(),
-            None => Vec::new(),
-        },
-        Some(Section::Header(part)) => locate(part)
-            .map(|(h, b, _)| raw[h..b].to_vec())
-            .unwrap_or_default(),
+        Some(Section::Part(p)) => {
+            fetch::with_part(raw, &path(p), |l| l.body.to_vec()).unwrap_or_default()
+        }
+        Some(Section::Mime(p)) => {
+            fetch::with_part(raw, &path(p), |l| l.mime.to_vec()).unwrap_or_default()
+        }
+        Some(Section::Header(part)) => on(part, &|h, _| h.to_vec()),
+        Some(Section::Text(part)) => on(part, &|_, t| t.to_vec()),
         Some(Section::HeaderFields(part, names)) | Some(Section::HeaderFieldsNot(part, names)) => {
             let not = matches!(section, Some(Section::HeaderFieldsNot(..)));
             let names: Vec<String> = names.as_ref().iter().map(astr).collect();
-            locate(part)
-                .map(|(h, b, _)| fetch::header_fields(&raw[h..b], &names, not))
-                .unwrap_or_default()
+            on(part, &|h, _| fetch::header_fields(h, &names, not))
         }
-        Some(Section::Text(part)) => locate(part)
-            .map(|(_, b, e)| raw[b..e].to_vec())
-            .unwrap_or_default(),
-        Some(Section::Mime(p)) => match fetch::find_part(raw, &part_path(p)) {
-            Some(r) => raw[r.header..r.body].to_vec(),
-            None => Vec::new(),
-        },
     }
 }
 
