@@ -114,28 +114,21 @@ pub(crate) fn wants(items: MacroOrMessageDataItemNames<'static>) -> Option<Vec<W
 /// address the message a message/rfc822 part encapsulates; of any other
 /// part they give its MIME header and body (clients ask so at times).
 pub(crate) fn section_bytes(raw: &[u8], section: &Option<Section<'static>>) -> Vec<u8> {
-    use fetch::Located;
-    let path = |p: &imap_next::imap_types::fetch::Part| -> Vec<u32> {
-        p.0.as_ref().iter().map(|n| n.get()).collect()
-    };
-    // (header, text) of the message or encapsulated message addressed.
-    fn message(l: Located<'_>) -> (&[u8], &[u8]) {
-        l.message.unwrap_or((l.mime, l.body))
-    }
-    let on = |part: &Option<imap_next::imap_types::fetch::Part>,
-              f: &dyn Fn(&[u8], &[u8]) -> Vec<u8>|
-     -> Vec<u8> {
-        match part {
-            None => {
-                let end = fetch::header_end(raw);
-                f(&raw[..end], &raw[end..])
-            }
-            Some(p) => fetch::with_part(raw, &path(p), |l| {
-                let (h, t) = message(l);
-                f(h, t)
-            })
-            .unwrap_or_default(),
+    type Part = imap_next::imap_types::fetch::Part;
+    /// Bytes made of a (header, text) pair.
+    type Pick<'f> = &'f dyn Fn(&[u8], &[u8]) -> Vec<u8>;
+    let path = |p: &Part| -> Vec<u32> { p.0.as_ref().iter().map(|n| n.get()).collect() };
+    // `f` of the (header, text) of the message or part addressed.
+    let on = |part: &Option<Part>, f: Pick<'_>| match part {
+        None => {
+            let end = fetch::header_end(raw);
+            f(&raw[..end], &raw[end..])
         }
+        Some(p) => fetch::with_part(raw, &path(p), |l| {
+            let (h, t) = l.message.unwrap_or((l.mime, l.body));
+            f(h, t)
+        })
+        .unwrap_or_default(),
     };
     match section {
         None => raw.to_vec(),
