@@ -97,6 +97,99 @@ fn header_values(raw: &[u8], name: &str) -> Vec<u8> {
     out
 }
 
+/// The addresses of the header fields named `name` as a reader sees them
+/// ("Name <local@domain>" each, comments and folding gone), so FROM
+/// finds `user@example.org` in `user(at home)@example.org`.
+fn address_values(raw: &[u8], name: &str) -> Vec<u8> {
+    let end = fetch::header_end(raw);
+    let fields = fetch::header_fields(&raw[..end], &[name.to_string()], false);
+    let fields = without_comments(&fields);
+    let Some(parsed) = mail_parser::MessageParser::new().parse_headers(&fields[..]) else {
+        return Vec::new();
+    };
+    let mut out = String::new();
+    for header in parsed.headers() {
+        let mail_parser::HeaderValue::Address(a) = &header.value else {
+            continue;
+        };
+        for addr in a.iter() {
+            out.push_str(addr.name().unwrap_or(""));
+            out.push_str(" <");
+            out.push_str(addr.address().unwrap_or(""));
+            out.push_str("> ");
+        }
+    }
+    out.into_bytes()
+}
+
+/// Header text without its RFC 5322 §3.2.2 comments (nested, with
+/// quoted pairs), which may stand anywhere in an address; quoted strings
+/// are kept as they are.
+fn without_comments(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
+    for &b in text {
+        if escaped {
+            escaped = false;
+            if depth == 0 {
+                out.push(b);
+            }
+            continue;
+        }
+        match b {
+            b'\\' if quoted || depth > 0 => {
+                escaped = true;
+                if depth == 0 {
+                    out.push(b);
+                }
+                continue;
+            }
+            b'"' if depth == 0 => quoted = !quoted,
+            b'(' if !quoted => {
+                depth += 1;
+                continue;
+            }
+            b')' if !quoted && depth > 0 => {
+                depth -= 1;
+                continue;
+            }
+            _ => {}
+        }
+        if depth == 0 {
+            out.push(b);
+        }
+    }
+    tight_at(&out)
+}
+
+/// Folding white space around an unquoted `@` removed (`b @y` → `b@y`;
+/// RFC 5322 §4.4 obsolete syntax allows it).
+fn tight_at(text: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(text.len());
+    let mut quoted = false;
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        if b == b'"' {
+            quoted = !quoted;
+        }
+        if b == b'@' && !quoted {
+            while out.last().is_some_and(|c| c.is_ascii_whitespace()) {
+                out.pop();
+            }
+            out.push(b);
+            i += 1;
+            while i < text.len() && text[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
+}
+
 fn day_of(t: i64) -> NaiveDate {
     chrono::DateTime::from_timestamp(t, 0)
         .unwrap_or_default()
@@ -119,6 +212,9 @@ pub fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, largest_seq: u32, largest
     use SearchKey as K;
     let raw = c.raw.unwrap_or(b"");
     let header_has = |name: &str, needle: &[u8]| contains_ci(&header_values(raw, name), needle);
+    let address_has = |name: &str, needle: &[u8]| {
+        header_has(name, needle) || contains_ci(&address_values(raw, name), needle)
+    };
     match key {
         K::And(keys) => keys
             .as_ref()
@@ -151,10 +247,10 @@ pub fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, largest_seq: u32, largest
         K::SentBefore(d) => sent_day(raw).is_some_and(|s| s < *d.as_ref()),
         K::SentOn(d) => sent_day(raw).is_some_and(|s| s == *d.as_ref()),
         K::SentSince(d) => sent_day(raw).is_some_and(|s| s >= *d.as_ref()),
-        K::From(s) => header_has("From", s.as_ref()),
-        K::To(s) => header_has("To", s.as_ref()),
-        K::Cc(s) => header_has("Cc", s.as_ref()),
-        K::Bcc(s) => header_has("Bcc", s.as_ref()),
+        K::From(s) => address_has("From", s.as_ref()),
+        K::To(s) => address_has("To", s.as_ref()),
+        K::Cc(s) => address_has("Cc", s.as_ref()),
+        K::Bcc(s) => address_has("Bcc", s.as_ref()),
         K::Subject(s) => header_has("Subject", s.as_ref()),
         K::Header(name, value) => {
             let name = String::from_utf8_lossy(name.as_ref()).into_owned();
@@ -265,7 +361,26 @@ mod tests {
         for k in no {
             assert!(!matches(&key(k), &c, 3, 12), "{k} should not match");
         }
+        // Comments inside an address do not hide it (issue 23 point 5).
+        let commented = b"From: user(at home)@example.org (User)\r\nCc: team: a@x.example, b (b\r\n side) @y.example;\r\n\r\n.";
+        let c = Candidate {
+            raw: Some(commented),
+            ..cand(1, 1, &[])
+        };
+        for k in [
+            "FROM user@example.org",
+            "FROM \"at home\"",
+            "CC b@y.example",
+            "CC a@x",
+        ] {
+            assert!(matches(&key(k), &c, 1, 1), "{k} should match");
+        }
+        assert!(!matches(&key("FROM other@example.org"), &c, 1, 1));
         assert!(needs_content(&key("OR SEEN FROM x")));
+        assert_eq!(
+            without_comments(b"a(x(y)z)@b \"q(uoted)\" (c\\)d) e"),
+            b"a@b \"q(uoted)\"  e"
+        );
         assert!(!needs_content(&key("NOT SEEN")));
     }
 

@@ -21,22 +21,53 @@ fn nstr(s: Option<&str>) -> NString<'static> {
     NString(s.map(|s| istr(s.trim())))
 }
 
+fn address(addr: &mail_parser::Addr<'_>) -> Option<Address<'static>> {
+    // A member that is only a comment (`group: (nobody) ;`) is no address.
+    let full = addr.address()?;
+    let (mailbox, host) = full.rsplit_once('@').unwrap_or((full, ""));
+    Some(Address {
+        name: nstr(addr.name()),
+        adl: NString(None),
+        mailbox: nstr(Some(mailbox)),
+        host: nstr(Some(host)),
+    })
+}
+
+/// An address list, groups marked as RFC 3501 §7.4.2 says: a start
+/// `(NIL NIL "name" NIL)` and an end `(NIL NIL NIL NIL)` around their
+/// members.
 fn addresses(a: Option<&mail_parser::Address<'_>>) -> Vec<Address<'static>> {
-    let Some(a) = a else { return Vec::new() };
-    a.clone()
-        .into_list()
-        .iter()
-        .map(|addr| {
-            let full = addr.address().unwrap_or("");
-            let (mailbox, host) = full.rsplit_once('@').unwrap_or((full, ""));
-            Address {
-                name: nstr(addr.name()),
-                adl: NString(None),
-                mailbox: nstr(Some(mailbox)),
-                host: nstr(Some(host)),
+    let none = || NString(None);
+    match a {
+        None => Vec::new(),
+        Some(mail_parser::Address::List(list)) => list.iter().filter_map(address).collect(),
+        Some(mail_parser::Address::Group(groups)) => {
+            let mut out = Vec::new();
+            for g in groups {
+                let members = g.addresses.iter().filter_map(address);
+                match g.name.as_deref() {
+                    Some(name) => {
+                        out.push(Address {
+                            name: none(),
+                            adl: none(),
+                            mailbox: nstr(Some(name)),
+                            host: none(),
+                        });
+                        out.extend(members);
+                        out.push(Address {
+                            name: none(),
+                            adl: none(),
+                            mailbox: none(),
+                            host: none(),
+                        });
+                    }
+                    // Plain addresses beside the groups.
+                    None => out.extend(members),
+                }
             }
-        })
-        .collect()
+            out
+        }
+    }
 }
 
 fn angle(id: Option<&str>) -> NString<'static> {
@@ -44,8 +75,6 @@ fn angle(id: Option<&str>) -> NString<'static> {
 }
 
 /// RFC 3501 §7.4.2 ENVELOPE of a parsed message.
-// Deviation: group syntax (`team: a@x, b@y;`) is flattened to its members,
-// without the group's start and end markers (issue 23 point 5).
 pub fn envelope(msg: &Message<'_>) -> Envelope<'static> {
     let from = addresses(msg.from());
     let sender = match addresses(msg.sender()) {
@@ -236,5 +265,36 @@ mod tests {
         assert_eq!(env.message_id, nstr(Some("<m1@camp.example>")));
         assert_eq!(env.subject, nstr(Some("trip")));
         assert_eq!(env.sender, env.from, "sender defaults to from");
+    }
+
+    /// RFC 3501 §7.4.2: a group is its name as a start marker, its
+    /// members, and an end marker; a member that is only a comment is
+    /// no address (issue 23 point 5).
+    #[test]
+    fn groups_keep_their_markers() {
+        let raw = b"From: a@x.example\r\nTo: team: b@x.example, Carol <c@y.example>;, d@z.example\r\nCc: group2: (foo) ;\r\n\r\nhi\r\n";
+        let env = envelope_of(raw);
+        let show = |list: &[Address<'static>]| -> Vec<String> {
+            list.iter()
+                .map(|a| {
+                    let s = |n: &NString<'static>| match &n.0 {
+                        Some(v) => String::from_utf8_lossy(v.as_ref()).into_owned(),
+                        None => "NIL".into(),
+                    };
+                    format!("{} {} {}", s(&a.name), s(&a.mailbox), s(&a.host))
+                })
+                .collect()
+        };
+        assert_eq!(
+            show(&env.to),
+            [
+                "NIL team NIL",
+                "NIL b x.example",
+                "Carol c y.example",
+                "NIL NIL NIL",
+                "NIL d z.example"
+            ]
+        );
+        assert_eq!(show(&env.cc), ["NIL group2 NIL", "NIL NIL NIL"]);
     }
 }
