@@ -92,8 +92,9 @@ pub fn parse(text: &str) -> HubSettings {
         if wifi::country_ok(&v) {
             s.country = Some(v);
         } else {
-            s.problems
-                .push(format!("country `{v}` is not a two-letter code such as DE"));
+            s.problems.push(format!(
+                "country `{v}` is not a country's two-letter code (ISO 3166-1, such as DE)"
+            ));
         }
     }
     match table.get("channel") {
@@ -437,7 +438,7 @@ impl Wifi {
         }
         if !wifi::country_ok(&self.country) {
             return Err(format!(
-                "the country `{}` is not a two-letter code such as DE",
+                "the country `{}` is not a country's two-letter code (ISO 3166-1, such as DE)",
                 self.country
             ));
         }

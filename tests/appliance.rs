@@ -296,6 +296,29 @@ async fn wifi_changed_on_the_admin_page_reaches_hostapd() {
         open.contains("ssid=Open Camp\n") && !open.contains("wpa"),
         "{open}"
     );
+
+    // The country, chosen from the list on the same page, goes to the
+    // access point too; a code that is no country is refused.
+    let with_country = |c: &str| format!("{}&country={c}", save("Open Camp", ""));
+    let r = request(web, "/admin/settings", &jar, Some(&with_country("XX"))).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("from the list"), "{}", r.body);
+    let r = request(web, "/admin/settings", &jar, Some(&with_country("FR"))).await;
+    assert!(r.status == 303 || r.status == 200, "{}", r.body);
+    let page = request(web, "/admin/settings", &jar, None).await;
+    assert!(
+        page.body
+            .contains(r#"<option value="FR" selected>France</option>"#),
+        "{}",
+        page.body
+    );
+    let o = wifi(&request_file).await;
+    assert!(stdout(&o).contains("(FR, channel 6"), "{}", stdout(&o));
+    assert!(
+        std::fs::read_to_string(&conf)
+            .unwrap()
+            .contains("country_code=FR\n")
+    );
     hub.shutdown().await;
 }
 

@@ -42,7 +42,12 @@ fn a_new_hub_from_the_wizard_to_a_phone_that_chats() {
     b.fill("input[name=name]", "Lakeside Camp");
     b.fill("input[name=ssid]", "Lakeside");
     b.fill("input[name=passphrase]", "campfire42");
-    b.fill("input[name=country]", "de");
+    // The country is chosen from a list by name, not typed as a code.
+    b.script("const s = document.querySelector('select[name=country]'); s.value = 'DE'; return s.selectedOptions[0].text;");
+    assert_eq!(
+        b.script("return document.querySelector('select[name=country]').selectedOptions[0].text;"),
+        "Germany"
+    );
     b.click("#wizard button[type=submit]");
     b.wait_until("the wizard's answer", |b| b.source().contains("is set up"));
     let done = b.source();

@@ -747,9 +747,11 @@ async fn the_wizard_checks_its_input() {
             format!("csrf={csrf}&name=Camp&domain=camp.example"),
             "Accounts exist",
         ),
+        (format!("csrf={csrf}&{ok}&country=Germany"), "from the list"),
         (
-            format!("csrf={csrf}&{ok}&country=Germany"),
-            "two-letter code",
+            // Two letters, but no country (it used to be taken as such).
+            format!("csrf={csrf}&{ok}&country=XX"),
+            "from the list",
         ),
         (
             format!("csrf={csrf}&{ok}&ssid=x&passphrase=short"),

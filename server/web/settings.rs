@@ -5,7 +5,7 @@
 
 use super::guard::{Admin, AdminForm, WebError, WebResult};
 use super::{AppState, no_store};
-use crate::store::settings::{JOIN_ENABLED, WIFI_PASSPHRASE, WIFI_SSID};
+use crate::store::settings::{JOIN_ENABLED, WIFI_COUNTRY, WIFI_PASSPHRASE, WIFI_SSID};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
@@ -38,6 +38,45 @@ pub(super) fn check_wifi(ssid: &str, passphrase: &str) -> Result<(), String> {
 /// On the appliance, ask for the access point the admin just saved.
 pub(super) async fn ask_for_wifi(state: &AppState) {
     (state.wifi_saved)().await
+}
+
+/// One entry of the pages' country list.
+pub(super) struct CountryOption {
+    pub code: &'static str,
+    pub name: &'static str,
+    pub selected: bool,
+}
+
+/// Every country, by name, `current` (a code) selected.
+pub(super) fn country_options(current: &str) -> Vec<CountryOption> {
+    crate::domain::wifi::countries()
+        .into_iter()
+        .map(|(code, name)| CountryOption {
+            code,
+            name,
+            selected: code.eq_ignore_ascii_case(current),
+        })
+        .collect()
+}
+
+/// The country chosen in a form: empty (none), or a country's code.
+pub(super) fn chosen_country(given: &str) -> Result<String, String> {
+    let country = given.trim().to_ascii_uppercase();
+    if country.is_empty() || crate::domain::wifi::country_ok(&country) {
+        Ok(country)
+    } else {
+        Err("Choose the hub's country from the list: it decides which Wi-Fi channels and power are allowed.".into())
+    }
+}
+
+/// Store the Wi-Fi country (none when empty).
+pub(super) async fn save_country(store: &crate::store::Store, country: &str) -> WebResult<()> {
+    if country.is_empty() {
+        store.settings_delete(WIFI_COUNTRY).await?;
+    } else {
+        store.settings_set(WIFI_COUNTRY, country).await?;
+    }
+    Ok(())
 }
 
 /// Store the Wi-Fi shown to newcomers (none when `ssid` is empty).
@@ -75,6 +114,7 @@ struct SettingsPage {
     join: bool,
     ssid: String,
     passphrase: String,
+    countries: Vec<CountryOption>,
     require_encryption: bool,
     delete_after_days: u32,
     max_message_size: String,
@@ -87,10 +127,11 @@ async fn page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
         let store = state.store.clone();
         async move { store.settings_get(k).await }
     };
-    let (join, ssid, passphrase) = tokio::try_join!(
+    let (join, ssid, passphrase, country) = tokio::try_join!(
         super::join::enabled(&state),
         get(WIFI_SSID),
-        get(WIFI_PASSPHRASE)
+        get(WIFI_PASSPHRASE),
+        get(WIFI_COUNTRY)
     )?;
     Ok(no_store(SettingsPage {
         name: state.config.hub.name.clone(),
@@ -107,6 +148,7 @@ async fn page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
         join,
         ssid: ssid.unwrap_or_default(),
         passphrase: passphrase.unwrap_or_default(),
+        countries: country_options(&country.unwrap_or_default()),
         require_encryption: state.config.mail.require_encryption,
         delete_after_days: state.config.mail.delete_after_days,
         max_message_size: state.config.limits.max_message_size.to_string(),
@@ -124,6 +166,8 @@ struct SettingsForm {
     ssid: String,
     #[serde(default)]
     passphrase: String,
+    #[serde(default)]
+    country: String,
     /// Present when the box is ticked.
     #[serde(default)]
     encryption: Option<String>,
@@ -141,6 +185,7 @@ async fn save(
 ) -> WebResult {
     let (ssid, passphrase) = (f.ssid.trim(), f.passphrase.as_str());
     check_wifi(ssid, passphrase).map_err(WebError::bad_request)?;
+    let country = chosen_country(&f.country).map_err(WebError::bad_request)?;
     let days = match f.delete_after_days.trim() {
         "" => state.config.mail.delete_after_days,
         d => match d.parse::<u32>() {
@@ -202,6 +247,7 @@ async fn save(
     let join = if f.join.is_some() { "1" } else { "0" };
     state.store.settings_set(JOIN_ENABLED, join).await?;
     save_wifi(&state.store, ssid, passphrase).await?;
+    save_country(&state.store, &country).await?;
     save_config_fields(&state.store, &fields).await?;
     ask_for_wifi(&state).await;
     if restart {

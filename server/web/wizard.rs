@@ -41,7 +41,7 @@ struct WizardPage {
     domain_fixed: bool,
     ssid: String,
     passphrase: String,
-    country: String,
+    countries: Vec<super::settings::CountryOption>,
     version: &'static str,
 }
 
@@ -66,7 +66,7 @@ async fn page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
         domain_fixed: accounts > 0,
         ssid: ssid.unwrap_or_default(),
         passphrase: passphrase.unwrap_or_default(),
-        country: country.unwrap_or_default(),
+        countries: super::settings::country_options(&country.unwrap_or_default()),
         version: env!("CARGO_PKG_VERSION"),
     }))
 }
@@ -112,13 +112,10 @@ async fn save(State(state): State<AppState>, AdminForm(_, f): AdminForm<WizardFo
     };
     let (ssid, passphrase) = (f.ssid.trim(), f.passphrase.as_str());
     check_wifi(ssid, passphrase).map_err(WebError::bad_request)?;
-    let country = f.country.trim().to_ascii_uppercase();
-    let two_letters = country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase());
-    if !country.is_empty() && !two_letters {
-        return bad(
-            "The country is its two-letter code (DE, FR, US, …): it decides which Wi-Fi channels and power are allowed.",
-        );
-    }
+    let country = match super::settings::chosen_country(&f.country) {
+        Ok(c) => c,
+        Err(why) => return bad(&why),
+    };
     let browser_ms: Option<i64> = match f.browser_time.trim() {
         "" => None,
         t => match t.parse() {
@@ -145,11 +142,7 @@ async fn save(State(state): State<AppState>, AdminForm(_, f): AdminForm<WizardFo
         store.settings_set(HUB_DOMAINS, &list).await?;
     }
     save_wifi(store, ssid, passphrase).await?;
-    if country.is_empty() {
-        store.settings_delete(WIFI_COUNTRY).await?;
-    } else {
-        store.settings_set(WIFI_COUNTRY, &country).await?;
-    }
+    super::settings::save_country(store, &country).await?;
     store.settings_set(SETUP_DONE, "1").await?;
     store.event("setup.done", Some(name), None).await?;
     ask_for_wifi(&state).await;
