@@ -111,7 +111,8 @@ async fn delta_chat_command_sequence() {
     let raw = hub.store.blob_read(&stored[0].blob_hash).await.unwrap();
     assert!(
         r.untagged[0].starts_with(&format!(
-            "* 1 FETCH (UID 1 FLAGS () BODY[] {{{}}}",
+            // The first session to see the message has it as \Recent.
+            "* 1 FETCH (UID 1 FLAGS (\\Recent) BODY[] {{{}}}",
             raw.len()
         )),
         "{}",
@@ -715,5 +716,75 @@ async fn sections_inside_an_attached_message() {
     // Beyond what exists: empty, not the outer part.
     let r = c.cmd("FETCH 1 BODY.PEEK[2.3]").await;
     assert!(r.all().contains("BODY[2.3] {0}"), "{}", r.all());
+    hub.shutdown().await;
+}
+
+/// RFC 3501 §2.3.2 \Recent: a new message is recent to the one session
+/// that sees it first (SELECT claims; EXAMINE and STATUS only count what
+/// nobody claimed); SEARCH RECENT/NEW/OLD follow it; a client cannot set
+/// it (issue 23 point 7).
+#[tokio::test(flavor = "multi_thread")]
+async fn recent_belongs_to_the_first_session() {
+    let (_t, hub) = hub(|_| {}).await;
+    send(&hub, ALICE, &[BOB], &encrypted(ALICE)).await;
+    let mut c = imap_login(&hub, BOB).await;
+    let r = c.cmd("STATUS INBOX (MESSAGES RECENT)").await;
+    assert!(r.all().contains("(MESSAGES 1 RECENT 1)"), "{}", r.all());
+    let r = c.cmd("EXAMINE INBOX").await;
+    assert!(
+        r.all().contains("* 1 RECENT"),
+        "EXAMINE counts: {}",
+        r.all()
+    );
+    let mut a = imap_login(&hub, BOB).await;
+    let r = a.cmd("SELECT INBOX").await;
+    assert!(r.all().contains("* 1 RECENT"), "{}", r.all());
+    let r = a.cmd("FETCH 1 FLAGS").await;
+    assert!(r.all().contains("\\Recent"), "{}", r.all());
+    assert!(a.cmd("SEARCH RECENT").await.untagged == ["* SEARCH 1"]);
+    assert!(a.cmd("SEARCH NEW").await.untagged == ["* SEARCH 1"]);
+    assert!(a.cmd("SEARCH OLD").await.untagged == ["* SEARCH"]);
+
+    // The second session to look has it as old.
+    let mut b = imap_login(&hub, BOB).await;
+    let r = b.cmd("SELECT INBOX").await;
+    assert!(r.all().contains("* 0 RECENT"), "{}", r.all());
+    let r = b.cmd("FETCH 1 FLAGS").await;
+    assert!(!r.all().contains("\\Recent"), "{}", r.all());
+    assert!(b.cmd("SEARCH OLD").await.untagged == ["* SEARCH 1"]);
+    assert!(
+        c.cmd("STATUS INBOX (RECENT)")
+            .await
+            .all()
+            .contains("(RECENT 0)")
+    );
+
+    // New mail: whoever looks first gets it; the other sees it as old.
+    send(&hub, ALICE, &[BOB], &encrypted(ALICE)).await;
+    let r = b.cmd("NOOP").await;
+    assert!(
+        r.all().contains("* 2 EXISTS") && r.all().contains("* 1 RECENT"),
+        "{}",
+        r.all()
+    );
+    let r = a.cmd("NOOP").await;
+    assert!(r.all().contains("* 2 EXISTS"), "{}", r.all());
+    let r = a.cmd("FETCH 2 FLAGS").await;
+    assert!(!r.all().contains("\\Recent"), "{}", r.all());
+    let r = b.cmd("FETCH 1:2 FLAGS").await;
+    assert!(
+        r.all().contains("* 2 FETCH (FLAGS (\\Recent))")
+            && !r.all().contains("* 1 FETCH (FLAGS (\\Recent"),
+        "{}",
+        r.all()
+    );
+    // A client's \Recent is not stored.
+    assert!(a.cmd("STORE 1 +FLAGS (\\Recent \\Flagged)").await.ok());
+    let r = b.cmd("FETCH 1 FLAGS").await;
+    assert!(
+        r.all().contains("\\Flagged") && !r.all().contains("\\Recent"),
+        "{}",
+        r.all()
+    );
     hub.shutdown().await;
 }

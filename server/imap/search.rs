@@ -14,6 +14,8 @@ pub struct Candidate<'m> {
     pub size: u64,
     pub internal_date: i64,
     pub modseq: u64,
+    /// Recent to this session (RFC 3501 §2.3.2).
+    pub recent: bool,
     /// The raw message, when a key needs headers or text.
     pub raw: Option<&'m [u8]>,
 }
@@ -235,10 +237,9 @@ pub fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, largest_seq: u32, largest
         K::Unseen => !has_flag(c, "\\Seen"),
         K::Keyword(k) => has_flag(c, k.as_ref()),
         K::Unkeyword(k) => !has_flag(c, k.as_ref()),
-        // Deviation: RFC 3501 §6.4.4 RECENT and NEW find nothing: the hub
-        // keeps no \Recent state (RFC 9051 dropped it; issue 23 point 7).
-        K::Recent | K::New => false,
-        K::Old => true,
+        K::Recent => c.recent,
+        K::New => c.recent && !has_flag(c, "\\Seen"),
+        K::Old => !c.recent,
         K::Larger(n) => c.size > u64::from(*n),
         K::Smaller(n) => c.size < u64::from(*n),
         K::Before(d) => day_of(c.internal_date) < *d.as_ref(),
@@ -305,6 +306,7 @@ mod tests {
             size: RAW.len() as u64,
             internal_date: 1_795_650_000, // 2026-11-25
             modseq: 7,
+            recent: false,
             raw: Some(RAW),
         }
     }

@@ -112,12 +112,29 @@ pub(crate) fn flag_of(s: &str) -> Option<Flag<'static>> {
     Flag::try_from(s).ok().map(|f| f.to_static())
 }
 
+/// `\Recent` among a message's flags when it is recent to this session
+/// (the store never holds it: it belongs to one session, RFC 3501 §2.3.2).
+pub(crate) const RECENT: &str = "\\Recent";
+
 pub(crate) fn flags_fetch(flags: &[String]) -> Vec<FlagFetch<'static>> {
     flags
         .iter()
-        .filter_map(|f| flag_of(f))
-        .map(FlagFetch::Flag)
+        .filter_map(|f| {
+            if f == RECENT {
+                Some(FlagFetch::Recent)
+            } else {
+                flag_of(f).map(FlagFetch::Flag)
+            }
+        })
         .collect()
+}
+
+/// A message's stored flags, with `\Recent` when `recent`.
+pub(crate) fn with_recent(mut flags: Vec<String>, recent: bool) -> Vec<String> {
+    if recent && !flags.iter().any(|f| f == RECENT) {
+        flags.push(RECENT.to_string());
+    }
+    flags
 }
 
 /// Does a sequence set (of sequence numbers or UIDs) contain `n`? `largest`
@@ -247,8 +264,19 @@ pub(crate) async fn report_structure(
     if let Some(n) = r.exists {
         server.enqueue_data(Data::Exists(n));
     }
+    // New messages this session is the first to see are recent to it
+    // (RFC 3501 §7.3.2: RECENT follows EXISTS).
+    if matches!(view.settle_recent(&store).await, Ok(true)) {
+        server.enqueue_data(Data::Recent(view.recent.len() as u32));
+    }
     announce_keywords(server, view, r.flags.iter().flat_map(|(_, _, f, _)| f));
     r.flags
+        .into_iter()
+        .map(|(seq, uid, flags, modseq)| {
+            let recent = view.recent.contains(&uid);
+            (seq, uid, with_recent(flags, recent), modseq)
+        })
+        .collect()
 }
 
 /// RFC 3501 §7.2.6: FLAGS lists the system flags and the keywords the

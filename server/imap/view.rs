@@ -28,6 +28,10 @@ pub struct View {
     pending_expunge: bool,
     /// Keywords the client was told the mailbox has (in FLAGS).
     pub keywords: std::collections::BTreeSet<String>,
+    /// Messages recent to this session (RFC 3501 §2.3.2 \Recent).
+    pub recent: std::collections::BTreeSet<Uid>,
+    /// The highest UID whose recency this session has settled.
+    settled: Uid,
 }
 
 impl View {
@@ -41,7 +45,7 @@ impl View {
             .await?
             .expect("mailbox exists while selected");
         let messages = store.messages(mailbox).await?;
-        let view = View {
+        let mut view = View {
             mailbox,
             read_only,
             uidvalidity: u32::try_from(row.uidvalidity).unwrap_or(1).max(1),
@@ -53,8 +57,34 @@ impl View {
                 .flat_map(|m| crate::store::mailboxes::parse_flags(&m.flags))
                 .filter(|f| !f.starts_with('\\'))
                 .collect(),
+            recent: Default::default(),
+            settled: Uid(0),
         };
+        view.settle_recent(store).await?;
         Ok((view, messages))
+    }
+
+    /// Learn which of the messages this session knows are recent to it:
+    /// a SELECT session claims those no session claimed before (the
+    /// first session to see a message has it as \Recent, RFC 3501
+    /// §2.3.2); an EXAMINE session only looks. Returns whether the
+    /// recent set grew (an untagged RECENT is then due).
+    pub async fn settle_recent(&mut self, store: &Store) -> crate::store::Result<bool> {
+        let top = self.uids.last().copied().unwrap_or(Uid(0));
+        if top <= self.settled {
+            return Ok(false);
+        }
+        let before = if self.read_only {
+            store.recent_claimed(self.mailbox).await?
+        } else {
+            store.claim_recent(self.mailbox, top.0).await?
+        };
+        let from = Uid(before.max(self.settled.0));
+        let grew = self.uids.iter().filter(|u| **u > from).count() > 0;
+        self.recent
+            .extend(self.uids.iter().copied().filter(|u| *u > from));
+        self.settled = top;
+        Ok(grew)
     }
 
     /// Sequence number of a UID.
@@ -92,6 +122,7 @@ impl View {
             for i in (0..self.uids.len()).rev() {
                 if current.binary_search(&self.uids[i]).is_err() {
                     out.expunged.push(i as u32 + 1);
+                    self.recent.remove(&self.uids[i]);
                     self.uids.remove(i);
                 }
             }

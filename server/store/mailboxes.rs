@@ -62,6 +62,39 @@ impl Store {
         .await?)
     }
 
+    /// Claim the messages up to `upto` as recent for the calling session
+    /// (RFC 3501 §2.3.2): returns the highest UID claimed before, so the
+    /// caller's recent messages are those above it — none when another
+    /// session claimed them first.
+    pub async fn claim_recent(&self, mailbox: MailboxId, upto: u32) -> Result<u32> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let before: Option<(i64,)> =
+            sqlx::query_as("SELECT recent_uid FROM mailboxes WHERE id = ?")
+                .bind(mailbox.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let before = before.map_or(0, |(u,)| u32::try_from(u).unwrap_or(0));
+        if before < upto {
+            sqlx::query("UPDATE mailboxes SET recent_uid = ? WHERE id = ?")
+                .bind(i64::from(upto))
+                .bind(mailbox.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(before.min(upto))
+    }
+
+    /// The highest UID claimed as recent (EXAMINE and STATUS look, they
+    /// do not claim).
+    pub async fn recent_claimed(&self, mailbox: MailboxId) -> Result<u32> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT recent_uid FROM mailboxes WHERE id = ?")
+            .bind(mailbox.0)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map_or(0, |(u,)| u32::try_from(u).unwrap_or(0)))
+    }
+
     pub async fn mailbox_by_id(&self, id: MailboxId) -> Result<Option<MailboxRow>> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?"

@@ -248,9 +248,15 @@ pub(crate) async fn fetch_cmd(
             .any(|w| matches!(w, Want::Body { peek: false, .. }));
     let fetched: std::collections::HashSet<u32> =
         chosen.iter().map(|(_, m)| m.uid as u32).collect();
+    let recent: std::collections::HashSet<u32> = fetched
+        .iter()
+        .copied()
+        .filter(|u| view.recent.contains(&crate::domain::Uid(*u)))
+        .collect();
     for (seq, m) in chosen {
         let flag_news = deferred.iter().any(|(_, u, _, _)| u.0 == m.uid as u32);
         let (flags, modseq) = flags_after(&store, mailbox, &m, sets_seen).await;
+        let flags = with_recent(flags, recent.contains(&(m.uid as u32)));
         let needs_body = wants.iter().any(|w| {
             matches!(
                 w,

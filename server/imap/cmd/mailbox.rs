@@ -69,9 +69,9 @@ pub(crate) async fn select(
     };
     enqueue_flag_lists(server, &view);
     server.enqueue_data(Data::Exists(view.uids.len() as u32));
-    // Deviation: RFC 3501 §7.3.2 RECENT is always 0: the hub keeps no
-    // \Recent state (IMAP4rev2, RFC 9051, dropped it); issue 23 point 7.
-    server.enqueue_data(Data::Recent(0));
+    // RFC 3501 §7.3.2: the messages recent to this session (SELECT
+    // claims them; EXAMINE only counts those nobody claimed).
+    server.enqueue_data(Data::Recent(view.recent.len() as u32));
     if let Some(first_unseen) = messages.iter().position(|m| {
         !crate::store::mailboxes::parse_flags(&m.flags)
             .iter()
@@ -305,12 +305,24 @@ pub(crate) async fn status(
         Ok(c) => c,
         Err(e) => return unavailable(tag, e),
     };
+    let recent = if names.contains(&StatusDataItemName::Recent) {
+        let claimed = match s.store().recent_claimed(mb.id()).await {
+            Ok(c) => c,
+            Err(e) => return unavailable(tag, e),
+        };
+        match s.store().messages(mb.id()).await {
+            Ok(m) => m.iter().filter(|m| m.uid as u32 > claimed).count() as u32,
+            Err(e) => return unavailable(tag, e),
+        }
+    } else {
+        0
+    };
     let mut items = Vec::new();
     for n in names {
         items.push(match n {
             StatusDataItemName::Messages => StatusDataItem::Messages(messages as u32),
-            // Deviation: no \Recent state (see SELECT).
-            StatusDataItemName::Recent => StatusDataItem::Recent(0),
+            // Those no session has seen yet (STATUS claims nothing).
+            StatusDataItemName::Recent => StatusDataItem::Recent(recent),
             StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(mb.uidnext as u32)),
             StatusDataItemName::UidValidity => {
                 StatusDataItem::UidValidity(nz(mb.uidvalidity as u32))

@@ -188,7 +188,12 @@ pub(crate) async fn store_cmd(
         StoreType::Remove => FlagOp::Remove,
         StoreType::Replace => FlagOp::Replace,
     };
-    let flag_names: Vec<String> = flags.iter().map(flag_text).collect();
+    // \Recent is the server's to set (RFC 3501 §2.3.2), never stored.
+    let flag_names: Vec<String> = flags
+        .iter()
+        .map(flag_text)
+        .filter(|f| !f.eq_ignore_ascii_case(RECENT))
+        .collect();
     let (changed, refused) = match store
         .set_flags(mailbox, &uids, op, &flag_names, unchanged_since)
         .await
@@ -347,7 +352,11 @@ pub(crate) async fn append_cmd(
             l.data.to_vec()
         }
     };
-    let flags: Vec<String> = flags.iter().map(flag_text).collect();
+    let flags: Vec<String> = flags
+        .iter()
+        .map(flag_text)
+        .filter(|f| !f.eq_ignore_ascii_case(RECENT))
+        .collect();
     let date = date
         .map(|d| d.as_ref().timestamp())
         .unwrap_or_else(crate::store::now);

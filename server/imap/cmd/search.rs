@@ -28,6 +28,11 @@ pub(crate) async fn search_cmd(
     if uid {
         report_changes(s, server, true).await;
     }
+    if let SessionState::Selected { view, .. } = &mut s.state
+        && let Err(e) = view.settle_recent(&store).await
+    {
+        return unavailable(tag, e);
+    }
     let SessionState::Selected { view, .. } = &s.state else {
         unreachable!()
     };
@@ -53,6 +58,7 @@ pub(crate) async fn search_cmd(
         let (message_uid, modseq) = (m.uid as u32, m.modseq as u64);
         let flags = crate::store::mailboxes::parse_flags(&m.flags);
         let (size, internal_date) = (m.size as u64, m.internal_date);
+        let recent = view.recent.contains(&Uid(message_uid));
         let check = {
             let key = key.clone();
             move || {
@@ -63,6 +69,7 @@ pub(crate) async fn search_cmd(
                     size,
                     internal_date,
                     modseq,
+                    recent,
                     raw: raw.as_deref(),
                 };
                 matches(&key, &c, largest_seq, largest_uid)
