@@ -243,7 +243,7 @@ mod tests {
         let store = Store::open(path).await.unwrap();
         assert_eq!(
             store.schema_versions().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+            (1..=14).collect::<Vec<i64>>()
         );
         store.settings_set("hub.test", "1").await.unwrap();
         store.close().await;
