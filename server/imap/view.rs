@@ -80,11 +80,11 @@ impl View {
             store.claim_recent(self.mailbox, top.0).await?
         };
         let from = Uid(before.max(self.settled.0));
-        let grew = self.uids.iter().filter(|u| **u > from).count() > 0;
+        let had = self.recent.len();
         self.recent
             .extend(self.uids.iter().copied().filter(|u| *u > from));
         self.settled = top;
-        Ok(grew)
+        Ok(self.recent.len() > had)
     }
 
     /// Sequence number of a UID.

@@ -85,8 +85,8 @@ impl Store {
         Ok(before.min(upto))
     }
 
-    /// The highest UID claimed as recent (EXAMINE and STATUS look, they
-    /// do not claim).
+    /// The highest UID claimed as recent (EXAMINE looks, it does not
+    /// claim).
     pub async fn recent_claimed(&self, mailbox: MailboxId) -> Result<u32> {
         let row: Option<(i64,)> = sqlx::query_as("SELECT recent_uid FROM mailboxes WHERE id = ?")
             .bind(mailbox.0)
@@ -168,13 +168,15 @@ impl Store {
         Ok(())
     }
 
-    /// (messages, unseen, bytes) of a mailbox.
-    pub async fn mailbox_counts(&self, id: MailboxId) -> Result<(i64, i64, i64)> {
+    /// (messages, unseen, bytes, recent) of a mailbox; recent: those no
+    /// session has claimed yet (RFC 3501 STATUS RECENT).
+    pub async fn mailbox_counts(&self, id: MailboxId) -> Result<(i64, i64, i64, i64)> {
         Ok(sqlx::query_as(
             "SELECT COUNT(*),
                     COALESCE(SUM(CASE WHEN (' ' || flags || ' ') LIKE '% \\Seen %' THEN 0 ELSE 1 END), 0),
-                    COALESCE(SUM(size), 0)
-             FROM messages WHERE mailbox_id = ?",
+                    COALESCE(SUM(size), 0),
+                    COALESCE(SUM(uid > (SELECT recent_uid FROM mailboxes WHERE id = ?1)), 0)
+             FROM messages WHERE mailbox_id = ?1",
         )
         .bind(id.0)
         .fetch_one(self.pool())

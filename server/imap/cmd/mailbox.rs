@@ -301,28 +301,16 @@ pub(crate) async fn status(
         Ok(mb) => mb,
         Err(why) => return why,
     };
-    let (messages, unseen, _bytes) = match s.store().mailbox_counts(mb.id()).await {
+    let (messages, unseen, _bytes, recent) = match s.store().mailbox_counts(mb.id()).await {
         Ok(c) => c,
         Err(e) => return unavailable(tag, e),
-    };
-    let recent = if names.contains(&StatusDataItemName::Recent) {
-        let claimed = match s.store().recent_claimed(mb.id()).await {
-            Ok(c) => c,
-            Err(e) => return unavailable(tag, e),
-        };
-        match s.store().messages(mb.id()).await {
-            Ok(m) => m.iter().filter(|m| m.uid as u32 > claimed).count() as u32,
-            Err(e) => return unavailable(tag, e),
-        }
-    } else {
-        0
     };
     let mut items = Vec::new();
     for n in names {
         items.push(match n {
             StatusDataItemName::Messages => StatusDataItem::Messages(messages as u32),
             // Those no session has seen yet (STATUS claims nothing).
-            StatusDataItemName::Recent => StatusDataItem::Recent(recent),
+            StatusDataItemName::Recent => StatusDataItem::Recent(recent as u32),
             StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(mb.uidnext as u32)),
             StatusDataItemName::UidValidity => {
                 StatusDataItem::UidValidity(nz(mb.uidvalidity as u32))
