@@ -32,6 +32,7 @@ struct RecordLine {
 #[template(path = "gateway.html")]
 struct GatewayPage {
     name: String,
+    csrf: String,
     version: &'static str,
     /// Why there are no records (not a gateway, no domain name).
     notice: String,
@@ -51,12 +52,13 @@ struct CheckQuery {
 
 async fn gateway_page(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(s): Admin,
     Query(q): Query<CheckQuery>,
 ) -> WebResult {
     let checked = q.check.is_some();
     let mut page = GatewayPage {
         name: state.config.hub.name.clone(),
+        csrf: s.csrf,
         version: env!("CARGO_PKG_VERSION"),
         notice: String::new(),
         domains: Vec::new(),

@@ -372,6 +372,7 @@ struct HistoryLine {
 #[template(path = "history.html")]
 struct HistoryPage {
     name: String,
+    csrf: String,
     runs: Vec<HistoryLine>,
     version: &'static str,
 }
@@ -379,7 +380,7 @@ struct HistoryPage {
 /// Rows shown on the history page.
 const HISTORY_ROWS: u32 = 200;
 
-async fn history_page(State(state): State<AppState>, _: Admin) -> WebResult {
+async fn history_page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
     let rows = state.store.sync_history(HISTORY_ROWS).await?;
     let n = |v: i64| u64::try_from(v).unwrap_or(0);
     let runs = rows
@@ -407,6 +408,7 @@ async fn history_page(State(state): State<AppState>, _: Admin) -> WebResult {
         .collect();
     Ok(no_store(HistoryPage {
         name: state.config.hub.name.clone(),
+        csrf: s.csrf,
         runs,
         version: env!("CARGO_PKG_VERSION"),
     }))

@@ -311,6 +311,34 @@ impl Browser {
         .unwrap_or(i64::MAX)
     }
 
+    /// Lay the page out in the dark colour scheme (`true`) or the light
+    /// one, as a phone set to dark mode would ask for.
+    pub fn dark(&self, on: bool) {
+        let value = if on { "dark" } else { "light" };
+        self.cmd(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Emulation.setEmulatedMedia", "params": {
+                "features": [{"name": "prefers-color-scheme", "value": value}]}})),
+        );
+    }
+
+    /// What on the page now would fail a person on a phone, measured in
+    /// the page: sideways scrolling; a link, button, field or tick box
+    /// (with its label) less than 40 CSS pixels tall — a link inside a
+    /// sentence excepted, as WCAG 2.5.8 excepts it; text whose contrast
+    /// with what is behind it is below 4.5:1 (WCAG 1.4.3's AA level,
+    /// which also allows 3:1 for large text; this asks 4.5:1 of all).
+    /// One line per finding, empty when the page passes.
+    pub fn audit(&self) -> Vec<String> {
+        let v = self.script(AUDIT_JS);
+        v.as_array()
+            .unwrap_or_else(|| panic!("the audit ran: {v}"))
+            .iter()
+            .map(|s| s.as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     pub fn delete_cookies(&self) {
         self.cmd("DELETE", "/cookie", None);
     }
@@ -343,3 +371,75 @@ impl Drop for Browser {
         let _ = self.driver.wait();
     }
 }
+
+/// The page audit of [`Browser::audit`], run in the page.
+const AUDIT_JS: &str = r#"
+const out = [];
+const root = document.documentElement;
+const over = root.scrollWidth - root.clientWidth;
+if (over > 0) out.push(`scrolls ${over} px sideways`);
+const dark = matchMedia('(prefers-color-scheme: dark)').matches;
+function rgba(s) {
+  const m = /rgba?\(([^)]*)\)/.exec(s || '');
+  if (!m) return null;
+  const p = m[1].split(/[\s,\/]+/).filter(x => x).map(Number);
+  return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+}
+function blend(top, below) {
+  const a = top[3];
+  return [0, 1, 2].map(i => top[i] * a + below[i] * (1 - a)).concat([1]);
+}
+function lum(c) {
+  const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+}
+function behind(el) {
+  const chain = [];
+  for (let e = el; e; e = e.parentElement) chain.push(rgba(getComputedStyle(e).backgroundColor));
+  let bg = dark ? [18, 18, 18, 1] : [255, 255, 255, 1];
+  for (const c of chain.reverse()) if (c && c[3] > 0) bg = blend(c, bg);
+  return bg;
+}
+function shown(el) {
+  const r = el.getBoundingClientRect();
+  const st = getComputedStyle(el);
+  return r.width > 0 && r.height > 0 && st.visibility !== 'hidden' && !el.closest('svg');
+}
+function name(el) {
+  const t = (el.innerText || el.value || el.getAttribute('aria-label') || '').trim().replace(/\s+/g, ' ');
+  return `<${el.tagName.toLowerCase()}${el.className ? '.' + el.className : ''}> "${t.slice(0, 40)}"`;
+}
+const checked = new Set();
+for (const el of document.querySelectorAll('body *')) {
+  if (!shown(el) || ['SCRIPT', 'STYLE', 'OPTION', 'svg'].includes(el.tagName)) continue;
+  const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+  const control = ['INPUT', 'SELECT', 'TEXTAREA', 'BUTTON'].includes(el.tagName) && el.type !== 'hidden';
+  if (own || control) {
+    const st = getComputedStyle(el);
+    const fg = rgba(st.color);
+    const bg = behind(el);
+    if (fg) {
+      const c = blend(fg, bg);
+      const l1 = lum(c), l2 = lum(bg);
+      const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+      if (ratio < 4.5) out.push(`contrast ${ratio.toFixed(2)}:1 ${name(el)}`);
+    }
+  }
+  let target = null;
+  if (el.tagName === 'A' && el.hasAttribute('href')) {
+    const p = el.parentElement;
+    const rest = p.innerText.replace(el.innerText, '').trim();
+    if (!rest || getComputedStyle(p).display.includes('flex')) target = el;
+  } else if (el.tagName === 'INPUT' && (el.type === 'checkbox' || el.type === 'radio')) {
+    target = el.closest('label') || el;
+  } else if (control || el.tagName === 'SUMMARY') {
+    target = el;
+  }
+  if (target && !checked.has(target)) {
+    checked.add(target);
+    const h = target.getBoundingClientRect().height;
+    if (h < 39.5) out.push(`${Math.round(h)} px tall ${name(target)}`);
+  }
+}
+return out;
+"#;
