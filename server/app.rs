@@ -489,6 +489,7 @@ impl Hub {
         };
         let state = web::AppState {
             wifi_saved,
+            notices: Arc::default(),
             reload: reload.clone(),
             stop: stop.clone(),
             store: prepared.store.clone(),

@@ -462,11 +462,27 @@ async fn peers_outbox_and_bundles_by_hand() {
         .find(|o| o.state == "queued")
         .unwrap()
         .id;
+    // Drop asks first and changes nothing until confirmed.
     let r = request(
         wa,
         &format!("/admin/outbox/{id}/drop"),
         &jar,
         Some(&format!("csrf={csrf}")),
+    )
+    .await;
+    assert!(
+        r.status == 200
+            && r.body.contains(&format!("Drop message {id}?"))
+            && r.body.contains(r#"name="confirm" value="yes""#),
+        "{}",
+        r.body
+    );
+    assert!(a.hub.store.outbox_item(id).await.unwrap().is_some());
+    let r = request(
+        wa,
+        &format!("/admin/outbox/{id}/drop"),
+        &jar,
+        Some(&format!("csrf={csrf}&confirm=yes")),
     )
     .await;
     assert_eq!(r.status, 303);
@@ -674,9 +690,22 @@ async fn accounts_with_generated_passwords_and_login_links() {
         "{}",
         r.body
     );
+    // A new password asks first: the old one keeps working until then.
     let r = post(
         "/admin/accounts/reset",
         format!("csrf={csrf}&address=dora%40%5B127.0.0.1%5D"),
+    )
+    .await;
+    assert!(
+        r.status == 200 && r.body.contains("Give dora@[127.0.0.1] a new password?"),
+        "{}",
+        r.body
+    );
+    let (mut c, _) = common::imap::Imap::tls(imap, &hub).await;
+    assert!(c.login("dora@[127.0.0.1]", &pw).await.ok());
+    let r = post(
+        "/admin/accounts/reset",
+        format!("csrf={csrf}&address=dora%40%5B127.0.0.1%5D&confirm=yes"),
     )
     .await;
     assert_eq!(r.status, 200);
@@ -700,10 +729,11 @@ async fn accounts_with_generated_passwords_and_login_links() {
     )
     .await;
     assert!(
-        r.status == 400 && r.body.contains("Tick the box"),
+        r.status == 200 && r.body.contains("Delete the account dora@[127.0.0.1]?"),
         "{}",
         r.body
     );
+    assert_eq!(hub.store.account_count().await.unwrap(), before + 3);
     let r = post(
         "/admin/accounts/delete",
         format!("csrf={csrf}&address=dora%40%5B127.0.0.1%5D&confirm=yes"),
@@ -972,7 +1002,12 @@ async fn uplinks_page_sync_now_events_and_history() {
     )
     .await;
     assert_eq!(r.status, 400);
-    assert!(r.body.contains("only a folder or USB uplink"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("Only a folder or USB stick uplink can count a deleted bundle"),
+        "{}",
+        r.body
+    );
     let folder = tempfile::tempdir().unwrap();
     let r = request(
         wa,
@@ -1048,7 +1083,18 @@ async fn uplinks_page_sync_now_events_and_history() {
         Some(&format!("csrf={csrf}")),
     )
     .await;
+    assert!(r.status == 200 && r.body.contains("Remove this uplink?"));
+    assert_eq!(a.hub.store.uplinks().await.unwrap().len(), 1);
+    let r = request(
+        wa,
+        &format!("/admin/uplinks/{id}/remove"),
+        &jar,
+        Some(&format!("csrf={csrf}&confirm=yes")),
+    )
+    .await;
     assert_eq!(r.status, 303);
+    let page = request(wa, "/admin/uplinks", &jar, None).await;
+    assert!(page.body.contains("Removed the uplink."), "{}", page.body);
     assert!(a.hub.store.uplinks().await.unwrap().is_empty());
     a.hub.shutdown().await;
     b.hub.shutdown().await;

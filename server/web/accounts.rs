@@ -3,7 +3,9 @@
 //! shown once, with the account's `dclogin:` link and QR code that set up
 //! Delta Chat in one scan, on cards that print one per account.
 
-use super::guard::{Admin, AdminForm, WebError, WebResult};
+use super::confirm::{Ask, ask, confirmed};
+use super::flash::{Flash, again};
+use super::guard::{AdminForm, AdminPage, WebError, WebResult};
 use super::{AppState, no_store};
 use crate::domain::units::human_bytes;
 use crate::mail::dclogin;
@@ -80,6 +82,7 @@ struct Line {
 #[derive(Template, WebTemplate)]
 #[template(path = "accounts.html")]
 struct ListPage {
+    flash: super::flash::Flash,
     name: String,
     csrf: String,
     q: String,
@@ -90,7 +93,7 @@ struct ListPage {
     version: &'static str,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
 struct ListQuery {
     #[serde(default)]
     q: String,
@@ -98,10 +101,20 @@ struct ListQuery {
 
 async fn list(
     State(state): State<AppState>,
-    Admin(s): Admin,
+    AdminPage(s, flash): AdminPage,
     Query(query): Query<ListQuery>,
 ) -> WebResult {
-    let all = accounts(&state).list().await?;
+    list_page(&state, s, flash, query).await
+}
+
+/// The accounts page; a form with a mistake shows it again with `flash`.
+async fn list_page(
+    state: &AppState,
+    s: crate::store::admin::AdminSession,
+    flash: Flash,
+    query: ListQuery,
+) -> WebResult {
+    let all = accounts(state).list().await?;
     let usage = state.store.account_usage_all().await?;
     let total = all.len();
     let needle = query.q.trim().to_lowercase();
@@ -123,6 +136,7 @@ async fn list(
     Ok(no_store(ListPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
+        flash,
         q: query.q,
         accounts,
         total,
@@ -142,17 +156,23 @@ struct QuotaForm {
 /// Give an account its own quota ("200 MiB"), or back the hub's (empty).
 async fn set_quota(
     State(state): State<AppState>,
-    AdminForm(_, f): AdminForm<QuotaForm>,
+    AdminForm(s, f): AdminForm<QuotaForm>,
 ) -> WebResult {
     let quota = match f.quota.trim() {
         "" => None,
         q => match crate::config::ByteSize::parse(q) {
             Some(b) if b.0 >= MIN_QUOTA && i64::try_from(b.0).is_ok() => Some(b.0 as i64),
             _ => {
-                return Err(WebError::bad_request(format!(
-                    "A quota is a size of at least {} like \"200 MiB\" or \"2 GiB\", or empty for the hub's.",
+                let message = format!(
+                    "{}: \"{q}\" is not a quota. Give a size of at least {} like \"200 MiB\" or \"2 GiB\", or leave it empty for the hub's.",
+                    f.address.trim(),
                     human_bytes(MIN_QUOTA)
-                )));
+                );
+                let flash = Flash::problem("", message, Vec::new());
+                return again(
+                    StatusCode::BAD_REQUEST,
+                    list_page(&state, s, flash, ListQuery::default()).await,
+                );
             }
         },
     };
@@ -174,6 +194,11 @@ async fn set_quota(
             detail.as_deref(),
         )
         .await;
+    let said = match quota {
+        Some(q) => format!("{address} may now hold {} of mail.", human_bytes(q as u64)),
+        None => format!("{address} now has the hub's quota."),
+    };
+    state.notices.put(&s, said);
     Ok(Redirect::to("/admin/accounts").into_response())
 }
 
@@ -233,30 +258,46 @@ struct CreateForm {
 
 async fn create(
     State(state): State<AppState>,
-    AdminForm(_, f): AdminForm<CreateForm>,
+    AdminForm(s, f): AdminForm<CreateForm>,
 ) -> WebResult {
-    let count: u32 = match f.count.trim() {
-        "" => 1,
-        n => match n.parse() {
-            Ok(n) if (1..=MAX_BATCH).contains(&n) => n,
-            _ => {
-                return Err(WebError::bad_request(format!(
-                    "How many accounts? Give a number from 1 to {MAX_BATCH}."
-                )));
-            }
+    let name = f.name.trim();
+    let mistake = |field: &'static str, message: String| {
+        let values = vec![("new-name", f.name.clone()), ("new-count", f.count.clone())];
+        Flash::problem(field, message, values)
+    };
+    let count: Result<u32, Flash> = match (name, f.count.trim()) {
+        _ if name.len() > 64 => Err(mistake(
+            "new-name",
+            "That name is too long (64 characters at most).".into(),
+        )),
+        ("", "") => Err(mistake(
+            "new-name",
+            "Give the new account a name, or say how many accounts to make with generated names."
+                .into(),
+        )),
+        (_, "") => Ok(1),
+        (_, n) => match n.parse() {
+            Ok(n) if (1..=MAX_BATCH).contains(&n) && (name.is_empty() || n == 1) => Ok(n),
+            Ok(n) if (1..=MAX_BATCH).contains(&n) => Err(mistake(
+                "new-count",
+                "Give either a name (one account) or a number of accounts (generated names), not both."
+                    .into(),
+            )),
+            _ => Err(mistake(
+                "new-count",
+                format!("How many accounts? Give a number from 1 to {MAX_BATCH}."),
+            )),
         },
     };
-    let name = f.name.trim();
-    if name.len() > 64 {
-        return Err(WebError::bad_request(
-            "That name is too long (64 characters at most).",
-        ));
-    }
-    if !name.is_empty() && count > 1 {
-        return Err(WebError::bad_request(
-            "Give either a name (one account) or a number of accounts (generated names), not both.",
-        ));
-    }
+    let count = match count {
+        Ok(c) => c,
+        Err(m) => {
+            return again(
+                StatusCode::BAD_REQUEST,
+                list_page(&state, s, m, ListQuery::default()).await,
+            );
+        }
+    };
     let Some(domain) = state.config.hub.domains.first() else {
         return Err(WebError::bad_request("This hub hosts no mail domain."));
     };
@@ -280,7 +321,16 @@ async fn create(
                     .unwrap_or_default();
                 cards.push(card(&state, &created.address.to_string(), &pw));
             }
-            Err(e) if cards.is_empty() => return Err(e.into()),
+            Err(e) if cards.is_empty() => {
+                let (status, message) = match WebError::from(e) {
+                    WebError::Page(status, m) if status != StatusCode::SERVICE_UNAVAILABLE => {
+                        (status, m)
+                    }
+                    other => return Err(other),
+                };
+                let m = mistake("new-name", message);
+                return again(status, list_page(&state, s, m, ListQuery::default()).await);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "batch account creation stopped early");
                 break;
@@ -304,8 +354,23 @@ struct AddressForm {
 
 async fn reset(
     State(state): State<AppState>,
-    AdminForm(_, f): AdminForm<AddressForm>,
+    AdminForm(s, f): AdminForm<AddressForm>,
 ) -> WebResult {
+    if !confirmed(&f.confirm) {
+        let address = f.address.trim().to_string();
+        return Ok(ask(
+            &state.config.hub.name,
+            s,
+            Ask {
+                title: format!("Give {address} a new password?"),
+                consequence: "The old password stops working at once: the phone that uses it cannot send or fetch mail until it is set up again from the new card, shown next. Its mail stays.".into(),
+                action: "/admin/accounts/reset".into(),
+                fields: vec![("address", address)],
+                button: "Make a new password",
+                back: "/admin/accounts",
+            },
+        ));
+    }
     let Some(pw) = accounts(&state).set_password(&f.address, None).await? else {
         return Err(WebError::unavailable("no password was generated"));
     };
@@ -320,13 +385,26 @@ async fn reset(
 
 async fn delete(
     State(state): State<AppState>,
-    AdminForm(_, f): AdminForm<AddressForm>,
+    AdminForm(s, f): AdminForm<AddressForm>,
 ) -> WebResult {
-    if f.confirm != "yes" {
-        return Err(WebError::bad_request(
-            "Tick the box to confirm: deleting an account deletes its mail.",
+    let address = f.address.trim().to_string();
+    if !confirmed(&f.confirm) {
+        return Ok(ask(
+            &state.config.hub.name,
+            s,
+            Ask {
+                title: format!("Delete the account {address}?"),
+                consequence: "Its mail on the hub is deleted with it and cannot be brought back. The name can be used again for a new account.".into(),
+                action: "/admin/accounts/delete".into(),
+                fields: vec![("address", address)],
+                button: "Delete the account and its mail",
+                back: "/admin/accounts",
+            },
         ));
     }
-    accounts(&state).remove(&f.address).await?;
+    accounts(&state).remove(&address).await?;
+    state
+        .notices
+        .put(&s, format!("Deleted {address} and its mail."));
     Ok(Redirect::to("/admin/accounts").into_response())
 }

@@ -7,7 +7,7 @@
 //! login carry a double-submit token (cookie + hidden field). Wrong
 //! passwords and setup codes are limited per client IP.
 
-use super::guard::{Admin, WebError, WebResult};
+use super::guard::{AdminPage, WebError, WebResult};
 use super::no_store;
 use super::{AppState, Secure};
 use crate::domain::Password;
@@ -459,6 +459,7 @@ struct EventLine {
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard.html")]
 struct Dashboard {
+    flash: super::flash::Flash,
     /// The wizard's second page was not completed yet.
     setup_pending: bool,
     name: String,
@@ -471,7 +472,7 @@ struct Dashboard {
     version: &'static str,
 }
 
-async fn dashboard(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
+async fn dashboard(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
     let (accounts, outbox, events) = tokio::try_join!(
         state.store.account_count(),
         state.store.outbox(),
@@ -513,6 +514,7 @@ async fn dashboard(State(state): State<AppState>, Admin(s): Admin) -> WebResult 
         setup_pending,
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
+        flash,
         services: state.services.as_ref().clone(),
         accounts,
         outbox: lines,

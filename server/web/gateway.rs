@@ -3,7 +3,7 @@
 //! what the Internet's DNS has of each (`?check=1`; also
 //! `cairn gateway dns --check`).
 
-use super::guard::{Admin, WebResult};
+use super::guard::{AdminPage, WebResult};
 use super::{AppState, no_store};
 use crate::relay::RelayError;
 use crate::relay::publish::Published;
@@ -31,6 +31,7 @@ struct RecordLine {
 #[derive(Template, WebTemplate)]
 #[template(path = "gateway.html")]
 struct GatewayPage {
+    flash: super::flash::Flash,
     name: String,
     csrf: String,
     version: &'static str,
@@ -52,13 +53,14 @@ struct CheckQuery {
 
 async fn gateway_page(
     State(state): State<AppState>,
-    Admin(s): Admin,
+    AdminPage(s, flash): AdminPage,
     Query(q): Query<CheckQuery>,
 ) -> WebResult {
     let checked = q.check.is_some();
     let mut page = GatewayPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
+        flash,
         version: env!("CARGO_PKG_VERSION"),
         notice: String::new(),
         domains: Vec::new(),

@@ -7,6 +7,7 @@
 
 use super::AppState;
 use super::admin::{self, page_error};
+use super::flash::Flash;
 use crate::store::admin::AdminSession;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -95,6 +96,21 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> WebResult<Self> {
         admin::require(state, &parts.headers).await.map(Admin)
+    }
+}
+
+/// An admin page being opened: the session, and what the session's last
+/// action left to say on it (taken: said once). Event streams and
+/// downloads take [`Admin`], which leaves it for the page.
+pub struct AdminPage(pub AdminSession, pub Flash);
+
+impl FromRequestParts<AppState> for AdminPage {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> WebResult<Self> {
+        let session = admin::require(state, &parts.headers).await?;
+        let flash = Flash::done(state.notices.take(&session));
+        Ok(AdminPage(session, flash))
     }
 }
 

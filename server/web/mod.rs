@@ -6,6 +6,8 @@
 mod accounts;
 pub mod admin;
 mod assets;
+mod confirm;
+pub mod flash;
 mod gateway;
 mod guard;
 pub mod https;
@@ -52,6 +54,8 @@ pub struct AppState {
     /// the access point). Given by the hub's start, so the pages need not
     /// know the appliance.
     pub wifi_saved: Hook,
+    /// "Done" lines waiting for the next page of their admin session.
+    pub notices: Arc<flash::Notices>,
 }
 
 /// Something the pages ask the hub to do, which they need not know how.

@@ -5,7 +5,7 @@
 //! Events (`/admin/radio/events`); without script the page shows them as
 //! they were when it loaded.
 
-use super::guard::{Admin, AdminForm, WebError, WebResult};
+use super::guard::{Admin, AdminForm, AdminPage, WebError, WebResult};
 use super::settings::{restart_soon, restarting, save_config_fields};
 use super::{AppState, after_gap, no_store};
 use crate::domain::lora::{Region, WINDOW};
@@ -181,6 +181,7 @@ async fn radio_events(State(state): State<AppState>, _: Admin) -> WebResult {
 #[derive(Template, WebTemplate)]
 #[template(path = "radio.html")]
 struct RadioPage {
+    flash: super::flash::Flash,
     name: String,
     csrf: String,
     version: &'static str,
@@ -265,7 +266,7 @@ fn plot(samples: &[crate::store::radio::SignalRow], now: i64) -> String {
     svg
 }
 
-async fn radio_page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
+async fn radio_page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
     let now = crate::store::now_ms();
     let (live, samples) =
         tokio::try_join!(live(&state), state.store.signal_since(now - PLOT_SPAN_MS))?;
@@ -275,6 +276,7 @@ async fn radio_page(State(state): State<AppState>, Admin(s): Admin) -> WebResult
     Ok(no_store(RadioPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
+        flash,
         version: env!("CARGO_PKG_VERSION"),
         configured: state.radio.is_some(),
         port: c.port.clone(),

@@ -2,11 +2,13 @@
 //! peers and routes (this node's card as a QR code), and bundles by hand:
 //! upload one to import it, download one for a peer.
 
-use super::admin::NoFields;
-use super::guard::{Admin, AdminForm, WebError, WebResult};
+use super::confirm::{Ask, ask, confirmed};
+use super::flash::{Flash, again};
+use super::guard::{Admin, AdminForm, AdminPage, WebError, WebResult};
 use super::{AppState, no_store};
 use crate::domain::units::{human_age, human_bytes};
 use crate::relay::node;
+use crate::store::admin::AdminSession;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
@@ -63,13 +65,14 @@ struct Item {
 #[derive(Template, WebTemplate)]
 #[template(path = "outbox.html")]
 struct OutboxPage {
+    flash: super::flash::Flash,
     name: String,
     csrf: String,
     items: Vec<Item>,
     version: &'static str,
 }
 
-async fn outbox_page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
+async fn outbox_page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
     let rows = state.store.outbox().await?;
     let now = crate::store::now();
     let items = rows
@@ -92,31 +95,62 @@ async fn outbox_page(State(state): State<AppState>, Admin(s): Admin) -> WebResul
     Ok(no_store(OutboxPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
+        flash,
         items,
         version: env!("CARGO_PKG_VERSION"),
     }))
 }
 
+#[derive(serde::Deserialize)]
+struct ConfirmForm {
+    #[serde(default)]
+    confirm: String,
+}
+
 async fn outbox_action(
     State(state): State<AppState>,
     Path((id, action)): Path<(i64, String)>,
-    AdminForm(_, NoFields {}): AdminForm<NoFields>,
+    AdminForm(s, f): AdminForm<ConfirmForm>,
 ) -> WebResult {
-    match action.as_str() {
-        "retry" => state.relay.retry(id).await?,
-        "hold" => state.relay.hold(id).await?,
-        "drop" => state.relay.drop_item(id, false).await?,
+    let said = match action.as_str() {
+        "retry" => {
+            state.relay.retry(id).await?;
+            format!("Message {id} goes out again at the next chance.")
+        }
+        "hold" => {
+            state.relay.hold(id).await?;
+            format!("Message {id} is held: it waits until you press Retry.")
+        }
+        "drop" if !confirmed(&f.confirm) => {
+            return Ok(ask(
+                &state.config.hub.name,
+                s,
+                Ask {
+                    title: format!("Drop message {id}?"),
+                    consequence: "It is taken out of the outbox and never delivered; its sender gets a bounce saying so. This cannot be undone.".into(),
+                    action: format!("/admin/outbox/{id}/drop"),
+                    fields: Vec::new(),
+                    button: "Drop the message",
+                    back: "/admin/outbox",
+                },
+            ));
+        }
+        "drop" => {
+            state.relay.drop_item(id, false).await?;
+            format!("Message {id} was dropped; its sender was told.")
+        }
         _ => {
             return Err(WebError::page(
                 StatusCode::NOT_FOUND,
                 "No such outbox action.",
             ));
         }
-    }
+    };
     let _ = state
         .store
         .event("outbox", Some(&id.to_string()), Some(&action))
         .await;
+    state.notices.put(&s, said);
     Ok(Redirect::to("/admin/outbox").into_response())
 }
 
@@ -140,6 +174,7 @@ struct RouteLine {
 #[derive(Template, WebTemplate)]
 #[template(path = "peers.html")]
 struct PeersPage {
+    flash: super::flash::Flash,
     name: String,
     csrf: String,
     card: String,
@@ -167,9 +202,14 @@ fn own_link_addrs(state: &AppState) -> Vec<String> {
     node::link_addrs(&bound, &names)
 }
 
-async fn peers_page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
+async fn peers_page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
+    peers_view(&state, s, flash).await
+}
+
+/// The peers page; a form with a mistake shows it again with `flash`.
+async fn peers_view(state: &AppState, s: AdminSession, flash: Flash) -> WebResult {
     let (peers, routes) = tokio::try_join!(state.store.peer_list(), state.store.routes())?;
-    let card = state.relay.card(own_link_addrs(&state)).to_text();
+    let card = state.relay.card(own_link_addrs(state)).to_text();
     let qr = node::qr_svg(&card).unwrap_or_default();
     let now = crate::store::now();
     let ago = |t: Option<i64>| {
@@ -202,6 +242,7 @@ async fn peers_page(State(state): State<AppState>, Admin(s): Admin) -> WebResult
     Ok(no_store(PeersPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
+        flash,
         card,
         qr,
         peers,
@@ -217,26 +258,74 @@ struct PeerAddForm {
     name: String,
 }
 
+/// A relay form's mistake, shown at `field` of the peers page with what
+/// was typed; the disk or database failing is still the error page.
+async fn peers_again(
+    state: &AppState,
+    s: AdminSession,
+    field: &'static str,
+    e: WebError,
+    values: Vec<(&'static str, String)>,
+) -> WebResult {
+    match e {
+        WebError::Page(status, message) if status != StatusCode::SERVICE_UNAVAILABLE => again(
+            status,
+            peers_view(state, s, Flash::problem(field, message, values)).await,
+        ),
+        other => Err(other),
+    }
+}
+
 async fn peer_add(
     State(state): State<AppState>,
-    AdminForm(_, f): AdminForm<PeerAddForm>,
+    AdminForm(s, f): AdminForm<PeerAddForm>,
 ) -> WebResult {
+    let values = vec![("peer-card", f.card.clone()), ("peer-name", f.name.clone())];
     if f.card.len() > 4096 || f.name.len() > 256 {
-        return Err(WebError::bad_request("A field is too long."));
+        let e = WebError::bad_request(
+            "A field is too long: a node card is one line of a few hundred characters.",
+        );
+        return peers_again(&state, s, "peer-card", e, values).await;
     }
-    let card = node::Card::parse(&f.card).map_err(|e| WebError::bad_request(e.to_string()))?;
+    let card = match node::Card::parse(&f.card) {
+        Ok(c) => c,
+        Err(e) => {
+            let why = match e {
+                crate::relay::node::NodeError::BadCard(why) => why,
+                other => other.to_string(),
+            };
+            let e = WebError::bad_request(format!(
+                "That is not a whole node card ({why}). Copy the whole line under \"This node's card\" on the other hub's Peers page (it starts with cairn-node:v1;), or scan its code.",
+            ));
+            return peers_again(&state, s, "peer-card", e, values).await;
+        }
+    };
     let name = Some(f.name.trim()).filter(|n| !n.is_empty());
-    let (row, _) = state.relay.add_peer(&card, name).await?;
+    let (row, routes) = match state.relay.add_peer(&card, name).await {
+        Ok(r) => r,
+        Err(e) => return peers_again(&state, s, "peer-card", e.into(), values).await,
+    };
     let _ = state.store.event("peer.add", Some(&row.name), None).await;
+    let mut said = format!("Added the peer {}.", row.name);
+    if !routes.is_empty() {
+        said.push_str(&format!(" Mail for {} now goes to it.", routes.join(", ")));
+    }
     // A card with addresses: sync over a live link whenever there is mail.
-    if !card.addrs.is_empty()
-        && let Err(e) = state
+    if !card.addrs.is_empty() {
+        match state
             .syncer
             .add(&row.name, "link", "", "always", false)
             .await
-    {
-        tracing::warn!(peer = %row.name, error = %e, "could not add the link uplink");
+        {
+            Ok(_) => said.push_str(
+                " Its card has network addresses, so a live link carries mail whenever it answers (see Uplinks to change that).",
+            ),
+            Err(e) => {
+                tracing::warn!(peer = %row.name, error = %e, "could not add the link uplink")
+            }
+        }
     }
+    state.notices.put(&s, said);
     Ok(Redirect::to("/admin/peers").into_response())
 }
 
@@ -251,10 +340,16 @@ struct ClassicForm {
 /// A classic peer: an Exim or Postfix node reached by batch SMTP.
 async fn classic_add(
     State(state): State<AppState>,
-    AdminForm(_, f): AdminForm<ClassicForm>,
+    AdminForm(s, f): AdminForm<ClassicForm>,
 ) -> WebResult {
+    let values = vec![
+        ("classic-name", f.name.clone()),
+        ("classic-domains", f.domains.clone()),
+        ("classic-nncp", f.nncp.clone()),
+    ];
     if f.name.len() > 256 || f.domains.len() > 4096 || f.nncp.len() > 256 {
-        return Err(WebError::bad_request("A field is too long."));
+        let e = WebError::bad_request("A field is too long.");
+        return peers_again(&state, s, "classic-name", e, values).await;
     }
     let domains: Vec<String> = f
         .domains
@@ -263,25 +358,55 @@ async fn classic_add(
         .map(str::to_string)
         .collect();
     let nncp = Some(f.nncp.trim()).filter(|n| !n.is_empty());
-    let (row, _) = state
+    let row = match state
         .relay
         .add_classic_peer(f.name.trim(), &domains, nncp)
-        .await?;
+        .await
+    {
+        Ok((row, _)) => row,
+        Err(e) => return peers_again(&state, s, "classic-name", e.into(), values).await,
+    };
     let _ = state.store.event("peer.add", Some(&row.name), None).await;
+    state.notices.put(
+        &s,
+        format!(
+            "Added the classic peer {}. Give it an uplink (NNCP or a folder) on Uplinks.",
+            row.name
+        ),
+    );
     Ok(Redirect::to("/admin/peers").into_response())
 }
 
 #[derive(serde::Deserialize)]
 struct NameForm {
     name: String,
+    #[serde(default)]
+    confirm: String,
 }
 
 async fn peer_remove(
     State(state): State<AppState>,
-    AdminForm(_, f): AdminForm<NameForm>,
+    AdminForm(s, f): AdminForm<NameForm>,
 ) -> WebResult {
+    if !confirmed(&f.confirm) {
+        return Ok(ask(
+            &state.config.hub.name,
+            s,
+            Ask {
+                title: format!("Remove the peer {}?", f.name),
+                consequence: "Its routes and uplinks go with it. Mail waiting for it stays in the outbox with no route until another peer takes its domains; it can be added again from its card.".into(),
+                action: "/admin/peers/remove".into(),
+                fields: vec![("name", f.name)],
+                button: "Remove the peer",
+                back: "/admin/peers",
+            },
+        ));
+    }
     state.relay.remove_peer(&f.name).await?;
     let _ = state.store.event("peer.remove", Some(&f.name), None).await;
+    state
+        .notices
+        .put(&s, format!("Removed the peer {}.", f.name));
     Ok(Redirect::to("/admin/peers").into_response())
 }
 
@@ -290,21 +415,65 @@ struct RouteForm {
     domain: String,
     #[serde(default)]
     peer: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// How a route's domain reads on the page.
+fn route_label(domain: &str) -> &str {
+    if domain.trim() == "*" {
+        "every other domain"
+    } else {
+        domain.trim()
+    }
 }
 
 async fn route_add(
     State(state): State<AppState>,
-    AdminForm(_, f): AdminForm<RouteForm>,
+    AdminForm(s, f): AdminForm<RouteForm>,
 ) -> WebResult {
-    state.relay.add_route(&f.domain, &f.peer).await?;
+    if let Err(e) = state.relay.add_route(&f.domain, &f.peer).await {
+        let values = vec![
+            ("route-domain", f.domain.clone()),
+            ("route-peer", f.peer.clone()),
+        ];
+        return peers_again(&state, s, "route-domain", e.into(), values).await;
+    }
+    state.notices.put(
+        &s,
+        format!(
+            "Mail for {} now goes to {}.",
+            route_label(&f.domain),
+            f.peer.trim()
+        ),
+    );
     Ok(Redirect::to("/admin/peers").into_response())
 }
 
 async fn route_remove(
     State(state): State<AppState>,
-    AdminForm(_, f): AdminForm<RouteForm>,
+    AdminForm(s, f): AdminForm<RouteForm>,
 ) -> WebResult {
+    let label = route_label(&f.domain).to_string();
+    if !confirmed(&f.confirm) {
+        return Ok(ask(
+            &state.config.hub.name,
+            s,
+            Ask {
+                title: format!("Remove the route for {label}?"),
+                consequence: "Mail for it then waits in the outbox until another route takes it."
+                    .into(),
+                action: "/admin/routes/remove".into(),
+                fields: vec![("domain", f.domain)],
+                button: "Remove the route",
+                back: "/admin/peers",
+            },
+        ));
+    }
     state.relay.remove_route(&f.domain).await?;
+    state
+        .notices
+        .put(&s, format!("Removed the route for {label}."));
     Ok(Redirect::to("/admin/peers").into_response())
 }
 
@@ -313,6 +482,7 @@ async fn route_remove(
 #[derive(Template, WebTemplate)]
 #[template(path = "bundles.html")]
 struct BundlesPage {
+    flash: super::flash::Flash,
     name: String,
     csrf: String,
     peers: Vec<String>,
@@ -320,7 +490,7 @@ struct BundlesPage {
     version: &'static str,
 }
 
-async fn bundles_page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
+async fn bundles_page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
     let peers = state
         .store
         .peer_list()
@@ -331,6 +501,7 @@ async fn bundles_page(State(state): State<AppState>, Admin(s): Admin) -> WebResu
     Ok(no_store(BundlesPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
+        flash,
         peers,
         result: None,
         version: env!("CARGO_PKG_VERSION"),
@@ -396,6 +567,7 @@ async fn bundle_import(
     Ok(no_store(BundlesPage {
         name: state.config.hub.name.clone(),
         csrf: admin.0.csrf,
+        flash: Default::default(),
         peers,
         result: Some(result),
         version: env!("CARGO_PKG_VERSION"),

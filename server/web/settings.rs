@@ -3,7 +3,7 @@
 //! the Wi-Fi details shown to newcomers. Settings changed here live in the
 //! database; the hub's name and domains come from the configuration.
 
-use super::guard::{Admin, AdminForm, WebError, WebResult};
+use super::guard::{AdminForm, AdminPage, WebError, WebResult};
 use super::{AppState, no_store};
 use crate::store::settings::{JOIN_ENABLED, WIFI_COUNTRY, WIFI_PASSPHRASE, WIFI_SSID};
 use askama::Template;
@@ -107,6 +107,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Template, WebTemplate)]
 #[template(path = "settings.html")]
 struct SettingsPage {
+    flash: super::flash::Flash,
     name: String,
     csrf: String,
     fingerprint: String,
@@ -122,7 +123,7 @@ struct SettingsPage {
     version: &'static str,
 }
 
-async fn page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
+async fn page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
     let get = |k: &'static str| {
         let store = state.store.clone();
         async move { store.settings_get(k).await }
@@ -136,6 +137,7 @@ async fn page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
     Ok(no_store(SettingsPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
+        flash,
         fingerprint: state.fingerprint.to_string(),
         domains: state
             .config

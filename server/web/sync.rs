@@ -2,11 +2,14 @@
 //! "Sync now" with live progress (Server-Sent Events), and the sync history.
 
 use super::admin::NoFields;
-use super::guard::{Admin, AdminForm, WebError, WebResult};
+use super::confirm::{Ask, ask, confirmed};
+use super::flash::{Flash, again};
+use super::guard::{Admin, AdminForm, AdminPage, WebResult};
 use super::{AppState, after_gap, no_store};
 use crate::domain::UplinkId;
 use crate::domain::units::{count, human_age, human_bytes};
 use crate::relay::uplink::{Board, UplinkStatus};
+use crate::store::admin::AdminSession;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
@@ -47,6 +50,7 @@ struct UplinkLine {
 #[derive(Template, WebTemplate)]
 #[template(path = "uplinks.html")]
 struct UplinksPage {
+    flash: super::flash::Flash,
     name: String,
     csrf: String,
     uplinks: Vec<UplinkLine>,
@@ -54,7 +58,12 @@ struct UplinksPage {
     version: &'static str,
 }
 
-async fn uplinks_page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
+async fn uplinks_page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
+    uplinks_view(&state, s, flash).await
+}
+
+/// The uplinks page; a form with a mistake shows it again with `flash`.
+async fn uplinks_view(state: &AppState, s: AdminSession, flash: Flash) -> WebResult {
     let (ups, peers) = tokio::try_join!(state.store.uplinks(), state.store.peer_list())?;
     let now = crate::store::now();
     let uplinks = ups
@@ -77,6 +86,7 @@ async fn uplinks_page(State(state): State<AppState>, Admin(s): Admin) -> WebResu
     Ok(no_store(UplinksPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
+        flash,
         uplinks,
         peers: peers.into_iter().map(|p| p.name).collect(),
         version: env!("CARGO_PKG_VERSION"),
@@ -95,29 +105,109 @@ struct UplinkForm {
     deletion_acks: Option<String>,
 }
 
+/// What is wrong with an uplink form, in the form's words and at its
+/// field, before the relay is asked (its own checks speak to the command
+/// line). `None`: nothing this page can tell.
+fn uplink_mistake(f: &UplinkForm, radio: bool) -> Option<(&'static str, String)> {
+    let target = f.target.trim();
+    let appear = f.schedule.trim().eq_ignore_ascii_case("appear");
+    match f.carrier.as_str() {
+        "folder" | "usb" if !std::path::Path::new(target).is_absolute() => Some((
+            "uplink-target",
+            "Name the folder in full: where the USB stick is mounted (like /media/usb) or the shared folder (like /srv/sync/camp).".into(),
+        )),
+        "folder" | "usb" if !appear && !std::path::Path::new(target).is_dir() => Some((
+            "uplink-target",
+            format!(
+                "There is no folder {target} on the hub now. Plug in the USB stick (or mount the shared folder) and add the uplink again — or choose the schedule appear, to sync whenever it shows up."
+            ),
+        )),
+        "link" | "lora" if !target.is_empty() => Some((
+            "uplink-target",
+            "A live link or the radio needs no folder or NNCP node: leave that field empty.".into(),
+        )),
+        "lora" if !radio => Some((
+            "uplink-carrier",
+            "This hub has no radio yet: set up its modem on the Radio page first.".into(),
+        )),
+        "nncp"
+            if target.is_empty()
+                || !target
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+        {
+            Some((
+                "uplink-target",
+                "Give the peer's NNCP node: its name or id from NNCP's configuration (letters, digits, - _ .).".into(),
+            ))
+        }
+        _ if f.deletion_acks.is_some() && !matches!(f.carrier.as_str(), "folder" | "usb") => Some((
+            "uplink-acks",
+            "Only a folder or USB stick uplink can count a deleted bundle as delivered: untick it, or choose one of those.".into(),
+        )),
+        _ => crate::relay::schedule::Schedule::parse(&f.schedule)
+            .err()
+            .map(|e| ("uplink-schedule", format!("That schedule does not work: {e}. Use always, manual, appear, or time windows like mon-fri 08:00-18:00."))),
+    }
+}
+
 async fn uplink_add(
     State(state): State<AppState>,
-    AdminForm(_, f): AdminForm<UplinkForm>,
+    AdminForm(s, f): AdminForm<UplinkForm>,
 ) -> WebResult {
-    if f.target.len() > 1024 || f.schedule.len() > 512 || f.peer.len() > 256 {
-        return Err(WebError::bad_request("A field is too long."));
-    }
-    let u = state
-        .syncer
-        .add(
-            &f.peer,
-            &f.carrier,
-            &f.target,
-            &f.schedule,
-            f.deletion_acks.is_some(),
-        )
-        .await?;
-    let detail = format!("{} {} {}", u.carrier, u.target, u.schedule);
-    let _ = state
-        .store
-        .event("uplink.add", Some(&u.peer_name), Some(&detail))
-        .await;
-    Ok(Redirect::to("/admin/uplinks").into_response())
+    let values = vec![
+        ("uplink-peer", f.peer.clone()),
+        ("uplink-carrier", f.carrier.clone()),
+        ("uplink-target", f.target.clone()),
+        ("uplink-schedule", f.schedule.clone()),
+        (
+            "uplink-acks",
+            if f.deletion_acks.is_some() { "on" } else { "" }.to_string(),
+        ),
+    ];
+    let too_long = f.target.len() > 1024 || f.schedule.len() > 512 || f.peer.len() > 256;
+    let mistake = if too_long {
+        Some(("uplink-target", "A field is too long.".to_string()))
+    } else {
+        uplink_mistake(&f, !state.config.radio.port.is_empty())
+    };
+    let message = match mistake {
+        Some(m) => m,
+        None => match state
+            .syncer
+            .add(
+                &f.peer,
+                &f.carrier,
+                &f.target,
+                &f.schedule,
+                f.deletion_acks.is_some(),
+            )
+            .await
+        {
+            Ok(u) => {
+                let detail = format!("{} {} {}", u.carrier, u.target, u.schedule);
+                let _ = state
+                    .store
+                    .event("uplink.add", Some(&u.peer_name), Some(&detail))
+                    .await;
+                state.notices.put(
+                    &s,
+                    format!(
+                        "Added a {} uplink to {} ({}).",
+                        u.carrier, u.peer_name, u.schedule
+                    ),
+                );
+                return Ok(Redirect::to("/admin/uplinks").into_response());
+            }
+            Err(e) if e.is_temporary() => return Err(e.into()),
+            Err(e) => ("uplink-target", e.to_string()),
+        },
+    };
+    let flash = Flash::problem(message.0, message.1, values);
+    again(
+        axum::http::StatusCode::BAD_REQUEST,
+        uplinks_view(&state, s, flash).await,
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -128,25 +218,63 @@ struct ScheduleForm {
 async fn uplink_schedule(
     State(state): State<AppState>,
     Path(id): Path<UplinkId>,
-    AdminForm(_, f): AdminForm<ScheduleForm>,
+    AdminForm(s, f): AdminForm<ScheduleForm>,
 ) -> WebResult {
-    if f.schedule.len() > 512 {
-        return Err(WebError::bad_request("The schedule is too long."));
+    let problem = if f.schedule.len() > 512 {
+        Some("The schedule is too long.".to_string())
+    } else {
+        match state.syncer.set_schedule(id, &f.schedule).await {
+            Ok(_) => None,
+            Err(e) if e.is_temporary() => return Err(e.into()),
+            Err(e) => Some(format!(
+                "The schedule \"{}\" does not work: {e}. Use always, manual, appear, or time windows like mon-fri 08:00-18:00.",
+                f.schedule.trim()
+            )),
+        }
+    };
+    if let Some(message) = problem {
+        return again(
+            axum::http::StatusCode::BAD_REQUEST,
+            uplinks_view(&state, s, Flash::problem("", message, Vec::new())).await,
+        );
     }
-    state.syncer.set_schedule(id, &f.schedule).await?;
+    state
+        .notices
+        .put(&s, format!("The schedule is now {}.", f.schedule.trim()));
     Ok(Redirect::to("/admin/uplinks").into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ConfirmForm {
+    #[serde(default)]
+    confirm: String,
 }
 
 async fn uplink_remove(
     State(state): State<AppState>,
     Path(id): Path<UplinkId>,
-    AdminForm(_, NoFields {}): AdminForm<NoFields>,
+    AdminForm(s, f): AdminForm<ConfirmForm>,
 ) -> WebResult {
+    if !confirmed(&f.confirm) {
+        return Ok(ask(
+            &state.config.hub.name,
+            s,
+            Ask {
+                title: "Remove this uplink?".into(),
+                consequence: "The hub stops syncing that way; mail for the peer waits in the outbox for another uplink, a bundle by hand or Sync now. The peer and its routes stay.".into(),
+                action: format!("/admin/uplinks/{id}/remove"),
+                fields: Vec::new(),
+                button: "Remove the uplink",
+                back: "/admin/uplinks",
+            },
+        ));
+    }
     state.syncer.remove(id).await?;
     let _ = state
         .store
         .event("uplink.remove", Some(&id.to_string()), None)
         .await;
+    state.notices.put(&s, "Removed the uplink.");
     Ok(Redirect::to("/admin/uplinks").into_response())
 }
 
@@ -208,6 +336,7 @@ fn summary_text(b: &Board) -> String {
 #[derive(Template, WebTemplate)]
 #[template(path = "sync.html")]
 struct SyncPage {
+    flash: super::flash::Flash,
     name: String,
     csrf: String,
     round: u64,
@@ -217,11 +346,12 @@ struct SyncPage {
     version: &'static str,
 }
 
-async fn sync_page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
+async fn sync_page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
     let b = state.syncer.board().borrow().clone();
     Ok(no_store(SyncPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
+        flash,
         round: b.round,
         running: b.round_running,
         rows: b.round_status().into_iter().map(row_view).collect(),
@@ -371,6 +501,7 @@ struct HistoryLine {
 #[derive(Template, WebTemplate)]
 #[template(path = "history.html")]
 struct HistoryPage {
+    flash: super::flash::Flash,
     name: String,
     csrf: String,
     runs: Vec<HistoryLine>,
@@ -380,7 +511,7 @@ struct HistoryPage {
 /// Rows shown on the history page.
 const HISTORY_ROWS: u32 = 200;
 
-async fn history_page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
+async fn history_page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
     let rows = state.store.sync_history(HISTORY_ROWS).await?;
     let n = |v: i64| u64::try_from(v).unwrap_or(0);
     let runs = rows
@@ -409,6 +540,7 @@ async fn history_page(State(state): State<AppState>, Admin(s): Admin) -> WebResu
     Ok(no_store(HistoryPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
+        flash,
         runs,
         version: env!("CARGO_PKG_VERSION"),
     }))

@@ -4,7 +4,7 @@
 //! ("use this browser's time": a Pi has no clock battery). A new name or
 //! domain takes a restart, which the hub does by itself.
 
-use super::guard::{Admin, AdminForm, WebError, WebResult};
+use super::guard::{AdminForm, AdminPage, WebError, WebResult};
 use super::settings::{ask_for_wifi, check_wifi, restart_soon, save_wifi};
 use super::{AppState, no_store};
 use crate::config::Profile;
@@ -34,6 +34,7 @@ pub async fn pending(state: &AppState) -> bool {
 #[derive(Template, WebTemplate)]
 #[template(path = "wizard.html")]
 struct WizardPage {
+    flash: super::flash::Flash,
     name: String,
     csrf: String,
     domain: String,
@@ -54,7 +55,7 @@ struct DonePage {
     version: &'static str,
 }
 
-async fn page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
+async fn page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
     let accounts = state.store.account_count().await?;
     let ssid = state.store.settings_get(WIFI_SSID).await?;
     let passphrase = state.store.settings_get(WIFI_PASSPHRASE).await?;
@@ -62,6 +63,7 @@ async fn page(State(state): State<AppState>, Admin(s): Admin) -> WebResult {
     Ok(no_store(WizardPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
+        flash,
         domain: state.config.hub.first_domain(),
         domain_fixed: accounts > 0,
         ssid: ssid.unwrap_or_default(),
