@@ -435,7 +435,14 @@ async fn a_modem_that_never_answers_is_a_clear_error_on_the_page() {
     )
     .await;
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.body.contains("radio.sf"), "{}", r.body);
+    // Said at the field in the form's words, the typed value kept.
+    assert!(
+        r.body.contains("Spreading factor: 13 is out of range")
+            && r.body.contains(r#"id="sf" name="sf" value="13""#)
+            && r.body.contains(r#"aria-invalid="true" aria-describedby="sf-error""#),
+        "{}",
+        r.body
+    );
     assert!(
         n.hub
             .store

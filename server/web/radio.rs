@@ -5,11 +5,13 @@
 //! Events (`/admin/radio/events`); without script the page shows them as
 //! they were when it loaded.
 
-use super::guard::{Admin, AdminForm, AdminPage, WebError, WebResult};
+use super::flash::{Flash, again};
+use super::guard::{Admin, AdminForm, AdminPage, WebResult};
 use super::settings::{restart_soon, restarting, save_config_fields};
 use super::{AppState, after_gap, no_store};
 use crate::domain::lora::{Region, WINDOW};
 use crate::domain::units::Airtime;
+use crate::store::admin::AdminSession;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
@@ -194,11 +196,11 @@ struct RadioPage {
     region: String,
     frequency: String,
     bandwidth: String,
-    sf: u8,
-    cr: u8,
-    txpower: u8,
-    network: u8,
-    address: u16,
+    sf: String,
+    cr: String,
+    txpower: String,
+    network: String,
+    address: String,
     max_item: String,
     bit_rate: String,
     frame_time: String,
@@ -267,33 +269,40 @@ fn plot(samples: &[crate::store::radio::SignalRow], now: i64) -> String {
 }
 
 async fn radio_page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
+    radio_view(&state, s, flash).await
+}
+
+/// The radio page; a settings form with a mistake comes back with what
+/// was typed (the page shows the form's values, not the running ones).
+async fn radio_view(state: &AppState, s: AdminSession, flash: Flash) -> WebResult {
     let now = crate::store::now_ms();
     let (live, samples) =
-        tokio::try_join!(live(&state), state.store.signal_since(now - PLOT_SPAN_MS))?;
+        tokio::try_join!(live(state), state.store.signal_since(now - PLOT_SPAN_MS))?;
     let c = &state.config.radio;
     let settings = &c.settings;
     let region = settings.region;
+    let v = |field: &str, running: String| flash.value(field, &running).to_string();
     Ok(no_store(RadioPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
-        flash,
         version: env!("CARGO_PKG_VERSION"),
         configured: state.radio.is_some(),
-        port: c.port.clone(),
+        port: v("port", c.port.clone()),
         live,
         plot: plot(&samples, now),
-        modem: settings.model.as_str().into(),
-        region: region.as_str().into(),
-        frequency: settings.frequency.to_string(),
-        bandwidth: settings.bandwidth.to_string(),
-        sf: settings.sf,
-        cr: settings.cr,
-        txpower: settings.txpower,
-        network: settings.network,
-        address: settings.address,
-        max_item: c.max_item.to_string(),
+        modem: v("modem", settings.model.as_str().into()),
+        region: v("region", region.as_str().into()),
+        frequency: v("frequency", settings.frequency.to_string()),
+        bandwidth: v("bandwidth", settings.bandwidth.to_string()),
+        sf: v("sf", settings.sf.to_string()),
+        cr: v("cr", settings.cr.to_string()),
+        txpower: v("txpower", settings.txpower.to_string()),
+        network: v("network", settings.network.to_string()),
+        address: v("address", settings.address.to_string()),
+        max_item: v("max_item", c.max_item.to_string()),
         bit_rate: format!("{:.0} bit/s", settings.modulation().bit_rate()),
         frame_time: settings.airtime(settings.mtu()).to_string(),
+        flash,
     }))
 }
 
@@ -323,45 +332,63 @@ struct RadioForm {
     max_item: String,
 }
 
+/// The settings form's fields: (field, its label on the page).
+const FIELDS: [(&str, &str); 11] = [
+    ("port", "Serial device"),
+    ("modem", "Modem"),
+    ("region", "Region"),
+    ("frequency", "Frequency"),
+    ("bandwidth", "Bandwidth"),
+    ("sf", "Spreading factor"),
+    ("cr", "Coding rate"),
+    ("txpower", "Power"),
+    ("network", "RYLR network id"),
+    ("address", "RYLR address"),
+    ("max_item", "Largest message sent by radio"),
+];
+
+/// A message about a field ("txpower: 30 is out of range") as the page
+/// says it: the field it belongs to, and its label instead of its key.
+fn at_field(message: &str) -> (&'static str, String) {
+    let (key, rest) = message.split_once(": ").unwrap_or(("", message));
+    let key = key.trim_start_matches("radio.");
+    match FIELDS.iter().find(|(f, _)| *f == key) {
+        Some((field, label)) => (field, format!("{label}: {rest}.")),
+        None => ("", format!("{message}.")),
+    }
+}
+
 async fn radio_settings(
     State(state): State<AppState>,
-    AdminForm(_, f): AdminForm<RadioForm>,
+    AdminForm(s, f): AdminForm<RadioForm>,
 ) -> WebResult {
-    let text = |s: &str| toml::Value::String(s.trim().to_string());
-    let number = |what: &str, s: &str| -> Result<toml::Value, String> {
-        s.trim()
-            .parse::<i64>()
-            .map(toml::Value::Integer)
-            .map_err(|_| format!("{what}: `{}` is not a whole number", s.trim()))
-    };
-    let fields: Result<Vec<(&str, toml::Value)>, String> = (|| {
-        Ok(vec![
-            ("radio.port", text(&f.port)),
-            ("radio.modem", text(&f.modem)),
-            ("radio.region", text(&f.region)),
-            ("radio.frequency", number("Frequency", &f.frequency)?),
-            ("radio.bandwidth", number("Bandwidth", &f.bandwidth)?),
-            ("radio.sf", number("Spreading factor", &f.sf)?),
-            ("radio.cr", number("Coding rate", &f.cr)?),
-            ("radio.txpower", number("Power", &f.txpower)?),
-            ("radio.network", number("Network id", &f.network)?),
-            ("radio.address", number("Address", &f.address)?),
-            ("radio.max_item", text(&f.max_item)),
+    let values: Vec<(&'static str, String)> = FIELDS
+        .iter()
+        .zip([
+            &f.port,
+            &f.modem,
+            &f.region,
+            &f.frequency,
+            &f.bandwidth,
+            &f.sf,
+            &f.cr,
+            &f.txpower,
+            &f.network,
+            &f.address,
+            &f.max_item,
         ])
-    })();
-    let fields = fields.map_err(WebError::bad_request)?;
-    let mut next = (*state.config).clone();
-    for (key, value) in &fields {
-        next.set_field(key, value)
-            .map_err(|e| WebError::bad_request(format!("{key}: {e}")))?;
-    }
-    if !next.radio.port.is_empty() {
-        let problems = next.radio.settings.problems();
-        if !problems.is_empty() {
-            return Err(WebError::bad_request(problems.join("; ")));
+        .map(|((field, _), v)| (*field, v.clone()))
+        .collect();
+    let fields = match checked_fields(&state, &f) {
+        Ok(fields) => fields,
+        Err(message) => {
+            let (field, message) = at_field(&message);
+            let flash = Flash::problem(field, message, values);
+            return again(StatusCode::BAD_REQUEST, radio_view(&state, s, flash).await);
         }
-    }
-    if next.radio == state.config.radio {
+    };
+    if fields.is_empty() {
+        state.notices.put(&s, "Nothing changed.");
         return Ok(axum::response::Redirect::to("/admin/radio").into_response());
     }
     save_config_fields(&state.store, &fields).await?;
@@ -370,4 +397,46 @@ async fn radio_settings(
         &state,
         "The hub restarts with the new radio settings.",
     ))
+}
+
+/// The form's settings checked as the configuration file's would be; empty
+/// when they are what runs now. The error is "key: what is wrong".
+fn checked_fields(
+    state: &AppState,
+    f: &RadioForm,
+) -> Result<Vec<(&'static str, toml::Value)>, String> {
+    let text = |s: &str| toml::Value::String(s.trim().to_string());
+    let number = |key: &str, s: &str| -> Result<toml::Value, String> {
+        s.trim()
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("{key}: \u{201c}{}\u{201d} is not a whole number", s.trim()))
+    };
+    let fields = vec![
+        ("radio.port", text(&f.port)),
+        ("radio.modem", text(&f.modem)),
+        ("radio.region", text(&f.region)),
+        ("radio.frequency", number("frequency", &f.frequency)?),
+        ("radio.bandwidth", number("bandwidth", &f.bandwidth)?),
+        ("radio.sf", number("sf", &f.sf)?),
+        ("radio.cr", number("cr", &f.cr)?),
+        ("radio.txpower", number("txpower", &f.txpower)?),
+        ("radio.network", number("network", &f.network)?),
+        ("radio.address", number("address", &f.address)?),
+        ("radio.max_item", text(&f.max_item)),
+    ];
+    let mut next = (*state.config).clone();
+    for (key, value) in &fields {
+        next.set_field(key, value)
+            .map_err(|e| format!("{key}: {e}"))?;
+    }
+    if !next.radio.port.is_empty()
+        && let Some(first) = next.radio.settings.problems().into_iter().next()
+    {
+        return Err(first);
+    }
+    if next.radio == state.config.radio {
+        return Ok(Vec::new());
+    }
+    Ok(fields)
 }

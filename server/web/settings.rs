@@ -3,8 +3,11 @@
 //! the Wi-Fi details shown to newcomers. Settings changed here live in the
 //! database; the hub's name and domains come from the configuration.
 
-use super::guard::{AdminForm, AdminPage, WebError, WebResult};
+use super::confirm::{Ask, ask, confirmed};
+use super::flash::{Flash, again};
+use super::guard::{AdminForm, AdminPage, WebResult};
 use super::{AppState, no_store};
+use crate::store::admin::AdminSession;
 use crate::store::settings::{JOIN_ENABLED, WIFI_COUNTRY, WIFI_PASSPHRASE, WIFI_SSID};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -19,18 +22,25 @@ pub const MAX_DELETE_AFTER_DAYS: u32 = 365;
 
 /// Check a Wi-Fi name and password as the wizard and this page take them:
 /// the message says what to change.
-pub(super) fn check_wifi(ssid: &str, passphrase: &str) -> Result<(), String> {
+/// The error names the field ("ssid" or "passphrase").
+pub(super) fn check_wifi(ssid: &str, passphrase: &str) -> Result<(), (&'static str, String)> {
     if !ssid.is_empty() && !crate::domain::wifi::ssid_ok(ssid) {
-        return Err(format!(
-            "A Wi-Fi name is at most {} bytes, without line breaks or other control characters.",
-            crate::domain::wifi::MAX_SSID
+        return Err((
+            "ssid",
+            format!(
+                "A Wi-Fi name is at most {} bytes, without line breaks or other control characters.",
+                crate::domain::wifi::MAX_SSID
+            ),
         ));
     }
     if !passphrase.is_empty() && !crate::domain::wifi::passphrase_ok(passphrase) {
-        return Err("A Wi-Fi password is 8 to 63 plain characters (letters, digits, punctuation), or empty for an open network.".into());
+        return Err(("passphrase", "A Wi-Fi password is 8 to 63 plain characters (letters, digits, punctuation), or empty for an open network.".into()));
     }
     if ssid.is_empty() && !passphrase.is_empty() {
-        return Err("Give the Wi-Fi name too, or leave both empty.".into());
+        return Err((
+            "ssid",
+            "Give the Wi-Fi name too, or leave both empty.".into(),
+        ));
     }
     Ok(())
 }
@@ -112,24 +122,36 @@ struct SettingsPage {
     csrf: String,
     fingerprint: String,
     domains: String,
-    join: bool,
     ssid: String,
     passphrase: String,
     countries: Vec<CountryOption>,
-    require_encryption: bool,
-    delete_after_days: u32,
+    /// The hub runs its own access point (the appliance).
+    appliance: bool,
+    /// Tick boxes as forms give them back: "on" or "".
+    join_on: &'static str,
+    encryption_on: &'static str,
+    delete_after_days: String,
     max_message_size: String,
     mailbox_quota: String,
     version: &'static str,
 }
 
 async fn page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
+    settings_view(&state, s, flash).await
+}
+
+fn on(b: bool) -> &'static str {
+    if b { "on" } else { "" }
+}
+
+/// The settings page; a mistake shows it again with what was typed.
+async fn settings_view(state: &AppState, s: AdminSession, flash: Flash) -> WebResult {
     let get = |k: &'static str| {
         let store = state.store.clone();
         async move { store.settings_get(k).await }
     };
     let (join, ssid, passphrase, country) = tokio::try_join!(
-        super::join::enabled(&state),
+        super::join::enabled(state),
         get(WIFI_SSID),
         get(WIFI_PASSPHRASE),
         get(WIFI_COUNTRY)
@@ -137,7 +159,6 @@ async fn page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> 
     Ok(no_store(SettingsPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
-        flash,
         fingerprint: state.fingerprint.to_string(),
         domains: state
             .config
@@ -147,14 +168,16 @@ async fn page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> 
             .map(|d| d.to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        join,
+        join_on: on(join),
         ssid: ssid.unwrap_or_default(),
         passphrase: passphrase.unwrap_or_default(),
-        countries: country_options(&country.unwrap_or_default()),
-        require_encryption: state.config.mail.require_encryption,
-        delete_after_days: state.config.mail.delete_after_days,
+        countries: country_options(flash.value("country", &country.unwrap_or_default())),
+        appliance: state.config.profile == crate::config::Profile::Appliance,
+        encryption_on: on(state.config.mail.require_encryption),
+        delete_after_days: state.config.mail.delete_after_days.to_string(),
         max_message_size: state.config.limits.max_message_size.to_string(),
         mailbox_quota: state.config.limits.mailbox_quota.to_string(),
+        flash,
         version: env!("CARGO_PKG_VERSION"),
     }))
 }
@@ -183,19 +206,48 @@ struct SettingsForm {
 
 async fn save(
     State(state): State<AppState>,
-    AdminForm(_, f): AdminForm<SettingsForm>,
+    AdminForm(s, f): AdminForm<SettingsForm>,
 ) -> WebResult {
-    let (ssid, passphrase) = (f.ssid.trim(), f.passphrase.as_str());
-    check_wifi(ssid, passphrase).map_err(WebError::bad_request)?;
-    let country = chosen_country(&f.country).map_err(WebError::bad_request)?;
+    let values = vec![
+        ("join", on(f.join.is_some()).to_string()),
+        ("ssid", f.ssid.clone()),
+        ("passphrase", f.passphrase.clone()),
+        ("country", f.country.clone()),
+        ("encryption", on(f.encryption.is_some()).to_string()),
+        ("delete_after_days", f.delete_after_days.clone()),
+        ("max_message_size", f.max_message_size.clone()),
+        ("mailbox_quota", f.mailbox_quota.clone()),
+    ];
+    match check(&state, &f) {
+        Ok(checked) => apply(&state, s, &f, checked).await,
+        Err((field, message)) => again(
+            axum::http::StatusCode::BAD_REQUEST,
+            settings_view(&state, s, Flash::problem(field, message, values)).await,
+        ),
+    }
+}
+
+/// What a settings form changes, once checked.
+struct Checked {
+    country: String,
+    fields: [(&'static str, toml::Value); 4],
+    next: crate::config::Config,
+}
+
+/// Check the whole form before anything changes; a mistake names its
+/// field.
+fn check(state: &AppState, f: &SettingsForm) -> Result<Checked, (&'static str, String)> {
+    check_wifi(f.ssid.trim(), &f.passphrase)?;
+    let country = chosen_country(&f.country).map_err(|why| ("country", why))?;
     let days = match f.delete_after_days.trim() {
         "" => state.config.mail.delete_after_days,
         d => match d.parse::<u32>() {
             Ok(d) if (1..=MAX_DELETE_AFTER_DAYS).contains(&d) => d,
             _ => {
-                return Err(WebError::bad_request(format!(
-                    "Keep mail for 1 to {MAX_DELETE_AFTER_DAYS} days."
-                )));
+                return Err((
+                    "delete_after_days",
+                    format!("Keep mail for 1 to {MAX_DELETE_AFTER_DAYS} days."),
+                ));
             }
         },
     };
@@ -230,18 +282,33 @@ async fn save(
     let mut next = (*state.config).clone();
     for (key, value) in &fields {
         if let Err(e) = next.set_field(key, value) {
-            let what = match *key {
-                "limits.max_message_size" => "Largest message",
-                "limits.mailbox_quota" => "Mail each account may hold",
-                _ => key,
+            let field = match *key {
+                "limits.max_message_size" => "max_message_size",
+                "limits.mailbox_quota" => "mailbox_quota",
+                _ => "",
             };
-            return Err(WebError::bad_request(format!(
-                "{what}: {e}. Sizes are written like \"30 MiB\" or \"2 GiB\"."
-            )));
+            return Err((
+                field,
+                format!("{e}. Sizes are written like \"30 MiB\" or \"2 GiB\"."),
+            ));
         }
     }
+    Ok(Checked {
+        country,
+        fields,
+        next,
+    })
+}
+
+async fn apply(state: &AppState, s: AdminSession, f: &SettingsForm, c: Checked) -> WebResult {
+    let Checked {
+        country,
+        fields,
+        next,
+    } = c;
+    let (ssid, passphrase) = (f.ssid.trim(), f.passphrase.as_str());
     let join_on = f.join.is_some();
-    let join_was = super::join::enabled(&state).await?;
+    let join_was = super::join::enabled(state).await?;
     // What is read at start takes a restart: the mail rules, the limits,
     // and whether a first login may make an account.
     let restart =
@@ -251,14 +318,12 @@ async fn save(
     save_wifi(&state.store, ssid, passphrase).await?;
     save_country(&state.store, &country).await?;
     save_config_fields(&state.store, &fields).await?;
-    ask_for_wifi(&state).await;
+    ask_for_wifi(state).await;
     if restart {
-        restart_soon(&state);
-        return Ok(restarting(
-            &state,
-            "The hub restarts with the new settings.",
-        ));
+        restart_soon(state);
+        return Ok(restarting(state, "The hub restarts with the new settings."));
     }
+    state.notices.put(&s, "Saved.");
     Ok(Redirect::to("/admin/settings").into_response())
 }
 
@@ -312,11 +377,20 @@ struct ConfirmForm {
 /// they carry on; anyone who checked the fingerprint must check again.
 async fn new_certificate(
     State(state): State<AppState>,
-    AdminForm(_, f): AdminForm<ConfirmForm>,
+    AdminForm(s, f): AdminForm<ConfirmForm>,
 ) -> WebResult {
-    if f.confirm != "yes" {
-        return Err(WebError::bad_request(
-            "Tick the box to confirm: a new certificate has a new fingerprint.",
+    if !confirmed(&f.confirm) {
+        return Ok(ask(
+            &state.config.hub.name,
+            s,
+            Ask {
+                title: "Make a new certificate?".into(),
+                consequence: "The hub makes a new key and certificate and restarts. Phones carry on; anyone who compared the fingerprint must compare the new one, and browsers warn once more.".into(),
+                action: "/admin/settings/certificate".into(),
+                fields: Vec::new(),
+                button: "Make a new certificate",
+                back: "/admin/settings",
+            },
         ));
     }
     let dir = crate::datadir::Layout::new(state.config.data_dir.clone()).tls_dir();

@@ -4,11 +4,13 @@
 //! ("use this browser's time": a Pi has no clock battery). A new name or
 //! domain takes a restart, which the hub does by itself.
 
-use super::guard::{AdminForm, AdminPage, WebError, WebResult};
+use super::flash::{Flash, again};
+use super::guard::{AdminForm, AdminPage, WebResult};
 use super::settings::{ask_for_wifi, check_wifi, restart_soon, save_wifi};
 use super::{AppState, no_store};
 use crate::config::Profile;
 use crate::domain::Domain;
+use crate::store::admin::AdminSession;
 use crate::store::settings::{
     HUB_DOMAINS, HUB_NAME, SETUP_DONE, WIFI_COUNTRY, WIFI_PASSPHRASE, WIFI_SSID,
 };
@@ -56,6 +58,11 @@ struct DonePage {
 }
 
 async fn page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
+    wizard_view(&state, s, flash).await
+}
+
+/// The wizard's page; a mistake shows it again with what was typed.
+async fn wizard_view(state: &AppState, s: AdminSession, flash: Flash) -> WebResult {
     let accounts = state.store.account_count().await?;
     let ssid = state.store.settings_get(WIFI_SSID).await?;
     let passphrase = state.store.settings_get(WIFI_PASSPHRASE).await?;
@@ -63,12 +70,14 @@ async fn page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> 
     Ok(no_store(WizardPage {
         name: state.config.hub.name.clone(),
         csrf: s.csrf,
-        flash,
         domain: state.config.hub.first_domain(),
         domain_fixed: accounts > 0,
         ssid: ssid.unwrap_or_default(),
         passphrase: passphrase.unwrap_or_default(),
-        countries: super::settings::country_options(&country.unwrap_or_default()),
+        countries: super::settings::country_options(
+            flash.value("country", &country.unwrap_or_default()),
+        ),
+        flash,
         version: env!("CARGO_PKG_VERSION"),
     }))
 }
@@ -91,47 +100,81 @@ struct WizardForm {
     browser_time: String,
 }
 
-fn bad(message: &str) -> WebResult {
-    Err(WebError::bad_request(message))
+/// Why `given` cannot be a mail domain, in words for a camp organiser.
+pub(super) fn domain_advice(given: &str) -> String {
+    let shown: String = given.chars().take(80).collect();
+    let why = if given.is_empty() {
+        return "Give the hub a mail domain: a name like camp.example, or the hub's address in brackets like [10.42.0.1].".into();
+    } else if given.chars().any(char::is_whitespace) {
+        "a domain has no spaces (use a hyphen: sunny-meadow.camp)"
+    } else if !given.contains('.') && !given.starts_with('[') {
+        "a domain has at least two parts with a dot between them, like camp.example"
+    } else {
+        "use letters, digits and hyphens, with dots between the parts"
+    };
+    format!(
+        "\u{201c}{shown}\u{201d} cannot be a mail domain: {why}. Or use the hub's address in brackets, like [10.42.0.1]."
+    )
 }
 
-async fn save(State(state): State<AppState>, AdminForm(_, f): AdminForm<WizardForm>) -> WebResult {
+async fn save(State(state): State<AppState>, AdminForm(s, f): AdminForm<WizardForm>) -> WebResult {
+    let values = vec![
+        ("name", f.name.clone()),
+        ("domain", f.domain.clone()),
+        ("ssid", f.ssid.clone()),
+        ("passphrase", f.passphrase.clone()),
+        ("country", f.country.clone()),
+    ];
     // Check everything before changing anything.
     let name = f.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        return bad(&format!(
-            "Give the hub a name of 1 to {MAX_NAME} characters."
-        ));
-    }
-    let domain = match Domain::parse(f.domain.trim()) {
+    let domain = Domain::parse(f.domain.trim());
+    let (ssid, passphrase) = (f.ssid.trim(), f.passphrase.as_str());
+    let wifi = check_wifi(ssid, passphrase);
+    let country = super::settings::chosen_country(&f.country);
+    let mistake =
+        if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control)
+        {
+            Some((
+                "name",
+                format!("Give the hub a name of 1 to {MAX_NAME} characters."),
+            ))
+        } else if domain.is_err() {
+            Some(("domain", domain_advice(f.domain.trim())))
+        } else if let Err(why) = &wifi {
+            Some(why.clone())
+        } else if let Err(why) = &country {
+            Some(("country", why.clone()))
+        } else {
+            None
+        };
+    let browser_ms: Option<i64> = f.browser_time.trim().parse().ok();
+    let mistake = match (mistake, domain) {
+        (Some(m), _) => Err(m),
+        (None, Ok(domain)) => {
+            let current_domain = state.config.hub.domains.first().cloned();
+            let domain_changes = current_domain.as_ref() != Some(&domain);
+            if domain_changes && state.store.account_count().await? > 0 {
+                Err((
+                    "domain",
+                    "Accounts exist at the current mail domain: it stays as it is (their addresses would stop working).".into(),
+                ))
+            } else {
+                Ok((domain, domain_changes))
+            }
+        }
+        (None, Err(_)) => Err(("domain", domain_advice(f.domain.trim()))),
+    };
+    let (domain, domain_changes) = match mistake {
         Ok(d) => d,
-        Err(e) => {
-            return bad(&format!(
-                "`{}` cannot be a mail domain: {e}. Use a name like camp.example, or the hub's address in brackets like [10.42.0.1].",
-                f.domain.trim().chars().take(80).collect::<String>()
-            ));
+        Err((field, message)) => {
+            let flash = Flash::problem(field, message, values);
+            return again(
+                axum::http::StatusCode::BAD_REQUEST,
+                wizard_view(&state, s, flash).await,
+            );
         }
     };
-    let (ssid, passphrase) = (f.ssid.trim(), f.passphrase.as_str());
-    check_wifi(ssid, passphrase).map_err(WebError::bad_request)?;
-    let country = match super::settings::chosen_country(&f.country) {
-        Ok(c) => c,
-        Err(why) => return bad(&why),
-    };
-    let browser_ms: Option<i64> = match f.browser_time.trim() {
-        "" => None,
-        t => match t.parse() {
-            Ok(ms) => Some(ms),
-            Err(_) => return bad("The browser's time did not come through: reload the page."),
-        },
-    };
-    let current_domain = state.config.hub.domains.first().cloned();
-    let domain_changes = current_domain.as_ref() != Some(&domain);
-    if domain_changes && state.store.account_count().await? > 0 {
-        return bad(
-            "Accounts exist at the current mail domain: it stays as it is (their addresses would stop working).",
-        );
-    }
+    let country = country.unwrap_or_default();
     let name_changes = name != state.config.hub.name;
 
     let mut notes = Vec::new();
