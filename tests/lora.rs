@@ -439,7 +439,8 @@ async fn a_modem_that_never_answers_is_a_clear_error_on_the_page() {
     assert!(
         r.body.contains("Spreading factor: 13 is out of range")
             && r.body.contains(r#"id="sf" name="sf" value="13""#)
-            && r.body.contains(r#"aria-invalid="true" aria-describedby="sf-error""#),
+            && r.body
+                .contains(r#"aria-invalid="true" aria-describedby="sf-error""#),
         "{}",
         r.body
     );

@@ -62,6 +62,16 @@ impl Store {
         )
     }
 
+    /// End every session but `keep` (the admin's own, after changing the
+    /// password on the pages).
+    pub async fn admin_sessions_clear_others(&self, keep: &str) -> Result<()> {
+        sqlx::query("DELETE FROM admin_sessions WHERE token_hash <> ?")
+            .bind(keep)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// End every session (after a password change).
     pub async fn admin_sessions_clear(&self) -> Result<()> {
         sqlx::query("DELETE FROM admin_sessions")

@@ -7,7 +7,8 @@
 //! login carry a double-submit token (cookie + hidden field). Wrong
 //! passwords and setup codes are limited per client IP.
 
-use super::guard::{AdminPage, WebError, WebResult};
+use super::flash::{Flash, again};
+use super::guard::{AdminForm, AdminPage, WebError, WebResult};
 use super::no_store;
 use super::{AppState, Secure};
 use crate::domain::Password;
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/login", get(login_page).post(login_submit))
         .route("/admin/logout", axum::routing::post(logout))
         .route("/admin", get(dashboard))
+        .route("/admin/password", get(password_page).post(password_submit))
 }
 
 pub(super) fn random_token() -> String {
@@ -232,8 +234,31 @@ fn charge_attempt(state: &AppState, ip: IpAddr) -> WebResult<()> {
 struct SetupPage {
     name: String,
     form: String,
-    error: Option<String>,
+    /// A mistake and what was typed, given back.
+    flash: Flash,
     version: &'static str,
+}
+
+/// The setup code as people type it: case, spaces and dashes do not
+/// matter (it is read off a sheet or a screen).
+fn code_letters(s: &str) -> String {
+    s.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// Why a new admin password cannot be taken, or `None`.
+fn new_password_mistake(password: &str, again: &str) -> Option<&'static str> {
+    if password.chars().count() < crate::domain::password::MIN_PASSWORD_LEN {
+        Some("Choose a password of at least 8 characters.")
+    } else if password != again {
+        Some("The two passwords differ: type the same password twice.")
+    } else if Password::chosen(password).is_err() {
+        Some("A password has no line breaks and is at most 256 bytes.")
+    } else {
+        None
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -256,7 +281,7 @@ async fn setup_page(
     let page = SetupPage {
         name: state.config.hub.name.clone(),
         form: token.clone(),
-        error: None,
+        flash: Flash::default(),
         version: env!("CARGO_PKG_VERSION"),
     };
     Ok(with_form_token(page, &token, secure))
@@ -280,12 +305,19 @@ async fn setup_submit(
     }
     let ip = peer.ip();
     charge_attempt(&state, ip)?;
-    let again = |status: StatusCode, error: &str| {
+    // The page again with the mistake at its field; the code is kept,
+    // and the passwords too unless they were the mistake.
+    let again = |status: StatusCode, field: &'static str, error: &str| {
         let token = random_token();
+        let mut values = vec![("code", f.code.clone())];
+        if field == "code" {
+            values.push(("password", f.password.clone()));
+            values.push(("confirm", f.confirm.clone()));
+        }
         let page = SetupPage {
             name: state.config.hub.name.clone(),
             form: token.clone(),
-            error: Some(error.to_string()),
+            flash: Flash::problem(field, error, values),
             version: env!("CARGO_PKG_VERSION"),
         };
         let mut r = with_form_token(page, &token, secure);
@@ -293,29 +325,28 @@ async fn setup_submit(
         Ok(r)
     };
     if too_long(&[&f.code, &f.password, &f.confirm]) {
-        return again(StatusCode::BAD_REQUEST, "A field is too long.");
+        return again(StatusCode::BAD_REQUEST, "password", "A field is too long.");
     }
     let expected = state.store.settings_get(SETUP_CODE).await?;
-    let given = f.code.trim().to_ascii_lowercase();
-    if !expected.is_some_and(|c| same(&c, &given)) {
+    let given = code_letters(&f.code);
+    if !expected.is_some_and(|c| same(&code_letters(&c), &given)) {
         tracing::warn!(%ip, "admin setup: wrong setup code");
         return again(
             StatusCode::FORBIDDEN,
-            "That is not the setup code. It was printed when the hub first started and is in setup-code.txt in its data directory.",
+            "code",
+            "That is not the setup code. On the hub image it is in HUB-SETUP.txt on the SD card's boot drive (RASPIFIRM) and on the hub's screen; on a computer, the hub printed it when it started (and it is in setup-code.txt in its data directory).",
         );
     }
     state.login_failures.refund(&ip);
-    if f.password != f.confirm {
-        return again(StatusCode::BAD_REQUEST, "The two passwords differ.");
+    if let Some(why) = new_password_mistake(&f.password, &f.confirm) {
+        return again(StatusCode::BAD_REQUEST, "password", why);
     }
-    let password = match Password::chosen(&f.password) {
-        Ok(p) => p,
-        Err(e) => {
-            return again(
-                StatusCode::BAD_REQUEST,
-                &format!("Choose another password: {e}."),
-            );
-        }
+    let Ok(password) = Password::chosen(&f.password) else {
+        return again(
+            StatusCode::BAD_REQUEST,
+            "password",
+            "Choose another password.",
+        );
     };
     let hash = match tokio::task::spawn_blocking(move || password.hash()).await {
         Ok(Ok(h)) => h,
@@ -524,9 +555,127 @@ async fn dashboard(State(state): State<AppState>, AdminPage(s, flash): AdminPage
     }))
 }
 
+// --------------------------------------------------------------- password
+
+#[derive(Template, WebTemplate)]
+#[template(path = "password.html")]
+struct PasswordPage {
+    name: String,
+    csrf: String,
+    flash: Flash,
+    version: &'static str,
+}
+
+async fn password_page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
+    Ok(no_store(PasswordPage {
+        name: state.config.hub.name.clone(),
+        csrf: s.csrf,
+        flash,
+        version: env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+#[derive(serde::Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// A new admin password, given the current one; every other session
+/// ends (whoever else was logged in must log in with the new one).
+async fn password_submit(
+    State(state): State<AppState>,
+    ConnectInfo(super::ClientAddr(peer)): ConnectInfo<super::ClientAddr>,
+    AdminForm(s, f): AdminForm<PasswordForm>,
+) -> WebResult {
+    let back = |s: AdminSession, status: StatusCode, field: &'static str, why: &str| {
+        let page = PasswordPage {
+            name: state.config.hub.name.clone(),
+            csrf: s.csrf,
+            flash: Flash::problem(field, why, Vec::new()),
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        again(status, Ok(no_store(page)))
+    };
+    if too_long(&[&f.current, &f.password, &f.confirm]) {
+        return back(
+            s,
+            StatusCode::BAD_REQUEST,
+            "password",
+            "A field is too long.",
+        );
+    }
+    let ip = peer.ip();
+    charge_attempt(&state, ip)?;
+    let Some(stored) = admin_password(&state).await? else {
+        return Ok(Redirect::to("/setup").into_response());
+    };
+    let ok = match Password::presented(&f.current) {
+        Ok(p) => crate::mail::accounts::verify_off_thread(PasswordHash::from_stored(stored), p)
+            .await
+            .unwrap_or(false),
+        Err(_) => false,
+    };
+    if !ok {
+        tracing::warn!(%ip, "admin password change: wrong current password");
+        return back(
+            s,
+            StatusCode::FORBIDDEN,
+            "current",
+            "That is not the current admin password.",
+        );
+    }
+    state.login_failures.refund(&ip);
+    if let Some(why) = new_password_mistake(&f.password, &f.confirm) {
+        return back(s, StatusCode::BAD_REQUEST, "password", why);
+    }
+    let Ok(password) = Password::chosen(&f.password) else {
+        return back(
+            s,
+            StatusCode::BAD_REQUEST,
+            "password",
+            "Choose another password.",
+        );
+    };
+    let hash = match tokio::task::spawn_blocking(move || password.hash()).await {
+        Ok(Ok(h)) => h,
+        _ => return Err(WebError::unavailable("password hashing failed")),
+    };
+    state
+        .store
+        .settings_set(ADMIN_PASSWORD, hash.as_str())
+        .await?;
+    state
+        .store
+        .admin_sessions_clear_others(&s.token_hash)
+        .await?;
+    let _ = state
+        .store
+        .event("admin.password", None, Some("changed on the admin pages"))
+        .await;
+    state.notices.put(
+        &s,
+        "The admin password is changed. Anyone else logged in must log in again with the new one.",
+    );
+    Ok(Redirect::to("/admin/settings").into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn setup_codes_are_read_as_people_type_them() {
+        assert_eq!(code_letters(" AB2C-d3ef  gh4k "), "ab2cd3efgh4k");
+        assert_eq!(
+            code_letters("ab2c d3ef gh4k"),
+            code_letters("ab2c-d3ef-gh4k")
+        );
+    }
 
     #[test]
     fn cookies_are_found_by_exact_name() {

@@ -131,22 +131,28 @@ async fn save(State(state): State<AppState>, AdminForm(s, f): AdminForm<WizardFo
     let (ssid, passphrase) = (f.ssid.trim(), f.passphrase.as_str());
     let wifi = check_wifi(ssid, passphrase);
     let country = super::settings::chosen_country(&f.country);
-    let mistake =
-        if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control)
-        {
-            Some((
-                "name",
-                format!("Give the hub a name of 1 to {MAX_NAME} characters."),
-            ))
-        } else if domain.is_err() {
-            Some(("domain", domain_advice(f.domain.trim())))
-        } else if let Err(why) = &wifi {
-            Some(why.clone())
-        } else if let Err(why) = &country {
-            Some(("country", why.clone()))
-        } else {
-            None
-        };
+    let mistake = if name.is_empty()
+        || name.chars().count() > MAX_NAME
+        || name.chars().any(char::is_control)
+    {
+        Some((
+            "name",
+            format!("Give the hub a name of 1 to {MAX_NAME} characters."),
+        ))
+    } else if domain.is_err() {
+        Some(("domain", domain_advice(f.domain.trim())))
+    } else if let Err(why) = &wifi {
+        Some(why.clone())
+    } else if let Err(why) = &country {
+        Some(("country", why.clone()))
+    } else if !f.browser_time.trim().is_empty() && f.browser_time.trim().parse::<i64>().is_err() {
+        Some((
+            "",
+            "The browser's time did not come through: reload the page and save again.".into(),
+        ))
+    } else {
+        None
+    };
     let browser_ms: Option<i64> = f.browser_time.trim().parse().ok();
     let mistake = match (mistake, domain) {
         (Some(m), _) => Err(m),
