@@ -605,3 +605,262 @@ fn the_gateway_page_lists_the_dns_records_and_checks_them() {
         }
     });
 }
+
+/// The text of the element `css`, or "" when there is none.
+fn text_of(br: &Browser, css: &str) -> String {
+    let js = format!(
+        "const e = document.querySelector({}); return e ? (e.value !== undefined && e.tagName !== 'SPAN' && e.tagName !== 'P' ? e.value : e.textContent) : '';",
+        serde_json::to_string(css).unwrap()
+    );
+    br.script(&js).as_str().unwrap_or_default().to_string()
+}
+
+/// Submit the form around `css` and wait for the page that answers.
+fn submit(br: &Browser, css: &str) {
+    br.script("window.__before = true; return 1;");
+    br.click(css);
+    br.wait_until("the answer to the form", |b| {
+        b.script("return window.__before === undefined && document.readyState === 'complete';")
+            == json!(true)
+    });
+}
+
+/// Each mistake an organiser makes comes back as the same form with what
+/// was typed and a plain message next to the field (and at the top,
+/// linking to it) — never a dead end; each destructive action asks on one
+/// confirmation page first, and every action says what it did.
+#[test]
+fn every_mistake_comes_back_with_what_was_typed() {
+    use common::relay::node_for;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let a = rt.block_on(async {
+        let a = node_for("camp-a", "camp-a.example", |_| {}).await;
+        // A new hub: no accounts yet, so the wizard may still change the
+        // mail domain.
+        let accounts = cairn::mail::Accounts::new(
+            a.hub.store.clone(),
+            vec![cairn::domain::Domain::parse("camp-a.example").unwrap()],
+        );
+        for name in ["alice", "bob", "carol"] {
+            accounts
+                .remove(&format!("{name}@camp-a.example"))
+                .await
+                .unwrap();
+        }
+        a
+    });
+    let base = format!("http://{}", a.hub.endpoint(cairn::app::WEB_HTTP).unwrap());
+    let code = a.hub.report.setup_code.clone().unwrap();
+    let br = Browser::start(PHONE);
+    let mut findings = Vec::new();
+    let mut audit = |br: &Browser, what: &str| {
+        for f in br.audit() {
+            findings.push(format!("{what}: {f}"));
+        }
+    };
+
+    // First boot: a code typed with spaces and capitals is taken; two
+    // passwords that differ are said at the field, and the code stays in
+    // its box. (A short one the browser refuses itself: minlength.)
+    br.goto(&format!("{base}/setup"));
+    assert!(br.source().contains("HUB-SETUP.txt"));
+    assert_eq!(br.attribute("#password", "minlength").as_deref(), Some("8"));
+    let spaced = code.replace('-', " ").to_uppercase();
+    br.fill("#code", &spaced);
+    br.fill("#password", "campfire-42");
+    br.fill("#confirm", "campfire-43");
+    submit(&br, "form[action='/setup'] button[type=submit]");
+    br.screenshot("60-setup-passwords-differ");
+    assert!(
+        text_of(&br, "#password-error").contains("The two passwords differ"),
+        "{}",
+        br.source()
+    );
+    assert_eq!(text_of(&br, "#code"), spaced);
+    audit(&br, "setup mistake");
+    br.fill("#password", "campfire-42");
+    br.fill("#confirm", "campfire-42");
+    br.click_to("form[action='/setup'] button[type=submit]", "/admin/setup");
+
+    // The wizard: a domain with a space.
+    br.fill("#name", "Sunny Meadow");
+    br.fill("#domain", "sunny meadow.camp");
+    br.script("document.querySelector('#country').value = 'DE'; return 1;");
+    submit(&br, "#wizard button[type=submit]");
+    br.screenshot("61-wizard-domain");
+    let why = text_of(&br, "#domain-error");
+    assert!(
+        why.contains("sunny meadow.camp") && why.contains("no spaces"),
+        "{why}"
+    );
+    assert_eq!(text_of(&br, "#domain"), "sunny meadow.camp");
+    assert_eq!(text_of(&br, "#name"), "Sunny Meadow");
+    assert_eq!(text_of(&br, "#country"), "DE");
+    assert_eq!(
+        br.attribute("#problem a", "href").as_deref(),
+        Some("#domain"),
+        "the message at the top leads to the field"
+    );
+    audit(&br, "wizard mistake");
+
+    // Accounts: an empty form makes no "camper-…" account; it asks.
+    br.goto(&format!("{base}/admin/accounts"));
+    submit(
+        &br,
+        "form[action='/admin/accounts/create'] button[type=submit]",
+    );
+    assert!(
+        text_of(&br, "#new-name-error").contains("Give the new account a name"),
+        "{}",
+        br.source()
+    );
+    assert_eq!(rt.block_on(a.hub.store.account_count()).unwrap(), 0);
+    br.fill("#new-name", "dora");
+    br.fill("#new-count", "3");
+    submit(
+        &br,
+        "form[action='/admin/accounts/create'] button[type=submit]",
+    );
+    assert!(text_of(&br, "#new-count-error").contains("not both"));
+    assert_eq!(text_of(&br, "#new-name"), "dora");
+    assert_eq!(text_of(&br, "#new-count"), "3");
+    br.fill("#new-count", "");
+    submit(
+        &br,
+        "form[action='/admin/accounts/create'] button[type=submit]",
+    );
+    assert!(br.source().contains("dora@camp-a.example"));
+    assert_eq!(rt.block_on(a.hub.store.account_count()).unwrap(), 1);
+
+    // Deleting asks first; "No, keep it" keeps it; then it goes, and the
+    // page says so.
+    br.goto(&format!("{base}/admin/accounts"));
+    submit(
+        &br,
+        "form[action='/admin/accounts/delete'] button[type=submit]",
+    );
+    br.screenshot("62-confirm-delete");
+    assert!(
+        br.source()
+            .contains("Delete the account dora@camp-a.example?")
+    );
+    audit(&br, "confirmation page");
+    br.click_to("#keep", "/admin/accounts");
+    assert_eq!(rt.block_on(a.hub.store.account_count()).unwrap(), 1);
+    submit(
+        &br,
+        "form[action='/admin/accounts/delete'] button[type=submit]",
+    );
+    submit(&br, "#confirm");
+    br.screenshot("63-deleted");
+    assert_eq!(
+        text_of(&br, "#done"),
+        "Deleted dora@camp-a.example and its mail."
+    );
+    assert_eq!(rt.block_on(a.hub.store.account_count()).unwrap(), 0);
+    audit(&br, "done line");
+    br.goto(&format!("{base}/admin/accounts"));
+    assert_eq!(text_of(&br, "#done"), "", "a done line is said once");
+
+    // Peers: something that is not a card.
+    br.goto(&format!("{base}/admin/peers"));
+    br.fill("#peer-card", "hello from the valley");
+    br.fill("#peer-name", "valley");
+    submit(&br, "form[action='/admin/peers/add'] button[type=submit]");
+    assert!(
+        text_of(&br, "#peer-card-error").contains("not a whole node card"),
+        "{}",
+        br.source()
+    );
+    assert_eq!(text_of(&br, "#peer-card"), "hello from the valley");
+    assert_eq!(text_of(&br, "#peer-name"), "valley");
+    // A classic peer, added: the page says what it did.
+    br.fill("#classic-name", "valley");
+    br.fill("#classic-domains", "valley.example");
+    submit(
+        &br,
+        "form[action='/admin/peers/add-classic'] button[type=submit]",
+    );
+    assert!(
+        text_of(&br, "#done").contains("Added the classic peer valley"),
+        "{}",
+        br.source()
+    );
+
+    // Uplinks: a USB stick that is not plugged in is refused at save,
+    // saying what to plug in; everything typed stays.
+    br.goto(&format!("{base}/admin/uplinks"));
+    br.script("document.querySelector('#uplink-carrier').value = 'usb'; return 1;");
+    br.fill("#uplink-target", "/media/no-such-stick");
+    br.fill("#uplink-schedule", "mon-fri 08:00-18:00");
+    submit(&br, "form[action='/admin/uplinks/add'] button[type=submit]");
+    br.screenshot("64-uplink-no-stick");
+    assert!(
+        text_of(&br, "#uplink-target-error").contains("Plug in the USB stick"),
+        "{}",
+        br.source()
+    );
+    assert_eq!(text_of(&br, "#uplink-carrier"), "usb");
+    assert_eq!(text_of(&br, "#uplink-target"), "/media/no-such-stick");
+    assert_eq!(text_of(&br, "#uplink-schedule"), "mon-fri 08:00-18:00");
+    assert!(rt.block_on(a.hub.store.uplinks()).unwrap().is_empty());
+    audit(&br, "uplink mistake");
+    // The same stick with the schedule "appear" is what the hub waits for.
+    br.fill("#uplink-schedule", "appear");
+    submit(&br, "form[action='/admin/uplinks/add'] button[type=submit]");
+    assert!(text_of(&br, "#done").contains("Added a usb uplink to valley"));
+
+    // Settings: a size that is not one.
+    br.goto(&format!("{base}/admin/settings"));
+    br.fill("#ssid", "Meadow");
+    br.fill("#max_message_size", "lots");
+    submit(&br, "form[action='/admin/settings'] button[type=submit]");
+    assert!(
+        text_of(&br, "#max_message_size-error").contains("30 MiB"),
+        "{}",
+        br.source()
+    );
+    assert_eq!(text_of(&br, "#max_message_size"), "lots");
+    assert_eq!(text_of(&br, "#ssid"), "Meadow");
+
+    // Radio: a spreading factor out of range, in the page's words.
+    br.goto(&format!("{base}/admin/radio"));
+    br.fill("#sf", "13");
+    submit(
+        &br,
+        "form[action='/admin/radio/settings'] button[type=submit]",
+    );
+    assert!(
+        text_of(&br, "#sf-error").starts_with("Spreading factor: 13"),
+        "{}",
+        br.source()
+    );
+    assert_eq!(text_of(&br, "#sf"), "13");
+
+    // The admin password: the wrong current one is said at its field;
+    // the right one changes it.
+    br.goto(&format!("{base}/admin/settings"));
+    br.click_to("#change-password", "/admin/password");
+    br.fill("#current", "not-it-at-all");
+    br.fill("#password", "riverside-7");
+    br.fill("#confirm", "riverside-7");
+    submit(&br, "form[action='/admin/password'] button[type=submit]");
+    assert!(text_of(&br, "#current-error").contains("not the current admin password"));
+    br.fill("#current", "campfire-42");
+    br.fill("#password", "riverside-7");
+    br.fill("#confirm", "riverside-7");
+    submit(&br, "form[action='/admin/password'] button[type=submit]");
+    assert!(text_of(&br, "#done").contains("admin password is changed"));
+    br.delete_cookies();
+    br.goto(&format!("{base}/admin/login"));
+    br.fill("input[name=password]", "riverside-7");
+    br.click_to("form[action='/admin/login'] button[type=submit]", "/admin");
+
+    assert!(
+        findings.is_empty(),
+        "{} findings:\n{}",
+        findings.len(),
+        findings.join("\n")
+    );
+    rt.block_on(a.hub.shutdown());
+}
