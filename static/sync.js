@@ -21,6 +21,8 @@
     const s = JSON.parse(e.data);
     const p = document.getElementById("summary");
     p.textContent = s.text;
+    // Green only when every uplink synced.
+    p.className = s.failed ? "warn" : "ok";
     p.hidden = false;
     table.dataset.running = "false";
     events.close();

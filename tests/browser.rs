@@ -218,6 +218,8 @@ fn sync_now_shows_live_progress_and_a_summary() {
     });
     let page = br.source();
     br.screenshot("21-sync-done-phone");
+    // Green only because nothing failed.
+    assert_eq!(br.attribute("#summary", "class").as_deref(), Some("ok"));
     assert!(
         page.contains("sent 2 items") && page.contains("received 1 item "),
         "{page}"
@@ -346,6 +348,8 @@ fn every_page_fits_a_phone_and_a_desktop_and_can_be_read_and_tapped() {
             "/admin/radio",
             "/admin/settings",
             "/admin/gateway",
+            "/admin/poster",
+            "/admin/password",
         ],
         &mut findings,
     );

@@ -60,10 +60,10 @@ pub enum RelayError {
     #[error("this bundle is for node {to}, not this node ({me}): carry it to that node instead")]
     WrongRecipient { to: String, me: String },
     #[error(
-        "this bundle comes from node {from}, which is not a peer of this node: add its node card with `cairn peer add CARD` first"
+        "this bundle comes from node {from}, which is not a peer of this node: add its node card first (on the Peers page, or with `cairn peer add CARD`)"
     )]
     UnknownSender { from: String },
-    #[error("no peer named {0}: see `cairn peer list`")]
+    #[error("no peer named {0}: see the Peers page or `cairn peer list`")]
     NoSuchPeer(String),
     #[error("the bundle is malformed: {0}")]
     BadItem(String),

@@ -13,7 +13,6 @@ use super::no_store;
 use super::{AppState, Secure};
 use crate::domain::Password;
 use crate::domain::password::PasswordHash;
-use crate::domain::units::human_bytes;
 use crate::store::admin::AdminSession;
 use crate::store::settings::{ADMIN_PASSWORD, SETUP_CODE};
 use askama::Template;
@@ -43,7 +42,6 @@ pub fn router() -> Router<AppState> {
         .route("/setup", get(setup_page).post(setup_submit))
         .route("/admin/login", get(login_page).post(login_submit))
         .route("/admin/logout", axum::routing::post(logout))
-        .route("/admin", get(dashboard))
         .route("/admin/password", get(password_page).post(password_submit))
 }
 
@@ -469,90 +467,6 @@ async fn logout(
         set_cookie(SESSION_COOKIE, "", 0, secure),
     );
     Ok(r)
-}
-
-// -------------------------------------------------------------- dashboard
-
-struct OutboxLine {
-    next_hop: String,
-    state: String,
-    items: usize,
-    bytes: i64,
-}
-
-struct EventLine {
-    at: String,
-    kind: String,
-    subject: String,
-    detail: String,
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "dashboard.html")]
-struct Dashboard {
-    flash: super::flash::Flash,
-    /// The wizard's second page was not completed yet.
-    setup_pending: bool,
-    name: String,
-    csrf: String,
-    services: Vec<super::Service>,
-    accounts: i64,
-    outbox: Vec<OutboxLine>,
-    disk_free: String,
-    events: Vec<EventLine>,
-    version: &'static str,
-}
-
-async fn dashboard(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
-    let (accounts, outbox, events) = tokio::try_join!(
-        state.store.account_count(),
-        state.store.outbox(),
-        state.store.recent_events(20)
-    )?;
-    let mut lines: Vec<OutboxLine> = Vec::new();
-    for o in outbox {
-        let hop = o.next_hop.clone().unwrap_or_else(|| "(no route)".into());
-        match lines
-            .iter_mut()
-            .find(|l| l.next_hop == hop && l.state == o.state)
-        {
-            Some(l) => {
-                l.items += 1;
-                l.bytes += o.size;
-            }
-            None => lines.push(OutboxLine {
-                next_hop: hop,
-                state: o.state.clone(),
-                items: 1,
-                bytes: o.size,
-            }),
-        }
-    }
-    let disk_free = rustix::fs::statvfs(&state.config.data_dir)
-        .map(|v| human_bytes(v.f_bavail.saturating_mul(v.f_frsize)))
-        .unwrap_or_else(|_| "unknown".into());
-    let events = events
-        .into_iter()
-        .map(|e| EventLine {
-            at: utc(e.at),
-            kind: e.kind,
-            subject: e.subject.unwrap_or_default(),
-            detail: e.detail.unwrap_or_default(),
-        })
-        .collect();
-    let setup_pending = super::wizard::pending(&state).await;
-    Ok(no_store(Dashboard {
-        setup_pending,
-        name: state.config.hub.name.clone(),
-        csrf: s.csrf,
-        flash,
-        services: state.services.as_ref().clone(),
-        accounts,
-        outbox: lines,
-        disk_free,
-        events,
-        version: env!("CARGO_PKG_VERSION"),
-    }))
 }
 
 // --------------------------------------------------------------- password

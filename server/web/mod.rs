@@ -7,6 +7,7 @@ mod accounts;
 pub mod admin;
 mod assets;
 mod confirm;
+mod dashboard;
 pub mod flash;
 mod gateway;
 mod guard;
@@ -131,6 +132,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(status::router())
         .merge(admin::router())
+        .merge(dashboard::router())
         .merge(accounts::router())
         .merge(relay::router(max_upload))
         .merge(assets::router())

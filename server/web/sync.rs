@@ -321,6 +321,11 @@ fn row_view(u: &UplinkStatus) -> RowView {
     }
 }
 
+/// How the summary is marked: "ok" only when nothing failed.
+fn summary_class(failed: usize) -> &'static str {
+    if failed == 0 { "ok" } else { "warn" }
+}
+
 fn summary_text(b: &Board) -> String {
     let (ok, failed, c) = b.round_summary();
     format!(
@@ -343,6 +348,7 @@ struct SyncPage {
     running: bool,
     rows: Vec<RowView>,
     summary: String,
+    summary_class: &'static str,
     version: &'static str,
 }
 
@@ -360,6 +366,7 @@ async fn sync_page(State(state): State<AppState>, AdminPage(s, flash): AdminPage
         } else {
             String::new()
         },
+        summary_class: summary_class(b.round_summary().1),
         version: env!("CARGO_PKG_VERSION"),
     }))
 }

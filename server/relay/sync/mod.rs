@@ -62,11 +62,11 @@ pub enum LinkError {
     )]
     Handshake,
     #[error(
-        "the other node closed the connection during the handshake: it may not know this node yet (add this hub's node card there with `cairn peer add`)"
+        "the other node closed the connection during the handshake: it may not know this node yet (add this hub's node card there: on that hub's Peers page, or with `cairn peer add`)"
     )]
     HandshakeRefused,
     #[error(
-        "node {0} is not a peer of this hub: add its node card with `cairn peer add CARD` first"
+        "node {0} is not a peer of this hub: add its node card first (on the Peers page, or with `cairn peer add CARD`)"
     )]
     UnknownPeer(String),
     #[error("the other side broke the link protocol: {0}")]
