@@ -1257,3 +1257,110 @@ async fn every_post_route_refuses_a_missing_forged_or_borrowed_token() {
     assert_eq!(request(web, "/admin", &me, None).await.status, 200);
     hub.shutdown().await;
 }
+
+/// The dashboard says what needs the admin: a first-run checklist until
+/// its steps are done, a red tile for an uplink that failed (with its
+/// error), an amber one for mail with nowhere to go, and events in words.
+#[tokio::test]
+async fn the_dashboard_shows_what_needs_the_admin() {
+    use common::relay::{node_for, send_plain};
+    use common::web::admin_session;
+    let a = node_for("camp-a", "camp-a.example", |c| {
+        c.mail.require_encryption = false
+    })
+    .await;
+    let wa = a.hub.endpoint(cairn::app::WEB_HTTP).unwrap();
+    let (jar, _) = admin_session(&a.hub).await;
+
+    let dash = request(wa, "/admin", &jar, None).await;
+    assert_eq!(dash.status, 200);
+    assert!(
+        dash.body.contains(r#"<section id="checklist">"#)
+            && dash.body.contains(r#"<li class="todo">Add a peer"#)
+            && dash
+                .body
+                .contains(r#"<li class="todo">Print the join poster"#)
+            && !dash.body.contains("bad-tile")
+            && !dash.body.contains("warn-tile"),
+        "{}",
+        dash.body
+    );
+
+    // Mail for a domain no route leads to: amber, pointing at Peers.
+    send_plain(
+        &a,
+        "alice@camp-a.example",
+        "someone@elsewhere.example",
+        "lost",
+        100,
+    )
+    .await;
+    for _ in 0..300 {
+        let o = a.hub.store.outbox().await.unwrap();
+        if o.iter().any(|o| o.state == "no-route") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let dash = request(wa, "/admin", &jar, None).await;
+    assert!(
+        dash.body.contains("warn-tile")
+            && dash.body.contains("1 message with nowhere to go")
+            && dash
+                .body
+                .contains(r#"href="/admin/peers">Peers and routes"#),
+        "{}",
+        dash.body
+    );
+
+    // An uplink whose last run failed: red, with its error, worst first.
+    let b = node_for("camp-b", "camp-b.example", |_| {}).await;
+    a.add(&b).await;
+    let up = a
+        .hub
+        .syncer
+        .add("camp-b", "folder", "/media/no-such-stick", "appear", false)
+        .await
+        .unwrap();
+    a.hub
+        .store
+        .uplink_ran(
+            up.id,
+            Some("the folder /media/no-such-stick does not exist"),
+        )
+        .await
+        .unwrap();
+    let dash = request(wa, "/admin", &jar, None).await;
+    let health = dash.body.split(r#"id="health""#).nth(1).unwrap_or_default();
+    let bad = health.find("bad-tile").expect("a red tile");
+    assert!(
+        bad < health.find("ok-tile").unwrap_or(usize::MAX)
+            && health.contains("1 of 1 uplink failed")
+            && health.contains("camp-b (folder): the folder /media/no-such-stick does not exist"),
+        "{}",
+        dash.body
+    );
+
+    // The poster ticks its step off; events read as words.
+    let poster = request(wa, "/admin/poster", &jar, None).await;
+    assert!(
+        poster.status == 200 && poster.body.contains("/join"),
+        "{}",
+        poster.body
+    );
+    let dash = request(wa, "/admin", &jar, None).await;
+    assert!(
+        dash.body.contains(r#"<li class="done">"#)
+            && !dash
+                .body
+                .contains(r#"<li class="todo">Print the join poster"#)
+            && dash
+                .body
+                .contains("The admin password was set with the setup code")
+            && dash.body.contains(" ago</span>"),
+        "{}",
+        dash.body
+    );
+    a.hub.shutdown().await;
+    b.hub.shutdown().await;
+}
