@@ -972,10 +972,16 @@ async fn uplinks_page_sync_now_events_and_history() {
     }
     let (jar, csrf) = admin_session(&a.hub).await;
 
-    // Nothing to sync yet: Sync now says what to do.
+    // Nothing to sync yet: Sync now says what to do, on the sync page
+    // (not a dead end).
     let r = request(wa, "/admin/sync", &jar, Some(&format!("csrf={csrf}"))).await;
-    assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.body.contains("no uplink is ready"), "{}", r.body);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body.contains("Nothing synced: no uplink is ready")
+            && r.body.contains(r#"id="sync-now""#),
+        "{}",
+        r.body
+    );
 
     // A bad schedule is refused and stores nothing; a good one is added.
     let add = |schedule: &str| {

@@ -282,9 +282,21 @@ async fn uplink_remove(
 
 async fn sync_now(
     State(state): State<AppState>,
-    AdminForm(_, NoFields {}): AdminForm<NoFields>,
+    AdminForm(s, NoFields {}): AdminForm<NoFields>,
 ) -> WebResult {
-    let round = state.syncer.sync_now(None).await?;
+    let round = match state.syncer.sync_now(None).await {
+        Ok(r) => r,
+        Err(e) if e.is_temporary() => return Err(e.into()),
+        // Nothing to run (no uplink ready): said on the sync page, with
+        // why each uplink was skipped.
+        Err(e) => {
+            let flash = Flash::problem("", format!("Nothing synced: {e}."), Vec::new());
+            return again(
+                axum::http::StatusCode::CONFLICT,
+                sync_view(&state, s, flash).await,
+            );
+        }
+    };
     let _ = state
         .store
         .event("sync.now", None, Some(&format!("round {round}")))
@@ -353,6 +365,10 @@ struct SyncPage {
 }
 
 async fn sync_page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
+    sync_view(&state, s, flash).await
+}
+
+async fn sync_view(state: &AppState, s: AdminSession, flash: Flash) -> WebResult {
     let b = state.syncer.board().borrow().clone();
     Ok(no_store(SyncPage {
         name: state.config.hub.name.clone(),
