@@ -12,12 +12,29 @@
     for (const u of board.uplinks) {
       const row = table.querySelector(`tr[data-uplink="${u.id}"]`);
       if (!row) continue;
-      row.querySelector(".state").textContent = u.state + (u.error ? ": " + u.error : "");
+      const cell = row.querySelector(".state");
+      const text = u.state + (u.error ? ": " + u.error : "");
+      // A link still dialling counts the seconds it has waited.
+      if (u.state.startsWith("connecting")) {
+        if (!row.dataset.since) row.dataset.since = String(Date.now());
+      } else {
+        delete row.dataset.since;
+      }
+      cell.dataset.text = text;
+      cell.textContent = text;
       row.querySelector(".sent").textContent = u.sent;
       row.querySelector(".received").textContent = u.received;
     }
   });
+  const ticker = setInterval(() => {
+    for (const row of table.querySelectorAll("tr[data-since]")) {
+      const cell = row.querySelector(".state");
+      const secs = Math.round((Date.now() - Number(row.dataset.since)) / 1000);
+      cell.textContent = `${cell.dataset.text} · ${secs} s so far`;
+    }
+  }, 1000);
   events.addEventListener("summary", (e) => {
+    clearInterval(ticker);
     const s = JSON.parse(e.data);
     const p = document.getElementById("summary");
     p.textContent = s.text;

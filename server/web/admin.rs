@@ -247,16 +247,41 @@ fn code_letters(s: &str) -> String {
 }
 
 /// Why a new admin password cannot be taken, or `None`.
-fn new_password_mistake(password: &str, again: &str) -> Option<&'static str> {
+/// A new admin password typed twice, or why it cannot be taken.
+fn new_admin_password(password: &str, again: &str) -> Result<Password, &'static str> {
     if password.chars().count() < crate::domain::password::MIN_PASSWORD_LEN {
-        Some("Choose a password of at least 8 characters.")
+        Err("Choose a password of at least 8 characters.")
     } else if password != again {
-        Some("The two passwords differ: type the same password twice.")
-    } else if Password::chosen(password).is_err() {
-        Some("A password has no line breaks and is at most 256 bytes.")
+        Err("The two passwords differ: type the same password twice.")
     } else {
-        None
+        Password::chosen(password)
+            .map_err(|_| "A password has no line breaks and is at most 256 bytes.")
     }
+}
+
+/// Hash and store the admin password (the hash off the async workers).
+async fn store_admin_password(state: &AppState, password: Password) -> WebResult<()> {
+    let hash = match tokio::task::spawn_blocking(move || password.hash()).await {
+        Ok(Ok(h)) => h,
+        _ => return Err(WebError::unavailable("password hashing failed")),
+    };
+    Ok(state
+        .store
+        .settings_set(ADMIN_PASSWORD, hash.as_str())
+        .await?)
+}
+
+/// Whether `given` is the admin password (`None`: none is set yet).
+async fn is_admin_password(state: &AppState, given: &str) -> WebResult<Option<bool>> {
+    let Some(stored) = admin_password(state).await? else {
+        return Ok(None);
+    };
+    Ok(Some(match Password::presented(given) {
+        Ok(p) => crate::mail::accounts::verify_off_thread(PasswordHash::from_stored(stored), p)
+            .await
+            .unwrap_or(false),
+        Err(_) => false,
+    }))
 }
 
 #[derive(serde::Deserialize)]
@@ -336,24 +361,11 @@ async fn setup_submit(
         );
     }
     state.login_failures.refund(&ip);
-    if let Some(why) = new_password_mistake(&f.password, &f.confirm) {
-        return again(StatusCode::BAD_REQUEST, "password", why);
-    }
-    let Ok(password) = Password::chosen(&f.password) else {
-        return again(
-            StatusCode::BAD_REQUEST,
-            "password",
-            "Choose another password.",
-        );
+    let password = match new_admin_password(&f.password, &f.confirm) {
+        Ok(p) => p,
+        Err(why) => return again(StatusCode::BAD_REQUEST, "password", why),
     };
-    let hash = match tokio::task::spawn_blocking(move || password.hash()).await {
-        Ok(Ok(h)) => h,
-        _ => return Err(WebError::unavailable("password hashing failed")),
-    };
-    state
-        .store
-        .settings_set(ADMIN_PASSWORD, hash.as_str())
-        .await?;
+    store_admin_password(&state, password).await?;
     let _ = state.store.settings_delete(SETUP_CODE).await;
     let _ = std::fs::remove_file(state.config.data_dir.join("setup-code.txt"));
     let _ = state
@@ -422,17 +434,8 @@ async fn login_submit(
     }
     let ip = peer.ip();
     charge_attempt(&state, ip)?;
-    let Some(stored) = admin_password(&state).await? else {
+    let Some(ok) = is_admin_password(&state, &f.password).await? else {
         return Ok(Redirect::to("/setup").into_response());
-    };
-    let ok = match Password::presented(&f.password) {
-        Ok(p) => {
-            let hash = PasswordHash::from_stored(stored);
-            crate::mail::accounts::verify_off_thread(hash, p)
-                .await
-                .unwrap_or(false)
-        }
-        Err(_) => false,
     };
     if !ok {
         tracing::warn!(%ip, "admin login: wrong password");
@@ -525,14 +528,8 @@ async fn password_submit(
     }
     let ip = peer.ip();
     charge_attempt(&state, ip)?;
-    let Some(stored) = admin_password(&state).await? else {
+    let Some(ok) = is_admin_password(&state, &f.current).await? else {
         return Ok(Redirect::to("/setup").into_response());
-    };
-    let ok = match Password::presented(&f.current) {
-        Ok(p) => crate::mail::accounts::verify_off_thread(PasswordHash::from_stored(stored), p)
-            .await
-            .unwrap_or(false),
-        Err(_) => false,
     };
     if !ok {
         tracing::warn!(%ip, "admin password change: wrong current password");
@@ -544,25 +541,11 @@ async fn password_submit(
         );
     }
     state.login_failures.refund(&ip);
-    if let Some(why) = new_password_mistake(&f.password, &f.confirm) {
-        return back(s, StatusCode::BAD_REQUEST, "password", why);
-    }
-    let Ok(password) = Password::chosen(&f.password) else {
-        return back(
-            s,
-            StatusCode::BAD_REQUEST,
-            "password",
-            "Choose another password.",
-        );
+    let password = match new_admin_password(&f.password, &f.confirm) {
+        Ok(p) => p,
+        Err(why) => return back(s, StatusCode::BAD_REQUEST, "password", why),
     };
-    let hash = match tokio::task::spawn_blocking(move || password.hash()).await {
-        Ok(Ok(h)) => h,
-        _ => return Err(WebError::unavailable("password hashing failed")),
-    };
-    state
-        .store
-        .settings_set(ADMIN_PASSWORD, hash.as_str())
-        .await?;
+    store_admin_password(&state, password).await?;
     state
         .store
         .admin_sessions_clear_others(&s.token_hash)

@@ -47,6 +47,14 @@ pub fn ask(hub: &str, session: AdminSession, ask: Ask) -> Response {
     })
 }
 
+/// A form whose only field is the confirmation (an action's own fields
+/// are in its path).
+#[derive(serde::Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    pub confirm: String,
+}
+
 /// Whether a form's `confirm` field says yes.
 pub fn confirmed(confirm: &str) -> bool {
     confirm == "yes"

@@ -2,7 +2,7 @@
 //! peers and routes (this node's card as a QR code), and bundles by hand:
 //! upload one to import it, download one for a peer.
 
-use super::confirm::{Ask, ask, confirmed};
+use super::confirm::{Ask, ConfirmForm, ask, confirmed};
 use super::flash::{Flash, again};
 use super::guard::{Admin, AdminForm, AdminPage, WebError, WebResult};
 use super::{AppState, no_store};
@@ -99,12 +99,6 @@ async fn outbox_page(State(state): State<AppState>, AdminPage(s, flash): AdminPa
         items,
         version: env!("CARGO_PKG_VERSION"),
     }))
-}
-
-#[derive(serde::Deserialize)]
-struct ConfirmForm {
-    #[serde(default)]
-    confirm: String,
 }
 
 async fn outbox_action(

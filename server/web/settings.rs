@@ -3,7 +3,7 @@
 //! the Wi-Fi details shown to newcomers. Settings changed here live in the
 //! database; the hub's name and domains come from the configuration.
 
-use super::confirm::{Ask, ask, confirmed};
+use super::confirm::{Ask, ConfirmForm, ask, confirmed};
 use super::flash::{Flash, again};
 use super::guard::{AdminForm, AdminPage, WebResult};
 use super::{AppState, no_store};
@@ -364,12 +364,6 @@ pub(super) fn restarting(state: &AppState, what: &str) -> Response {
         what: what.to_string(),
         version: env!("CARGO_PKG_VERSION"),
     })
-}
-
-#[derive(serde::Deserialize)]
-struct ConfirmForm {
-    #[serde(default)]
-    confirm: String,
 }
 
 /// A new TLS key and certificate (after a leak, say): the files go, and

@@ -2,7 +2,7 @@
 //! "Sync now" with live progress (Server-Sent Events), and the sync history.
 
 use super::admin::NoFields;
-use super::confirm::{Ask, ask, confirmed};
+use super::confirm::{Ask, ConfirmForm, ask, confirmed};
 use super::flash::{Flash, again};
 use super::guard::{Admin, AdminForm, AdminPage, WebResult};
 use super::{AppState, after_gap, no_store};
@@ -244,12 +244,6 @@ async fn uplink_schedule(
     Ok(Redirect::to("/admin/uplinks").into_response())
 }
 
-#[derive(serde::Deserialize)]
-struct ConfirmForm {
-    #[serde(default)]
-    confirm: String,
-}
-
 async fn uplink_remove(
     State(state): State<AppState>,
     Path(id): Path<UplinkId>,
@@ -313,6 +307,19 @@ struct RowView {
     error: String,
 }
 
+/// Where an uplink's sync is, in words; a link still dialling says what it
+/// waits for, so a long wait does not look like a hang.
+fn state_words(u: &UplinkStatus) -> String {
+    match u.progress.state {
+        crate::relay::sync::LinkState::Connecting => format!(
+            "connecting: waiting for {} to answer (up to {} s per address)",
+            u.peer,
+            crate::relay::link::CONNECT_TIMEOUT.as_secs()
+        ),
+        s => s.as_str().to_string(),
+    }
+}
+
 fn row_view(u: &UplinkStatus) -> RowView {
     let p = &u.progress;
     RowView {
@@ -322,7 +329,7 @@ fn row_view(u: &UplinkStatus) -> RowView {
         } else {
             format!("{} · {} {}", u.peer, u.carrier, u.target)
         },
-        state: p.state.as_str().to_string(),
+        state: state_words(u),
         sent: format!(
             "{}, {}",
             count(p.items_out, "item"),
@@ -388,16 +395,16 @@ async fn sync_view(state: &AppState, s: AdminSession, flash: Flash) -> WebResult
 }
 
 #[derive(serde::Serialize)]
-struct ProgressEvent<'a> {
+struct ProgressEvent {
     round: u64,
     running: bool,
-    uplinks: Vec<EventRow<'a>>,
+    uplinks: Vec<EventRow>,
 }
 
 #[derive(serde::Serialize)]
-struct EventRow<'a> {
+struct EventRow {
     id: UplinkId,
-    state: &'a str,
+    state: String,
     sent: String,
     received: String,
     error: String,
@@ -427,7 +434,7 @@ fn progress_event(b: &Board) -> Event {
             let v = row_view(u);
             EventRow {
                 id: u.id,
-                state: u.progress.state.as_str(),
+                state: v.state,
                 sent: v.sent,
                 received: v.received,
                 error: v.error,
@@ -567,4 +574,30 @@ async fn history_page(State(state): State<AppState>, AdminPage(s, flash): AdminP
         runs,
         version: env!("CARGO_PKG_VERSION"),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_still_dialling_says_what_it_waits_for() {
+        let mut u = UplinkStatus {
+            id: UplinkId::from(1),
+            peer: "valley".into(),
+            carrier: "link".into(),
+            target: String::new(),
+            running: true,
+            progress: Default::default(),
+        };
+        u.progress.state = crate::relay::sync::LinkState::Connecting;
+        assert_eq!(
+            row_view(&u).state,
+            "connecting: waiting for valley to answer (up to 10 s per address)"
+        );
+        u.progress.state = crate::relay::sync::LinkState::Transfer;
+        assert_eq!(row_view(&u).state, "transferring");
+        assert_eq!(summary_class(0), "ok");
+        assert_eq!(summary_class(1), "warn");
+    }
 }
