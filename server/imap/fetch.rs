@@ -78,9 +78,18 @@ pub fn with_part<R>(raw: &[u8], path: &[u32], f: impl FnOnce(Located<'_>) -> R) 
         mail_parser::PartType::Message(inner) => {
             let root = inner.parts.first()?;
             let inner_base = base_of(inner, base);
+            // The text runs to the end of the encapsulated message — a
+            // multipart's epilogue included, which mail-parser leaves out
+            // of the root part.
+            let in_place = std::ptr::eq(inner_base, base);
+            let end = if in_place {
+                part.offset_end
+            } else {
+                u32::try_from(inner_base.len()).ok()?
+            };
             Some((
                 slice(inner_base, root.offset_header, root.offset_body)?,
-                slice(inner_base, root.offset_body, root.offset_end)?,
+                slice(inner_base, root.offset_body, end.max(root.offset_end))?,
             ))
         }
         _ => None,
@@ -222,6 +231,21 @@ mod tests {
         assert_eq!(get(&[3], header), "Subject: flat\r\n\r\n");
         assert_eq!(get(&[3, 1], body), "flat body");
         assert_eq!(with_part(NESTED, &[1], header), Some(Vec::new()));
+    }
+
+    /// The text of an attached multipart message runs to its end, the
+    /// preamble and epilogue included (imaptest's
+    /// fetch-body-message-rfc822-mime).
+    #[test]
+    fn an_attached_message_text_keeps_its_epilogue() {
+        let raw = b"Content-Type: multipart/mixed; boundary=\"o\"\r\n\r\n--o\r\nContent-Type: message/rfc822\r\n\r\nSubject: fwd\r\nContent-Type: multipart/mixed; boundary=\"i\"\r\n\r\nprologue\r\n--i\r\n\r\nm1 body\r\n--i--\r\n\r\nepilogue\r\n--o--\r\n";
+        let text = with_part(raw, &[1], |l| l.message.map(|m| m.1.to_vec()))
+            .flatten()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "prologue\r\n--i\r\n\r\nm1 body\r\n--i--\r\n\r\nepilogue"
+        );
     }
 
     #[test]

@@ -25,9 +25,18 @@ fn address(addr: &mail_parser::Addr<'_>) -> Option<Address<'static>> {
     // A member that is only a comment (`group: (nobody) ;`) is no address.
     let full = addr.address()?;
     let (mailbox, host) = full.rsplit_once('@').unwrap_or((full, ""));
+    // An obsolete source route (`<@route:user@domain>`, RFC 5322 §4.4) is
+    // the address's at-domain-list (RFC 3501 §7.4.2), not its mailbox.
+    let (adl, mailbox) = match mailbox
+        .strip_prefix('@')
+        .and_then(|_| mailbox.rsplit_once(':'))
+    {
+        Some((route, local)) => (Some(route), local),
+        None => (None, mailbox),
+    };
     Some(Address {
         name: nstr(addr.name()),
-        adl: NString(None),
+        adl: nstr(adl),
         mailbox: nstr(Some(mailbox)),
         host: nstr(Some(host)),
     })
@@ -296,5 +305,17 @@ mod tests {
             ]
         );
         assert_eq!(show(&env.cc), ["NIL group2 NIL", "NIL NIL NIL"]);
+    }
+
+    /// An obsolete source route is the at-domain-list (imaptest's
+    /// fetch-envelope: `<@route:user@domain>`).
+    #[test]
+    fn a_source_route_is_the_adl() {
+        let env = envelope_of(b"From: <@route:user@domain>\r\nTo: plain@x.example\r\n\r\nhi\r\n");
+        let a = &env.from[0];
+        assert_eq!(a.adl, nstr(Some("@route")));
+        assert_eq!(a.mailbox, nstr(Some("user")));
+        assert_eq!(a.host, nstr(Some("domain")));
+        assert_eq!(env.to[0].adl, NString(None));
     }
 }
