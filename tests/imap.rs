@@ -788,3 +788,22 @@ async fn recent_belongs_to_the_first_session() {
     );
     hub.shutdown().await;
 }
+
+/// RFC 2971 lets a client's ID name 30 fields of up to 30 octets with
+/// values of up to 1024 octets, and clients send it before login
+/// (imaptest's `id` group): the largest one is answered, and the session
+/// goes on to log in.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_largest_id_is_answered_before_login() {
+    let (_tmp, hub) = hub(|_| {}).await;
+    let (mut c, _) = Imap::tls(hub.endpoint(cairn::app::IMAP_TLS).unwrap(), &hub).await;
+    let fields: Vec<String> = (0..30)
+        .map(|i| format!("\"{:x<30}\" \"{}\"", format!("f{i:02}"), "v".repeat(1024)))
+        .collect();
+    let command = format!("ID ({})", fields.join(" "));
+    assert!(command.len() > 31_000, "{}", command.len());
+    let r = c.cmd(&command).await;
+    assert!(r.ok(), "{}", r.all());
+    assert!(c.login("alice@[127.0.0.1]", PASSWORD).await.ok());
+    hub.shutdown().await;
+}
