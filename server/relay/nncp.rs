@@ -9,6 +9,15 @@ use super::carrier::{Job, Spool};
 use super::{Exported, Relay, RelayError, Result};
 use std::path::Path;
 
+/// Whether `name` can be an NNCP node's name or id (letters, digits,
+/// `-`, `_`, `.`): what uplinks and classic peers accept.
+pub fn node_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 /// The exec handle name peers configure for cairn bundles by default.
 pub const DEFAULT_HANDLE: &str = "cairn-bundle";
 

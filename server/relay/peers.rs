@@ -71,9 +71,7 @@ impl Relay {
         }
         let nncp = nncp.map(str::trim).filter(|n| !n.is_empty());
         if let Some(n) = nncp
-            && !n
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && !super::nncp::node_name_ok(n)
         {
             return Err(RelayError::BadItem(format!(
                 "`{n}` is not an NNCP node id or name"

@@ -208,11 +208,7 @@ impl Syncer {
                 }
             }
             CarrierKind::Nncp => {
-                if target.is_empty()
-                    || !target
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                {
+                if !super::nncp::node_name_ok(target) {
                     return Err(RelayError::Input(format!(
                         "`{target}` is not an NNCP node id or name"
                     )));

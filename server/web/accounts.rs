@@ -322,12 +322,7 @@ async fn create(
                 cards.push(card(&state, &created.address.to_string(), &pw));
             }
             Err(e) if cards.is_empty() => {
-                let (status, message) = match WebError::from(e) {
-                    WebError::Page(status, m) if status != StatusCode::SERVICE_UNAVAILABLE => {
-                        (status, m)
-                    }
-                    other => return Err(other),
-                };
+                let (status, message) = WebError::from(e).into_mistake()?;
                 let m = mistake("new-name", message);
                 return again(status, list_page(&state, s, m, ListQuery::default()).await);
             }
@@ -359,7 +354,7 @@ async fn reset(
     if !confirmed(&f.confirm) {
         let address = f.address.trim().to_string();
         return Ok(ask(
-            &state.config.hub.name,
+            &state,
             s,
             Ask {
                 title: format!("Give {address} a new password?"),
@@ -390,7 +385,7 @@ async fn delete(
     let address = f.address.trim().to_string();
     if !confirmed(&f.confirm) {
         return Ok(ask(
-            &state.config.hub.name,
+            &state,
             s,
             Ask {
                 title: format!("Delete the account {address}?"),

@@ -37,9 +37,9 @@ struct ConfirmPage {
 }
 
 /// The form was not confirmed yet: the page that asks.
-pub fn ask(hub: &str, session: AdminSession, ask: Ask) -> Response {
+pub fn ask(state: &super::AppState, session: AdminSession, ask: Ask) -> Response {
     super::no_store(ConfirmPage {
-        name: hub.to_string(),
+        name: state.config.hub.name.clone(),
         csrf: session.csrf,
         flash: Flash::default(),
         ask,

@@ -200,7 +200,7 @@ fn radio_tile(status: &crate::relay::radio::service::RadioStatus) -> Tile {
         None => Tile::new(
             Level::Ok,
             "Radio".into(),
-            format!("{:?} on {}", status.state, status.port),
+            format!("{} on {}", status.state.as_str(), status.port),
             "/admin/radio",
             "Radio",
         ),

@@ -95,6 +95,11 @@ impl Flash {
     }
 }
 
+/// A tick box as a form gives it back: "on" or "".
+pub fn on(ticked: bool) -> &'static str {
+    if ticked { "on" } else { "" }
+}
+
 /// A form's page shown again with its problem: the status says what
 /// kind of mistake (400, or 404 for what is not there).
 pub fn again(status: StatusCode, page: super::guard::WebResult) -> super::guard::WebResult {

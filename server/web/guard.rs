@@ -51,6 +51,18 @@ impl WebError {
         WebError::Public(status, message.into())
     }
 
+    /// What the user can fix — its status and words, for the form's page
+    /// to say at a field — or, as the error, a failure of the hub itself
+    /// (the disk, the database), which stays the error page.
+    pub fn into_mistake(self) -> Result<(StatusCode, String), WebError> {
+        match self {
+            WebError::Page(status, message) if status != StatusCode::SERVICE_UNAVAILABLE => {
+                Ok((status, message))
+            }
+            other => Err(other),
+        }
+    }
+
     /// A form that expired or came from another site.
     pub fn forged() -> Self {
         WebError::Page(

@@ -117,7 +117,7 @@ async fn outbox_action(
         }
         "drop" if !confirmed(&f.confirm) => {
             return Ok(ask(
-                &state.config.hub.name,
+                &state,
                 s,
                 Ask {
                     title: format!("Drop message {id}?"),
@@ -261,13 +261,11 @@ async fn peers_again(
     e: WebError,
     values: Vec<(&'static str, String)>,
 ) -> WebResult {
-    match e {
-        WebError::Page(status, message) if status != StatusCode::SERVICE_UNAVAILABLE => again(
-            status,
-            peers_view(state, s, Flash::problem(field, message, values)).await,
-        ),
-        other => Err(other),
-    }
+    let (status, message) = e.into_mistake()?;
+    again(
+        status,
+        peers_view(state, s, Flash::problem(field, message, values)).await,
+    )
 }
 
 async fn peer_add(
@@ -384,7 +382,7 @@ async fn peer_remove(
 ) -> WebResult {
     if !confirmed(&f.confirm) {
         return Ok(ask(
-            &state.config.hub.name,
+            &state,
             s,
             Ask {
                 title: format!("Remove the peer {}?", f.name),
@@ -451,7 +449,7 @@ async fn route_remove(
     let label = route_label(&f.domain).to_string();
     if !confirmed(&f.confirm) {
         return Ok(ask(
-            &state.config.hub.name,
+            &state,
             s,
             Ask {
                 title: format!("Remove the route for {label}?"),

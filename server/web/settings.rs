@@ -4,7 +4,7 @@
 //! database; the hub's name and domains come from the configuration.
 
 use super::confirm::{Ask, ConfirmForm, ask, confirmed};
-use super::flash::{Flash, again};
+use super::flash::{Flash, again, on};
 use super::guard::{AdminForm, AdminPage, WebResult};
 use super::{AppState, no_store};
 use crate::store::admin::AdminSession;
@@ -138,10 +138,6 @@ struct SettingsPage {
 
 async fn page(State(state): State<AppState>, AdminPage(s, flash): AdminPage) -> WebResult {
     settings_view(&state, s, flash).await
-}
-
-fn on(b: bool) -> &'static str {
-    if b { "on" } else { "" }
 }
 
 /// The settings page; a mistake shows it again with what was typed.
@@ -375,7 +371,7 @@ async fn new_certificate(
 ) -> WebResult {
     if !confirmed(&f.confirm) {
         return Ok(ask(
-            &state.config.hub.name,
+            &state,
             s,
             Ask {
                 title: "Make a new certificate?".into(),

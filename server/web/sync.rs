@@ -130,17 +130,10 @@ fn uplink_mistake(f: &UplinkForm, radio: bool) -> Option<(&'static str, String)>
             "uplink-carrier",
             "This hub has no radio yet: set up its modem on the Radio page first.".into(),
         )),
-        "nncp"
-            if target.is_empty()
-                || !target
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
-        {
-            Some((
-                "uplink-target",
-                "Give the peer's NNCP node: its name or id from NNCP's configuration (letters, digits, - _ .).".into(),
-            ))
-        }
+        "nncp" if !crate::relay::nncp::node_name_ok(target) => Some((
+            "uplink-target",
+            "Give the peer's NNCP node: its name or id from NNCP's configuration (letters, digits, - _ .).".into(),
+        )),
         _ if f.deletion_acks.is_some() && !matches!(f.carrier.as_str(), "folder" | "usb") => Some((
             "uplink-acks",
             "Only a folder or USB stick uplink can count a deleted bundle as delivered: untick it, or choose one of those.".into(),
@@ -162,7 +155,7 @@ async fn uplink_add(
         ("uplink-schedule", f.schedule.clone()),
         (
             "uplink-acks",
-            if f.deletion_acks.is_some() { "on" } else { "" }.to_string(),
+            super::flash::on(f.deletion_acks.is_some()).to_string(),
         ),
     ];
     let too_long = f.target.len() > 1024 || f.schedule.len() > 512 || f.peer.len() > 256;
@@ -251,7 +244,7 @@ async fn uplink_remove(
 ) -> WebResult {
     if !confirmed(&f.confirm) {
         return Ok(ask(
-            &state.config.hub.name,
+            &state,
             s,
             Ask {
                 title: "Remove this uplink?".into(),
