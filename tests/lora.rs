@@ -182,6 +182,13 @@ async fn radio_page_shows_it(n: &Node) {
     );
     assert!(b.contains("eu868-g3") && b.contains("10 %, 500 mW"), "{b}");
     assert!(b.contains("<meter"), "{b}");
+    // The device picker: the field offers what is plugged in (here a
+    // machine's /dev: usually nothing, said so).
+    assert!(b.contains(r#"list="serial-devices""#), "{b}");
+    assert!(
+        b.contains(r#"id="devices-none""#) || b.contains(r#"<ul id="devices">"#),
+        "{b}"
+    );
     assert!(
         b.contains(r#"<svg id="signal-plot""#) && b.contains(r#"class="rssi""#),
         "{b}"

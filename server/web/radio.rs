@@ -204,6 +204,53 @@ struct RadioPage {
     max_item: String,
     bit_rate: String,
     frame_time: String,
+    /// The serial devices plugged in, as the picker offers them.
+    devices: Vec<DeviceLine>,
+}
+
+/// A serial device on the page: its name, the node it is, whether the
+/// hub can use it, and that in words.
+struct DeviceLine {
+    path: String,
+    device: String,
+    usable: bool,
+    words: String,
+}
+
+/// The USB serial adapters plugged in, each opened once by this process
+/// (so what the hub's service may not open says so), except the one the
+/// radio holds now.
+async fn device_lines(state: &AppState) -> Vec<DeviceLine> {
+    use crate::carriers::lora::devices::{Opens, serial_devices};
+    let in_use = state
+        .radio
+        .as_ref()
+        .map(|_| state.config.radio.port.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        serial_devices(std::path::Path::new("/dev"), in_use.as_deref())
+    })
+    .await
+    .unwrap_or_default();
+    found
+        .into_iter()
+        .map(|d| {
+            let (usable, words) = match d.opens {
+                Opens::Yes => (true, "the hub can open it".to_string()),
+                Opens::InUse => (true, "this hub's radio has it open".to_string()),
+                Opens::No(why) => (false, format!("the hub cannot open it: {why}")),
+            };
+            DeviceLine {
+                device: if d.device == d.path {
+                    String::new()
+                } else {
+                    d.device
+                },
+                path: d.path,
+                usable,
+                words,
+            }
+        })
+        .collect()
 }
 
 /// RSSI (dBm) and SNR (dB) over the last day as an inline SVG: two lines
@@ -278,6 +325,7 @@ async fn radio_view(state: &AppState, s: AdminSession, flash: Flash) -> WebResul
     let now = crate::store::now_ms();
     let (live, samples) =
         tokio::try_join!(live(state), state.store.signal_since(now - PLOT_SPAN_MS))?;
+    let devices = device_lines(state).await;
     let c = &state.config.radio;
     let settings = &c.settings;
     let region = settings.region;
@@ -302,6 +350,7 @@ async fn radio_view(state: &AppState, s: AdminSession, flash: Flash) -> WebResul
         max_item: v("max_item", c.max_item.to_string()),
         bit_rate: format!("{:.0} bit/s", settings.modulation().bit_rate()),
         frame_time: settings.airtime(settings.mtu()).to_string(),
+        devices,
         flash,
     }))
 }
