@@ -807,3 +807,185 @@ async fn the_largest_id_is_answered_before_login() {
     assert!(c.login("alice@[127.0.0.1]", PASSWORD).await.ok());
     hub.shutdown().await;
 }
+
+/// Issue 23 point 9, RFC 7162 §3.2 QRESYNC: after ENABLE QRESYNC another
+/// session's expunge comes as VANISHED; a client coming back with the
+/// UIDVALIDITY and mod-sequence it had learns in its SELECT which of its
+/// UIDs are gone (VANISHED (EARLIER)) and which messages changed, and UID
+/// FETCH … (CHANGEDSINCE … VANISHED) says the same. Without ENABLE, both
+/// are refused (§3.2.5, §3.2.6).
+#[tokio::test(flavor = "multi_thread")]
+async fn qresync_tells_a_returning_client_what_vanished_and_changed() {
+    let (_t, hub) = hub(|_| {}).await;
+    for _ in 0..5 {
+        send(&hub, ALICE, &[BOB], &encrypted(ALICE)).await;
+    }
+    let mut a = imap_login(&hub, BOB).await;
+    let r = a.cmd("CAPABILITY").await;
+    assert!(r.all().contains(" QRESYNC"), "{}", r.all());
+    let r = a.cmd("SELECT INBOX (QRESYNC (1 1))").await;
+    assert_eq!(r.tagged.split(' ').nth(1), Some("BAD"), "{}", r.all());
+    let r = a.cmd("ENABLE QRESYNC").await;
+    assert!(
+        r.untagged.iter().any(|l| l == "* ENABLED QRESYNC"),
+        "{}",
+        r.all()
+    );
+    let r = a.cmd("SELECT INBOX").await;
+    let number = |r: &common::imap::Reply, code: &str| -> u64 {
+        let l = r.all();
+        let at = l.find(code).unwrap_or_else(|| panic!("no {code} in {l}")) + code.len() + 1;
+        l[at..].split(']').next().unwrap().trim().parse().unwrap()
+    };
+    let validity = number(&r, "UIDVALIDITY");
+    let modseq = number(&r, "HIGHESTMODSEQ");
+
+    // Meanwhile another client reads message 2 and deletes message 4.
+    let mut b = imap_login(&hub, BOB).await;
+    assert!(b.cmd("SELECT INBOX").await.ok());
+    assert!(b.cmd("UID STORE 2 +FLAGS.SILENT (\\Seen)").await.ok());
+    assert!(b.cmd("UID STORE 4 +FLAGS.SILENT (\\Deleted)").await.ok());
+    assert!(b.cmd("EXPUNGE").await.ok());
+    let r = a.cmd("NOOP").await;
+    assert!(
+        r.untagged.iter().any(|l| l == "* VANISHED 4"),
+        "{}",
+        r.all()
+    );
+    assert!(!r.all().contains("EXPUNGE"), "{}", r.all());
+
+    // A client that comes back.
+    let mut c = imap_login(&hub, BOB).await;
+    assert!(c.cmd("ENABLE QRESYNC").await.ok());
+    let r = c
+        .cmd(&format!("SELECT INBOX (QRESYNC ({validity} {modseq} 1:5))"))
+        .await;
+    assert!(r.ok(), "{}", r.all());
+    assert!(number(&r, "HIGHESTMODSEQ") > modseq, "{}", r.all());
+    assert!(
+        r.untagged.iter().any(|l| l == "* VANISHED (EARLIER) 4"),
+        "{}",
+        r.all()
+    );
+    let changed: Vec<&String> = r.untagged.iter().filter(|l| l.contains("FETCH")).collect();
+    assert_eq!(changed.len(), 1, "{}", r.all());
+    assert!(
+        changed[0].starts_with("* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ ("),
+        "{}",
+        r.all()
+    );
+    let r = c
+        .cmd(&format!(
+            "UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)"
+        ))
+        .await;
+    assert!(r.ok(), "{}", r.all());
+    assert!(
+        r.untagged.iter().any(|l| l == "* VANISHED (EARLIER) 4"),
+        "{}",
+        r.all()
+    );
+    let changed: Vec<&String> = r.untagged.iter().filter(|l| l.contains("FETCH")).collect();
+    assert!(
+        changed.len() == 1 && changed[0].contains("UID 2"),
+        "{}",
+        r.all()
+    );
+    // Another UIDVALIDITY: a plain SELECT (the client starts over).
+    let r = c
+        .cmd(&format!(
+            "SELECT INBOX (QRESYNC ({} {modseq} 1:5))",
+            validity + 1
+        ))
+        .await;
+    assert!(r.ok() && !r.all().contains("VANISHED"), "{}", r.all());
+
+    // Without ENABLE QRESYNC: VANISHED is refused.
+    let mut d = imap_login(&hub, BOB).await;
+    assert!(d.cmd("SELECT INBOX").await.ok());
+    let r = d
+        .cmd("UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)")
+        .await;
+    assert_eq!(r.tagged.split(' ').nth(1), Some("BAD"), "{}", r.all());
+    hub.shutdown().await;
+}
+
+/// Issue 23 point 9, RFC 5256 §3 SORT (with RFC 5957's DISPLAYFROM): the
+/// messages SEARCH finds, ordered by base subject, sent date, sender,
+/// size or arrival, REVERSE turning one key round, ties by sequence
+/// number; another charset is refused with the ones the hub takes.
+#[tokio::test(flavor = "multi_thread")]
+async fn sort_orders_what_search_finds() {
+    let (_t, hub) = hub(|_| {}).await;
+    let mut c = imap_login(&hub, BOB).await;
+    let r = c.cmd("CAPABILITY").await;
+    assert!(
+        r.all().contains(" SORT ") && r.all().contains(" SORT=DISPLAY"),
+        "{}",
+        r.all()
+    );
+    let messages = [
+        "From: Carol <carol@x.example>\r\nSubject: Re: b topic\r\nDate: Sat, 3 Jan 2026 10:00:00 +0000\r\n\r\nshort\r\n",
+        "From: alice@x.example\r\nSubject: a topic\r\nDate: Mon, 5 Jan 2026 10:00:00 +0000\r\n\r\nshort\r\n",
+        "From: \"Bob B\" <bob@x.example>\r\nSubject: [list] Fwd: C topic (fwd)\r\nDate: Thu, 1 Jan 2026 23:00:00 -0300\r\n\r\na longer body than the others\r\n",
+        "From: dave@x.example\r\nSubject: unrelated\r\n\r\nno date\r\n",
+    ];
+    // Arrival (INTERNALDATE) in another order than the Date headers.
+    let arrived = ["04", "02", "03", "01"];
+    for (i, m) in messages.iter().enumerate() {
+        let tag = format!("A{}", 900 + i);
+        let date = format!("\"{}-Feb-2026 12:00:00 +0000\"", arrived[i]);
+        c.send(format!("{tag} APPEND INBOX {date} {{{}+}}\r\n", m.len()).as_bytes())
+            .await;
+        c.send(m.as_bytes()).await;
+        c.send(b"\r\n").await;
+        assert!(c.until_tagged(&tag).await.ok());
+    }
+    assert!(c.cmd("SELECT INBOX").await.ok());
+    let sorted = |r: &common::imap::Reply| -> String {
+        assert!(r.ok(), "{}", r.all());
+        r.untagged
+            .iter()
+            .find_map(|l| l.strip_prefix("* SORT"))
+            .unwrap_or_else(|| panic!("no SORT in {}", r.all()))
+            .trim()
+            .to_string()
+    };
+    let topic = "SUBJECT topic";
+    assert_eq!(
+        sorted(&c.cmd(&format!("SORT (SUBJECT) UTF-8 {topic}")).await),
+        "2 1 3"
+    );
+    // The third was sent 1 Jan 23:00 -0300, which is 2 Jan in UTC.
+    assert_eq!(
+        sorted(&c.cmd(&format!("SORT (DATE) UTF-8 {topic}")).await),
+        "3 1 2"
+    );
+    assert_eq!(
+        sorted(&c.cmd("SORT (REVERSE FROM) UTF-8 ALL").await),
+        "4 1 3 2"
+    );
+    assert_eq!(
+        sorted(&c.cmd("SORT (DISPLAYFROM) US-ASCII ALL").await),
+        "2 3 1 4"
+    );
+    assert_eq!(
+        sorted(&c.cmd("SORT (SIZE REVERSE ARRIVAL) UTF-8 ALL").await),
+        "4 2 1 3"
+    );
+    assert_eq!(
+        sorted(&c.cmd("UID SORT (REVERSE ARRIVAL) UTF-8 ALL").await),
+        "1 3 2 4"
+    );
+    assert_eq!(
+        sorted(&c.cmd("SORT (SUBJECT) UTF-8 SUBJECT nothing").await),
+        ""
+    );
+    let r = c.cmd("SORT (SUBJECT) KOI8-R ALL").await;
+    assert!(
+        r.tagged.contains("NO [BADCHARSET (UTF-8 US-ASCII)]"),
+        "{}",
+        r.all()
+    );
+    hub.shutdown().await;
+}

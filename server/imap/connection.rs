@@ -70,6 +70,7 @@ where
         logout: false,
         idle_tag: None,
         pending_auth: None,
+        qresync: false,
     };
     let greeting_code = Code::Capability(caps(&s.pre_auth_caps()));
     let greeting = Greeting::ok(Some(greeting_code), "cairn ready").expect("greeting");

@@ -4,9 +4,10 @@
 //! expunge bookkeeping) is ours and lives in [`view`] and the store.
 //!
 //! RFC 3501 (IMAP4rev1), RFC 2177 (IDLE), RFC 2971 (ID), RFC 5161 (ENABLE),
-//! RFC 6851 (MOVE), RFC 4315 (UIDPLUS), RFC 7162 (CONDSTORE, partial),
+//! RFC 6851 (MOVE), RFC 4315 (UIDPLUS), RFC 7162 (CONDSTORE, QRESYNC),
 //! RFC 9208 (QUOTA), RFC 5464 (METADATA), RFC 7888 (LITERAL+),
-//! RFC 3691 (UNSELECT), RFC 2342 (NAMESPACE).
+//! RFC 3691 (UNSELECT), RFC 2342 (NAMESPACE), RFC 5256 (SORT), RFC 5957
+//! (SORT=DISPLAY).
 
 pub mod cmd;
 pub mod connection;
@@ -15,6 +16,7 @@ pub mod literals;
 pub mod pattern;
 pub mod server;
 pub mod session;
+pub mod sort;
 pub mod view;
 
 pub use server::{ImapContext, Mode};
@@ -44,6 +46,9 @@ pub const CAPABILITIES_AUTHENTICATED: &[&str] = &[
     "UNSELECT",
     "NAMESPACE",
     "CONDSTORE",
+    "QRESYNC",
+    "SORT",
+    "SORT=DISPLAY",
     "XCHATMAIL",
 ];
 pub mod search;

@@ -154,6 +154,41 @@ pub(crate) fn set_contains(set: &SequenceSet, n: u32, largest: u32) -> bool {
     })
 }
 
+/// A sequence set as inclusive ranges, `*` as `largest`.
+pub(crate) fn set_ranges(set: &SequenceSet, largest: u32) -> Vec<(u32, u32)> {
+    let v = |s: &SeqOrUid| match s {
+        SeqOrUid::Value(x) => x.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    set.0
+        .as_ref()
+        .iter()
+        .map(|seq| match seq {
+            Sequence::Single(s) => (v(s), v(s)),
+            Sequence::Range(a, b) => (v(a).min(v(b)), v(a).max(v(b))),
+        })
+        .collect()
+}
+
+/// RFC 7162 §3.2.10 VANISHED for UID ranges (none when there are none).
+pub(crate) fn vanished_data(ranges: &[(u32, u32)], earlier: bool) -> Option<Data<'static>> {
+    let seqs: Vec<Sequence> = ranges
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                Sequence::Single(SeqOrUid::Value(nz(a)))
+            } else {
+                Sequence::Range(SeqOrUid::Value(nz(a)), SeqOrUid::Value(nz(b)))
+            }
+        })
+        .collect();
+    let known_uids = SequenceSet(Vec1::try_from(seqs).ok()?);
+    Some(Data::Vanished {
+        earlier,
+        known_uids,
+    })
+}
+
 pub(crate) enum SessionState {
     NotAuthenticated,
     Authenticated {
@@ -180,6 +215,9 @@ pub(crate) struct Session {
     pub(crate) logout: bool,
     pub(crate) idle_tag: Option<Tag<'static>>,
     pub(crate) pending_auth: Option<Tag<'static>>,
+    /// RFC 7162 §3.2.3: the client enabled QRESYNC, so expunges are
+    /// reported as VANISHED (by UID) instead of EXPUNGE.
+    pub(crate) qresync: bool,
 }
 
 impl Session {
@@ -252,14 +290,29 @@ pub(crate) async fn report_structure(
     may_expunge: bool,
 ) -> FlagUpdates {
     let store = s.store().clone();
+    let qresync = s.qresync;
     let SessionState::Selected { view, .. } = &mut s.state else {
         return Vec::new();
     };
     let Ok((r, _)) = view.refresh(&store, may_expunge).await else {
         return Vec::new();
     };
-    for seq in r.expunged {
-        server.enqueue_data(Data::Expunge(nz(seq)));
+    if qresync {
+        // RFC 7162 §3.2.10: one VANISHED by UID instead of EXPUNGEs.
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        for u in &r.expunged_uids {
+            match ranges.last_mut() {
+                Some(last) if last.1 + 1 == u.0 => last.1 = u.0,
+                _ => ranges.push((u.0, u.0)),
+            }
+        }
+        if let Some(data) = vanished_data(&ranges, false) {
+            server.enqueue_data(data);
+        }
+    } else {
+        for seq in r.expunged {
+            server.enqueue_data(Data::Expunge(nz(seq)));
+        }
     }
     if let Some(n) = r.exists {
         server.enqueue_data(Data::Exists(n));
@@ -400,15 +453,21 @@ pub(crate) async fn command_received(
         // RFC 2971 ID
         C::Id { .. } => id(server, &tag),
         // RFC 5161 ENABLE: nothing we must switch on; CONDSTORE works always.
-        C::Enable { .. } => enable(server, &tag),
+        C::Enable { capabilities } => enable(s, server, &tag, capabilities.as_ref()),
         // RFC 3501 §6.2.1 STARTTLS
         C::StartTLS => starttls(s, &tag),
         // RFC 3501 §6.2.3 LOGIN
         C::Login { username, password } => login_cmd(s, &tag, &username, password).await,
         C::Authenticate { .. } => bad(&tag, "unexpected AUTHENTICATE"),
         // RFC 3501 §6.3.1-2 SELECT / EXAMINE
-        C::Select { mailbox, .. } => select(s, server, &tag, &mailbox_name(&mailbox), false).await,
-        C::Examine { mailbox, .. } => select(s, server, &tag, &mailbox_name(&mailbox), true).await,
+        C::Select {
+            mailbox,
+            parameters,
+        } => select(s, server, &tag, &mailbox_name(&mailbox), false, &parameters).await,
+        C::Examine {
+            mailbox,
+            parameters,
+        } => select(s, server, &tag, &mailbox_name(&mailbox), true, &parameters).await,
         // RFC 3691 UNSELECT
         C::Unselect => {
             unselect(s);
@@ -490,10 +549,28 @@ pub(crate) async fn command_received(
         C::Search { criteria, uid, .. } => {
             search_cmd(s, server, &tag, criteria.into_inner(), uid).await
         }
-        C::Sort { .. } | C::Thread { .. } => no(
+        // RFC 5256 §3 SORT
+        C::Sort {
+            sort_criteria,
+            charset,
+            search_criteria,
+            uid,
+        } => {
+            sort_cmd(
+                s,
+                server,
+                &tag,
+                sort_criteria.as_ref(),
+                charset.as_ref(),
+                search_criteria.into_inner(),
+                uid,
+            )
+            .await
+        }
+        C::Thread { .. } => no(
             &tag,
             Some(Code::Other(code_other("CANNOT"))),
-            "SORT and THREAD are not supported",
+            "THREAD is not supported",
         ),
         // RFC 9208 GETQUOTAROOT / GETQUOTA
         C::GetQuotaRoot { mailbox } => get_quota_root(s, server, &tag, mailbox).await,

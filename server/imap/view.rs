@@ -10,6 +10,8 @@ use crate::store::{MessageRow, Store};
 pub struct Refresh {
     /// Sequence numbers to report as EXPUNGE, in the order to send them.
     pub expunged: Vec<u32>,
+    /// The same messages' UIDs, ascending (RFC 7162 VANISHED).
+    pub expunged_uids: Vec<Uid>,
     /// New EXISTS count, if it changed.
     pub exists: Option<u32>,
     /// (seq, uid, flags, modseq) of messages whose flags changed.
@@ -122,10 +124,12 @@ impl View {
             for i in (0..self.uids.len()).rev() {
                 if current.binary_search(&self.uids[i]).is_err() {
                     out.expunged.push(i as u32 + 1);
+                    out.expunged_uids.push(self.uids[i]);
                     self.recent.remove(&self.uids[i]);
                     self.uids.remove(i);
                 }
             }
+            out.expunged_uids.reverse();
             self.pending_expunge = false;
         } else if self.uids.iter().any(|u| current.binary_search(u).is_err()) {
             self.pending_expunge = true;
@@ -160,5 +164,69 @@ impl View {
         }
         self.seen_modseq = top;
         Ok((out, messages))
+    }
+}
+
+/// The UIDs within `ranges` (inclusive, in any order, clamped to
+/// `1..=top`) that no message in `present` (ascending) has: what RFC 7162
+/// reports as VANISHED (EARLIER), as ascending inclusive ranges.
+///
+/// The hub keeps no record of when a message was expunged, so this is
+/// every missing UID in the ranges, not only those expunged since the
+/// client's mod-sequence: more than needed, never less. A client ignores
+/// UIDs it does not hold (RFC 7162 §3.2.10). The answer has at most one
+/// range more than the messages in `present` per merged given range.
+pub fn missing_uids(present: &[Uid], ranges: &[(u32, u32)], top: u32) -> Vec<(u32, u32)> {
+    let mut wanted: Vec<(u32, u32)> = ranges
+        .iter()
+        .map(|&(a, b)| (a.min(b).max(1), a.max(b).min(top)))
+        .filter(|(a, b)| a <= b)
+        .collect();
+    wanted.sort_unstable();
+    let mut merged: Vec<(u32, u32)> = Vec::with_capacity(wanted.len());
+    for (a, b) in wanted {
+        match merged.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    let mut out = Vec::new();
+    for (a, b) in merged {
+        let mut next = a;
+        let from = present.partition_point(|u| u.0 < a);
+        for u in present[from..].iter().take_while(|u| u.0 <= b) {
+            if u.0 > next {
+                out.push((next, u.0 - 1));
+            }
+            next = u.0 + 1;
+        }
+        if next <= b {
+            out.push((next, b));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_uids_are_the_gaps_within_what_was_asked() {
+        let present: Vec<Uid> = [2, 3, 7, 10].into_iter().map(Uid).collect();
+        // RFC 7162 §3.2.5.1's shape: known UIDs 1:10 → the gaps.
+        assert_eq!(
+            missing_uids(&present, &[(1, 10)], 10),
+            [(1, 1), (4, 6), (8, 9)]
+        );
+        // Overlapping and reversed ranges merge; UIDs past the mailbox's
+        // highest ever (UIDNEXT - 1) are not reported.
+        assert_eq!(
+            missing_uids(&present, &[(9, 4), (5, 8), (10, 4_000_000_000)], 12),
+            [(4, 6), (8, 9), (11, 12)]
+        );
+        assert_eq!(missing_uids(&present, &[(2, 3)], 10), []);
+        assert_eq!(missing_uids(&[], &[(1, u32::MAX)], 3), [(1, 3)]);
+        assert_eq!(missing_uids(&present, &[(1, 5)], 0), []);
     }
 }

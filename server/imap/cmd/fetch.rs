@@ -166,6 +166,8 @@ pub(crate) struct FetchRequest<'a> {
     pub uid: bool,
     /// RFC 7162 CHANGEDSINCE.
     pub changed_since: Option<u64>,
+    /// RFC 7162 §3.2.6 VANISHED (UID FETCH with CHANGEDSINCE, QRESYNC).
+    pub vanished: bool,
 }
 
 impl<'a> FetchRequest<'a> {
@@ -179,11 +181,15 @@ impl<'a> FetchRequest<'a> {
             FetchModifier::ChangedSince(n) => Some(n.get()),
             _ => None,
         });
+        let vanished = modifiers
+            .iter()
+            .any(|m| matches!(m, FetchModifier::Vanished));
         FetchRequest {
             set,
             items,
             uid,
             changed_since,
+            vanished,
         }
     }
 }
@@ -203,7 +209,16 @@ pub(crate) async fn fetch_cmd(
         items,
         uid,
         changed_since,
+        vanished,
     } = request;
+    // RFC 7162 §3.2.6: VANISHED only in UID FETCH, with CHANGEDSINCE,
+    // after ENABLE QRESYNC.
+    if vanished && !(uid && changed_since.is_some() && s.qresync) {
+        return bad(
+            tag,
+            "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC",
+        );
+    }
     let Some(wants) = wants(items) else {
         return bad(
             tag,
@@ -237,6 +252,19 @@ pub(crate) async fn fetch_cmd(
         Ok(m) => m,
         Err(e) => return unavailable(tag, e),
     };
+    // RFC 7162 §3.2.6: the UIDs of the set that are gone, before the
+    // FETCH responses (see `missing_uids` for which).
+    if vanished {
+        let top = match store.mailbox_by_id(mailbox).await {
+            Ok(Some(mb)) => u32::try_from(mb.uidnext - 1).unwrap_or(0),
+            Ok(None) => 0,
+            Err(e) => return unavailable(tag, e),
+        };
+        let gone = crate::imap::view::missing_uids(&view.uids, &set_ranges(set, top), top);
+        if let Some(data) = vanished_data(&gone, true) {
+            server.enqueue_data(data);
+        }
+    }
     let chosen: Vec<(u32, MessageRow)> = select_messages(view, &messages, set, uid)
         .into_iter()
         .filter(|(_, m)| changed_since.is_none_or(|c| m.modseq as u64 > c))

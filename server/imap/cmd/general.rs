@@ -3,6 +3,7 @@
 use crate::imap::CAPABILITIES_AUTHENTICATED;
 use crate::imap::session::*;
 use imap_next::imap_types::core::{IString, NString, Quoted, Tag};
+use imap_next::imap_types::extensions::enable::CapabilityEnable;
 use imap_next::imap_types::response::{Data, Status};
 use imap_next::server::Server;
 
@@ -73,10 +74,31 @@ pub(crate) fn logout(s: &mut Session, server: &mut Server, tag: &Tag<'static>) -
     ok(tag, None, "LOGOUT completed")
 }
 
-/// RFC 5161 ENABLE: nothing needs switching on; CONDSTORE works always.
-pub(crate) fn enable(server: &mut Server, tag: &Tag<'static>) -> Status<'static> {
+/// RFC 5161 ENABLE. CONDSTORE works always (RFC 7162 §3.1: it is on
+/// from the first command that uses it); QRESYNC (§3.2.3, which implies
+/// CONDSTORE) switches expunges to VANISHED and allows SELECT's QRESYNC
+/// parameter and UID FETCH's VANISHED. Only after login; the ENABLED
+/// response lists what this command switched on.
+pub(crate) fn enable(
+    s: &mut Session,
+    server: &mut Server,
+    tag: &Tag<'static>,
+    asked: &[CapabilityEnable<'static>],
+) -> Status<'static> {
+    let mut enabled = Vec::new();
+    if s.account().is_some() {
+        for c in asked {
+            let name = c.to_string();
+            if name.eq_ignore_ascii_case("QRESYNC") && !s.qresync {
+                s.qresync = true;
+                enabled.push(c.clone());
+            } else if name.eq_ignore_ascii_case("CONDSTORE") {
+                enabled.push(c.clone());
+            }
+        }
+    }
     server.enqueue_data(Data::Enabled {
-        capabilities: vec![],
+        capabilities: enabled,
     });
     ok(tag, None, "ENABLE completed")
 }

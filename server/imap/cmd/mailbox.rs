@@ -2,10 +2,12 @@
 //! STATUS (RFC 3501 §6.3).
 
 use crate::imap::session::*;
-use crate::imap::view::View;
+use crate::imap::view::{View, missing_uids};
 use crate::store::MailboxRow;
-use imap_next::imap_types::core::{Atom, Tag};
+use imap_next::imap_types::command::SelectParameter;
+use imap_next::imap_types::core::{Atom, Tag, Vec1};
 use imap_next::imap_types::core::{IString, Quoted};
+use imap_next::imap_types::fetch::MessageDataItem;
 use imap_next::imap_types::flag::FlagNameAttribute;
 use imap_next::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_next::imap_types::response::{Code, Data, Status};
@@ -50,14 +52,28 @@ pub(crate) async fn subscribe(
 }
 
 /// RFC 3501 §6.3.1-2 SELECT and EXAMINE (`read_only`), with RFC 7162
-/// §3.1.2 HIGHESTMODSEQ.
+/// §3.1.2 HIGHESTMODSEQ and §3.2.5 QRESYNC.
 pub(crate) async fn select(
     s: &mut Session,
     server: &mut Server,
     tag: &Tag<'static>,
     name: &str,
     read_only: bool,
+    parameters: &[SelectParameter],
 ) -> Status<'static> {
+    let resync = parameters.iter().find_map(|p| match p {
+        SelectParameter::QResync {
+            uid_validity,
+            mod_sequence_value,
+            known_uids,
+            ..
+        } => Some((uid_validity.get(), mod_sequence_value.get(), known_uids)),
+        SelectParameter::CondStore => None,
+    });
+    // RFC 7162 §3.2.5: QRESYNC only after ENABLE QRESYNC.
+    if resync.is_some() && !s.qresync {
+        return bad(tag, "QRESYNC needs ENABLE QRESYNC first");
+    }
     unselect(s);
     let mb = match existing(s, tag, name, format!("no mailbox {name}")).await {
         Ok(mb) => mb,
@@ -106,6 +122,46 @@ pub(crate) async fn select(
         server.enqueue_status(
             Status::ok(None, Some(Code::HighestModSeq(m)), text("highest")).expect("status"),
         );
+    }
+    // RFC 7162 §3.2.5.1: with the UIDVALIDITY the client knew, what it
+    // missed: the UIDs gone (VANISHED (EARLIER)), then every message
+    // changed since its mod-sequence (UID, FLAGS, MODSEQ), limited to the
+    // UIDs it said it knows. Another UIDVALIDITY: a plain SELECT, the
+    // client starts over.
+    if let Some((validity, since, known)) = resync
+        && validity == view.uidvalidity
+    {
+        let top = u32::try_from(mb.uidnext - 1).unwrap_or(0);
+        let known: Vec<(u32, u32)> = match known {
+            Some(set) => set_ranges(set, top),
+            None => vec![(1, top)],
+        };
+        if let Some(data) = vanished_data(&missing_uids(&view.uids, &known, top), true) {
+            server.enqueue_data(data);
+        }
+        for m in &messages {
+            let uid = m.uid as u32;
+            if m.modseq as u64 > since
+                && known.iter().any(|(a, b)| (*a..=*b).contains(&uid))
+                && let Some(seq) = view.seq_of(crate::domain::Uid(uid))
+            {
+                let flags = with_recent(
+                    crate::store::mailboxes::parse_flags(&m.flags),
+                    view.recent.contains(&crate::domain::Uid(uid)),
+                );
+                server.enqueue_data(Data::Fetch {
+                    seq: nz(seq),
+                    items: Vec1::try_from(vec![
+                        MessageDataItem::Uid(nz(uid)),
+                        MessageDataItem::Flags(flags_fetch(&flags)),
+                        MessageDataItem::ModSeq(
+                            NonZeroU64::new(m.modseq as u64).unwrap_or(NonZeroU64::MIN),
+                        ),
+                    ])
+                    .expect("three items"),
+                });
+            }
+        }
     }
     let (account, address) = match std::mem::replace(&mut s.state, SessionState::NotAuthenticated) {
         SessionState::Authenticated { account, address }
