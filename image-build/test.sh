@@ -6,14 +6,18 @@
 # copy-on-write disk larger than the image so first boot grows the data
 # partition. Inside, smoke.sh plays a phone on a mac80211_hwsim radio and
 # has the hub open a LoRa modem (a simulated RNode on the host, on a USB
-# serial adapter);
+# serial adapter), set up as an admin does on the Radio, Peers and Uplinks
+# pages, and exchange mail over it with a base hub on the host
+# (base-hub.sh): the phone writes to camper@base.camp, who answers;
 # outside, the admin page is fetched through port forwarding (plain HTTP
 # must send it to HTTPS, which must serve it). Then the
 # same disk boots a second time, and smoke.sh checks what a reboot must
-# keep (keys, certificate, settings, the account and its mail). Fails loudly
-# on any step; the serial log is kept in image-build/out/. With --record,
-# a pass is written to image-build/tested (CI then skips this variant
-# until image-build/ changes).
+# keep (keys, certificate, settings, the account and its mail). Then the
+# release image (no test overlay) boots as a user flashes it, checked from
+# the host (release-boot.sh), and for arm64 also on QEMU's Raspberry Pi 3
+# model. Fails loudly on any step; the serial logs are kept in
+# image-build/out/. With --record, a pass is written to image-build/tested
+# (CI then skips this variant until an input of the image changes).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ARCH=arm64
@@ -56,9 +60,14 @@ rm -rf "$radios"
 "$HERE/../target/debug/cairn" radio sim --modem rnode --radios vm,host --dir "$radios" \
     < /dev/null > "$OUT/$NAME.radio-sim.log" 2>&1 &
 sim=$!
-trap 'kill "$sim" 2>/dev/null || true' EXIT
+base=$OUT/$NAME.base
+trap 'kill "$sim" 2>/dev/null || true; "$HERE/base-hub.sh" stop "$base"' EXIT
 for i in $(seq 50); do [ -e "$radios/vm" ] && break; sleep 0.2; done
 [ -e "$radios/vm" ] || { echo "test.sh: cairn radio sim made no modem; see $OUT/$NAME.radio-sim.log" >&2; exit 1; }
+# The base hub at the other end of the radio; its card goes in on the
+# USB stick, as a camp would carry it.
+"$HERE/base-hub.sh" start "$base" "$radios/host"
+mcopy -i "$stick" "$base/card" ::/base-card.txt
 fwd="hostfwd=tcp:127.0.0.1:$PORT-:80,hostfwd=tcp:127.0.0.1:$TLSPORT-:443"
 if [ "$ARCH" = arm64 ]; then
     qemu=(qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024
@@ -77,22 +86,33 @@ qemu+=(-device qemu-xhci -drive if=none,id=stick,file="$stick",format=raw -devic
        -netdev "user,id=n0,$fwd" -object rng-random,filename=/dev/urandom,id=rng0 -device virtio-rng-pci,rng=rng0)
 
 # boot LOG: one boot of the disk until the VM powers itself off; the host
-# meanwhile fetches the admin setup page through port forwarding.
+# meanwhile fetches the admin setup page through port forwarding, and the
+# base hub takes the VM's card when it is printed and answers its mail.
 boot() {
     echo "== booting $NAME under QEMU (serial log: $1)"
-    local start vm code
+    local start vm code card
     start=$(date +%s)
-    timeout 1200 "${qemu[@]}" > "$1" 2>&1 < /dev/null &
+    timeout 1800 "${qemu[@]}" > "$1" 2>&1 < /dev/null &
     vm=$!
     host=fail
     while kill -0 "$vm" 2>/dev/null; do
         # From outside the hub, plain HTTP sends the admin pages to HTTPS.
-        code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 5 "http://127.0.0.1:$PORT/setup" || true)
-        if [ "$code" = "308 https://127.0.0.1/setup" ] \
-            && curl -sk --max-time 5 "https://127.0.0.1:$TLSPORT/setup" | grep -qi "setup code"; then
-            host=pass
-            echo "== host: the setup page is sent to HTTPS and answers there, through port forwarding, after $(( $(date +%s) - start )) s"
-            break
+        if [ "$host" = fail ]; then
+            code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 5 "http://127.0.0.1:$PORT/setup" || true)
+            if [ "$code" = "308 https://127.0.0.1/setup" ] \
+                && curl -skL --max-time 5 "https://127.0.0.1:$TLSPORT/setup" | grep -qi -e "setup code" -e "admin password"; then
+                host=pass
+                echo "== host: the setup page is sent to HTTPS and answers there (or, once the admin password is set, sends on to the login page), through port forwarding, after $(( $(date +%s) - start )) s"
+            fi
+        fi
+        if [ ! -f "$base/peered" ]; then
+            card=$(tr -d '\r' < "$1" | sed -n 's/.*SMOKE: card //p' | head -1)
+            if [ -n "$card" ]; then
+                "$HERE/base-hub.sh" peer "$base" "$card" && touch "$base/peered"
+                echo "== host: the base hub added the VM's hub as a peer with a LoRa uplink, after $(( $(date +%s) - start )) s"
+            fi
+        elif [ ! -f "$base/answered" ] && "$HERE/base-hub.sh" answer "$base"; then
+            echo "== host: camper@base.camp got the VM's mail by radio and answered $(cat "$base/answered"), after $(( $(date +%s) - start )) s"
         fi
         sleep 3
     done
@@ -100,10 +120,16 @@ boot() {
     grep 'SMOKE:' "$1" || true
     echo "== $(( $(date +%s) - start )) s in QEMU"
     grep -q 'SMOKE: RESULT PASS' "$1" || { echo "test.sh: the smoke test inside the VM did not pass; see $1" >&2; tail -40 "$1" >&2; exit 1; }
-    [ "$host" = pass ] || { echo "test.sh: the admin setup page never answered: http://127.0.0.1:$PORT/setup last said '$code' (want '308 https://127.0.0.1/setup'), then https://127.0.0.1:$TLSPORT/setup" >&2; exit 1; }
+    [ "$host" = pass ] || { echo "test.sh: the admin setup page never answered: http://127.0.0.1:$PORT/setup last said '$code' (want '308 https://127.0.0.1/setup'), then https://127.0.0.1:$TLSPORT/setup (want the setup or the login page)" >&2; exit 1; }
 }
 boot "$log"
 boot "$log2"
+[ -f "$base/answered" ] || { echo "test.sh: the base hub never got the VM's mail by radio; see $base/serve.log and $OUT/$NAME.radio-sim.log" >&2; exit 1; }
 grep -q 'SMOKE: second boot' "$log2" || { echo "test.sh: the second boot did not run the reboot checks; see $log2" >&2; exit 1; }
+echo "== PASS (the test image)"
+# The image a user flashes, checked from outside only; for arm64 also on
+# QEMU's Raspberry Pi 3 model.
+OUT=$OUT "$HERE/release-boot.sh" "$ARCH"
+if [ "$ARCH" = arm64 ]; then OUT=$OUT "$HERE/release-boot.sh" arm64 --raspi3b; fi
 echo "== PASS"
 if [ "$RECORD" = 1 ]; then "$HERE/tree-hash" --record "$ARCH"; fi
