@@ -226,6 +226,19 @@ async fn a_new_keyword_is_announced_before_it_is_shown() {
         "{}",
         r.all()
     );
+    // A FETCH that shows a keyword another session just gave (before this
+    // session polled) announces it first. (imaptest's stress run once hit
+    // the race where the keyword comes between the session's look at the
+    // mailbox and its FETCH; this test cannot force that timing, it checks
+    // the ordinary path.)
+    assert!(a.cmd("STORE 1 +FLAGS ($Tent)").await.ok());
+    let r = b.cmd("FETCH 1 (FLAGS)").await;
+    let (flags, fetch) = (at(&r, "* FLAGS"), at(&r, "* 1 FETCH"));
+    assert!(
+        r.ok() && flags.is_some() && flags < fetch && r.untagged[flags.unwrap()].contains("$Tent"),
+        "{}",
+        r.all()
+    );
     hub.shutdown().await;
 }
 
@@ -888,6 +901,24 @@ async fn qresync_tells_a_returning_client_what_vanished_and_changed() {
     let changed: Vec<&String> = r.untagged.iter().filter(|l| l.contains("FETCH")).collect();
     assert!(
         changed.len() == 1 && changed[0].contains("UID 2"),
+        "{}",
+        r.all()
+    );
+    // Once QRESYNC is on, every FETCH carries UID and MODSEQ, even those
+    // of STORE and FETCH by sequence number (RFC 7162 §3.2.4).
+    let r = c.cmd("STORE 1 +FLAGS (\\Flagged)").await;
+    assert!(
+        r.untagged
+            .iter()
+            .any(|l| l.starts_with("* 1 FETCH (UID 1 FLAGS (") && l.contains("MODSEQ (")),
+        "{}",
+        r.all()
+    );
+    let r = c.cmd("FETCH 2 (FLAGS)").await;
+    assert!(
+        r.untagged
+            .iter()
+            .any(|l| l.starts_with("* 2 FETCH (UID 2 FLAGS (") && l.contains("MODSEQ (")),
         "{}",
         r.all()
     );

@@ -55,31 +55,12 @@ impl SortFields {
             fields.sent = d.to_timestamp();
         }
         fields.subject = base_subject(msg.subject().unwrap_or("")).to_ascii_uppercase();
-        fn first<'a>(a: Option<&'a mail_parser::Address<'a>>) -> Option<&'a mail_parser::Addr<'a>> {
-            a.and_then(|a| a.first())
-        }
-        let local = |a: Option<&mail_parser::Addr<'_>>| {
-            a.and_then(|a| a.address.as_deref())
-                .map(|addr| addr.rsplit_once('@').map_or(addr, |(l, _)| l))
-                .unwrap_or("")
-                .to_ascii_uppercase()
-        };
-        let display = |a: Option<&mail_parser::Addr<'_>>| {
-            a.and_then(|a| {
-                a.name
-                    .as_deref()
-                    .filter(|n| !n.trim().is_empty())
-                    .or(a.address.as_deref())
-            })
-            .unwrap_or("")
-            .to_ascii_uppercase()
-        };
         let (from, to, cc) = (first(msg.from()), first(msg.to()), first(msg.cc()));
-        fields.from = local(from);
-        fields.to = local(to);
-        fields.cc = local(cc);
-        fields.display_from = display(from);
-        fields.display_to = display(to);
+        fields.from = from.0;
+        fields.to = to.0;
+        fields.cc = cc.0;
+        fields.display_from = from.1;
+        fields.display_to = to.1;
         fields
     }
 
@@ -88,6 +69,34 @@ impl SortFields {
         criteria
             .iter()
             .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size))
+    }
+}
+
+/// The first address of a header as ENVELOPE lists it: (its mailbox,
+/// its display name or else its address), upper-cased. A group comes
+/// first as its name (RFC 3501 §7.4.2 group syntax), so a group's name is
+/// both (as Dovecot sorts).
+fn first(a: Option<&mail_parser::Address<'_>>) -> (String, String) {
+    let of_addr = |a: &mail_parser::Addr<'_>| {
+        let address = a.address.as_deref().unwrap_or("");
+        let local = address.rsplit_once('@').map_or(address, |(l, _)| l);
+        let display = a
+            .name
+            .as_deref()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or(address);
+        (local.to_ascii_uppercase(), display.to_ascii_uppercase())
+    };
+    match a {
+        None => Default::default(),
+        Some(mail_parser::Address::List(list)) => list.first().map(of_addr).unwrap_or_default(),
+        Some(mail_parser::Address::Group(groups)) => match groups.first() {
+            Some(g) => match g.name.as_deref() {
+                Some(name) => (name.to_ascii_uppercase(), name.to_ascii_uppercase()),
+                None => g.addresses.first().map(of_addr).unwrap_or_default(),
+            },
+            None => Default::default(),
+        },
     }
 }
 

@@ -240,6 +240,7 @@ pub(crate) async fn fetch_cmd(
         );
     }
     let store = s.store().clone();
+    let qresync = s.qresync;
     // Report new mail first so the client's sequence numbers are current;
     // flag changes wait until after this command's own FETCH responses.
     let deferred = report_structure(s, server, uid).await;
@@ -285,6 +286,12 @@ pub(crate) async fn fetch_cmd(
         let flag_news = deferred.iter().any(|(_, u, _, _)| u.0 == m.uid as u32);
         let (flags, modseq) = flags_after(&store, mailbox, &m, sets_seen).await;
         let flags = with_recent(flags, recent.contains(&(m.uid as u32)));
+        // A keyword another session gave it since this session last
+        // looked is announced (FLAGS, PERMANENTFLAGS) before it is shown
+        // (RFC 3501 §7.2.6; imaptest's stress run found this one).
+        if let SessionState::Selected { view, .. } = &mut s.state {
+            announce_keywords(server, view, &flags);
+        }
         let needs_body = wants.iter().any(|w| {
             matches!(
                 w,
@@ -306,8 +313,9 @@ pub(crate) async fn fetch_cmd(
             Vec::new()
         };
         let mut items = Vec::new();
-        // RFC 3501 §6.4.8: UID FETCH always includes UID.
-        if uid && !wants.iter().any(|w| matches!(w, Want::Uid)) {
+        // RFC 3501 §6.4.8: UID FETCH always includes UID; so does every
+        // FETCH once QRESYNC is enabled (RFC 7162 §3.2.4).
+        if (uid || qresync) && !wants.iter().any(|w| matches!(w, Want::Uid)) {
             items.push(MessageDataItem::Uid(nz(m.uid as u32)));
         }
         if message_items(&wants, &m, &raw, (&flags, modseq), max_response, &mut items).is_none() {
@@ -322,7 +330,7 @@ pub(crate) async fn fetch_cmd(
         if (sets_seen || flag_news) && !wants.iter().any(|w| matches!(w, Want::Flags)) {
             items.push(MessageDataItem::Flags(flags_fetch(&flags)));
         }
-        if (changed_since.is_some() || flag_news)
+        if (changed_since.is_some() || flag_news || qresync)
             && !wants.iter().any(|w| matches!(w, Want::ModSeq))
         {
             items.push(MessageDataItem::ModSeq(

@@ -210,10 +210,12 @@ pub(crate) async fn store_cmd(
                 continue;
             };
             let mut items = vec![MessageDataItem::Flags(flags_fetch(&c.flags))];
-            if uid {
+            // RFC 7162 §3.2.4/§3.1.4: with QRESYNC (and so CONDSTORE)
+            // enabled, every untagged FETCH carries UID and MODSEQ.
+            if uid || s.qresync {
                 items.insert(0, MessageDataItem::Uid(nz(c.uid.0)));
             }
-            if unchanged_since.is_some() {
+            if unchanged_since.is_some() || s.qresync {
                 items.push(MessageDataItem::ModSeq(
                     NonZeroU64::new(c.modseq.0).unwrap_or(NonZeroU64::MIN),
                 ));
