@@ -280,11 +280,18 @@ fn write_durably(path: &Path, bytes: &[u8], private: bool, replace: bool) -> std
     }
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    if replace {
-        tmp.persist(path).map_err(|e| e.error)?;
+    let file = if replace {
+        tmp.persist(path)
     } else {
-        tmp.persist_noclobber(path).map_err(|e| e.error)?;
+        tmp.persist_noclobber(path)
     }
+    .map_err(|e| e.error)?;
+    // On FAT (the Pi's boot partition, where HUB-SETUP.txt goes) a file's
+    // size and first cluster live in its directory entry, and the entry
+    // the rename made holds them only once the file is synced again: the
+    // QEMU test, pulling the plug half a minute after first boot, found
+    // HUB-SETUP.txt there with 0 bytes.
+    file.sync_all()?;
     File::open(parent).and_then(|d| d.sync_all())
 }
 
