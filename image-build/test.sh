@@ -37,11 +37,7 @@ TLSPORT=${TLSPORT:-18443}
 "$HERE/build.sh" "$ARCH" --test
 # shellcheck source=image-build/lib.sh
 . "$HERE/lib.sh"
-if [ "$ARCH" = arm64 ]; then
-    command -v qemu-system-aarch64 >/dev/null || install_qemu qemu-system-arm
-else
-    command -v qemu-system-x86_64 >/dev/null || install_qemu qemu-system-x86
-fi
+need_qemu "$ARCH"
 
 disk=$OUT/$NAME.qcow2
 log=$OUT/$NAME.serial.log
@@ -69,21 +65,11 @@ for i in $(seq 50); do [ -e "$radios/vm" ] && break; sleep 0.2; done
 "$HERE/base-hub.sh" start "$base" "$radios/host"
 mcopy -i "$stick" "$base/card" ::/base-card.txt
 fwd="hostfwd=tcp:127.0.0.1:$PORT-:80,hostfwd=tcp:127.0.0.1:$TLSPORT-:443"
-if [ "$ARCH" = arm64 ]; then
-    qemu=(qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024
-          -append "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0 rootwait"
-          -drive if=none,id=hd0,file="$disk",format=qcow2 -device virtio-blk-pci,drive=hd0
-          -device virtio-net-pci,netdev=n0)
-else
-    qemu=(qemu-system-x86_64 -M q35 -smp 2 -m 1024
-          -append "root=LABEL=RASPIROOT rw console=ttyS0 net.ifnames=0 rootwait"
-          -drive if=virtio,file="$disk",format=qcow2
-          -device virtio-net-pci,netdev=n0)
-fi
+vm_machine "$ARCH" "$disk"
 qemu+=(-device qemu-xhci -drive if=none,id=stick,file="$stick",format=raw -device usb-storage,drive=stick
        -chardev serial,id=lora,path="$(readlink -f "$radios/vm")" -device usb-serial,chardev=lora
        -nographic -no-reboot -kernel "$OUT/$NAME.vmlinuz" -initrd "$OUT/$NAME.initrd"
-       -netdev "user,id=n0,$fwd" -object rng-random,filename=/dev/urandom,id=rng0 -device virtio-rng-pci,rng=rng0)
+       -netdev "user,id=n0,$fwd")
 
 # boot LOG: one boot of the disk until the VM powers itself off; the host
 # meanwhile fetches the admin setup page through port forwarding, and the
