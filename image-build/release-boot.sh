@@ -141,6 +141,9 @@ if [ "$ARCH" = arm64 ]; then
 else
     datapart=2
     dd if="$raw" of="$work/root.ext4" bs=1M iflag=skip_bytes skip="$(offset 1 "$raw")" count=1024 status=none
+    # As the next boot would: replay the journal (the plug was pulled, so
+    # what was synced may be only there), then read.
+    e2fsck -y -E journal_only "$work/root.ext4" > /dev/null 2>&1 || true
     debugfs -R "cat /boot/firmware/HUB-SETUP.txt" "$work/root.ext4" > "$work/setup.txt" 2>/dev/null
     debugfs -R "cat /boot/firmware/hub.toml" "$work/root.ext4" > "$work/hub.toml" 2>/dev/null
     [ -s "$work/setup.txt" ] || die "no /boot/firmware/HUB-SETUP.txt"
