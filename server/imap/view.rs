@@ -177,21 +177,8 @@ impl View {
 /// UIDs it does not hold (RFC 7162 §3.2.10). The answer has at most one
 /// range more than the messages in `present` per merged given range.
 pub fn missing_uids(present: &[Uid], ranges: &[(u32, u32)], top: u32) -> Vec<(u32, u32)> {
-    let mut wanted: Vec<(u32, u32)> = ranges
-        .iter()
-        .map(|&(a, b)| (a.min(b).max(1), a.max(b).min(top)))
-        .filter(|(a, b)| a <= b)
-        .collect();
-    wanted.sort_unstable();
-    let mut merged: Vec<(u32, u32)> = Vec::with_capacity(wanted.len());
-    for (a, b) in wanted {
-        match merged.last_mut() {
-            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
-            _ => merged.push((a, b)),
-        }
-    }
     let mut out = Vec::new();
-    for (a, b) in merged {
+    for (a, b) in merge_ranges(ranges, top) {
         let mut next = a;
         let from = present.partition_point(|u| u.0 < a);
         for u in present[from..].iter().take_while(|u| u.0 <= b) {
@@ -205,6 +192,32 @@ pub fn missing_uids(present: &[Uid], ranges: &[(u32, u32)], top: u32) -> Vec<(u3
         }
     }
     out
+}
+
+/// Inclusive UID ranges (in any order, reversed ones too) clamped to
+/// `1..=top`, sorted and merged: a client's many small ranges cost one
+/// sort, and [`in_ranges`] answers for each message by binary search.
+pub fn merge_ranges(ranges: &[(u32, u32)], top: u32) -> Vec<(u32, u32)> {
+    let mut wanted: Vec<(u32, u32)> = ranges
+        .iter()
+        .map(|&(a, b)| (a.min(b).max(1), a.max(b).min(top)))
+        .filter(|(a, b)| a <= b)
+        .collect();
+    wanted.sort_unstable();
+    let mut merged: Vec<(u32, u32)> = Vec::with_capacity(wanted.len());
+    for (a, b) in wanted {
+        match merged.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+}
+
+/// Whether `uid` is in `merged` (from [`merge_ranges`]).
+pub fn in_ranges(merged: &[(u32, u32)], uid: u32) -> bool {
+    let i = merged.partition_point(|(_, b)| *b < uid);
+    merged.get(i).is_some_and(|(a, _)| *a <= uid)
 }
 
 #[cfg(test)]
@@ -228,5 +241,9 @@ mod tests {
         assert_eq!(missing_uids(&present, &[(2, 3)], 10), []);
         assert_eq!(missing_uids(&[], &[(1, u32::MAX)], 3), [(1, 3)]);
         assert_eq!(missing_uids(&present, &[(1, 5)], 0), []);
+        let merged = merge_ranges(&[(9, 7), (1, 2), (3, 3), (20, 30)], 25);
+        assert_eq!(merged, [(1, 3), (7, 9), (20, 25)]);
+        let hits: Vec<u32> = (0..=27).filter(|u| in_ranges(&merged, *u)).collect();
+        assert_eq!(hits, [1, 2, 3, 7, 8, 9, 20, 21, 22, 23, 24, 25]);
     }
 }

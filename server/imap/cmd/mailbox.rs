@@ -2,7 +2,7 @@
 //! STATUS (RFC 3501 §6.3).
 
 use crate::imap::session::*;
-use crate::imap::view::{View, missing_uids};
+use crate::imap::view::{View, in_ranges, merge_ranges, missing_uids};
 use crate::store::MailboxRow;
 use imap_next::imap_types::command::SelectParameter;
 use imap_next::imap_types::core::{Atom, Tag, Vec1};
@@ -132,17 +132,20 @@ pub(crate) async fn select(
         && validity == view.uidvalidity
     {
         let top = u32::try_from(mb.uidnext - 1).unwrap_or(0);
-        let known: Vec<(u32, u32)> = match known {
-            Some(set) => set_ranges(set, top),
-            None => vec![(1, top)],
-        };
+        let known = merge_ranges(
+            &match known {
+                Some(set) => set_ranges(set, top),
+                None => vec![(1, top)],
+            },
+            top,
+        );
         if let Some(data) = vanished_data(&missing_uids(&view.uids, &known, top), true) {
             server.enqueue_data(data);
         }
         for m in &messages {
             let uid = m.uid as u32;
             if m.modseq as u64 > since
-                && known.iter().any(|(a, b)| (*a..=*b).contains(&uid))
+                && in_ranges(&known, uid)
                 && let Some(seq) = view.seq_of(crate::domain::Uid(uid))
             {
                 let flags = with_recent(
