@@ -749,3 +749,27 @@ async fn parallel_wrong_logins_get_only_the_budgets_worth_of_hashes() {
     );
     hub.stop("TERM");
 }
+
+/// A phone's SMTP session goes on as it was while other people change
+/// their passwords: the change wakes every session to re-check its login,
+/// and that wake-up cut a read short. The read had already grown the
+/// buffer by a zeroed 16 KiB chunk, so the phone's next command was
+/// answered "500 line too long" (found by tests/readme.rs under load).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_reads_on_unharmed_while_others_change_passwords() {
+    let (_tmp, hub) = hub(|_| {}).await;
+    let accounts = accounts_of(&hub);
+    let pw = cairn::domain::Password::chosen(PASSWORD).unwrap();
+    accounts.create(MALLORY, Some(pw.clone())).await.unwrap();
+    let mut smtp = smtp_login(&hub, MALLORY, PASSWORD).await;
+    for i in 0..5 {
+        // Bob changes his password: every session re-checks its login.
+        let new = cairn::domain::Password::chosen(&format!("{PASSWORD}-{i}")).unwrap();
+        accounts.set_password(BOB, Some(new)).await.unwrap();
+        // Let the session see the change while it waits for a command.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let r = smtp.cmd("NOOP").await;
+        assert!(r.starts_with("250"), "after password change {i}: {r}");
+    }
+    hub.shutdown().await;
+}

@@ -91,13 +91,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         Self::fill_buf(&mut self.stream, &mut self.inbuf).await
     }
 
+    /// Cancel-safe (it races the stop signal, account changes and the
+    /// idle timeout in `next_line`): `read_buf` appends only what it read.
+    /// It used to grow the buffer by a zeroed chunk before reading, so a
+    /// read cut short by an account change (anyone's new password wakes
+    /// every session to re-check its login) left 16 KiB of zeros in the
+    /// buffer, and the session's next command was "500 line too long"
+    /// (seen once in tests/readme.rs under load).
     async fn fill_buf(stream: &mut S, inbuf: &mut Vec<u8>) -> std::io::Result<usize> {
-        let start = inbuf.len();
-        inbuf.resize(start + READ_CHUNK, 0);
-        let r = stream.read(&mut inbuf[start..]).await;
-        let n = *r.as_ref().unwrap_or(&0);
-        inbuf.truncate(start + n);
-        r
+        inbuf.reserve(READ_CHUNK);
+        stream.read_buf(inbuf).await
     }
 
     /// After accounts changed: does the session's login still hold? With
