@@ -299,13 +299,8 @@ pub(crate) async fn report_structure(
     };
     if qresync {
         // RFC 7162 §3.2.10: one VANISHED by UID instead of EXPUNGEs.
-        let mut ranges: Vec<(u32, u32)> = Vec::new();
-        for u in &r.expunged_uids {
-            match ranges.last_mut() {
-                Some(last) if last.1 + 1 == u.0 => last.1 = u.0,
-                _ => ranges.push((u.0, u.0)),
-            }
-        }
+        let uids: Vec<(u32, u32)> = r.expunged_uids.iter().map(|u| (u.0, u.0)).collect();
+        let ranges = crate::imap::view::merge_ranges(&uids, u32::MAX);
         if let Some(data) = vanished_data(&ranges, false) {
             server.enqueue_data(data);
         }

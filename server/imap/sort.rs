@@ -32,19 +32,13 @@ impl SortFields {
     /// The fields of a message from its raw text (only the header is
     /// read). `seq`, `arrival` and `size` come from the store.
     pub fn of(raw: &[u8], seq: u32, arrival: i64, size: u64) -> SortFields {
+        let mut fields = SortFields::bare(seq, arrival, size);
         let header_end = raw
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
             .map(|i| i + 4)
             .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
             .unwrap_or(raw.len());
-        let mut fields = SortFields {
-            seq,
-            arrival,
-            sent: arrival,
-            size,
-            ..SortFields::default()
-        };
         let Some(msg) = mail_parser::MessageParser::default().parse_headers(&raw[..header_end])
         else {
             return fields;
@@ -62,6 +56,18 @@ impl SortFields {
         fields.display_from = from.1;
         fields.display_to = to.1;
         fields
+    }
+
+    /// What the store knows without the message's text: ARRIVAL, SIZE and
+    /// the sequence number (DATE falls back to the arrival).
+    pub fn bare(seq: u32, arrival: i64, size: u64) -> SortFields {
+        SortFields {
+            seq,
+            arrival,
+            sent: arrival,
+            size,
+            ..SortFields::default()
+        }
     }
 
     /// Whether sorting by `criteria` needs the messages' headers.

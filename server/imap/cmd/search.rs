@@ -75,13 +75,7 @@ pub(crate) async fn sort_cmd(
                 .await
                 .unwrap_or_default()
         } else {
-            SortFields {
-                seq: *seq,
-                arrival,
-                sent: arrival,
-                size,
-                ..SortFields::default()
-            }
+            SortFields::bare(*seq, arrival, size)
         };
         keyed.push((fields, if uid { m.uid as u32 } else { *seq }));
     }
