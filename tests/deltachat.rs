@@ -455,7 +455,7 @@ fn two_camps_chat_over_a_lossy_radio_on_each_modem() {
         let r = rt.block_on(common::radio::radio_pair(model, lossy, false));
         let (ai, asm) = common::deltachat::ports(&r.a.hub);
         let (bi, bsm) = common::deltachat::ports(&r.b.hub);
-        let mut rpc = Rpc::spawn();
+        let mut rpc = Rpc::spawn_patient(common::deltachat::RADIO_WAIT);
         let alice = rpc.account("alice@camp-a.example", PASSWORD, ai, asm);
         let bob = rpc.account("bob@camp-b.example", PASSWORD, bi, bsm);
         let chat = rpc.chat_with(alice, bob);

@@ -87,7 +87,7 @@ async fn mail_crosses_the_radio_both_ways_on_each_modem() {
             "over the air",
         )
         .await;
-        wait_inbox(&r.b, "bob@camp-b.example", 1, Duration::from_secs(60)).await;
+        wait_inbox(&r.b, "bob@camp-b.example", 1, Duration::from_secs(180)).await;
         send(
             &r.b,
             "bob@camp-b.example",
@@ -95,7 +95,7 @@ async fn mail_crosses_the_radio_both_ways_on_each_modem() {
             "and back",
         )
         .await;
-        wait_inbox(&r.a, "alice@camp-a.example", 1, Duration::from_secs(60)).await;
+        wait_inbox(&r.a, "alice@camp-a.example", 1, Duration::from_secs(180)).await;
         // Custody ends with the acknowledgement: both outboxes empty.
         for n in [&r.a, &r.b] {
             let mut empty = false;
@@ -157,7 +157,7 @@ async fn the_receiving_radio_page_follows_a_session_as_it_runs() {
         "watched as it comes",
     )
     .await;
-    wait_inbox(&r.b, "bob@camp-b.example", 1, Duration::from_secs(60)).await;
+    wait_inbox(&r.b, "bob@camp-b.example", 1, Duration::from_secs(180)).await;
     let followed = tokio::time::timeout(Duration::from_secs(30), followed).await;
     assert!(
         matches!(followed, Ok(Ok(true))),
@@ -280,7 +280,7 @@ async fn an_unplugged_modem_resumes_the_transfer_without_duplicates() {
     wait_radio(&r.a, RadioState::Ready).await;
     // The next sync continues from B's partial copy.
     common::relay::sync_now(&r.a, Some("camp-b")).await;
-    wait_inbox(&r.b, "bob@camp-b.example", 1, Duration::from_secs(120)).await;
+    wait_inbox(&r.b, "bob@camp-b.example", 1, Duration::from_secs(240)).await;
     let runs = r.b.hub.store.sync_history(10).await.unwrap();
     let moved: i64 = runs.iter().map(|h| h.bytes_in).sum();
     let last = runs

@@ -17,6 +17,11 @@ pub const DC_VERSION: &str = "2.65.0";
 pub const DC_WAIT: Duration = Duration::from_secs(90);
 /// The whole conversation with one rpc server must end by then.
 pub const RPC_WATCHDOG: Duration = Duration::from_secs(300);
+/// Deadline for a message carried by a radio. Over the simulated LoRa
+/// link of the tests one message takes 25–45 s here (duty-cycle pacing,
+/// and a poll's exponential back-off after lost frames can add a minute
+/// more); this guards against a hang, it does not measure speed.
+pub const RADIO_WAIT: Duration = Duration::from_secs(300);
 
 /// Path of the pinned `deltachat-rpc-server`, installing it on first use.
 pub fn rpc_server() -> PathBuf {
@@ -75,6 +80,8 @@ pub struct Rpc {
     log: VecDeque<String>,
     current: Arc<Mutex<String>>,
     waiting: Arc<Mutex<String>>,
+    /// How long a wait for an event or a message may take.
+    patience: Duration,
     _dir: tempfile::TempDir,
 }
 
@@ -83,6 +90,12 @@ const LOG_LINES: usize = 120;
 
 impl Rpc {
     pub fn spawn() -> Rpc {
+        Rpc::spawn_patient(DC_WAIT)
+    }
+
+    /// An rpc server whose waits for events and messages last up to
+    /// `patience` each (the whole conversation up to four of them).
+    pub fn spawn_patient(patience: Duration) -> Rpc {
         let bin = rpc_server();
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(bin)
@@ -118,7 +131,7 @@ impl Rpc {
         let limit = std::env::var("DC_WATCHDOG_SECS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .map_or(RPC_WATCHDOG, Duration::from_secs);
+            .map_or(RPC_WATCHDOG.max(patience * 4), Duration::from_secs);
         std::thread::spawn(move || {
             std::thread::sleep(limit);
             if std::path::Path::new(&format!("/proc/{pid}")).exists() {
@@ -143,6 +156,7 @@ impl Rpc {
             log: VecDeque::new(),
             current,
             waiting,
+            patience,
             _dir: dir,
         }
     }
@@ -258,7 +272,7 @@ impl Rpc {
     /// not match are kept for later waits.
     pub fn wait_event(&mut self, what: &str, pred: impl Fn(u64, &Value) -> bool) -> Value {
         *self.waiting.lock().unwrap() = what.to_string();
-        let deadline = Instant::now() + DC_WAIT;
+        let deadline = Instant::now() + self.patience;
         let mut keep = Vec::new();
         while Instant::now() < deadline {
             let mut found = None;
@@ -276,7 +290,10 @@ impl Rpc {
             }
         }
         self.backlog.extend(keep);
-        self.fail(&format!("{what}: did not happen within {DC_WAIT:?}"));
+        self.fail(&format!(
+            "{what}: did not happen within {:?}",
+            self.patience
+        ));
     }
 
     /// An account logged in to the hub over implicit TLS, certificate
@@ -343,7 +360,7 @@ impl Rpc {
     /// all chats are read as well, in case the event went to an earlier wait.
     pub fn wait_message(&mut self, acc: u64, what: &str, check: impl Fn(&Value) -> bool) -> Value {
         *self.waiting.lock().unwrap() = what.to_string();
-        let deadline = Instant::now() + DC_WAIT;
+        let deadline = Instant::now() + self.patience;
         let mut ids: Vec<u64> = Vec::new();
         let mut keep = Vec::new();
         let mut round = 0u32;
@@ -375,7 +392,10 @@ impl Rpc {
             }
         }
         self.backlog.extend(keep);
-        self.fail(&format!("{what}: did not happen within {DC_WAIT:?}"));
+        self.fail(&format!(
+            "{what}: did not happen within {:?}",
+            self.patience
+        ));
     }
 
     /// A message in any chat of `acc` (contact requests included) for which
@@ -400,7 +420,7 @@ impl Rpc {
     /// a message another device of the account sent, need not raise one).
     pub fn poll_message(&mut self, acc: u64, what: &str, check: impl Fn(&Value) -> bool) -> Value {
         *self.waiting.lock().unwrap() = what.to_string();
-        let deadline = Instant::now() + DC_WAIT;
+        let deadline = Instant::now() + self.patience;
         while Instant::now() < deadline {
             if let Some(m) = self.scan_chats(acc, &check) {
                 return m;
@@ -408,7 +428,10 @@ impl Rpc {
             // Keep the log current for a failure report.
             let _ = self.events_within(Duration::from_millis(500));
         }
-        self.fail(&format!("{what}: did not happen within {DC_WAIT:?}"));
+        self.fail(&format!(
+            "{what}: did not happen within {:?}",
+            self.patience
+        ));
     }
 }
 
