@@ -100,20 +100,23 @@ impl Refusals {
 }
 
 /// Accept connections on `listener` until `stop`. Each is let in by
-/// `admission` (when given) and handed to `serve` with its slot, which
-/// `serve` keeps for as long as the connection lives (it spawns the
-/// session's task itself). A connection turned away is told why in the
-/// protocol's words and closed, in a task of `tracker`. `what` names the
-/// listener in the log.
-pub async fn accept_loop(
+/// `admission` (when given); `serve` makes the connection's session, which
+/// runs in a task of `tracker` holding the connection's slot until it
+/// ends. A connection turned away is told why in the protocol's words and
+/// closed, in a task of `tracker` too. `what` names the listener in the
+/// log.
+pub async fn accept_loop<F, Fut>(
     what: &'static str,
     listener: TcpListener,
     admission: Option<Admission>,
     refusals: Refusals,
     stop: CancellationToken,
     tracker: Tasks,
-    mut serve: impl FnMut(TcpStream, SocketAddr, Option<Admitted>),
-) {
+    mut serve: F,
+) where
+    F: FnMut(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     loop {
         let (tcp, peer) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -148,7 +151,11 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        serve(tcp, peer, admitted);
+        let session = serve(tcp, peer);
+        tracker.spawn(async move {
+            let _slot = admitted;
+            session.await;
+        });
     }
 }
 

@@ -203,43 +203,45 @@ impl Serving<'_> {
                 stop,
                 tracker.clone(),
             ));
-        } else if field == "listen.https" {
-            let router = self
-                .router
-                .clone()
-                .layer(axum::Extension(web::Secure(true)))
-                .into_make_service_with_connect_info::<web::ClientAddr>();
-            let tls = crate::web::tls::TlsListener::new(
-                listener,
-                self.tls.clone(),
-                TLS_HANDSHAKE_TIMEOUT,
-                stop.clone(),
-            );
-            tracker.spawn(async move {
-                let r = axum::serve(tls, router)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await;
-                if let Err(e) = r {
-                    tracing::error!(%addr, error = %e, "HTTPS server stopped");
-                }
-            });
         } else {
+            // The pages: on HTTPS, or on plain HTTP, which sends the admin
+            // pages over to HTTPS when the hub has it.
+            let secure = field == "listen.https";
             let mut router = self.router.clone();
-            if let Some(https) = &self.https {
+            if !secure && let Some(https) = &self.https {
                 router = router.layer(axum::middleware::from_fn_with_state(
                     https.clone(),
                     web::https::admin_to_https,
                 ));
             }
             let router = router
-                .layer(axum::Extension(web::Secure(false)))
+                .layer(axum::Extension(web::Secure(secure)))
                 .into_make_service_with_connect_info::<web::ClientAddr>();
+            let shutdown = stop.clone().cancelled_owned();
+            let served: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
+                if secure {
+                    let tls = crate::web::tls::TlsListener::new(
+                        listener,
+                        self.tls.clone(),
+                        TLS_HANDSHAKE_TIMEOUT,
+                        stop,
+                    );
+                    Box::pin(
+                        axum::serve(tls, router)
+                            .with_graceful_shutdown(shutdown)
+                            .into_future(),
+                    )
+                } else {
+                    Box::pin(
+                        axum::serve(listener, router)
+                            .with_graceful_shutdown(shutdown)
+                            .into_future(),
+                    )
+                };
+            let what = if secure { "HTTPS" } else { "HTTP" };
             tracker.spawn(async move {
-                let r = axum::serve(listener, router)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await;
-                if let Err(e) = r {
-                    tracing::error!(%addr, error = %e, "HTTP server stopped");
+                if let Err(e) = served.await {
+                    tracing::error!(%addr, error = %e, "{what} server stopped");
                 }
             });
         }
@@ -260,26 +262,23 @@ async fn serve_link(
         relay::link::MAX_SESSIONS,
         relay::link::MAX_SESSIONS_PER_ADDRESS,
     );
-    let spawner = tracker.clone();
-    let refusals = crate::admission::Refusals::SILENT;
     crate::admission::accept_loop(
         "link",
         listener,
         Some(admission),
-        refusals,
+        crate::admission::Refusals::SILENT,
         stop.clone(),
         tracker,
-        move |stream, remote, admitted| {
+        move |stream, remote| {
             let relay = relay.clone();
             let stop = stop.clone();
             let remote = remote.to_string();
-            spawner.spawn(async move {
+            async move {
                 tokio::select! {
                     _ = relay::link::answer(&relay, stream, &remote) => {}
                     _ = stop.cancelled() => {}
                 }
-                drop(admitted);
-            });
+            }
         },
     )
     .await

@@ -329,6 +329,19 @@ async fn open_relay(config: &Config) -> Result<crate::relay::Relay> {
     Ok(prepared.relay())
 }
 
+/// Run `work` on the hub's relay, then close its database whatever
+/// `work` returned.
+async fn with_relay<F, Fut>(config: &Config, work: F) -> Result<()>
+where
+    F: FnOnce(crate::relay::Relay) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let relay = open_relay(config).await?;
+    let result = work(relay.clone()).await;
+    relay.store().close().await;
+    result
+}
+
 /// The password from the flags, or `None` to generate one.
 fn read_password(args: &PasswordArgs) -> Result<Option<Password>> {
     let raw = if let Some(p) = &args.password {

@@ -166,25 +166,27 @@ pub(super) async fn gateway(config: Config, cmd: &GatewayCommand) -> Result<()> 
 }
 
 pub(super) async fn node(config: Config, cmd: &NodeCommand) -> Result<()> {
-    let relay = open_relay(&config).await?;
-    match cmd {
-        NodeCommand::Card { addrs, qr } => {
-            let addrs = if addrs.is_empty() {
-                let names: Vec<String> =
-                    config.hub.hostnames.iter().map(|h| h.to_string()).collect();
-                crate::relay::node::link_addrs(&config.listen.link, &names)
-            } else {
-                addrs.clone()
-            };
-            let text = relay.card(addrs).to_text();
-            if *qr {
-                println!("{}", crate::relay::node::qr_text(&text)?);
+    let config = &config;
+    with_relay(config, |relay| async move {
+        match cmd {
+            NodeCommand::Card { addrs, qr } => {
+                let addrs = if addrs.is_empty() {
+                    let names: Vec<String> =
+                        config.hub.hostnames.iter().map(|h| h.to_string()).collect();
+                    crate::relay::node::link_addrs(&config.listen.link, &names)
+                } else {
+                    addrs.clone()
+                };
+                let text = relay.card(addrs).to_text();
+                if *qr {
+                    println!("{}", crate::relay::node::qr_text(&text)?);
+                }
+                println!("{text}");
             }
-            println!("{text}");
         }
-    }
-    relay.store().close().await;
-    Ok(())
+        Ok(())
+    })
+    .await
 }
 
 pub(super) async fn peer(config: Config, cmd: &PeerCommand) -> Result<()> {
@@ -194,8 +196,8 @@ pub(super) async fn peer(config: Config, cmd: &PeerCommand) -> Result<()> {
     } else if !matches!(cmd, PeerCommand::AddClassic { .. }) {
         datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
     }
-    let relay = open_relay(&config).await?;
-    let result = async {
+    let config = &config;
+    with_relay(config, |relay| async move {
         match cmd {
             PeerCommand::Add {
                 card,
@@ -278,16 +280,14 @@ pub(super) async fn peer(config: Config, cmd: &PeerCommand) -> Result<()> {
             }
         }
         Ok(())
-    }
-    .await;
-    relay.store().close().await;
-    result
+    })
+    .await
 }
 
 pub(super) async fn route(config: Config, cmd: &RouteCommand) -> Result<()> {
     datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
-    let relay = open_relay(&config).await?;
-    let result = async {
+    let config = &config;
+    with_relay(config, |relay| async move {
         match cmd {
             RouteCommand::Add { domain, peer } => {
                 relay.add_route(domain, peer).await?;
@@ -313,17 +313,15 @@ pub(super) async fn route(config: Config, cmd: &RouteCommand) -> Result<()> {
             }
         }
         Ok(())
-    }
-    .await;
-    relay.store().close().await;
-    result
+    })
+    .await
 }
 
 pub(super) async fn uplink(config: Config, cmd: &UplinkCommand) -> Result<()> {
     datadir::require_existing(&Layout::new(config.data_dir.clone()))?;
-    let relay = open_relay(&config).await?;
-    let syncer = crate::relay::uplink::Syncer::new(relay.clone());
-    let result = async {
+    let config = &config;
+    with_relay(config, |relay| async move {
+        let syncer = crate::relay::uplink::Syncer::new(relay.clone());
         match cmd {
             UplinkCommand::Add {
                 peer,
@@ -403,10 +401,8 @@ pub(super) async fn uplink(config: Config, cmd: &UplinkCommand) -> Result<()> {
             }
         }
         Ok(())
-    }
-    .await;
-    relay.store().close().await;
-    result
+    })
+    .await
 }
 
 pub(super) async fn sync(config: Config, only: &Option<String>) -> Result<()> {

@@ -323,61 +323,74 @@ impl Config {
     /// The built-in defaults of a profile: the profiles differ in where
     /// they keep data, their names and their ports.
     pub fn defaults(profile: Profile) -> Self {
-        match profile {
-            Profile::Laptop => Config {
-                profile,
-                data_dir: PathBuf::from("./cairn-data"),
-                hub: HubConfig {
-                    name: "cairn".into(),
-                    domains: vec![Domain::Literal([127, 0, 0, 1].into())],
-                    hostnames: vec![
-                        Hostname::Ip([127, 0, 0, 1].into()),
-                        Hostname::Name("localhost".into()),
-                    ],
-                },
-                listen: ListenConfig {
-                    smtp_submission_tls: addrs(&["127.0.0.1:1465"]),
-                    smtp_submission: addrs(&["127.0.0.1:1587"]),
-                    smtp_mx: addrs(&["127.0.0.1:2525"]),
-                    imap_tls: addrs(&["127.0.0.1:1993"]),
-                    imap: addrs(&["127.0.0.1:1143"]),
-                    http: addrs(&["127.0.0.1:8080"]),
-                    https: addrs(&["127.0.0.1:8443"]),
-                    link: addrs(&["127.0.0.1:7465"]),
-                },
-                limits: Limits::default(),
-                mail: MailConfig::default(),
-                security: Security::default(),
-                gateway: GatewayConfig::default(),
-                radio: RadioConfig::default(),
+        // Where the data lives, the hub's address and host name, and where
+        // each service listens: SMTP submission (TLS, STARTTLS), MX, IMAP
+        // (TLS, STARTTLS), HTTP, HTTPS, the link.
+        let (data_dir, ip, host, listen) = match profile {
+            Profile::Laptop => (
+                "./cairn-data",
+                [127, 0, 0, 1],
+                "localhost",
+                [
+                    "127.0.0.1:1465",
+                    "127.0.0.1:1587",
+                    "127.0.0.1:2525",
+                    "127.0.0.1:1993",
+                    "127.0.0.1:1143",
+                    "127.0.0.1:8080",
+                    "127.0.0.1:8443",
+                    "127.0.0.1:7465",
+                ],
+            ),
+            Profile::Appliance => (
+                "/var/lib/cairn",
+                [10, 42, 0, 1],
+                "hub.camp",
+                [
+                    "0.0.0.0:465",
+                    "0.0.0.0:587",
+                    "0.0.0.0:25",
+                    "0.0.0.0:993",
+                    "0.0.0.0:143",
+                    "0.0.0.0:80",
+                    "0.0.0.0:443",
+                    "[::]:7465",
+                ],
+            ),
+        };
+        let [
+            submission_tls,
+            submission,
+            mx,
+            imap_tls,
+            imap,
+            http,
+            https,
+            link,
+        ] = listen.map(|a| addrs(&[a]));
+        Config {
+            profile,
+            data_dir: PathBuf::from(data_dir),
+            hub: HubConfig {
+                name: "cairn".into(),
+                domains: vec![Domain::Literal(ip.into())],
+                hostnames: vec![Hostname::Ip(ip.into()), Hostname::Name(host.into())],
             },
-            Profile::Appliance => Config {
-                profile,
-                data_dir: PathBuf::from("/var/lib/cairn"),
-                hub: HubConfig {
-                    name: "cairn".into(),
-                    domains: vec![Domain::Literal([10, 42, 0, 1].into())],
-                    hostnames: vec![
-                        Hostname::Ip([10, 42, 0, 1].into()),
-                        Hostname::Name("hub.camp".into()),
-                    ],
-                },
-                listen: ListenConfig {
-                    smtp_submission_tls: addrs(&["0.0.0.0:465"]),
-                    smtp_submission: addrs(&["0.0.0.0:587"]),
-                    smtp_mx: addrs(&["0.0.0.0:25"]),
-                    imap_tls: addrs(&["0.0.0.0:993"]),
-                    imap: addrs(&["0.0.0.0:143"]),
-                    http: addrs(&["0.0.0.0:80"]),
-                    https: addrs(&["0.0.0.0:443"]),
-                    link: addrs(&["[::]:7465"]),
-                },
-                limits: Limits::default(),
-                mail: MailConfig::default(),
-                security: Security::default(),
-                gateway: GatewayConfig::default(),
-                radio: RadioConfig::default(),
+            listen: ListenConfig {
+                smtp_submission_tls: submission_tls,
+                smtp_submission: submission,
+                smtp_mx: mx,
+                imap_tls,
+                imap,
+                http,
+                https,
+                link,
             },
+            limits: Limits::default(),
+            mail: MailConfig::default(),
+            security: Security::default(),
+            gateway: GatewayConfig::default(),
+            radio: RadioConfig::default(),
         }
     }
 }

@@ -4,9 +4,11 @@ use super::connection;
 use crate::admission::{Admission, Refusals, accept_loop};
 use crate::mail::transaction::MailRules;
 use crate::tasks::Tasks;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -48,7 +50,6 @@ pub async fn serve(
         too_many_from_address:
             b"* BYE too many connections from your address, close some first\r\n",
     };
-    let spawner = tracker.clone();
     accept_loop(
         "IMAP",
         listener,
@@ -56,53 +57,47 @@ pub async fn serve(
         refusals,
         stop.clone(),
         tracker,
-        move |tcp, peer, permit| {
-            let ctx = ctx.clone();
-            let stop = stop.clone();
+        move |tcp, peer| {
             let span = tracing::info_span!("imap", %peer, ?mode);
-            spawner.spawn(
-                async move {
-                    let _permit = permit;
-                    let result = match mode {
-                        Mode::Tls => {
-                            match crate::tls::handshake(&ctx.tls, tcp, TLS_HANDSHAKE_TIMEOUT, peer)
-                                .await
-                            {
-                                Some(tls) => connection::run(tls, peer, ctx, true, stop)
-                                    .await
-                                    .map(|_| None),
-                                None => Ok(None),
-                            }
-                        }
-                        Mode::StartTls => {
-                            match connection::run(tcp, peer, ctx.clone(), false, stop.clone()).await
-                            {
-                                Ok(Some(tcp)) => {
-                                    match crate::tls::handshake(
-                                        &ctx.tls,
-                                        tcp,
-                                        TLS_HANDSHAKE_TIMEOUT,
-                                        peer,
-                                    )
-                                    .await
-                                    {
-                                        Some(tls) => connection::run(tls, peer, ctx, true, stop)
-                                            .await
-                                            .map(|_| None),
-                                        None => Ok(None),
-                                    }
-                                }
-                                other => other,
-                            }
-                        }
-                    };
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "IMAP connection ended with an error");
-                    }
-                }
-                .instrument(span),
-            );
+            session(tcp, peer, mode, ctx.clone(), stop.clone()).instrument(span)
         },
     )
     .await
+}
+
+/// One connection, from its first byte (or TLS handshake) to its end;
+/// STARTTLS hands the plain connection back to be wrapped.
+async fn session(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    mode: Mode,
+    ctx: Arc<ImapContext>,
+    stop: CancellationToken,
+) {
+    let result = match mode {
+        Mode::Tls => {
+            match crate::tls::handshake(&ctx.tls, tcp, TLS_HANDSHAKE_TIMEOUT, peer).await {
+                Some(tls) => connection::run(tls, peer, ctx, true, stop)
+                    .await
+                    .map(|_| None),
+                None => Ok(None),
+            }
+        }
+        Mode::StartTls => {
+            match connection::run(tcp, peer, ctx.clone(), false, stop.clone()).await {
+                Ok(Some(tcp)) => {
+                    match crate::tls::handshake(&ctx.tls, tcp, TLS_HANDSHAKE_TIMEOUT, peer).await {
+                        Some(tls) => connection::run(tls, peer, ctx, true, stop)
+                            .await
+                            .map(|_| None),
+                        None => Ok(None),
+                    }
+                }
+                other => other,
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "IMAP connection ended with an error");
+    }
 }

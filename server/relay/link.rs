@@ -97,11 +97,8 @@ impl Channel {
     {
         let noise = Arc::new(noise);
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let (in_tx, incoming) = mpsc::channel(4);
-        let (control, control_rx) = mpsc::unbounded_channel::<Msg>();
-        let (data, data_rx) = mpsc::channel::<Msg>(4);
         let n = noise.clone();
-        let reader = tokio::spawn(async move {
+        let read = |in_tx: mpsc::Sender<LinkResult<Msg>>| async move {
             let mut nonce = 0u64;
             let mut frame = Vec::new();
             let mut plain = vec![0u8; NOISE_MAX];
@@ -134,11 +131,10 @@ impl Channel {
                     return;
                 }
             }
-        });
-        let writer = tokio::spawn(async move {
+        };
+        let write = |mut outgoing: Outgoing| async move {
             let mut nonce = 0u64;
             let mut frame = vec![0u8; NOISE_MAX];
-            let mut outgoing = Outgoing::new(control_rx, data_rx);
             while let Some(msg) = outgoing.next(Some(KEEPALIVE)).await {
                 let plain = postcard::to_allocvec(&msg).expect("messages serialise");
                 let Ok(len) = noise.write_message(nonce, &plain, &mut frame) else {
@@ -151,15 +147,8 @@ impl Channel {
                 }
             }
             let _ = wr.shutdown().await;
-        });
-        Channel {
-            incoming,
-            control,
-            data,
-            reader,
-            writer,
-            close_wait: HANDSHAKE_TIMEOUT,
-        }
+        };
+        Channel::spawn(4, HANDSHAKE_TIMEOUT, read, write)
     }
 }
 

@@ -163,30 +163,23 @@ impl Syncer {
             .parse()
             .map_err(|e: super::carrier::UnknownCarrier| RelayError::Input(e.to_string()))?;
         match kind {
-            CarrierKind::Link => {
+            CarrierKind::Link | CarrierKind::Lora => {
                 if p.is_classic() {
                     return Err(RelayError::Classic(p.name));
                 }
                 if !target.is_empty() {
-                    return Err(RelayError::Input(
-                        "a link uplink uses the peer's addresses from its card; give no target"
-                            .into(),
-                    ));
-                }
-            }
-            CarrierKind::Lora => {
-                if p.is_classic() {
-                    return Err(RelayError::Classic(p.name));
-                }
-                if !target.is_empty() {
-                    return Err(RelayError::Input(
-                        "a lora uplink uses the hub's radio (radio.port in the configuration); give no target"
-                            .into(),
-                    ));
+                    let uses = if kind == CarrierKind::Link {
+                        "the peer's addresses from its card"
+                    } else {
+                        "the hub's radio (radio.port in the configuration)"
+                    };
+                    return Err(RelayError::Input(format!(
+                        "a {kind} uplink uses {uses}; give no target"
+                    )));
                 }
                 // The configuration, not the radio service: the command
                 // line adds uplinks beside a running hub that owns the modem.
-                if !relay.config.radio {
+                if kind == CarrierKind::Lora && !relay.config.radio {
                     return Err(RelayError::Input(
                         "this hub has no radio: set radio.port in its configuration first".into(),
                     ));

@@ -4,9 +4,11 @@ use super::session;
 use crate::admission::{Admission, Refusals, accept_loop};
 use crate::mail::transaction::MailRules;
 use crate::tasks::Tasks;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -56,7 +58,6 @@ pub async fn serve(
         too_many_from_address:
             b"421 4.7.0 too many connections from your address, close some first\r\n",
     };
-    let spawner = tracker.clone();
     accept_loop(
         "SMTP",
         l.listener,
@@ -64,30 +65,31 @@ pub async fn serve(
         refusals,
         stop.clone(),
         tracker,
-        move |tcp, peer, permit| {
-            let ctx = ctx.clone();
-            let stop = stop.clone();
+        move |tcp, peer| {
             let span = tracing::info_span!("smtp", %peer, ?mode);
-            spawner.spawn(
-                async move {
-                    let _permit = permit;
-                    let result = if mode == Mode::SubmissionTls {
-                        match crate::tls::handshake(&ctx.tls, tcp, TLS_HANDSHAKE_TIMEOUT, peer)
-                            .await
-                        {
-                            Some(tls) => session::run(tls, peer, ctx, mode, stop).await,
-                            None => Ok(()),
-                        }
-                    } else {
-                        session::run(tcp, peer, ctx, mode, stop).await
-                    };
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "SMTP connection ended with an error");
-                    }
-                }
-                .instrument(span),
-            );
+            session(tcp, peer, mode, ctx.clone(), stop.clone()).instrument(span)
         },
     )
     .await
+}
+
+/// One connection, from its first byte (or TLS handshake) to its end.
+async fn session(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    mode: Mode,
+    ctx: Arc<SmtpContext>,
+    stop: CancellationToken,
+) {
+    let result = if mode == Mode::SubmissionTls {
+        match crate::tls::handshake(&ctx.tls, tcp, TLS_HANDSHAKE_TIMEOUT, peer).await {
+            Some(tls) => session::run(tls, peer, ctx, mode, stop).await,
+            None => Ok(()),
+        }
+    } else {
+        session::run(tcp, peer, ctx, mode, stop).await
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "SMTP connection ended with an error");
+    }
 }

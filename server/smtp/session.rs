@@ -320,7 +320,9 @@ where
                     st.errors += 1;
                     conn.reply(&path_error(e));
                 }
-                Ok(cmd) if v == path::Verb::Mail => mail_from(conn, st, peer, ctx, mode, cmd),
+                Ok(cmd) if v == path::Verb::Mail => {
+                    conn.reply(&mail_from(st, peer, ctx, mode, cmd))
+                }
                 Ok(cmd) => rcpt_to(conn, st, ctx, mode, cmd).await,
             }
             continue;
@@ -532,47 +534,40 @@ where
     Ok(None)
 }
 
-/// RFC 5321 §4.1.1.2 MAIL
-fn mail_from<S>(
-    conn: &mut Conn<S>,
+/// RFC 5321 §4.1.1.2 MAIL: the reply, and the transaction begun if the
+/// sender is accepted.
+fn mail_from(
     st: &mut State,
     peer: SocketAddr,
     ctx: &SmtpContext,
     mode: Mode,
     cmd: path::PathCommand,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+) -> Reply {
     if st.helo.is_none() {
-        conn.reply(&Reply::new(503, "5.5.1", "say EHLO first"));
-    } else if st.tx.is_some() {
-        conn.reply(&Reply::new(503, "5.5.1", "nested MAIL command"));
-    } else if cmd.size.is_some_and(|s| s > ctx.max_message_size) {
-        conn.reply(&Reply::new(
-            552,
-            "5.3.4",
-            format!("message too big: at most {} bytes", ctx.max_message_size),
-        ));
-    } else {
-        let origin = match (mode, &st.login) {
-            (Mode::Mx, _) => Some(Origin::Peer(Remote {
-                ip: peer.ip(),
-                helo: st.helo.clone().unwrap_or_default(),
-                tls: st.tls,
-            })),
-            (_, Some(o)) => Some(o.clone()),
-            (_, None) => None,
-        };
-        match origin {
-            None => conn.reply(&Reply::new(530, "5.7.0", "log in first (AUTH)")),
-            Some(origin) => match ctx.rules.begin(origin, &cmd.address) {
-                Ok(tx) => {
-                    st.tx = Some(tx);
-                    conn.reply(&Reply::new(250, "2.1.0", "sender OK"));
-                }
-                Err(e) => conn.reply(&Reply::from(&e)),
-            },
+        return Reply::new(503, "5.5.1", "say EHLO first");
+    }
+    if st.tx.is_some() {
+        return Reply::new(503, "5.5.1", "nested MAIL command");
+    }
+    if cmd.size.is_some_and(|s| s > ctx.max_message_size) {
+        let said = format!("message too big: at most {} bytes", ctx.max_message_size);
+        return Reply::new(552, "5.3.4", said);
+    }
+    let origin = match (mode, &st.login) {
+        (Mode::Mx, _) => Origin::Peer(Remote {
+            ip: peer.ip(),
+            helo: st.helo.clone().unwrap_or_default(),
+            tls: st.tls,
+        }),
+        (_, Some(o)) => o.clone(),
+        (_, None) => return Reply::new(530, "5.7.0", "log in first (AUTH)"),
+    };
+    match ctx.rules.begin(origin, &cmd.address) {
+        Ok(tx) => {
+            st.tx = Some(tx);
+            Reply::new(250, "2.1.0", "sender OK")
         }
+        Err(e) => Reply::from(&e),
     }
 }
 

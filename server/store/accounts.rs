@@ -145,11 +145,13 @@ impl Store {
 
     /// Delete an account; false when there is no such account.
     pub async fn account_remove(&self, address: &Address) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM accounts WHERE address = ?")
-            .bind(address.to_string())
-            .execute(self.pool())
+        let r = self
+            .execute_with(
+                "DELETE FROM accounts WHERE address = ?",
+                address.to_string(),
+            )
             .await?;
-        let removed = r.rows_affected() > 0;
+        let removed = r > 0;
         if removed {
             self.credentials_changed().await;
         }

@@ -44,30 +44,24 @@ impl Store {
     }
 
     pub async fn admin_session_delete(&self, token_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = ?")
-            .bind(token_hash)
-            .execute(self.pool())
-            .await?;
+        self.execute_with(
+            "DELETE FROM admin_sessions WHERE token_hash = ?",
+            token_hash,
+        )
+        .await?;
         Ok(())
     }
 
     /// Forget sessions that expired before `at`.
     pub async fn admin_sessions_purge(&self, at: i64) -> Result<u64> {
-        Ok(
-            sqlx::query("DELETE FROM admin_sessions WHERE expires_at < ?")
-                .bind(at)
-                .execute(self.pool())
-                .await?
-                .rows_affected(),
-        )
+        self.execute_with("DELETE FROM admin_sessions WHERE expires_at < ?", at)
+            .await
     }
 
     /// End every session but `keep` (the admin's own, after changing the
     /// password on the pages).
     pub async fn admin_sessions_clear_others(&self, keep: &str) -> Result<()> {
-        sqlx::query("DELETE FROM admin_sessions WHERE token_hash <> ?")
-            .bind(keep)
-            .execute(self.pool())
+        self.execute_with("DELETE FROM admin_sessions WHERE token_hash <> ?", keep)
             .await?;
         Ok(())
     }

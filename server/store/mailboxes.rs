@@ -138,11 +138,10 @@ impl Store {
 
     /// Delete a mailbox and its messages; false when it did not exist.
     pub async fn mailbox_delete(&self, id: MailboxId) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM mailboxes WHERE id = ?")
-            .bind(id.0)
-            .execute(self.pool())
+        let r = self
+            .execute_with("DELETE FROM mailboxes WHERE id = ?", id.0)
             .await?;
-        Ok(r.rows_affected() > 0)
+        Ok(r > 0)
     }
 
     /// Rename; false when the new name is taken.

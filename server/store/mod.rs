@@ -208,6 +208,15 @@ impl Store {
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// One statement with one argument; how many rows it changed.
+    pub(crate) async fn execute_with<'q, T>(&self, sql: &'static str, arg: T) -> Result<u64>
+    where
+        T: 'q + Send + sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    {
+        let done = sqlx::query(sql).bind(arg).execute(self.pool()).await?;
+        Ok(done.rows_affected())
+    }
 }
 
 #[cfg(test)]

@@ -145,11 +145,10 @@ impl Store {
     }
 
     pub async fn route_remove(&self, domain: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM routes WHERE domain = ?")
-            .bind(domain)
-            .execute(self.pool())
+        let r = self
+            .execute_with("DELETE FROM routes WHERE domain = ?", domain)
             .await?;
-        Ok(r.rows_affected() > 0)
+        Ok(r > 0)
     }
 
     /// Whether `domain` has a route of its own (the default route does not count).

@@ -34,9 +34,7 @@ impl Store {
     /// Transmissions in `band` since `since_ms`, oldest first; older rows
     /// are pruned (the ledger's window is an hour).
     pub async fn airtime_since(&self, band: &str, since_ms: i64) -> Result<Vec<(i64, i64)>> {
-        sqlx::query("DELETE FROM radio_airtime WHERE at_ms < ?")
-            .bind(since_ms)
-            .execute(self.pool())
+        self.execute_with("DELETE FROM radio_airtime WHERE at_ms < ?", since_ms)
             .await?;
         Ok(sqlx::query_as(
             "SELECT at_ms, airtime_us FROM radio_airtime WHERE band = ? AND at_ms >= ? ORDER BY at_ms",
@@ -115,9 +113,7 @@ impl Store {
 
     /// Forget which keys `peer_id` holds (it could not resolve one).
     pub async fn keys_held_forget(&self, peer_id: PeerId) -> Result<()> {
-        sqlx::query("DELETE FROM keys_held WHERE peer_id = ?")
-            .bind(peer_id.0)
-            .execute(self.pool())
+        self.execute_with("DELETE FROM keys_held WHERE peer_id = ?", peer_id.0)
             .await?;
         Ok(())
     }

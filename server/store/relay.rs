@@ -416,11 +416,8 @@ impl Store {
     /// Forget items first seen before `before` (Unix seconds). Returns how
     /// many were forgotten.
     pub async fn items_seen_prune(&self, before: i64) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM items_seen WHERE seen_at < ?")
-            .bind(before)
-            .execute(self.pool())
-            .await?
-            .rows_affected())
+        self.execute_with("DELETE FROM items_seen WHERE seen_at < ?", before)
+            .await
     }
 
     /// Has this node already taken custody of these items?

@@ -67,10 +67,9 @@ impl Store {
 
     /// Remove a setting; true when it existed.
     pub async fn settings_delete(&self, key: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM settings WHERE key = ?")
-            .bind(key)
-            .execute(self.pool())
+        let r = self
+            .execute_with("DELETE FROM settings WHERE key = ?", key)
             .await?;
-        Ok(r.rows_affected() > 0)
+        Ok(r > 0)
     }
 }

@@ -98,11 +98,9 @@ impl Store {
     }
 
     pub async fn uplink_remove(&self, id: UplinkId) -> Result<bool> {
-        Ok(sqlx::query("DELETE FROM uplinks WHERE id = ?")
-            .bind(id.0)
-            .execute(self.pool())
+        Ok(self
+            .execute_with("DELETE FROM uplinks WHERE id = ?", id.0)
             .await?
-            .rows_affected()
             > 0)
     }
 
@@ -223,12 +221,7 @@ impl Store {
     /// Forget bundle records older than `before` (Unix seconds): a stick
     /// that never came back.
     pub async fn folder_bundles_prune(&self, before: i64) -> Result<u64> {
-        Ok(
-            sqlx::query("DELETE FROM folder_bundles WHERE written_at < ?")
-                .bind(before)
-                .execute(self.pool())
-                .await?
-                .rows_affected(),
-        )
+        self.execute_with("DELETE FROM folder_bundles WHERE written_at < ?", before)
+            .await
     }
 }

@@ -247,12 +247,11 @@ async fn cards_page(state: &AppState, title: &str, cards: Vec<Card>) -> Response
     no_store(page)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 struct CreateForm {
     /// A name (local part or whole address); empty for generated names.
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     count: String,
 }
 

@@ -8,7 +8,7 @@
 //! passwords and setup codes are limited per client IP.
 
 use super::flash::{Flash, again};
-use super::guard::{AdminForm, AdminPage, WebError, WebResult};
+use super::guard::{AdminForm, AdminPage, TokenForm, WebError, WebResult};
 use super::no_store;
 use super::{AppState, Secure};
 use crate::domain::Password;
@@ -19,7 +19,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use aws_lc_rs::digest;
 use axum::Router;
-use axum::extract::{ConnectInfo, Form, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -286,8 +286,6 @@ async fn is_admin_password(state: &AppState, given: &str) -> WebResult<Option<bo
 
 #[derive(serde::Deserialize)]
 struct SetupForm {
-    #[serde(default)]
-    form: String,
     code: String,
     password: String,
     confirm: String,
@@ -314,15 +312,8 @@ async fn setup_submit(
     State(state): State<AppState>,
     ConnectInfo(super::ClientAddr(peer)): ConnectInfo<super::ClientAddr>,
     axum::Extension(secure): axum::Extension<Secure>,
-    headers: HeaderMap,
-    Form(f): Form<SetupForm>,
+    TokenForm(f): TokenForm<SetupForm>,
 ) -> WebResult {
-    if !form_token_ok(&headers, &f.form) {
-        return Err(WebError::page(
-            StatusCode::FORBIDDEN,
-            "This form expired or came from another site: open the setup page again.",
-        ));
-    }
     if admin_password(&state).await?.is_some() {
         return Ok(Redirect::to("/admin/login").into_response());
     }
@@ -389,8 +380,6 @@ struct LoginPage {
 
 #[derive(serde::Deserialize)]
 struct LoginForm {
-    #[serde(default)]
-    form: String,
     password: String,
 }
 
@@ -423,15 +412,8 @@ async fn login_submit(
     State(state): State<AppState>,
     ConnectInfo(super::ClientAddr(peer)): ConnectInfo<super::ClientAddr>,
     axum::Extension(secure): axum::Extension<Secure>,
-    headers: HeaderMap,
-    Form(f): Form<LoginForm>,
+    TokenForm(f): TokenForm<LoginForm>,
 ) -> WebResult {
-    if !form_token_ok(&headers, &f.form) {
-        return Err(WebError::page(
-            StatusCode::FORBIDDEN,
-            "This form expired or came from another site: open the login page again.",
-        ));
-    }
     let ip = peer.ip();
     charge_attempt(&state, ip)?;
     let Some(ok) = is_admin_password(&state, &f.password).await? else {
@@ -492,13 +474,11 @@ async fn password_page(State(state): State<AppState>, AdminPage(s, flash): Admin
     }))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 struct PasswordForm {
-    #[serde(default)]
     current: String,
-    #[serde(default)]
     password: String,
-    #[serde(default)]
     confirm: String,
 }
 

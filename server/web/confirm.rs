@@ -49,9 +49,9 @@ pub fn ask(state: &super::AppState, session: AdminSession, ask: Ask) -> Response
 
 /// A form whose only field is the confirmation (an action's own fields
 /// are in its path).
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 pub struct ConfirmForm {
-    #[serde(default)]
     pub confirm: String,
 }
 

@@ -45,9 +45,9 @@ struct GatewayPage {
     zone: String,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 struct CheckQuery {
-    #[serde(default)]
     check: Option<String>,
 }
 

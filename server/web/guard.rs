@@ -3,7 +3,9 @@
 //! ([`Admin`]) and a form posted by one with its CSRF token checked
 //! ([`AdminForm`]). A POST handler takes an `AdminForm`, so it cannot
 //! forget either check: the session is checked before a byte of the body
-//! is read, the token before the form's own fields are.
+//! is read, the token before the form's own fields are. The forms before
+//! a login (setup, login, join) stand behind [`TokenForm`] instead: the
+//! double-submitted form token of the page that showed them.
 
 use super::AppState;
 use super::admin::{self, page_error};
@@ -142,10 +144,37 @@ impl Admin {
 /// its session's token; then the form's own fields as `T`.
 pub struct AdminForm<T>(pub AdminSession, pub T);
 
-#[derive(serde::Deserialize)]
-struct TokenOnly {
-    #[serde(default)]
+/// The tokens a form may carry: `csrf` (an admin session's) or `form`
+/// (the double-submitted token of the pages before a login).
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Tokens {
     csrf: String,
+    form: String,
+}
+
+/// Read a posted form: at most [`MAX_FORM_BODY`] bytes, its token checked
+/// by `token_ok` before its own fields are decoded. Refusals are made by
+/// `refuse` and tell the user to open `again` (e.g. "the page") again.
+async fn checked_form<T: DeserializeOwned>(
+    body: axum::body::Body,
+    token_ok: impl FnOnce(&Tokens) -> bool,
+    refuse: impl Fn(StatusCode, String) -> WebError,
+    again: &str,
+) -> WebResult<T> {
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BODY).await else {
+        let words = "That form is too large: shorten what you typed.";
+        return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, words.into()));
+    };
+    let tokens: Tokens = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+    if !token_ok(&tokens) {
+        let words = format!("This form expired or came from another site: open {again} again.");
+        return Err(refuse(StatusCode::FORBIDDEN, words));
+    }
+    serde_urlencoded::from_bytes(&bytes).map_err(|e| {
+        let words = format!("The form arrived incomplete ({e}): open {again} again and resend it.");
+        refuse(StatusCode::UNPROCESSABLE_ENTITY, words)
+    })
 }
 
 impl<T: DeserializeOwned> FromRequest<AppState> for AdminForm<T> {
@@ -154,25 +183,34 @@ impl<T: DeserializeOwned> FromRequest<AppState> for AdminForm<T> {
     async fn from_request(req: Request, state: &AppState) -> WebResult<Self> {
         let (mut parts, body) = req.into_parts();
         let Admin(session) = Admin::from_request_parts(&mut parts, state).await?;
-        let bytes = axum::body::to_bytes(body, MAX_FORM_BODY)
-            .await
-            .map_err(|_| {
-                WebError::page(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "That form is too large: shorten what you typed.",
-                )
-            })?;
-        let token: TokenOnly =
-            serde_urlencoded::from_bytes(&bytes).map_err(|_| WebError::forged())?;
-        if !admin::same_token(&session.csrf, &token.csrf) {
-            return Err(WebError::forged());
-        }
-        let form = serde_urlencoded::from_bytes(&bytes).map_err(|e| {
-            WebError::page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("The form arrived incomplete ({e}): open the page again and resend it."),
-            )
-        })?;
+        let token_ok = |t: &Tokens| admin::same_token(&session.csrf, &t.csrf);
+        let form = checked_form(body, token_ok, WebError::page, "the page").await?;
         Ok(AdminForm(session, form))
+    }
+}
+
+/// A form posted before any login (the setup, login and join pages):
+/// its `form` field must match the form-token cookie the page set, so a
+/// form from another site or an old tab is refused before its fields are
+/// read. Refusals name the page to open again (the last part of the path);
+/// the join page's lead back to joining.
+pub struct TokenForm<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for TokenForm<T> {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, _state: &AppState) -> WebResult<Self> {
+        let (parts, body) = req.into_parts();
+        let page = parts.uri.path().rsplit('/').next().unwrap_or("");
+        let refuse: fn(StatusCode, String) -> WebError = if page == "join" {
+            WebError::public
+        } else {
+            WebError::page
+        };
+        let token_ok = |t: &Tokens| admin::form_token_ok(&parts.headers, &t.form);
+        let again = format!("the {page} page");
+        Ok(TokenForm(
+            checked_form(body, token_ok, refuse, &again).await?,
+        ))
     }
 }

@@ -4,8 +4,8 @@
 //! programs. Both are limited per client address and can be switched off
 //! by the admin (setting `join.enabled`).
 
-use super::admin::{form_token_ok, random_token, with_form_token};
-use super::guard::{WebError, WebResult};
+use super::admin::{random_token, with_form_token};
+use super::guard::{TokenForm, WebError, WebResult};
 use super::no_store;
 use super::{AppState, ClientAddr, Secure};
 use crate::mail::dclogin;
@@ -14,8 +14,8 @@ use crate::store::settings::{JOIN_ENABLED, WIFI_PASSPHRASE, WIFI_SSID};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{ConnectInfo, Form, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 
@@ -175,25 +175,17 @@ async fn make_account(state: &AppState, ip: std::net::IpAddr) -> Result<NewAccou
     Err(Refusal::Failed("no free account name was found".into()))
 }
 
+/// The join form has no fields of its own (its token is checked by
+/// [`TokenForm`]).
 #[derive(serde::Deserialize)]
-struct JoinForm {
-    #[serde(default)]
-    form: String,
-}
+struct JoinForm {}
 
 async fn join_submit(
     State(state): State<AppState>,
     ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     axum::Extension(secure): axum::Extension<Secure>,
-    headers: HeaderMap,
-    Form(f): Form<JoinForm>,
+    TokenForm(JoinForm {}): TokenForm<JoinForm>,
 ) -> WebResult {
-    if !form_token_ok(&headers, &f.form) {
-        return Err(WebError::public(
-            StatusCode::FORBIDDEN,
-            "This form expired or came from another site: open the join page again.",
-        ));
-    }
     let account = match make_account(&state, peer.ip()).await {
         Ok(a) => a,
         Err(Refusal::Off) => return Err(switched_off()),

@@ -188,20 +188,10 @@ struct RadioPage {
     csrf: String,
     version: &'static str,
     configured: bool,
-    port: String,
     live: Live,
     plot: String,
-    // Settings as they run.
-    modem: String,
-    region: String,
-    frequency: String,
-    bandwidth: String,
-    sf: String,
-    cr: String,
-    txpower: String,
-    network: String,
-    address: String,
-    max_item: String,
+    /// The settings as they run, or as a form with a mistake sent them.
+    settings: RadioForm,
     bit_rate: String,
     frame_time: String,
     /// The serial devices plugged in, as the picker offers them.
@@ -335,19 +325,21 @@ async fn radio_view(state: &AppState, s: AdminSession, flash: Flash) -> WebResul
         csrf: s.csrf,
         version: env!("CARGO_PKG_VERSION"),
         configured: state.radio.is_some(),
-        port: v("port", c.port.clone()),
         live,
         plot: plot(&samples, now),
-        modem: v("modem", settings.model.as_str().into()),
-        region: v("region", region.as_str().into()),
-        frequency: v("frequency", settings.frequency.to_string()),
-        bandwidth: v("bandwidth", settings.bandwidth.to_string()),
-        sf: v("sf", settings.sf.to_string()),
-        cr: v("cr", settings.cr.to_string()),
-        txpower: v("txpower", settings.txpower.to_string()),
-        network: v("network", settings.network.to_string()),
-        address: v("address", settings.address.to_string()),
-        max_item: v("max_item", c.max_item.to_string()),
+        settings: RadioForm {
+            port: v("port", c.port.clone()),
+            modem: v("modem", settings.model.as_str().into()),
+            region: v("region", region.as_str().into()),
+            frequency: v("frequency", settings.frequency.to_string()),
+            bandwidth: v("bandwidth", settings.bandwidth.to_string()),
+            sf: v("sf", settings.sf.to_string()),
+            cr: v("cr", settings.cr.to_string()),
+            txpower: v("txpower", settings.txpower.to_string()),
+            network: v("network", settings.network.to_string()),
+            address: v("address", settings.address.to_string()),
+            max_item: v("max_item", c.max_item.to_string()),
+        },
         bit_rate: format!("{:.0} bit/s", settings.modulation().bit_rate()),
         frame_time: settings.airtime(settings.mtu()).to_string(),
         devices,
@@ -355,29 +347,19 @@ async fn radio_view(state: &AppState, s: AdminSession, flash: Flash) -> WebResul
     }))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 struct RadioForm {
-    #[serde(default)]
     port: String,
-    #[serde(default)]
     modem: String,
-    #[serde(default)]
     region: String,
-    #[serde(default)]
     frequency: String,
-    #[serde(default)]
     bandwidth: String,
-    #[serde(default)]
     sf: String,
-    #[serde(default)]
     cr: String,
-    #[serde(default)]
     txpower: String,
-    #[serde(default)]
     network: String,
-    #[serde(default)]
     address: String,
-    #[serde(default)]
     max_item: String,
 }
 

@@ -178,25 +178,18 @@ async fn settings_view(state: &AppState, s: AdminSession, flash: Flash) -> WebRe
     }))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 struct SettingsForm {
     /// Present (any value) when the box is ticked.
-    #[serde(default)]
     join: Option<String>,
-    #[serde(default)]
     ssid: String,
-    #[serde(default)]
     passphrase: String,
-    #[serde(default)]
     country: String,
     /// Present when the box is ticked.
-    #[serde(default)]
     encryption: Option<String>,
-    #[serde(default)]
     delete_after_days: String,
-    #[serde(default)]
     max_message_size: String,
-    #[serde(default)]
     mailbox_quota: String,
 }
 

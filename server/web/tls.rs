@@ -38,16 +38,16 @@ impl TlsListener {
             crate::admission::Refusals::SILENT,
             stop,
             crate::tasks::Tasks::new(),
-            move |tcp, peer, _| {
+            move |tcp, peer| {
                 let config = config.clone();
                 let tx = tx.clone();
-                tokio::spawn(async move {
+                async move {
                     if let Some(tls) =
                         crate::tls::handshake(&config, tcp, handshake_timeout, peer).await
                     {
                         let _ = tx.send((tls, peer)).await;
                     }
-                });
+                }
             },
         ));
         TlsListener { local, ready }

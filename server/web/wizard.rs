@@ -82,21 +82,16 @@ async fn wizard_view(state: &AppState, s: AdminSession, flash: Flash) -> WebResu
     }))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 struct WizardForm {
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     domain: String,
-    #[serde(default)]
     ssid: String,
-    #[serde(default)]
     passphrase: String,
-    #[serde(default)]
     country: String,
     /// The browser's clock, Unix milliseconds (filled in by the page's
     /// script; empty without JavaScript).
-    #[serde(default)]
     browser_time: String,
 }
 

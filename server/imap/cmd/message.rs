@@ -158,14 +158,7 @@ pub(crate) async fn store_cmd(
     tag: &Tag<'static>,
     request: StoreRequest<'_>,
 ) -> Status<'static> {
-    let StoreRequest {
-        set,
-        kind,
-        response,
-        flags,
-        uid,
-        unchanged_since,
-    } = request;
+    let (set, uid, unchanged_since) = (request.set, request.uid, request.unchanged_since);
     let store = s.store().clone();
     let SessionState::Selected { view, .. } = &s.state else {
         unreachable!()
@@ -183,13 +176,14 @@ pub(crate) async fn store_cmd(
         .map(|(seq, m)| (seq, Uid(m.uid as u32)))
         .collect();
     let uids: Vec<Uid> = chosen.iter().map(|(_, u)| *u).collect();
-    let op = match kind {
+    let op = match request.kind {
         StoreType::Add => FlagOp::Add,
         StoreType::Remove => FlagOp::Remove,
         StoreType::Replace => FlagOp::Replace,
     };
     // \Recent is the server's to set (RFC 3501 §2.3.2), never stored.
-    let flag_names: Vec<String> = flags
+    let flag_names: Vec<String> = request
+        .flags
         .iter()
         .map(flag_text)
         .filter(|f| !f.eq_ignore_ascii_case(RECENT))
@@ -204,7 +198,7 @@ pub(crate) async fn store_cmd(
     if let SessionState::Selected { view, .. } = &mut s.state {
         announce_keywords(server, view, changed.iter().flat_map(|c| &c.flags));
     }
-    if response == StoreResponse::Answer {
+    if request.response == StoreResponse::Answer {
         for c in &changed {
             let Some((seq, _)) = chosen.iter().find(|(_, u)| *u == c.uid) else {
                 continue;

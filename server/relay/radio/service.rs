@@ -449,20 +449,13 @@ impl Radio {
                             peer.name
                         )));
                     };
-                    return self
-                        .session(
-                            io,
-                            peer,
-                            Opened {
-                                keys,
-                                tag,
-                                initiator: true,
-                                their_caps: theirs.caps,
-                            },
-                            progress,
-                        )
-                        .await
-                        .map(|(c, bye)| (c, bye.map(|b| (tag, b, Instant::now() + LINGER))));
+                    let opened = Opened {
+                        keys,
+                        tag,
+                        initiator: true,
+                        their_caps: theirs.caps,
+                    };
+                    return self.session_then_linger(io, peer, opened, progress).await;
                 }
                 // Both called at once: the hub with the smaller key answers.
                 if f.flags & HELLO_ANSWER == 0
@@ -475,20 +468,13 @@ impl Radio {
                         continue;
                     };
                     io.send(vec![reply]).await.map_err(radio_failure)?;
-                    return self
-                        .session(
-                            io,
-                            peer,
-                            Opened {
-                                keys,
-                                tag: f.session,
-                                initiator: false,
-                                their_caps: theirs.caps,
-                            },
-                            progress,
-                        )
-                        .await
-                        .map(|(c, bye)| (c, bye.map(|b| (f.session, b, Instant::now() + LINGER))));
+                    let opened = Opened {
+                        keys,
+                        tag: f.session,
+                        initiator: false,
+                        their_caps: theirs.caps,
+                    };
+                    return self.session_then_linger(io, peer, opened, progress).await;
                 }
             }
         }
@@ -560,6 +546,20 @@ impl Radio {
     }
 
     /// One session with `peer`: the exchange over the record stream.
+    /// A session a call opened; its goodbye (if any) is kept to repeat
+    /// for late polls until [`LINGER`] has passed.
+    async fn session_then_linger(
+        &self,
+        io: &mut RadioIo,
+        peer: &PeerRow,
+        opened: Opened,
+        progress: &watch::Sender<LinkProgress>,
+    ) -> Result<(SyncCounts, Option<(u16, Vec<u8>, Instant)>), Failure> {
+        let tag = opened.tag;
+        let (counts, bye) = self.session(io, peer, opened, progress).await?;
+        Ok((counts, bye.map(|b| (tag, b, Instant::now() + LINGER))))
+    }
+
     async fn session(
         &self,
         io: &mut RadioIo,

@@ -340,13 +340,6 @@ async fn send_burst<A: Air>(
     mut burst: Vec<Vec<u8>>,
     link: &Link<'_>,
 ) -> Result<(), SessionError> {
-    let Link {
-        noise,
-        session,
-        tuning,
-        seg_payload,
-        ..
-    } = *link;
     let mut flags = 0;
     if burst.is_empty() {
         flags |= turn::IDLE;
@@ -355,9 +348,9 @@ async fn send_burst<A: Air>(
         flags |= turn::FIN;
     }
     let this: Airtime = burst.iter().map(|f| air.airtime(f.len())).sum();
-    let hold = air.wait_for(this + burst_need(&st.o, air, tuning, seg_payload));
+    let hold = air.wait_for(this + burst_need(&st.o, air, link.tuning, link.seg_payload));
     let t = make_turn(&st.o, &st.i, flags, air.budget_ms(), hold, st.last_signal);
-    burst.push(seal_turn(noise, session, &mut st.turn_no, &t)?);
+    burst.push(seal_turn(link.noise, link.session, &mut st.turn_no, &t)?);
     st.outcome.frames_sent += burst.len() as u64;
     st.outcome.airtime += burst.iter().map(|f| air.airtime(f.len())).sum();
     air.send(burst).await?;
@@ -415,22 +408,15 @@ fn build_burst<A: Air>(
     link: &Link<'_>,
     full_frame: Duration,
 ) -> Result<Vec<Vec<u8>>, SessionError> {
-    let Link {
-        noise,
-        session,
-        tuning,
-        seg_payload,
-        ..
-    } = *link;
     let mut burst: Vec<Vec<u8>> = Vec::new();
     let mut burst_air = Duration::ZERO;
     let budget = Duration::from_millis(u64::from(air.budget_ms()));
     let turn_air = air
         .airtime(frame::HEADER + frame::TURN_LEN + TAG)
         .as_duration();
-    let room = tuning.burst_air.min(budget.saturating_sub(turn_air));
+    let room = link.tuning.burst_air.min(budget.saturating_sub(turn_air));
     for f in st.o.unacked.values() {
-        if burst.len() >= tuning.burst_frames
+        if burst.len() >= link.tuning.burst_frames
             || (!burst.is_empty() && burst_air + full_frame > room)
         {
             break;
@@ -440,16 +426,23 @@ fn build_burst<A: Air>(
         st.outcome.resent += 1;
     }
     while !st.o.pending.is_empty()
-        && burst.len() < tuning.burst_frames
-        && (st.o.unacked.len() as u32) < tuning.window
+        && burst.len() < link.tuning.burst_frames
+        && (st.o.unacked.len() as u32) < link.tuning.window
         && (burst.is_empty() || burst_air + full_frame <= room)
     {
         if st.o.next_seq > frame::MAX_COUNTER {
             return Err(SessionError::Exhausted);
         }
-        let n = seg_payload.min(st.o.pending.len());
+        let n = link.seg_payload.min(st.o.pending.len());
         let plain: Vec<u8> = st.o.pending.drain(..n).collect();
-        let f = seal(noise, Kind::Seg, 0, session, st.o.next_seq, &plain)?;
+        let f = seal(
+            link.noise,
+            Kind::Seg,
+            0,
+            link.session,
+            st.o.next_seq,
+            &plain,
+        )?;
         st.outcome.bytes_out += n as u64;
         burst_air += air.airtime(f.len()).as_duration();
         st.o.unacked.insert(st.o.next_seq, f.clone());

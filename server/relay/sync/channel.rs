@@ -77,15 +77,43 @@ impl Channel {
     /// A channel over a carrier that moves whole records reliably and in
     /// order (the radio's session layer): each record is one postcard(Msg).
     /// Closing `out` tells the carrier this side has nothing more to say.
+    /// The plumbing every carrier shares: the queues, a reader task that
+    /// feeds `incoming` and a writer task that drains the control and data
+    /// queues; `read` and `write` are the carrier's own loops.
+    pub(crate) fn spawn<R, W>(
+        data_depth: usize,
+        close_wait: Duration,
+        read: impl FnOnce(mpsc::Sender<LinkResult<Msg>>) -> R,
+        write: impl FnOnce(Outgoing) -> W,
+    ) -> Channel
+    where
+        R: Future<Output = ()> + Send + 'static,
+        W: Future<Output = ()> + Send + 'static,
+    {
+        let (in_tx, incoming) = mpsc::channel(4);
+        let (control, control_rx) = mpsc::unbounded_channel::<Msg>();
+        let (data, data_rx) = mpsc::channel::<Msg>(data_depth);
+        let reader = tokio::spawn(read(in_tx));
+        let writer = tokio::spawn(write(Outgoing::new(control_rx, data_rx)));
+        Channel {
+            incoming,
+            control,
+            data,
+            reader,
+            writer,
+            close_wait,
+        }
+    }
+
+    /// A channel over a carrier that moves whole records reliably and in
+    /// order (the radio's session layer): each record is one postcard(Msg).
+    /// Closing `out` tells the carrier this side has nothing more to say.
     pub(crate) fn over_records(
         out: mpsc::Sender<Vec<u8>>,
         mut records: mpsc::Receiver<Vec<u8>>,
         close_wait: Duration,
     ) -> Channel {
-        let (in_tx, incoming) = mpsc::channel(4);
-        let (control, control_rx) = mpsc::unbounded_channel::<Msg>();
-        let (data, data_rx) = mpsc::channel::<Msg>(1);
-        let reader = tokio::spawn(async move {
+        let read = |in_tx: mpsc::Sender<LinkResult<Msg>>| async move {
             loop {
                 let got = match records.recv().await {
                     None => Err(LinkError::Closed),
@@ -97,9 +125,8 @@ impl Channel {
                     return;
                 }
             }
-        });
-        let writer = tokio::spawn(async move {
-            let mut outgoing = Outgoing::new(control_rx, data_rx);
+        };
+        let write = |mut outgoing: Outgoing| async move {
             // The radio's session keeps its own watch on silence: no pings.
             while let Some(msg) = outgoing.next(None).await {
                 let record = postcard::to_allocvec(&msg).expect("messages serialise");
@@ -107,15 +134,8 @@ impl Channel {
                     return;
                 }
             }
-        });
-        Channel {
-            incoming,
-            control,
-            data,
-            reader,
-            writer,
-            close_wait,
-        }
+        };
+        Channel::spawn(1, close_wait, read, write)
     }
 
     /// Let everything queued go out (the last acknowledgements, `Done`),
