@@ -132,12 +132,20 @@ fn the_relay_does_no_carrier_io_itself() {
 
 /// A web handler reads a form only through the guard's `AdminForm` (the
 /// admin's session and its CSRF token checked before any field), except
-/// the forms shown before login, which carry a double-submit token.
+/// the forms shown before login, which go through the guard's `TokenForm`
+/// (their double-submitted token checked before any field).
 #[test]
 fn admin_forms_go_through_the_guard() {
     let mut files = Vec::new();
     rust_files(&server().join("web"), &mut files);
-    let before_login = ["Form<SetupForm>", "Form<LoginForm>", "Form<JoinForm>"];
+    let before_login = [
+        "TokenForm<SetupForm>",
+        "TokenForm<LoginForm>",
+        "TokenForm<JoinForm>",
+        // The extractor's own definition.
+        "pub struct TokenForm<T>",
+        "FromRequest<AppState> for TokenForm<T>",
+    ];
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
         for (i, line) in text.lines().enumerate() {
