@@ -447,7 +447,7 @@ pub(crate) async fn command_received(
         C::Logout => logout(s, server, &tag),
         // RFC 2971 ID
         C::Id { .. } => id(server, &tag),
-        // RFC 5161 ENABLE: nothing we must switch on; CONDSTORE works always.
+        // RFC 5161 ENABLE (QRESYNC; CONDSTORE works always)
         C::Enable { capabilities } => enable(s, server, &tag, capabilities.as_ref()),
         // RFC 3501 §6.2.1 STARTTLS
         C::StartTLS => starttls(s, &tag),

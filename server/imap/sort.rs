@@ -33,14 +33,8 @@ impl SortFields {
     /// read). `seq`, `arrival` and `size` come from the store.
     pub fn of(raw: &[u8], seq: u32, arrival: i64, size: u64) -> SortFields {
         let mut fields = SortFields::bare(seq, arrival, size);
-        let header_end = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map(|i| i + 4)
-            .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
-            .unwrap_or(raw.len());
-        let Some(msg) = mail_parser::MessageParser::default().parse_headers(&raw[..header_end])
-        else {
+        let header = &raw[..super::fetch::header_end(raw)];
+        let Some(msg) = mail_parser::MessageParser::default().parse_headers(header) else {
             return fields;
         };
         if let Some(d) = msg.date()
