@@ -122,8 +122,11 @@ async fn mail_crosses_the_radio_both_ways_on_each_modem() {
         );
         no_one_over_the_duty_cycle(&r.sim);
         let status = r.a.hub.radio.as_ref().unwrap().status().borrow().clone();
-        assert!(status.frames_sent > 0 && status.used_ms > 0, "{status:?}");
-        assert!(status.last_rssi.is_some(), "{status:?}");
+        assert!(
+            status.air.frames_sent > 0 && status.used_ms > 0,
+            "{status:?}"
+        );
+        assert!(status.air.last_rssi.is_some(), "{status:?}");
         radio_page_shows_it(&r.a).await;
     }
 }
@@ -141,8 +144,10 @@ async fn the_receiving_radio_page_follows_a_session_as_it_runs() {
         while status.changed().await.is_ok() {
             let s = status.borrow().clone();
             match (s.state, at_start) {
-                (RadioState::Session, None) => at_start = Some(s.frames_heard),
-                (RadioState::Session, Some(h0)) if s.frames_heard > h0 && s.last_rssi.is_some() => {
+                (RadioState::Session, None) => at_start = Some(s.air.frames_heard),
+                (RadioState::Session, Some(h0))
+                    if s.air.frames_heard > h0 && s.air.last_rssi.is_some() =>
+                {
                     return true;
                 }
                 _ => {}

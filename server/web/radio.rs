@@ -117,12 +117,15 @@ async fn live(state: &AppState) -> Result<Live, crate::store::Error> {
         state: status.state.as_str().to_string(),
         identity: status.identity.clone(),
         error: status.error.clone().unwrap_or_default(),
-        heard: match (status.last_rssi, status.last_snr) {
+        heard: match (status.air.last_rssi, status.air.last_snr) {
             (Some(r), Some(s)) => format!("{r} dBm, SNR {s:.1} dB"),
             (Some(r), None) => format!("{r} dBm"),
             _ => String::new(),
         },
-        frames: format!("{} sent, {} heard", status.frames_sent, status.frames_heard),
+        frames: format!(
+            "{} sent, {} heard",
+            status.air.frames_sent, status.air.frames_heard
+        ),
         peer: status.peer.clone().unwrap_or_default(),
         progress: format!(
             "{}: {} of {} items out, {} of {} in; {} bytes out, {} in",

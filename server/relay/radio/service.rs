@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::frame::{CAP_FOLD, CAP_KEYREF, Frame, HELLO_ANSWER, Hello, Kind};
 use super::modem::ModemOpener;
 use super::session::{self, Air, AirError, SessionError, Tuning};
-use super::{RadioIo, VERSION, answer, finish, hello, hello_sender};
+use super::{AirStats, RadioIo, VERSION, answer, finish, hello, hello_sender};
 use crate::config::RadioConfig;
 use crate::domain::lora::Received;
 use crate::relay::Relay;
@@ -83,10 +83,8 @@ pub struct RadioStatus {
     pub limit_ms: u64,
     /// The legal budget of the band per hour.
     pub legal_ms: u64,
-    pub frames_sent: u64,
-    pub frames_heard: u64,
-    pub last_rssi: Option<i16>,
-    pub last_snr: Option<f32>,
+    /// Frames sent and heard, the last signal (the radio's own counters).
+    pub air: AirStats,
     /// Noise and errors the modem driver saw.
     pub noise_frames: u64,
     /// The peer of the session in progress.
@@ -203,10 +201,7 @@ impl Radio {
             s.used_ms = used.0 / 1000;
             s.limit_ms = limit.0 / 1000;
             s.legal_ms = band.budget().0 / 1000;
-            s.frames_sent = stats.frames_sent;
-            s.frames_heard = stats.frames_heard;
-            s.last_rssi = stats.last_rssi;
-            s.last_snr = stats.last_snr;
+            s.air = stats;
             s.noise_frames = noise;
         });
     }
@@ -264,14 +259,7 @@ impl Radio {
             // Frames sent and heard reach the radio page as they happen,
             // also during a session.
             let me = self.clone();
-            io.observe(Arc::new(move |st| {
-                me.set(|s| {
-                    s.frames_sent = st.frames_sent;
-                    s.frames_heard = st.frames_heard;
-                    s.last_rssi = st.last_rssi;
-                    s.last_snr = st.last_snr;
-                })
-            }));
+            io.observe(Arc::new(move |st| me.set(|s| s.air = st.clone())));
             let identity = io.modem().identity();
             tracing::info!(port = %self.inner.opener.name(), modem = %identity, band = io.band().name, "radio listening");
             self.set(|s| {
